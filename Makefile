@@ -1,0 +1,37 @@
+# Newcomers: `make run` (dashboard with demo data on SQLite) and `make test` (whole suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+FLASK := $(VENV)/bin/flask --app wsgi
+HOST ?= 127.0.0.1
+PORT ?= 8050
+
+.PHONY: run test test-unit install install-dev clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+.stamp-install: requirements.txt | $(PY)
+	$(PIP) install -q -r requirements.txt
+	touch $@
+
+.stamp-install-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@ .stamp-install
+
+install: .stamp-install
+install-dev: .stamp-install-dev
+
+run: .stamp-install
+	SCHEDULER=$${SCHEDULER:-inprocess} $(FLASK) run --host $(HOST) --port $(PORT)
+
+test: .stamp-install-dev
+	$(PY) -m pytest
+
+test-unit: .stamp-install-dev
+	$(PY) -m pytest tests/unit
+
+clean:
+	rm -rf $(VENV) .stamp-install .stamp-install-dev .pytest_cache

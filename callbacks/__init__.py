@@ -1,0 +1,1 @@
+"""Dash callbacks, one module per tab, each with `register(dash_app)`."""

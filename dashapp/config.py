@@ -1,0 +1,103 @@
+"""Settings: defaults, then the environment, then explicit overrides.
+
+Every setting the deployment can change is read here and nowhere else, so the
+table in README.md and this module describe the same thing.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_DATABASE_URL = "sqlite:///instance/analytics.db"
+SCHEDULER_MODES = ("inprocess", "off")
+
+DEFAULTS: dict[str, Any] = {
+    "ENV": "development",
+    "DATABASE_URL": DEFAULT_DATABASE_URL,
+    "DATABASE_READ_URL": None,
+    "REDIS_URL": None,
+    "REDIS_SOCKET_TIMEOUT": 0.25,
+    "SCHEDULER": None,  # None: decided by how the process was started (see scheduler_mode)
+    "URL_PREFIX": "/analytics/",
+    "INGEST_TOKEN": None,
+    "RAW_RETENTION_DAYS": 30,
+    "MINUTE_RETENTION_HOURS": 48,
+    "CHANNELS": ("email", "sms", "push"),
+    "SECRET_KEY": None,
+    "CACHE_DEFAULT_TIMEOUT": 300,
+    "LIVE_CACHE_TIMEOUT": 30,
+}
+
+_INT_SETTINGS = ("RAW_RETENTION_DAYS", "MINUTE_RETENTION_HOURS", "CACHE_DEFAULT_TIMEOUT", "LIVE_CACHE_TIMEOUT")
+_FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT",)
+_STR_SETTINGS = ("ENV", "DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL", "SCHEDULER", "URL_PREFIX",
+                 "INGEST_TOKEN", "SECRET_KEY")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it and what is allowed."""
+
+
+def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Read every known setting present in `environ`, converted to its type."""
+    found: dict[str, Any] = {}
+    for name in _STR_SETTINGS:
+        value = environ.get(name)
+        if value not in (None, ""):
+            found[name] = value
+    for name in _INT_SETTINGS:
+        if environ.get(name):
+            try:
+                found[name] = int(environ[name])
+            except ValueError:
+                raise ConfigError(f"{name} must be a whole number, got {environ[name]!r}") from None
+    for name in _FLOAT_SETTINGS:
+        if environ.get(name):
+            try:
+                found[name] = float(environ[name])
+            except ValueError:
+                raise ConfigError(f"{name} must be a number of seconds, got {environ[name]!r}") from None
+    if environ.get("CHANNELS"):
+        found["CHANNELS"] = tuple(c.strip() for c in environ["CHANNELS"].split(",") if c.strip())
+    return found
+
+
+def build_settings(overrides: Mapping[str, Any] | None = None,
+                   environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Defaults, then the environment, then `overrides`; validated."""
+    from_env = settings_from_env(os.environ if environ is None else environ)
+    overrides = dict(overrides or {})
+    settings = {**DEFAULTS, **from_env, **overrides}
+    explicit_database = "DATABASE_URL" in from_env or "DATABASE_URL" in overrides
+    return validate_settings(settings, explicit_database)
+
+
+def validate_settings(settings: dict[str, Any], explicit_database: bool) -> dict[str, Any]:
+    production = settings["ENV"] == "production"
+    if production and not settings.get("SECRET_KEY"):
+        raise ConfigError("SECRET_KEY is required when ENV=production")
+    if production and not explicit_database:
+        raise ConfigError("DATABASE_URL must be set explicitly when ENV=production")
+    if not settings.get("SECRET_KEY"):
+        settings["SECRET_KEY"] = secrets.token_hex(32)  # dev only: sessions end with the process
+    if settings["SCHEDULER"] is not None and settings["SCHEDULER"] not in SCHEDULER_MODES:
+        raise ConfigError(f"SCHEDULER must be one of {', '.join(SCHEDULER_MODES)}, got {settings['SCHEDULER']!r}")
+    prefix = settings["URL_PREFIX"]
+    if not (prefix.startswith("/") and prefix.endswith("/")):
+        raise ConfigError(f"URL_PREFIX must start and end with '/', got {prefix!r}")
+    for name in ("RAW_RETENTION_DAYS", "MINUTE_RETENTION_HOURS"):
+        if settings[name] < 1:
+            raise ConfigError(f"{name} must be at least 1, got {settings[name]}")
+    if not settings["CHANNELS"]:
+        raise ConfigError("CHANNELS must name at least one channel")
+    return settings
+
+
+def scheduler_mode(settings: Mapping[str, Any], command_name: str | None) -> str:
+    """`inprocess` under `flask run` (the embedded default), `off` everywhere else
+    (gunicorn workers, CLI commands), unless SCHEDULER says otherwise."""
+    if settings.get("SCHEDULER"):
+        return settings["SCHEDULER"]
+    return "inprocess" if command_name == "run" else "off"

@@ -1,0 +1,61 @@
+"""Errors are answers: one exception type for bad input, one JSON shape for every error
+of the API. The portal's own pages keep their own error pages."""
+from __future__ import annotations
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from dashapp.health import short_error
+
+JSON_PATHS = ("/api/", "/health")
+
+
+class ApiError(Exception):
+    """Bad input: HTTP `status` with `{"error": message, "field": field}`."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 400):
+        super().__init__(message)
+        self.message, self.field, self.status = message, field, status
+
+
+def error_response(message: str, field: str | None, status: int, headers: dict | None = None):
+    response = jsonify({"error": message, "field": field})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _database_down(exc: Exception):
+    current_app.logger.error("database unavailable: %s", short_error(exc))
+    return error_response("The analytics database is not answering; try again shortly.",
+                          None, 503, {"Retry-After": "5"})
+
+
+def register_blueprint_handlers(blueprint: Blueprint) -> None:
+    @blueprint.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.message, exc.field, exc.status)
+
+    @blueprint.errorhandler(OperationalError)
+    def _operational(exc: OperationalError):
+        return _database_down(exc)
+
+    @blueprint.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return error_response(exc.description or exc.name, None, exc.code or 500)
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return _database_down(exc)
+        current_app.logger.exception("unhandled error")
+        return error_response("Something went wrong on our side; it has been logged.", None, 500)
+
+
+def register_app_handlers(app: Flask) -> None:
+    """Unrouted API paths (404, 405) answer JSON too; the portal's pages are left alone."""
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if request.path.startswith(JSON_PATHS):
+            return error_response(exc.description or exc.name, None, exc.code or 500)
+        return exc

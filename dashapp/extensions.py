@@ -1,0 +1,122 @@
+"""Extensions, created unbound and bound to an app in `init_app`.
+
+Nothing here holds an engine at import time: each app keeps its own in
+`app.extensions`, so two apps in one process (tests, a portal) never share one.
+"""
+from __future__ import annotations
+
+import os
+import weakref
+from pathlib import Path
+
+import logging
+
+import click
+from flask import Flask, current_app
+from flask_caching import Cache
+from sqlalchemy import Engine, create_engine, event
+
+from dashapp.config import DEFAULTS, build_settings, scheduler_mode
+
+cache = Cache()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url` with the settings this product relies on on each dialect."""
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1] if "///" in url else ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        # pysqlite's own BEGIN handling defers the lock; issue BEGIN ourselves so a
+        # write transaction is a real transaction (documented SQLAlchemy recipe).
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    _dispose_after_fork(engine)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # BEGIN is issued by the "begin" listener
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _dispose_after_fork(engine: Engine) -> None:
+    """A forked worker must not reuse its parent's sockets (gunicorn --preload)."""
+    ref = weakref.ref(engine)
+
+    def dispose_in_child() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.dispose(close=False)
+
+    os.register_at_fork(after_in_child=dispose_in_child)
+
+
+class Database:
+    """Holds the engines of each app it is bound to."""
+
+    key = "analytics_db"
+
+    def init_app(self, app: Flask) -> None:
+        engine = make_engine(app.config["DATABASE_URL"])
+        read_url = app.config.get("DATABASE_READ_URL")
+        app.extensions[self.key] = {
+            "engine": engine,
+            "read_engine": make_engine(read_url) if read_url else engine,
+        }
+
+    @property
+    def engine(self) -> Engine:
+        return current_app.extensions[self.key]["engine"]
+
+    @property
+    def read_engine(self) -> Engine:
+        """Dashboards may read from a replica; writes always use `engine`."""
+        return current_app.extensions[self.key]["read_engine"]
+
+
+db = Database()
+
+
+def cache_config(settings: dict) -> dict:
+    """Flask-Caching settings: Redis with short socket timeouts, or in-process."""
+    if settings.get("REDIS_URL"):
+        timeout = settings["REDIS_SOCKET_TIMEOUT"]
+        return {
+            "CACHE_TYPE": "RedisCache",
+            "CACHE_REDIS_URL": settings["REDIS_URL"],
+            "CACHE_KEY_PREFIX": "na:",
+            "CACHE_DEFAULT_TIMEOUT": settings["CACHE_DEFAULT_TIMEOUT"],
+            "CACHE_OPTIONS": {"socket_timeout": timeout, "socket_connect_timeout": timeout},
+        }
+    return {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": settings["CACHE_DEFAULT_TIMEOUT"],
+            "CACHE_THRESHOLD": 2000}
+
+
+def ensure_extensions(app: Flask) -> None:
+    """Bind the database, cache, API and CLI to `app` once (create_app or a portal)."""
+    if db.key in app.extensions:
+        return
+    overrides = {k: v for k, v in app.config.items() if k in DEFAULTS and v is not None}
+    settings = build_settings(overrides)
+    app.config.update(settings)
+    app.config.update(cache_config(settings))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db.init_app(app)
+    cache.init_app(app)
+
+    from dashapp.api import api
+    from dashapp.errors import register_app_handlers
+
+    register_app_handlers(app)
+    app.register_blueprint(api)
+    click_ctx = click.get_current_context(silent=True)
+    mode = scheduler_mode(settings, click_ctx.info_name if click_ctx else None)
+    app.extensions["analytics_scheduler_state"] = mode

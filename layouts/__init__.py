@@ -1,0 +1,1 @@
+"""Pure functions returning Dash component trees, one module per tab."""

@@ -1,0 +1,11 @@
+"""Component ids, defined once so layouts, callbacks and browser tests agree."""
+
+URL = "url"
+TABS = "tabs"
+TAB_CONTENT = "tab-content"
+RANGE = "range"
+CUSTOM_RANGE = "custom-range"
+CUSTOM_RANGE_WRAPPER = "custom-range-wrapper"
+CHANNELS = "channels"
+STATUS_ALERT = "status-alert"
+STATUS_POLL = "status-poll"

@@ -1,0 +1,76 @@
+"""Shared fixtures: real Postgres and Redis, each test isolated.
+
+Postgres: one schema per test session (so parallel runs never meet), emptied before
+each test. Redis: database 15 (never 0), flushed before each test that uses it.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+HOW_TO_START = (
+    "Postgres or Redis is not reachable ({problem}); start them with "
+    "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` and "
+    "`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no`, "
+    "or point TEST_DATABASE_URL / TEST_REDIS_URL at running servers."
+)
+
+
+def pytest_sessionstart(session):
+    if make_url(TEST_DATABASE_URL).database == "postgres" or TEST_REDIS_URL.rstrip("/").endswith("/0"):
+        pytest.exit("Tests never use the 'postgres' database or Redis db 0; set TEST_DATABASE_URL / "
+                    "TEST_REDIS_URL to others.", returncode=4)
+    try:
+        engine = create_engine(TEST_DATABASE_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=3).ping()
+    except Exception as exc:  # one sentence, then stop: no silent skips
+        pytest.exit(HOW_TO_START.format(problem=str(exc).splitlines()[0]), returncode=3)
+
+
+@pytest.fixture(scope="session")
+def pg_schema():
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(TEST_DATABASE_URL)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    yield name
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_schema) -> str:
+    """A URL whose connections live in this session's own schema."""
+    url = make_url(TEST_DATABASE_URL).update_query_dict({"options": f"-csearch_path={pg_schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'analytics.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path) -> str:
+    """Service tests run on both dialects."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'analytics.db'}"
+    return request.getfixturevalue("pg_url")

@@ -1,0 +1,22 @@
+"""The dashboard shell in a real browser: tabs switch and the URL follows."""
+from selenium.webdriver.support.ui import WebDriverWait
+
+from dashapp import create_app
+
+
+def test_switching_tabs_changes_the_url_and_reload_keeps_it(dash_br, live_server, pg_url):
+    server = live_server(create_app({"DATABASE_URL": pg_url}))
+    dash_br.driver.get(server.url + "/analytics/?tab=overview&range=7d")
+    dash_br.wait_for_text_to_equal(".nav-link.active", "Overview")
+    dash_br.wait_for_contains_text("#tab-content", "KPI tiles")
+
+    trends = next(e for e in dash_br.find_elements(".nav-link") if e.text == "Trends")
+    trends.click()
+    dash_br.wait_for_contains_text("#tab-content", "anomalies")
+    WebDriverWait(dash_br.driver, 5).until(lambda d: "tab=trends" in d.current_url)
+    assert "range=7d" in dash_br.driver.current_url
+
+    dash_br.driver.refresh()
+    dash_br.wait_for_text_to_equal(".nav-link.active", "Trends")
+    dash_br.wait_for_contains_text("#tab-content", "anomalies")
+    assert dash_br.get_logs() == []

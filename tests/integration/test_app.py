@@ -1,0 +1,53 @@
+"""The factory, /health and the dashboard shell against real Postgres and Redis."""
+import redis as redis_lib
+
+from dashapp import create_app
+
+
+def test_factory_applies_overrides_and_mounts_everything(sqlite_url):
+    app = create_app({"DATABASE_URL": sqlite_url, "URL_PREFIX": "/dash/"})
+    rules = {r.rule for r in app.url_map.iter_rules()}
+    assert "/health" in rules and "/dash/" in rules and "/dash/_dash-update-component" in rules
+    assert app.config["DATABASE_URL"] == sqlite_url
+    assert app.test_client().get("/dash/").status_code == 200
+
+
+def test_two_apps_in_one_process_keep_their_own_engines(sqlite_url, pg_url):
+    a, b = create_app({"DATABASE_URL": sqlite_url}), create_app({"DATABASE_URL": pg_url})
+    assert a.extensions["analytics_db"]["engine"].dialect.name == "sqlite"
+    assert b.extensions["analytics_db"]["engine"].dialect.name == "postgresql"
+
+
+def test_health_on_sqlite_with_in_process_cache(sqlite_url):
+    response = create_app({"DATABASE_URL": sqlite_url}).test_client().get("/health")
+    assert response.status_code == 200
+    assert response.json == {"status": "healthy", "database": "ok", "cache": "simple", "scheduler": "off"}
+
+
+def test_health_on_postgres_and_redis(pg_url, redis_url):
+    app = create_app({"DATABASE_URL": pg_url, "REDIS_URL": redis_url})
+    response = app.test_client().get("/health")
+    assert response.status_code == 200
+    assert response.json["cache"] == "redis" and response.json["status"] == "healthy"
+    assert redis_lib.Redis.from_url(redis_url).get("na:health:probe") is not None
+
+
+def test_health_degraded_when_redis_is_unreachable(pg_url):
+    app = create_app({"DATABASE_URL": pg_url, "REDIS_URL": "redis://127.0.0.1:1/15"})
+    response = app.test_client().get("/health")
+    assert response.status_code == 200
+    assert response.json["status"] == "degraded"
+    assert response.json["cache"].startswith("error: ")
+    assert app.test_client().get("/analytics/").status_code == 200
+
+
+def test_health_503_when_database_is_unreachable():
+    app = create_app({"DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/test"})
+    response = app.test_client().get("/health")
+    assert response.status_code == 503
+    assert response.json["database"].startswith("error: OperationalError")
+
+
+def test_unknown_api_path_answers_json(sqlite_url):
+    response = create_app({"DATABASE_URL": sqlite_url}).test_client().get("/api/nothing-here")
+    assert response.status_code == 404 and "error" in response.json and "field" in response.json

@@ -1,0 +1,33 @@
+from dash import no_update
+
+from callbacks.shell import ViewState, parse_search, sync_view, to_search
+from layouts import ids
+
+CHANNELS = ("email", "sms", "push")
+
+
+def test_round_trip_of_a_view():
+    state = ViewState(tab="compare", range="custom", start="2026-11-01", end="2026-11-07",
+                      channels=("email", "push"))
+    assert parse_search(to_search(state), CHANNELS) == state
+
+
+def test_unknown_values_fall_back_to_defaults():
+    state = parse_search("?tab=admin&range=forever&channel=fax,sms", CHANNELS)
+    assert state == ViewState(tab="overview", range="24h", channels=("sms",))
+
+
+def test_custom_range_without_valid_dates_is_the_default_range():
+    assert parse_search("?range=custom&start=2026-11-09&end=2026-11-01", CHANNELS).range == "24h"
+    assert parse_search("?range=custom&start=yesterday", CHANNELS).range == "24h"
+
+
+def test_url_drives_controls_on_load():
+    out = sync_view("?tab=trends&range=7d&channel=sms", None, None, None, None, None, CHANNELS, ids.URL)
+    assert out[1:6] == ("trends", "7d", None, None, ["sms"])
+    assert out[0] is no_update  # the URL already says it
+
+
+def test_controls_drive_the_url():
+    out = sync_view("?tab=overview", "drilldown", "30d", None, None, ["push", "email"], CHANNELS, ids.TABS)
+    assert out[0] == "?tab=drilldown&range=30d&channel=email,push"

@@ -1,0 +1,3 @@
+from dashapp import create_app
+
+app = create_app()
