@@ -24,8 +24,13 @@ $(PY):
 install: .stamp-install
 install-dev: .stamp-install-dev
 
+DEMO_DAYS ?= 30
+DEMO_PER_HOUR ?= 400
+
 run: .stamp-install
-	SCHEDULER=$${SCHEDULER:-inprocess} $(FLASK) run --host $(HOST) --port $(PORT)
+	$(FLASK) init-db
+	$(FLASK) seed-demo --days $(DEMO_DAYS) --per-hour $(DEMO_PER_HOUR) --if-empty
+	$(FLASK) run --host $(HOST) --port $(PORT)
 
 test: .stamp-install-dev
 	$(PY) -m pytest

@@ -2,11 +2,15 @@
 service function and returns its plain result as JSON."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+import hmac
 
-from dashapp.errors import register_blueprint_handlers
+import orjson
+from flask import Blueprint, current_app, jsonify, request
+
+from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem
+from services.ingest import ingest_events
 
 api = Blueprint("api", __name__)
 register_blueprint_handlers(api)
@@ -23,3 +27,56 @@ def health():
         "scheduler": current_app.extensions.get("analytics_scheduler_state", "off"),
     }
     return jsonify(body), 200 if problem is None else 503
+
+
+MAX_EVENTS = 10_000
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+def _check_ingest_token() -> None:
+    expected = current_app.config.get("INGEST_TOKEN")
+    if not expected:
+        raise ApiError("Ingest over HTTP is disabled: set INGEST_TOKEN on the server to enable it.",
+                       "Authorization", 403)
+    header = request.headers.get("Authorization", "")
+    given = header[7:] if header.startswith("Bearer ") else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError("Missing or wrong ingest token: send 'Authorization: Bearer <INGEST_TOKEN>'.",
+                       "Authorization", 401)
+
+
+def _read_events() -> list:
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise ApiError(f"Body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB; split it into batches.",
+                       "body", 413)
+    body = request.stream.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(f"Body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB; split it into batches.",
+                       "body", 413)
+    stripped = body.lstrip()
+    if not stripped:
+        raise ApiError("Body is empty: send a JSON array of events or NDJSON (one event per line).", "body")
+    try:
+        if stripped.startswith(b"["):
+            events = orjson.loads(stripped)
+        else:
+            events = [orjson.loads(line) for line in stripped.splitlines() if line.strip()]
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(f"Body is not JSON ({exc}); send a JSON array of events or NDJSON.", "body") from None
+    if not isinstance(events, list):
+        raise ApiError("Body must be a JSON array of events or NDJSON.", "body")
+    if len(events) > MAX_EVENTS:
+        raise ApiError(f"{len(events):,} events in one request; at most {MAX_EVENTS:,} are allowed.",
+                       "body", 413)
+    return events
+
+
+@api.post("/api/events")
+def ingest():
+    _check_ingest_token()
+    events = _read_events()
+    with db.engine.begin() as conn:
+        report = ingest_events(conn, events, channels=current_app.config["CHANNELS"],
+                               raw_retention_days=current_app.config["RAW_RETENTION_DAYS"])
+    return jsonify(report.as_dict())

@@ -34,6 +34,7 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        event.listen(engine, "connect", _postgres_on_connect)
     _dispose_after_fork(engine)
     return engine
 
@@ -45,6 +46,13 @@ def _sqlite_on_connect(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _postgres_on_connect(dbapi_connection, _record) -> None:
+    # buckets are UTC whatever the server's default zone is
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
 
 
 def _dispose_after_fork(engine: Engine) -> None:
@@ -109,14 +117,17 @@ def ensure_extensions(app: Flask) -> None:
     app.config.update(settings)
     app.config.update(cache_config(settings))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     db.init_app(app)
     cache.init_app(app)
 
+    from dashapp import cli
     from dashapp.api import api
     from dashapp.errors import register_app_handlers
 
     register_app_handlers(app)
     app.register_blueprint(api)
+    cli.register(app)
     click_ctx = click.get_current_context(silent=True)
     mode = scheduler_mode(settings, click_ctx.info_name if click_ctx else None)
     app.extensions["analytics_scheduler_state"] = mode

@@ -74,3 +74,40 @@ def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'analytics.db'}"
     return request.getfixturevalue("pg_url")
+
+
+def fresh_engine(url: str):
+    """An upgraded database with every table empty."""
+    from dashapp.extensions import make_engine
+    from services.schema import metadata, upgrade_database
+
+    eng = make_engine(url)
+    upgrade_database(eng)
+    if eng.dialect.name == "postgresql":
+        names = ", ".join(t.name for t in metadata.sorted_tables)
+        with eng.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+    return eng
+
+
+@pytest.fixture
+def engine(database_url):
+    """An upgraded, empty database on each dialect."""
+    eng = fresh_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_url):
+    eng = fresh_engine(pg_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def app(engine):
+    from dashapp import create_app
+
+    return create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False),
+                       "INGEST_TOKEN": "test-token"})

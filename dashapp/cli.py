@@ -1,0 +1,106 @@
+"""Flask CLI commands: `flask --app wsgi init-db | ingest FILE | seed-demo`."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from dashapp.extensions import db
+from services import demo, eventfiles, ingest, schema
+
+BATCH = 5000
+
+
+def register(app: Flask) -> None:
+    for command in (init_db, ingest_file, seed_demo):
+        app.cli.add_command(command)
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db():
+    """Create or upgrade the schema (idempotent)."""
+    schema.upgrade_database(db.engine)
+    click.echo(f"database ready: {db.engine.url.render_as_string(hide_password=True)}")
+
+
+@click.command("ingest")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), help="default: from the file name")
+@with_appcontext
+def ingest_file(path: Path, fmt: str | None):
+    """Ingest an NDJSON or CSV file of any size, in batches, with progress."""
+    try:
+        fmt = fmt or eventfiles.detect_format(path.name)
+    except eventfiles.FileFormatError as exc:
+        raise click.UsageError(str(exc)) from None
+    reader = eventfiles.read_ndjson if fmt == "ndjson" else eventfiles.read_csv
+    report = ingest.IngestReport()
+    with path.open("rb") as stream, click.progressbar(length=path.stat().st_size, label="ingesting",
+                                                     show_pos=False, file=sys.stderr) as bar:
+        batch: list[tuple[int, object]] = []
+
+        def flush():
+            nonlocal report
+            if not batch:
+                return
+            with db.engine.begin() as conn:
+                part = ingest.ingest_events(conn, [event for _, event in batch],
+                                            channels=current_app.config["CHANNELS"],
+                                            raw_retention_days=current_app.config["RAW_RETENTION_DAYS"])
+            lines = [number for number, _ in batch]
+            report += ingest.IngestReport(part.accepted, part.duplicates, tuple(
+                ingest.Rejection(lines[r.index], r.error) for r in part.rejected))
+            batch.clear()
+            bar.update(stream.tell() - bar.pos)
+
+        for number, event in reader(stream):
+            batch.append((number, event))
+            if len(batch) >= BATCH:
+                flush()
+        flush()
+    _echo_report(report)
+
+
+def _echo_report(report: ingest.IngestReport, shown: int = 20) -> None:
+    click.echo(f"accepted {report.accepted:,}, duplicates {report.duplicates:,}, "
+               f"rejected {len(report.rejected):,}")
+    for rejection in report.rejected[:shown]:
+        click.echo(f"  line {rejection.index}: {rejection.error}")
+    if len(report.rejected) > shown:
+        click.echo(f"  … and {len(report.rejected) - shown:,} more")
+
+
+@click.command("seed-demo")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 400))
+@click.option("--per-hour", default=2000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="average notifications sent per hour (each makes 2–4 events)")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--if-empty", is_flag=True, help="do nothing when events already exist")
+@with_appcontext
+def seed_demo(days: int, per_hour: int, seed: int, if_empty: bool):
+    """Generate and load demo data; incidents go to instance/demo_incidents.json."""
+    from sqlalchemy import func, select
+
+    schema.upgrade_database(db.engine)
+    if if_empty:
+        with db.engine.connect() as conn:
+            if conn.execute(select(func.count()).select_from(
+                    select(schema.notification_events.c.event_id).limit(1).subquery())).scalar():
+                click.echo("demo data already loaded; nothing to do")
+                return
+    expected = int(days * 24 * per_hour * 2.35)
+    with click.progressbar(length=expected, label="loading demo events",
+                           file=sys.stderr) as bar:
+        result = demo.seed_demo(db.engine.begin, days=days, per_hour=per_hour, seed=seed,
+                                progress=bar.update)
+    incidents_path = Path(current_app.instance_path) / "demo_incidents.json"
+    incidents_path.parent.mkdir(parents=True, exist_ok=True)
+    incidents_path.write_text(json.dumps(demo.incidents_as_dicts(result), indent=2) + "\n")
+    click.echo(f"loaded {result.events:,} events ({result.notifications:,} notifications) from "
+               f"{result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC; "
+               f"{len(result.incidents)} incidents written to {incidents_path}")

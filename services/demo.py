@@ -1,0 +1,236 @@
+"""A realistic, deterministic demo data set: lifecycle-consistent notifications with daily
+and weekly seasonality, a channel mix, templates that differ, and injected incidents.
+
+Everything is generated with numpy in bulk and written through the ingest storage path,
+so a million events load in seconds. Same seed and end hour, same data.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+from sqlalchemy import Connection, delete, insert
+
+from services import latency
+from services.ingest import store_rows
+from services.schema import STATUSES, templates
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Template:
+    template_id: int
+    name: str
+    channel: str
+    weight: float      # share of its channel's volume
+    open_rate: float   # of delivered
+    click_rate: float  # of opened
+
+
+TEMPLATES: tuple[Template, ...] = (
+    Template(1, "Password reset", "email", 0.15, 0.62, 0.45),
+    Template(2, "Order confirmation", "email", 0.30, 0.48, 0.12),
+    Template(3, "Weekly digest", "email", 0.25, 0.22, 0.08),
+    Template(4, "Abandoned cart", "email", 0.15, 0.35, 0.18),
+    Template(5, "Welcome", "email", 0.15, 0.55, 0.25),
+    Template(6, "Login code", "sms", 0.50, 0.0, 0.0),
+    Template(7, "Delivery update", "sms", 0.30, 0.0, 0.0),
+    Template(8, "Appointment reminder", "sms", 0.20, 0.0, 0.0),
+    Template(9, "Flash sale", "push", 0.30, 0.08, 0.30),
+    Template(10, "New message", "push", 0.35, 0.25, 0.40),
+    Template(11, "Price drop", "push", 0.20, 0.12, 0.20),
+    Template(12, "Daily streak", "push", 0.15, 0.18, 0.10),
+)
+CHANNEL_SHARE = {"email": 0.55, "push": 0.30, "sms": 0.15}
+# (delivered, failed, bounced) of sent
+OUTCOMES = {"email": (0.955, 0.010, 0.035), "sms": (0.920, 0.070, 0.010), "push": (0.970, 0.030, 0.0)}
+# lognormal processing time: median ms, sigma
+PROCESSING = {"email": (420.0, 0.5), "sms": (950.0, 0.45), "push": (140.0, 0.6)}
+OPEN_DELAY_S = {"email": 1200.0, "sms": 600.0, "push": 240.0}
+CLICK_DELAY_S = 90.0
+
+
+@dataclass(frozen=True)
+class Incident:
+    kind: str
+    description: str
+    start: str
+    end: str
+    channel: str
+    template_id: int | None
+    metric: str
+    normal: float
+    during: float
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    events: int
+    notifications: int
+    start: datetime
+    end: datetime
+    incidents: tuple[Incident, ...]
+
+
+def hourly_profile() -> np.ndarray:
+    """Relative volume by hour of day (mean 1): peaks around 08:00 and 18:00, quiet nights."""
+    h = np.arange(24)
+    shape = (0.25 + 1.1 * np.exp(-((h - 8) ** 2) / (2 * 1.6 ** 2))
+             + 0.95 * np.exp(-((h - 18) ** 2) / (2 * 2.0 ** 2)) + 0.35 * np.exp(-((h - 13) ** 2) / 18))
+    return shape / shape.mean()
+
+
+WEEKDAY_FACTOR = np.array([1.05, 1.08, 1.06, 1.04, 1.0, 0.78, 0.72])  # Monday first
+
+
+def plan_incidents(start: datetime, end: datetime) -> list[dict]:
+    """Three incidents placed back from `end`, kept only when they fall inside the range."""
+    day = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    plans = [
+        dict(kind="sms_delivery_drop", channel="sms", template_id=None, metric="delivery_rate",
+             normal=92.0, during=45.0, start=day - timedelta(days=2) + timedelta(hours=14), hours=3,
+             description="SMS delivery rate falls from ~92% to ~45% for three hours (carrier outage)"),
+        dict(kind="email_bounce_spike", channel="email", template_id=3, metric="bounce_rate",
+             normal=3.5, during=30.0, start=day - timedelta(days=5) + timedelta(hours=10), hours=2,
+             description="Bounce rate of the 'Weekly digest' email jumps to ~30% for two hours (stale list)"),
+        dict(kind="push_latency_spike", channel="push", template_id=None, metric="p95_processing_time",
+             normal=380.0, during=3000.0, start=day - timedelta(days=1) + timedelta(hours=20), hours=1,
+             description="Push processing time rises eightfold for one hour (provider slowdown)"),
+    ]
+    return [p for p in plans if p["start"] >= start and p["start"] + timedelta(hours=p["hours"]) <= end]
+
+
+def generate(days: int, per_hour: int, seed: int, end: datetime) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Column arrays of every event (and the incident plan). `per_hour` is the average
+    number of notifications sent per hour; each becomes 2–4 events."""
+    rng = np.random.default_rng(seed)
+    end = end.replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    hours = days * 24
+    hour_starts = np.arange(hours) * 3600 + int((start - EPOCH).total_seconds())
+    hour_of_day = (hour_starts // 3600) % 24
+    weekday = ((hour_starts // 86400) + 3) % 7  # 1970-01-01 was a Thursday
+    rate = per_hour * hourly_profile()[hour_of_day] * WEEKDAY_FACTOR[weekday] / WEEKDAY_FACTOR.mean()
+    counts = rng.poisson(rate)
+    n = int(counts.sum())
+
+    sent_us = (np.repeat(hour_starts, counts) * 1_000_000 + rng.integers(0, 3_600_000_000, n)).astype(np.int64)
+    channels = list(CHANNEL_SHARE)
+    weights = np.array([CHANNEL_SHARE[t.channel] * t.weight for t in TEMPLATES])
+    tpl = rng.choice(len(TEMPLATES), size=n, p=weights / weights.sum())
+    tpl_channel = np.array([channels.index(t.channel) for t in TEMPLATES])[tpl]
+
+    # outcome: delivered / failed / bounced, per channel, with incidents
+    probs = np.array([OUTCOMES[c] for c in channels])[tpl_channel]  # n x 3
+    median = np.array([PROCESSING[c][0] for c in channels])[tpl_channel]
+    sigma = np.array([PROCESSING[c][1] for c in channels])[tpl_channel]
+    incidents = plan_incidents(start, end)
+    for inc in incidents:
+        lo = int((inc["start"] - EPOCH).total_seconds()) * 1_000_000
+        hi = lo + inc["hours"] * 3_600_000_000
+        mask = (sent_us >= lo) & (sent_us < hi) & (tpl_channel == channels.index(inc["channel"]))
+        if inc["template_id"] is not None:
+            mask &= np.array([t.template_id for t in TEMPLATES])[tpl] == inc["template_id"]
+        if inc["kind"] == "sms_delivery_drop":
+            probs[mask] = (0.45, 0.53, 0.02)
+        elif inc["kind"] == "email_bounce_spike":
+            probs[mask] = (0.69, 0.01, 0.30)
+        elif inc["kind"] == "push_latency_spike":
+            median = np.where(mask, median * 8, median)
+    u = rng.random(n)
+    outcome = np.where(u < probs[:, 0], 1, np.where(u < probs[:, 0] + probs[:, 1], 2, 3))  # STATUSES index
+    processing = np.maximum(1, np.round(median * np.exp(sigma * rng.standard_normal(n)))).astype(np.int64)
+    processing = np.where(outcome == 2, processing * 3 // 2, processing)
+    outcome_us = sent_us + processing * 1000
+
+    delivered = outcome == 1
+    open_p = np.array([t.open_rate for t in TEMPLATES])[tpl]
+    opened = delivered & (rng.random(n) < open_p)
+    open_delay = np.array([OPEN_DELAY_S[c] for c in channels])[tpl_channel]
+    open_us = outcome_us + (rng.exponential(1.0, n) * open_delay * 1_000_000).astype(np.int64)
+    click_p = np.array([t.click_rate for t in TEMPLATES])[tpl]
+    clicked = opened & (rng.random(n) < click_p)
+    click_us = open_us + (rng.exponential(CLICK_DELAY_S, n) * 1_000_000).astype(np.int64)
+    users = rng.integers(1, 50_001, n)
+
+    idx = np.arange(n)
+    parts = [
+        (idx, sent_us, np.zeros(n, dtype=np.int64), np.full(n, -1)),
+        (idx, outcome_us, outcome, processing),
+        (idx[opened], open_us[opened], np.full(opened.sum(), 4), np.full(opened.sum(), -1)),
+        (idx[clicked], click_us[clicked], np.full(clicked.sum(), 5), np.full(clicked.sum(), -1)),
+    ]
+    note = np.concatenate([p[0] for p in parts])
+    time_us = np.concatenate([p[1] for p in parts])
+    status = np.concatenate([p[2] for p in parts])
+    ptime = np.concatenate([p[3] for p in parts])
+    keep = time_us < int((end - EPOCH).total_seconds()) * 1_000_000  # nothing from the future
+    order = np.argsort(time_us[keep], kind="stable")
+    columns = {"notification": note[keep][order], "time_us": time_us[keep][order],
+               "status": status[keep][order], "processing": ptime[keep][order],
+               "template": tpl[note[keep][order]], "channel": tpl_channel[note[keep][order]],
+               "user": users[note[keep][order]]}
+    return columns, incidents
+
+
+def to_rows(columns: dict[str, np.ndarray], seed: int, now: datetime, lo: int, hi: int) -> list[tuple]:
+    """Rows lo..hi in EVENT_COLUMNS order."""
+    channels = list(CHANNEL_SHARE)
+    utc = timezone.utc
+    times = [t.replace(tzinfo=utc) for t in columns["time_us"][lo:hi].astype("datetime64[us]").tolist()]
+    notes = columns["notification"][lo:hi].tolist()
+    statuses = columns["status"][lo:hi].tolist()
+    processing = columns["processing"][lo:hi]
+    buckets = latency.bucket_indexes(np.maximum(processing, 0)).tolist()
+    processing = processing.tolist()
+    tpl_ids = [TEMPLATES[i].template_id for i in columns["template"][lo:hi].tolist()]
+    chans = [channels[i] for i in columns["channel"][lo:hi].tolist()]
+    users = columns["user"][lo:hi].tolist()
+    rows = []
+    for k in range(hi - lo):
+        nid = f"demo{seed}-{notes[k]}"
+        status = STATUSES[statuses[k]]
+        has_time = processing[k] >= 0
+        rows.append((times[k], f"{nid}:{status}", nid, now, chans[k], tpl_ids[k], f"u{users[k]}", status,
+                     processing[k] if has_time else None, buckets[k] if has_time else None, None))
+    return rows
+
+
+def seed_demo(conn_factory: Callable, days: int = 30, per_hour: int = 2000, seed: int = 42,
+              end: datetime | None = None, batch_size: int = 100_000,
+              progress: Callable[[int], None] | None = None) -> DemoResult:
+    """Generate and load the demo set, one transaction per batch (`conn_factory()` returns
+    a context manager yielding a Connection in a transaction, e.g. `engine.begin`)."""
+    end = (end or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
+    columns, plans = generate(days, per_hour, seed, end)
+    total = len(columns["time_us"])
+    now = datetime.now(timezone.utc)
+    with conn_factory() as conn:
+        write_templates(conn)
+    for lo in range(0, total, batch_size):
+        hi = min(total, lo + batch_size)
+        rows = to_rows(columns, seed, now, lo, hi)
+        with conn_factory() as conn:
+            store_rows(conn, rows, now=now)
+        if progress:
+            progress(hi - lo)
+    incidents = tuple(Incident(kind=p["kind"], description=p["description"], start=p["start"].isoformat(),
+                               end=(p["start"] + timedelta(hours=p["hours"])).isoformat(),
+                               channel=p["channel"], template_id=p["template_id"], metric=p["metric"],
+                               normal=p["normal"], during=p["during"]) for p in plans)
+    return DemoResult(events=total, notifications=int(columns["notification"].max() + 1) if total else 0,
+                      start=end - timedelta(days=days), end=end, incidents=incidents)
+
+
+def write_templates(conn: Connection) -> None:
+    ids = [t.template_id for t in TEMPLATES]
+    conn.execute(delete(templates).where(templates.c.template_id.in_(ids)))
+    conn.execute(insert(templates), [{"template_id": t.template_id, "name": t.name, "channel": t.channel}
+                                     for t in TEMPLATES])
+
+
+def incidents_as_dicts(result: DemoResult) -> list[dict]:
+    return [asdict(i) for i in result.incidents]

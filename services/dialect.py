@@ -1,0 +1,116 @@
+"""Every difference between Postgres and SQLite lives here: bulk writes (COPY vs
+executemany), partitions, time bucketing and locks. Nothing a user types reaches the SQL
+built here; identifiers come from our own constants."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta, timezone
+
+from sqlalchemy import Connection, text
+
+from services.schema import EVENT_COLUMNS
+
+SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+PARTITION_DAYS_AHEAD = 7
+_PARTITION_LOCK = 0x6E615F70  # advisory lock id serialising partition creation ("na_p")
+
+
+def is_postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def sqlite_time(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime(SQLITE_TIME_FORMAT)
+
+
+# ---------------------------------------------------------------- raw event writes
+
+def insert_events(conn: Connection, rows: Sequence[tuple]) -> int:
+    """Insert rows (in EVENT_COLUMNS order, aware UTC datetimes, metadata as JSON text),
+    skipping any whose (created_at, event_id) exists. Returns how many were inserted."""
+    if not rows:
+        return 0
+    if is_postgres(conn):
+        return _copy_events(conn, rows)
+    return _executemany_events(conn, rows)
+
+
+def _copy_events(conn: Connection, rows: Sequence[tuple]) -> int:
+    ensure_partitions(conn, {r[0].astimezone(timezone.utc).date() for r in rows})
+    columns = ", ".join(EVENT_COLUMNS)
+    raw = conn.connection.dbapi_connection
+    with raw.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_staging "
+                       "(LIKE notification_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        cursor.execute("TRUNCATE ingest_staging")
+        with cursor.copy(f"COPY ingest_staging ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO notification_events ({columns}) "
+                       f"SELECT {columns} FROM ingest_staging ON CONFLICT DO NOTHING")
+        return cursor.rowcount
+
+
+def _executemany_events(conn: Connection, rows: Sequence[tuple]) -> int:
+    created, ingested = EVENT_COLUMNS.index("created_at"), EVENT_COLUMNS.index("ingested_at")
+
+    def to_sqlite(row: tuple) -> tuple:
+        row = list(row)
+        row[created], row[ingested] = sqlite_time(row[created]), sqlite_time(row[ingested])
+        return tuple(row)
+
+    placeholders = ", ".join("?" for _ in EVENT_COLUMNS)
+    raw = conn.connection.dbapi_connection
+    cursor = raw.cursor()
+    before = raw.total_changes
+    cursor.executemany(f"INSERT OR IGNORE INTO notification_events ({', '.join(EVENT_COLUMNS)}) "
+                       f"VALUES ({placeholders})", map(to_sqlite, rows))
+    cursor.close()
+    return raw.total_changes - before
+
+
+# ---------------------------------------------------------------- partitions (Postgres)
+
+def partition_name(day: date) -> str:
+    return f"notification_events_p{day:%Y%m%d}"
+
+
+def existing_partition_days(conn: Connection) -> set[date]:
+    names = conn.execute(text(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'notification_events'::regclass")).scalars()
+    return {datetime.strptime(n[-8:], "%Y%m%d").date() for n in names}
+
+
+def ensure_partitions(conn: Connection, days: Iterable[date]) -> list[date]:
+    """Create the daily partitions `days` need (late or historic data); returns those created."""
+    if not is_postgres(conn):
+        return []
+    wanted = set(days) - existing_partition_days(conn)
+    if not wanted:
+        return []
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PARTITION_LOCK})
+    for day in sorted(wanted):
+        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        conn.execute(text(
+            f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF notification_events "
+            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{(start + timedelta(days=1)).isoformat()}')"))
+    return sorted(wanted)
+
+
+def ensure_partitions_ahead(conn: Connection, today: date | None = None) -> list[date]:
+    today = today or datetime.now(timezone.utc).date()
+    return ensure_partitions(conn, {today + timedelta(days=d) for d in range(-1, PARTITION_DAYS_AHEAD + 1)})
+
+
+def drop_raw_before(conn: Connection, cutoff: date) -> int:
+    """Raw retention: whole days before `cutoff` go (a partition drop on Postgres)."""
+    if is_postgres(conn):
+        old = sorted(d for d in existing_partition_days(conn) if d < cutoff)
+        for day in old:
+            conn.execute(text(f"DROP TABLE IF EXISTS {partition_name(day)}"))
+        return len(old)
+    start = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=timezone.utc)
+    result = conn.execute(text("DELETE FROM notification_events WHERE created_at < :cutoff"),
+                          {"cutoff": sqlite_time(start)})
+    return result.rowcount

@@ -1,0 +1,212 @@
+"""Validate raw lifecycle events and write them in bulk, de-duplicated on
+(created_at, event_id), logging the hours each batch touched for the rollup.
+
+One service, three doors: `POST /api/events`, `flask ingest FILE` and this module.
+"""
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import orjson
+from sqlalchemy import Connection, insert
+
+from services import dialect, latency
+from services.schema import CHANNELS, EVENT_COLUMNS, STATUSES, rollup_invalidations
+
+MAX_FUTURE = timedelta(minutes=5)
+MAX_METADATA_BYTES = 4096
+MAX_INT = 2_147_483_647
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
+KNOWN_FIELDS = ("event_id", "notification_id", "created_at", "channel", "template_id", "user_id",
+                "status", "processing_time_ms", "metadata")
+_DERIVED_ID_NAMESPACE = uuid.UUID("6f1d7c9e-33a5-4d0b-9a55-2b8f0f1e4c21")
+
+
+class EventError(ValueError):
+    """One event is invalid; the message says which field and what is allowed."""
+
+
+class UnreadableEvent(str):
+    """Stands in for input that could not even be parsed; it is rejected with this text."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    error: str
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: tuple[Rejection, ...] = field(default_factory=tuple)
+
+    def __add__(self, other: "IngestReport") -> "IngestReport":
+        return IngestReport(self.accepted + other.accepted, self.duplicates + other.duplicates,
+                            self.rejected + other.rejected)
+
+    def as_dict(self) -> dict:
+        return {"accepted": self.accepted, "duplicates": self.duplicates,
+                "rejected": [{"index": r.index, "error": r.error} for r in self.rejected]}
+
+
+def oldest_accepted(now: datetime, raw_retention_days: int) -> datetime:
+    """Events before this are refused: their raw day is (about to be) dropped, so their
+    hour could no longer be recomputed exactly."""
+    today = datetime(now.year, now.month, now.day, tzinfo=timezone.utc)
+    return today - timedelta(days=raw_retention_days - 1)
+
+
+def raw_retention_cutoff(now: datetime, raw_retention_days: int) -> date:
+    """Raw days before this are dropped."""
+    return (oldest_accepted(now, raw_retention_days) - timedelta(days=1)).date()
+
+
+# ---------------------------------------------------------------- validation (pure)
+
+def _parse_time(value) -> datetime:
+    if not isinstance(value, str):
+        raise EventError("created_at must be an ISO 8601 string such as 2026-11-28T09:30:00Z")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise EventError(f"created_at {value[:40]!r} is not an ISO 8601 timestamp "
+                         "such as 2026-11-28T09:30:00Z") from None
+    if parsed.tzinfo is None:
+        raise EventError("created_at needs a time zone: end it with Z or an offset like +02:00")
+    return parsed.astimezone(timezone.utc)
+
+
+def _optional_id(event: Mapping, name: str) -> str | None:
+    value = event.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise EventError(f"{name} must be a string of at most 100 characters")
+    value = str(value)
+    if not ID_PATTERN.match(value):
+        raise EventError(f"{name} must be 1–100 characters of letters, digits and . _ : -")
+    return value
+
+
+def _optional_int(event: Mapping, name: str, maximum: int) -> int | None:
+    value = event.get(name)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer() and not math.isinf(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EventError(f"{name} must be a whole number from 0 to {maximum:,}")
+    if not 0 <= value <= maximum:
+        raise EventError(f"{name} must be from 0 to {maximum:,}, got {value:,}")
+    return value
+
+
+def validate_event(event, now: datetime, channels: Sequence[str] = CHANNELS,
+                   raw_retention_days: int = 30) -> tuple:
+    """A storable row (EVENT_COLUMNS order) or EventError naming what is wrong."""
+    if isinstance(event, UnreadableEvent):
+        raise EventError(str(event))
+    if not isinstance(event, Mapping):
+        raise EventError("each event must be a JSON object")
+    unknown = sorted(set(event) - set(KNOWN_FIELDS))
+    if unknown:
+        raise EventError(f"unknown field {unknown[0]!r}; known fields: {', '.join(KNOWN_FIELDS)}")
+    for required in ("created_at", "channel", "status"):
+        if event.get(required) in (None, ""):
+            raise EventError(f"{required} is required")
+    created_at = _parse_time(event["created_at"])
+    if created_at > now + MAX_FUTURE:
+        raise EventError("created_at is more than 5 minutes in the future")
+    floor = oldest_accepted(now, raw_retention_days)
+    if created_at < floor:
+        raise EventError(f"created_at is before {floor:%Y-%m-%dT%H:%M:%SZ}: events older than the "
+                         f"{raw_retention_days}-day raw retention cannot be rolled up any more")
+    channel, status = event["channel"], event["status"]
+    if channel not in channels:
+        raise EventError(f"channel {str(channel)[:40]!r} is not one of {', '.join(channels)}")
+    if status not in STATUSES:
+        raise EventError(f"status {str(status)[:40]!r} is not one of {', '.join(STATUSES)}")
+    notification_id = _optional_id(event, "notification_id")
+    user_id = _optional_id(event, "user_id")
+    template_id = _optional_int(event, "template_id", MAX_INT)
+    processing = _optional_int(event, "processing_time_ms", latency.MAX_MS)
+    metadata = event.get("metadata")
+    metadata_text = None
+    if metadata is not None:
+        if not isinstance(metadata, Mapping):
+            raise EventError("metadata must be a JSON object")
+        try:
+            metadata_text = orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:
+            raise EventError("metadata must hold only JSON values") from None
+        if len(metadata_text.encode()) > MAX_METADATA_BYTES:
+            raise EventError(f"metadata is larger than {MAX_METADATA_BYTES:,} bytes")
+    event_id = _optional_id(event, "event_id")
+    if event_id is None:
+        # a retried identical event gets the same id, so it still de-duplicates
+        content = orjson.dumps([created_at.isoformat(), channel, status, notification_id, template_id,
+                                user_id, processing, metadata_text])
+        event_id = "d-" + uuid.uuid5(_DERIVED_ID_NAMESPACE, content.decode()).hex
+    bucket = latency.bucket_index(processing) if processing is not None else None
+    return (created_at, event_id, notification_id, now, channel, template_id, user_id, status,
+            processing, bucket, metadata_text)
+
+
+assert EVENT_COLUMNS == ("created_at", "event_id", "notification_id", "ingested_at", "channel",
+                         "template_id", "user_id", "status", "processing_time_ms", "latency_bucket",
+                         "metadata"), "validate_event builds rows in this order"
+
+
+# ---------------------------------------------------------------- storage
+
+def hour_of(value: datetime) -> datetime:
+    return value.replace(minute=0, second=0, microsecond=0)
+
+
+def store_rows(conn: Connection, rows: Sequence[tuple], hours: Iterable[datetime] | None = None,
+               now: datetime | None = None) -> int:
+    """Write valid rows and log the hours they touch, in the caller's transaction (so a
+    batch and its log entries commit together or not at all). Returns rows inserted."""
+    inserted = dialect.insert_events(conn, rows)
+    if inserted:
+        touched = set(hours) if hours is not None else {hour_of(r[0]) for r in rows}
+        logged_at = now or datetime.now(timezone.utc)
+        conn.execute(insert(rollup_invalidations),
+                     [{"bucket_hour": h, "logged_at": logged_at} for h in sorted(touched)])
+    return inserted
+
+
+def ingest_events(conn: Connection, events: Iterable, *, channels: Sequence[str] = CHANNELS,
+                  raw_retention_days: int = 30, now: datetime | None = None,
+                  first_index: int = 0) -> IngestReport:
+    """Validate, de-duplicate and store one batch, all-or-nothing in the caller's transaction.
+
+    A bad event rejects that event, not the batch; duplicates (within the batch or already
+    stored) are counted, not stored twice."""
+    now = now or datetime.now(timezone.utc)
+    rows: list[tuple] = []
+    rejected: list[Rejection] = []
+    seen: set[tuple] = set()
+    in_batch_duplicates = 0
+    for index, event in enumerate(events, start=first_index):
+        try:
+            row = validate_event(event, now, channels, raw_retention_days)
+        except EventError as exc:
+            rejected.append(Rejection(index, str(exc)))
+            continue
+        key = (row[0], row[1])
+        if key in seen:
+            in_batch_duplicates += 1
+            continue
+        seen.add(key)
+        rows.append(row)
+    inserted = store_rows(conn, rows, now=now)
+    return IngestReport(accepted=inserted, duplicates=in_batch_duplicates + len(rows) - inserted,
+                        rejected=tuple(rejected))

@@ -1,0 +1,95 @@
+"""Tables, as SQLAlchemy Core. Alembic migrations (`migrations/`) create them; this module
+is what the queries are written against.
+
+Times are UTC everywhere: `UTCDateTime` returns aware UTC datetimes on every dialect.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, SmallInteger,
+                        String, Table, TypeDecorator)
+from sqlalchemy.dialects.postgresql import JSONB
+
+CHANNELS = ("email", "sms", "push")
+STATUSES = ("sent", "delivered", "failed", "bounced", "opened", "clicked")
+OUTCOME_STATUSES = ("delivered", "failed", "bounced")  # the events that carry processing time
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out; stored naive-UTC where the dialect has no zones."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where a UTC time is required")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # computed SQLite expressions come back as text
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+metadata = MetaData()
+
+notification_events = Table(
+    "notification_events", metadata,
+    Column("created_at", UTCDateTime, primary_key=True),
+    Column("event_id", String(100), primary_key=True),
+    Column("notification_id", String(100)),
+    Column("ingested_at", UTCDateTime, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("template_id", Integer),
+    Column("user_id", String(100)),
+    Column("status", String(16), nullable=False),
+    Column("processing_time_ms", Integer),
+    Column("latency_bucket", SmallInteger),  # services.latency.bucket_index(processing_time_ms)
+    Column("metadata", JSON().with_variant(JSONB(), "postgresql")),
+)
+EVENT_COLUMNS = tuple(c.name for c in notification_events.columns)
+
+# Ingest writes the hours each batch touched here, in the batch's own transaction; the
+# rollup recomputes those hours and deletes the entries it consumed.
+rollup_invalidations = Table(
+    "rollup_invalidations", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("bucket_hour", UTCDateTime, nullable=False, index=True),
+    Column("logged_at", UTCDateTime, nullable=False),
+)
+
+templates = Table(
+    "notification_templates", metadata,
+    Column("template_id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    Column("channel", String(16)),
+)
+
+
+def upgrade_database(engine) -> None:
+    """Apply every migration not yet applied (idempotent), then create the raw partitions
+    for the days ahead on Postgres."""
+    from alembic import command
+    from alembic.config import Config
+
+    from services import dialect
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    with engine.begin() as conn:
+        dialect.ensure_partitions_ahead(conn)
