@@ -9,8 +9,9 @@ from flask import Blueprint, current_app, jsonify, request
 
 from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
-from dashapp.health import cache_state, database_problem
+from dashapp.health import cache_state, database_problem, scheduler_state
 from services.ingest import ingest_events
+from services.rollup import rollup_status
 
 api = Blueprint("api", __name__)
 register_blueprint_handlers(api)
@@ -24,7 +25,8 @@ def health():
         "status": "healthy" if problem is None and not cache_status.startswith("error") else "degraded",
         "database": "ok" if problem is None else f"error: {problem}",
         "cache": cache_status,
-        "scheduler": current_app.extensions.get("analytics_scheduler_state", "off"),
+        "scheduler": scheduler_state(db.engine, current_app.extensions.get("analytics_scheduler_state", "off"))
+        if problem is None else current_app.extensions.get("analytics_scheduler_state", "off"),
     }
     return jsonify(body), 200 if problem is None else 503
 
@@ -80,3 +82,10 @@ def ingest():
         report = ingest_events(conn, events, channels=current_app.config["CHANNELS"],
                                raw_retention_days=current_app.config["RAW_RETENTION_DAYS"])
     return jsonify(report.as_dict())
+
+
+@api.get("/api/aggregation/status")
+def aggregation_status():
+    with db.read_engine.connect() as conn:
+        body = rollup_status(conn)
+    return jsonify(body)

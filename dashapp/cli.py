@@ -10,13 +10,13 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from dashapp.extensions import db
-from services import demo, eventfiles, ingest, schema
+from services import demo, eventfiles, ingest, rollup, schema
 
 BATCH = 5000
 
 
 def register(app: Flask) -> None:
-    for command in (init_db, ingest_file, seed_demo):
+    for command in (init_db, ingest_file, seed_demo, rollup_command, retention_command):
         app.cli.add_command(command)
 
 
@@ -104,3 +104,39 @@ def seed_demo(days: int, per_hour: int, seed: int, if_empty: bool):
     click.echo(f"loaded {result.events:,} events ({result.notifications:,} notifications) from "
                f"{result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC; "
                f"{len(result.incidents)} incidents written to {incidents_path}")
+    click.echo(_rollup_with_progress("rolling up").summary())
+
+
+def _rollup_with_progress(label: str) -> rollup.RollupReport:
+    config = current_app.config
+    with click.progressbar(length=1, label=label, file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        return rollup.rollup_pending(db.engine, minute_retention_hours=config["MINUTE_RETENTION_HOURS"],
+                                     raw_retention_days=config["RAW_RETENTION_DAYS"], progress=progress)
+
+
+@click.command("rollup")
+@click.option("--full", is_flag=True, help="recompute every hour that still has raw events")
+@with_appcontext
+def rollup_command(full: bool):
+    """Recompute the dirty minute/hour/day buckets (or all of them with --full)."""
+    if full:
+        hours = rollup.invalidate_all(db.engine)
+        click.echo(f"marked {hours:,} hours for a full rebuild")
+    report = _rollup_with_progress("rolling up")
+    click.echo(report.summary())
+    if report.locked_out:
+        sys.exit(1)
+
+
+@click.command("retention")
+@with_appcontext
+def retention_command():
+    """Drop raw days past RAW_RETENTION_DAYS and minute rows past MINUTE_RETENTION_HOURS."""
+    config = current_app.config
+    result = rollup.apply_retention(db.engine, raw_retention_days=config["RAW_RETENTION_DAYS"],
+                                    minute_retention_hours=config["MINUTE_RETENTION_HOURS"])
+    click.echo(f"dropped {result['raw_dropped']} raw days, {result['minute_rows_deleted']:,} minute rows")

@@ -31,7 +31,10 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         # pysqlite's own BEGIN handling defers the lock; issue BEGIN ourselves so a
         # write transaction is a real transaction (documented SQLAlchemy recipe).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # A transaction that reads and then writes (the rollup) asks for IMMEDIATE so it
+        # holds the write lock from the start instead of failing to upgrade later.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
+            "BEGIN IMMEDIATE" if conn.get_execution_options().get("write_intent") else "BEGIN"))
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
         event.listen(engine, "connect", _postgres_on_connect)
@@ -117,7 +120,8 @@ def ensure_extensions(app: Flask) -> None:
     app.config.update(settings)
     app.config.update(cache_config(settings))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "apscheduler.executors", "apscheduler.scheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     db.init_app(app)
     cache.init_app(app)
 
@@ -131,3 +135,7 @@ def ensure_extensions(app: Flask) -> None:
     click_ctx = click.get_current_context(silent=True)
     mode = scheduler_mode(settings, click_ctx.info_name if click_ctx else None)
     app.extensions["analytics_scheduler_state"] = mode
+    if mode == "inprocess":
+        from scheduler.runner import start_in_background
+
+        app.extensions["analytics_scheduler_stop"] = start_in_background(app)

@@ -30,3 +30,22 @@ def cache_state(cache, redis_configured: bool) -> str:
     except Exception as exc:
         return f"error: {short_error(exc)}"
     return "redis"
+
+
+def scheduler_state(engine: Engine, mode: str) -> str:
+    """The scheduler's mode in this process and when the last rollup ran (any process)."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from services.schema import rollup_runs
+
+    try:
+        with engine.connect() as conn:
+            last = conn.execute(select(rollup_runs.c.started_at).order_by(rollup_runs.c.id.desc()).limit(1)).scalar()
+    except Exception:
+        return mode
+    if last is None:
+        return f"{mode}; no rollup has run yet"
+    age = (datetime.now(timezone.utc) - last).total_seconds()
+    return f"{mode}; last rollup {age:.0f} s ago"

@@ -114,3 +114,87 @@ def drop_raw_before(conn: Connection, cutoff: date) -> int:
     result = conn.execute(text("DELETE FROM notification_events WHERE created_at < :cutoff"),
                           {"cutoff": sqlite_time(start)})
     return result.rowcount
+
+
+# ---------------------------------------------------------------- time buckets
+
+_SQLITE_BUCKET_FORMATS = {"minute": "%Y-%m-%d %H:%M:00", "hour": "%Y-%m-%d %H:00:00",
+                          "day": "%Y-%m-%d 00:00:00"}
+
+
+def time_bucket(conn: Connection, granularity: str, column):
+    """The UTC start of the minute/hour/day holding `column`, as an aware datetime."""
+    from sqlalchemy import func, literal, type_coerce
+
+    from services.schema import UTCDateTime
+
+    if granularity not in _SQLITE_BUCKET_FORMATS:
+        raise ValueError(f"unknown granularity {granularity!r}")
+    if is_postgres(conn):
+        expr = func.date_trunc(literal(granularity), column, literal("UTC"))
+    else:
+        expr = func.strftime(literal(_SQLITE_BUCKET_FORMATS[granularity]), column)
+    return type_coerce(expr, UTCDateTime)
+
+
+# ---------------------------------------------------------------- locks
+
+class LeaderLock:
+    """A lock held for as long as this process keeps it, released if the process dies:
+    a Postgres session advisory lock on a dedicated connection, or an flock on SQLite."""
+
+    def __init__(self, engine, name: str):
+        self.engine, self.name = engine, name
+        self._conn = None
+        self._file = None
+
+    def try_acquire(self) -> bool:
+        if self.held:
+            return True
+        if self.engine.dialect.name == "postgresql":
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            got = conn.execute(text("SELECT pg_try_advisory_lock(hashtext(current_schema() || ':' || :n))"),
+                               {"n": self.name}).scalar()
+            if got:
+                self._conn = conn
+            else:
+                conn.close()
+            return bool(got)
+        import fcntl
+
+        handle = open(self._lock_path(), "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._file = handle
+        return True
+
+    def _lock_path(self) -> str:
+        database = self.engine.url.database or ""
+        if not database or database == ":memory:":
+            import tempfile
+            return f"{tempfile.gettempdir()}/analytics-memory.{self.name}.lock"
+        return f"{database}.{self.name}.lock"
+
+    @property
+    def held(self) -> bool:
+        return self._conn is not None or self._file is not None
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(hashtext(current_schema() || ':' || :n))"),
+                                   {"n": self.name})
+            except Exception:
+                pass  # a lost connection has released the lock already
+            finally:
+                self._conn.close()
+                self._conn = None
+        if self._file is not None:
+            import fcntl
+
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None

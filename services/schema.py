@@ -93,3 +93,60 @@ def upgrade_database(engine) -> None:
         command.upgrade(config, "head")
     with engine.begin() as conn:
         dialect.ensure_partitions_ahead(conn)
+
+
+# ---------------------------------------------------------------- rollups
+# Each granularity has a full table keyed by (bucket, channel, template_id, status) and a
+# narrow one without template, so top-level charts read a few rows per bucket. Events
+# without a template are rolled up under NO_TEMPLATE (a primary key cannot hold NULL).
+NO_TEMPLATE = -1
+GRANULARITIES = ("minute", "hour", "day")
+MEASURES = ("event_count", "processing_sum", "processing_count", "processing_min", "processing_max",
+            "latency_histogram")
+
+
+def _rollup_table(name: str, with_template: bool) -> Table:
+    keys = [Column("bucket", UTCDateTime, primary_key=True),
+            Column("channel", String(16), primary_key=True)]
+    if with_template:
+        keys.append(Column("template_id", Integer, primary_key=True, autoincrement=False))
+    keys.append(Column("status", String(16), primary_key=True))
+    return Table(
+        name, metadata, *keys,
+        Column("event_count", BigInteger, nullable=False),
+        Column("processing_sum", BigInteger, nullable=False),
+        Column("processing_count", BigInteger, nullable=False),
+        Column("processing_min", Integer),
+        Column("processing_max", Integer),
+        Column("latency_histogram", LargeBinary),  # services.latency.encode
+    )
+
+
+ROLLUP_TABLE_NAMES = {
+    ("minute", True): "metrics_minute", ("hour", True): "metrics_hourly", ("day", True): "metrics_daily",
+    ("minute", False): "metrics_minute_channel", ("hour", False): "metrics_hourly_channel",
+    ("day", False): "metrics_daily_channel",
+}
+ROLLUP_TABLES: dict[tuple[str, bool], Table] = {
+    key: _rollup_table(name, with_template=key[1]) for key, name in ROLLUP_TABLE_NAMES.items()
+}
+
+rollup_runs = Table(
+    "rollup_runs", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("hours", Integer, nullable=False, default=0),
+    Column("events", BigInteger, nullable=False, default=0),
+    Column("duration_ms", Integer),
+    Column("error", String(1000)),
+)
+
+# One row per named counter; `generation` grows with every committed rollup batch, so
+# cached answers built from rollups know when they are stale.
+rollup_state = Table(
+    "rollup_state", metadata,
+    Column("name", String(32), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -24,6 +24,15 @@ def test_health_on_sqlite_with_in_process_cache(sqlite_url):
     assert response.json == {"status": "healthy", "database": "ok", "cache": "simple", "scheduler": "off"}
 
 
+def test_health_tells_when_the_last_rollup_ran(engine):
+    from services.rollup import rollup_pending
+
+    app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    assert app.test_client().get("/health").json["scheduler"] == "off; no rollup has run yet"
+    rollup_pending(engine)
+    assert app.test_client().get("/health").json["scheduler"].startswith("off; last rollup 0 s ago")
+
+
 def test_health_on_postgres_and_redis(pg_url, redis_url):
     app = create_app({"DATABASE_URL": pg_url, "REDIS_URL": redis_url})
     response = app.test_client().get("/health")

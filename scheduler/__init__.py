@@ -1,0 +1,1 @@
+"""The rollup scheduler: one declarative job list, run by exactly one leader."""

@@ -1,0 +1,62 @@
+"""Every scheduled job, declared once with a stable id. Each runs in an app context and
+calls the same service function as its CLI command."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from flask import Flask
+
+from dashapp.extensions import db
+from services import dialect, rollup
+
+log = logging.getLogger("scheduler")
+
+
+def run_rollup(app: Flask) -> None:
+    with app.app_context():
+        config = app.config
+        report = rollup.rollup_pending(db.engine, minute_retention_hours=config["MINUTE_RETENTION_HOURS"],
+                                       raw_retention_days=config["RAW_RETENTION_DAYS"])
+    log.info("job rollup: %s", report.summary())
+
+
+def run_retention(app: Flask) -> None:
+    with app.app_context():
+        config = app.config
+        result = rollup.apply_retention(db.engine, raw_retention_days=config["RAW_RETENTION_DAYS"],
+                                        minute_retention_hours=config["MINUTE_RETENTION_HOURS"])
+    log.info("job retention: dropped %d raw days, %d minute rows", result["raw_dropped"],
+             result["minute_rows_deleted"])
+
+
+def run_partition_maintenance(app: Flask) -> None:
+    with app.app_context(), db.engine.begin() as conn:
+        created = dialect.ensure_partitions_ahead(conn)
+    log.info("job partitions: created %d daily partitions ahead", len(created))
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    func: Callable[[Flask], None]
+    trigger_args: dict = field(default_factory=dict)  # for the "interval" trigger
+    misfire_grace_time: int = 30
+
+
+JOBS: tuple[JobSpec, ...] = (
+    JobSpec("rollup", run_rollup, {"seconds": 60}, misfire_grace_time=30),
+    JobSpec("retention", run_retention, {"hours": 1}, misfire_grace_time=600),
+    JobSpec("partition-maintenance", run_partition_maintenance, {"hours": 24}, misfire_grace_time=3600),
+)
+
+
+def add_jobs(scheduler, app: Flask, start_now: bool = True) -> None:
+    """Register every job once (replace_existing keeps a restart from duplicating them)."""
+    first_run = datetime.now(timezone.utc) if start_now else None
+    for spec in JOBS:
+        scheduler.add_job(spec.func, "interval", args=[app], id=spec.id, name=spec.id, replace_existing=True,
+                          coalesce=True, max_instances=1, misfire_grace_time=spec.misfire_grace_time,
+                          next_run_time=first_run, **spec.trigger_args)

@@ -1,0 +1,197 @@
+"""Rollups equal the same numbers computed straight from raw events, whatever the order of
+ingest, late events, duplicates, reruns, crashes and concurrent runs."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, func, select
+
+from services import latency
+from services.ingest import ingest_events
+from services.rollup import invalidate_all, rollup_pending, rollup_status
+from services.schema import ROLLUP_TABLES, metadata, rollup_invalidations
+from tests.factories import iso, make_event, make_events
+from tests.oracle import actual_rollups, expected_rollups, minute_floor_for, raw_events, table_snapshot
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def reset(engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(delete(table))
+
+
+def ingest(engine, events, now=None):
+    with engine.begin() as conn:
+        return ingest_events(conn, events, now=now)
+
+
+def assert_rollups_match_raw(engine, now):
+    expected = expected_rollups(engine, minute_floor_for(now))
+    actual = actual_rollups(engine)
+    for name in expected:
+        assert actual[name] == expected[name], f"{name} differs from raw"
+
+
+event_strategy = st.fixed_dictionaries({
+    "minutes_ago": st.floats(0, 4 * 24 * 60),
+    "channel": st.sampled_from(["email", "sms", "push"]),
+    "template_id": st.sampled_from([None, 1, 2, 3]),
+    "status": st.sampled_from(["sent", "delivered", "failed", "bounced", "opened", "clicked"]),
+    "processing_time_ms": st.one_of(st.none(), st.integers(0, 10_000)),
+})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.lists(event_strategy, max_size=15), min_size=1, max_size=4),
+       rollup_after=st.lists(st.booleans(), min_size=4, max_size=4),
+       duplicate_every=st.integers(2, 6))
+def test_rollups_equal_raw_for_any_batches(engine, batches, rollup_after, duplicate_every):
+    reset(engine)
+    now = datetime.now(timezone.utc)
+    sent: list[dict] = []
+    for number, batch in enumerate(batches):
+        events = [make_event(created_at=iso(now - timedelta(minutes=e.pop("minutes_ago"))), **e) for e in batch]
+        events += sent[::duplicate_every]  # retries of earlier events
+        ingest(engine, events, now=now)
+        sent += events
+        if rollup_after[number]:
+            rollup_pending(engine, now=now)
+    rollup_pending(engine, now=now)
+    assert_rollups_match_raw(engine, now)
+
+
+def test_percentiles_from_rollups_are_within_two_percent(engine):
+    now = datetime.now(timezone.utc)
+    rng = np.random.default_rng(3)
+    times = rng.lognormal(6, 1.0, 3000).astype(int)
+    ingest(engine, [make_event(processing_time_ms=int(t), created_at=iso(now - timedelta(minutes=float(m))))
+                    for t, m in zip(times, rng.uniform(0, 3000, 3000))], now=now)
+    rollup_pending(engine, now=now)
+    daily = ROLLUP_TABLES[("day", False)]
+    with engine.connect() as conn:
+        merged = latency.merge(latency.decode(h) for h in conn.execute(select(daily.c.latency_histogram)).scalars())
+    for q in (0.5, 0.95, 0.99):
+        exact = float(np.quantile(times, q, method="inverted_cdf"))
+        assert abs(latency.quantile(merged, q) - exact) <= 0.02 * exact
+
+
+def test_a_rerun_changes_nothing_byte_for_byte(engine):
+    ingest(engine, make_events(300, created_at=iso(datetime.now(timezone.utc) - timedelta(hours=2))))
+    first = rollup_pending(engine)
+    before = table_snapshot(engine)
+    second = rollup_pending(engine)
+    assert first.hours == 1 and second.hours == 0 and second.summary().startswith("no dirty buckets")
+    assert table_snapshot(engine) == before
+
+
+def test_a_late_event_changes_exactly_its_own_rows(engine):
+    now = datetime.now(timezone.utc)
+    last_tuesday = (now - timedelta(days=(now.weekday() - 1) % 7 or 7)).replace(hour=10, minute=17)
+    ingest(engine, make_events(50, created_at=iso(last_tuesday - timedelta(hours=5))) +
+           make_events(50, created_at=iso(now - timedelta(minutes=30))), now=now)
+    rollup_pending(engine, now=now)
+    before = table_snapshot(engine)
+    ingest(engine, [make_event(created_at=iso(last_tuesday), status="bounced", processing_time_ms=700)], now=now)
+    report = rollup_pending(engine, now=now)
+    after = table_snapshot(engine)
+    assert report.hours == 1
+    changed = {name: set(after[name]) ^ set(before[name]) for name in after}
+    hour, day = last_tuesday.replace(minute=0, second=0, microsecond=0), last_tuesday.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert {r[0] for r in changed["metrics_hourly"]} == {hour}
+    assert {r[0] for r in changed["metrics_daily"]} == {day}
+    assert {r[0] for r in changed["metrics_hourly_channel"]} == {hour}
+    assert {r[0] for r in changed["metrics_daily_channel"]} == {day}
+    minute_changed = {r[0] for r in changed["metrics_minute"]}
+    assert minute_changed <= {last_tuesday.replace(second=0, microsecond=0)}
+    assert_rollups_match_raw(engine, now)
+
+
+def test_status_reports_watermark_lag_and_sizes(engine):
+    ingest(engine, make_events(20))
+    with engine.connect() as conn:
+        pending = rollup_status(conn)
+    assert pending["tables"]["pending_hours"] == 1 and pending["lag_seconds"] < 60
+    rollup_pending(engine)
+    with engine.connect() as conn:
+        status = rollup_status(conn)
+    assert status["tables"]["pending_hours"] == 0 and status["tables"]["metrics_hourly"] == 1
+    assert status["last_run"]["buckets"] == 1 and status["last_run"]["events"] == 20
+    assert status["last_run"]["error"] is None and status["lag_seconds"] < 60
+    assert status["generation"] >= 1
+
+
+def test_full_rebuild_reproduces_the_tables(engine):
+    ingest(engine, make_events(100, created_at=iso(datetime.now(timezone.utc) - timedelta(days=3))))
+    rollup_pending(engine)
+    before = table_snapshot(engine)
+    assert invalidate_all(engine) == 1
+    assert rollup_pending(engine).hours == 1
+    assert table_snapshot(engine) == before
+
+
+def test_hours_past_raw_retention_are_skipped_not_erased(engine):
+    now = datetime.now(timezone.utc)
+    ingest(engine, make_events(10, created_at=iso(now - timedelta(days=20))), now=now)
+    rollup_pending(engine, now=now)
+    before = table_snapshot(engine)
+    with engine.begin() as conn:  # the hour is dirty again, but its raw day has gone by then
+        conn.execute(rollup_invalidations.insert().values(
+            bucket_hour=(now - timedelta(days=20)).replace(minute=0, second=0, microsecond=0), logged_at=now))
+    report = rollup_pending(engine, now=now + timedelta(days=15), raw_retention_days=30)
+    assert report.expired_hours == 1 and report.hours == 0
+    assert table_snapshot(engine)["metrics_hourly"] == before["metrics_hourly"]
+
+
+# ---------------------------------------------------------------- other processes
+
+def worker(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tests.worker", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def url_of(engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def test_two_concurrent_runs_give_the_tables_of_one(engine):
+    ingest(engine, make_events(400, created_at=iso(datetime.now(timezone.utc) - timedelta(hours=30))) +
+           make_events(400, created_at=iso(datetime.now(timezone.utc) - timedelta(hours=3))))
+    runs = [worker("rollup", url_of(engine), "--pause-after-batch", "0.3") for _ in range(2)]
+    outputs = [p.communicate(timeout=60)[0] for p in runs]
+    assert all(p.returncode == 0 for p in runs), outputs
+    assert sum("locked out" in out for out in outputs) <= 1
+    assert_rollups_match_raw(engine, datetime.now(timezone.utc))
+
+
+def test_a_run_killed_midway_converges_on_the_next_run(engine):
+    now = datetime.now(timezone.utc)
+    for days in (1, 2, 3, 4):
+        ingest(engine, make_events(200, created_at=iso(now - timedelta(days=days))))
+    run = worker("rollup", url_of(engine), "--pause-after-batch", "30")
+    first_line = run.stdout.readline()
+    assert first_line.startswith("batch 1/"), first_line
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=10)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(rollup_invalidations)).scalar() > 0
+    rollup_pending(engine)
+    assert_rollups_match_raw(engine, datetime.now(timezone.utc))
+
+
+def test_ingest_in_another_process_while_rolling_up(engine):
+    writer = worker("ingest", url_of(engine), "--seed", "5", "--batches", "15", "--size", "200")
+    while writer.poll() is None:
+        rollup_pending(engine)
+    assert writer.returncode == 0, writer.stdout.read()
+    rollup_pending(engine)
+    assert len(raw_events(engine)) == 3000
+    assert_rollups_match_raw(engine, datetime.now(timezone.utc))

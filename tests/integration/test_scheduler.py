@@ -1,0 +1,92 @@
+"""The scheduler: one declarative job list, one leader, a standby that takes over, and the
+in-process mode of `make run`."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from dashapp import create_app
+from scheduler.jobs import JOBS, add_jobs
+from tests.factories import make_events
+from tests.integration.test_rollup import ROOT, ingest, url_of
+
+
+def test_jobs_are_registered_once_with_stable_ids(sqlite_url):
+    app = create_app({"DATABASE_URL": sqlite_url})
+    scheduler = BackgroundScheduler(timezone="UTC")
+    add_jobs(scheduler, app, start_now=False)
+    add_jobs(scheduler, app, start_now=False)  # a restart re-registers: still one of each
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert sorted(jobs) == sorted(spec.id for spec in JOBS) == ["partition-maintenance", "retention", "rollup"]
+    assert jobs["rollup"].trigger.interval.total_seconds() == 60
+    assert jobs["retention"].trigger.interval.total_seconds() == 3600
+    assert all(job.coalesce and job.max_instances == 1 and job.misfire_grace_time for job in jobs.values())
+
+
+class Process:
+    """A `python -m scheduler` process whose log lines are collected as they come."""
+
+    def __init__(self, url: str):
+        env = {**os.environ, "DATABASE_URL": url, "SCHEDULER_STANDBY_POLL": "0.3"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "scheduler"], cwd=ROOT, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 20) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(timeout=20)
+
+
+def test_one_leader_and_the_standby_takes_over(pg_engine):
+    ingest(pg_engine, make_events(10))
+    first = Process(url_of(pg_engine))
+    assert first.wait_for("scheduler: leader"), first.lines
+    assert first.wait_for("job rollup: recomputed 1 hours"), first.lines
+    second = Process(url_of(pg_engine))
+    try:
+        assert second.wait_for("scheduler: standby"), second.lines
+        assert not any("leader" in line for line in second.lines)
+        first.stop(signal.SIGKILL)
+        started = time.monotonic()
+        assert second.wait_for("scheduler: leader", timeout=15), second.lines
+        assert time.monotonic() - started < 10
+        assert second.wait_for("job rollup: no dirty buckets"), second.lines
+    finally:
+        first.stop(signal.SIGKILL)
+        second.stop()
+
+
+def test_in_process_mode_rolls_up_without_a_separate_scheduler(engine):
+    ingest(engine, make_events(10))
+    app = create_app({"DATABASE_URL": url_of(engine), "SCHEDULER": "inprocess"})
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            body = app.test_client().get("/api/aggregation/status").json
+            if body["tables"]["pending_hours"] == 0 and body["tables"]["metrics_hourly"]:
+                break
+            time.sleep(0.2)
+        assert body["tables"]["pending_hours"] == 0 and body["tables"]["metrics_hourly"] == 1
+        assert app.test_client().get("/health").json["scheduler"].startswith("inprocess, leader")
+    finally:
+        app.extensions["analytics_scheduler_stop"].set()
