@@ -3,15 +3,19 @@ service function and returns its plain result as JSON."""
 from __future__ import annotations
 
 import hmac
+from datetime import datetime, timezone
 
 import orjson
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state
 from services.ingest import ingest_events
-from services.rollup import rollup_status
+from dashapp.caching import cache_stats, cached
+from services import query as query_service
+from services.rollup import range_version, rollup_status
+from services.timerange import QueryError
 
 api = Blueprint("api", __name__)
 register_blueprint_handlers(api)
@@ -88,4 +92,68 @@ def ingest():
 def aggregation_status():
     with db.read_engine.connect() as conn:
         body = rollup_status(conn)
+    body["cache"] = cache_stats()
     return jsonify(body)
+
+
+def json_response(body, status: int = 200) -> Response:
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), status=status, mimetype="application/json")
+
+
+def check_parameters(allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(request.args) - set(allowed))
+    if unknown:
+        raise ApiError(f"unknown parameter {unknown[0][:40]!r}; this endpoint takes {', '.join(allowed)}",
+                       unknown[0][:40])
+
+
+def settings_for_queries() -> dict:
+    config = current_app.config
+    return {"minute_retention_hours": config["MINUTE_RETENTION_HOURS"],
+            "raw_retention_days": config["RAW_RETENTION_DAYS"]}
+
+
+def cached_series(query: query_service.Query, now: datetime):
+    """The answer to `query`, from cache until its range is rolled up again or receives events."""
+    with db.read_engine.connect() as conn:
+        version = range_version(conn, query.window.start, query.window.end)
+
+    def compute():
+        with db.read_engine.connect() as conn:
+            return query_service.run_query(conn, query, now=now, **settings_for_queries())
+
+    return cached(f"{query.cache_key()}|{version}", compute, lambda series: series.live)
+
+
+CHART_PARAMETERS = ("metric", "group_by", "start", "end", "granularity") + query_service.DIMENSIONS
+
+
+@api.get("/api/analytics/chart")
+def chart():
+    check_parameters(CHART_PARAMETERS)
+    args = request.args
+    if not args.get("metric"):
+        raise ApiError(f"metric is required; known metrics: {', '.join(query_service.CATALOGUE)}", "metric")
+    now = datetime.now(timezone.utc)
+    query = query_service.build_query(
+        args["metric"], args.get("group_by") or "time", args.get("start"), args.get("end"),
+        {d: args.get(d) for d in query_service.DIMENSIONS}, args.get("granularity") or None, now,
+        current_app.config["CHANNELS"])
+    series, generated_at, from_cache = cached_series(query, now)
+    names = None
+    if "template_id" in query.group_by:
+        with db.read_engine.connect() as conn:
+            names = query_service.template_names(conn)
+    data = query_service.series_records(series, names)
+    return json_response({"data": data, "metadata": {
+        "metric": series.metric, "unit": series.unit, "granularity": series.granularity,
+        "group_by": list(series.group_by), "start": series.start, "end": series.end, "source": series.source,
+        "live": series.live, "cached": from_cache, "total_points": len(data), "generated_at": generated_at,
+    }})
+
+
+@api.get("/api/analytics/openapi.json")
+def openapi():
+    from dashapp.openapi import openapi_document
+
+    return jsonify(openapi_document(tuple(current_app.config["CHANNELS"])))

@@ -7,6 +7,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from dashapp.health import short_error
+from services.timerange import QueryError
 
 JSON_PATHS = ("/api/", "/health")
 
@@ -36,6 +37,10 @@ def register_blueprint_handlers(blueprint: Blueprint) -> None:
     @blueprint.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc.message, exc.field, exc.status)
+
+    @blueprint.errorhandler(QueryError)
+    def _query_error(exc: QueryError):
+        return error_response(exc.message, exc.field, 400)
 
     @blueprint.errorhandler(OperationalError)
     def _operational(exc: OperationalError):

@@ -22,8 +22,8 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, sele
 
 from services import dialect, latency
 from services.ingest import raw_retention_cutoff
-from services.schema import (NO_TEMPLATE, ROLLUP_TABLES, notification_events, rollup_invalidations,
-                             rollup_runs, rollup_state)
+from services.schema import (NO_TEMPLATE, ROLLUP_TABLES, notification_events, rollup_day_generations,
+                             rollup_invalidations, rollup_runs, rollup_state)
 
 log = logging.getLogger(__name__)
 
@@ -218,16 +218,42 @@ def recompute_day(conn: Connection, day: datetime) -> int:
     return written + _replace_rows(conn, ("day", False), [(day, day + DAY)], narrow(full))
 
 
-def bump_generation(conn: Connection, now: datetime) -> None:
+def bump_generation(conn: Connection, now: datetime, day: datetime) -> int:
+    """Count one more committed batch, and mark `day` as changed at that generation."""
     changed = conn.execute(update(rollup_state).where(rollup_state.c.name == "rollup")
                            .values(generation=rollup_state.c.generation + 1, updated_at=now)).rowcount
     if not changed:
         conn.execute(insert(rollup_state).values(name="rollup", generation=1, updated_at=now))
+    generation = current_generation(conn)
+    if not conn.execute(update(rollup_day_generations).where(rollup_day_generations.c.day == day)
+                        .values(generation=generation)).rowcount:
+        conn.execute(insert(rollup_day_generations).values(day=day, generation=generation))
+    return generation
 
 
 def current_generation(conn: Connection) -> int:
     value = conn.execute(select(rollup_state.c.generation).where(rollup_state.c.name == "rollup")).scalar()
     return int(value or 0)
+
+
+def range_generation(conn: Connection, start: datetime, end: datetime) -> int:
+    """The newest generation at which any day of [start, end) changed (0 if none did)."""
+    day = truncate(start, "day")
+    value = conn.execute(select(func.max(rollup_day_generations.c.generation)).where(
+        rollup_day_generations.c.day >= day, rollup_day_generations.c.day < end)).scalar()
+    return int(value or 0)
+
+
+def range_version(conn: Connection, start: datetime, end: datetime) -> str:
+    """Changes whenever an answer over [start, end) may change: a rollup rewrote one of its
+    days, or a batch was ingested into one of its hours. Cache keys carry it."""
+    day = truncate(start, "day")
+    gens, log = rollup_day_generations.c, rollup_invalidations.c
+    generation = select(func.max(gens.generation)).where(gens.day >= day, gens.day < end).scalar_subquery()
+    newest_entry = select(func.max(log.id)).where(log.bucket_hour >= truncate(start, "hour"),
+                                                  log.bucket_hour < end).scalar_subquery()
+    g, entry = conn.execute(select(generation, newest_entry)).one()
+    return f"g{g or 0}.i{entry or 0}"
 
 
 # ---------------------------------------------------------------- the job
@@ -303,7 +329,7 @@ def _process(engine: Engine, now: datetime, minute_retention_hours: int, raw_ret
             ids = [i for i, _ in entries]
             for i in range(0, len(ids), 5000):  # exactly the entries read: later ones stay pending
                 conn.execute(delete(log_table).where(log_table.c.id.in_(ids[i:i + 5000])))
-            bump_generation(conn, now)
+            bump_generation(conn, now, day)
         totals["hours"] += len(live)
         totals["expired_hours"] += len(hours) - len(live)
         totals["batches"] += 1

@@ -150,3 +150,11 @@ rollup_state = Table(
     Column("generation", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# The generation at which each day's rollup rows last changed: a cached answer over a range
+# is stale exactly when a day inside it has a newer generation.
+rollup_day_generations = Table(
+    "rollup_day_generations", metadata,
+    Column("day", UTCDateTime, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+)

@@ -69,3 +69,46 @@ def table_snapshot(engine) -> dict[str, list[tuple]]:
     """Every row of every rollup table, sorted, byte for byte."""
     with engine.connect() as conn:
         return {t.name: sorted(tuple(r) for r in conn.execute(select(t))) for t in ROLLUP_TABLES.values()}
+
+
+# ---------------------------------------------------------------- chart answers from raw
+
+RATES = {"delivery_rate": ("delivered", "sent"), "failure_rate": ("failed", "sent"),
+         "bounce_rate": ("bounced", "sent"), "open_rate": ("opened", "delivered"),
+         "click_rate": ("clicked", "delivered"), "click_to_open_rate": ("clicked", "opened")}
+QUANTILES = {"p50_processing_time": 0.5, "p95_processing_time": 0.95, "p99_processing_time": 0.99}
+
+
+def metric_from_raw(metric: str, events: list) -> float | None:
+    """A metric over a list of raw (created_at, channel, template_id, status, ms) rows."""
+    statuses = [e[3] for e in events]
+    if metric == "events":
+        return float(len(events))
+    if metric in ("sent", "delivered", "failed", "bounced", "opened", "clicked"):
+        return float(statuses.count(metric))
+    if metric in RATES:
+        num, den = RATES[metric]
+        return statuses.count(num) / statuses.count(den) * 100 if statuses.count(den) else None
+    times = [e[4] for e in events if e[4] is not None]
+    if metric == "avg_processing_time":
+        return sum(times) / len(times) if times else None
+    histogram: dict[int, int] = {}
+    for t in times:
+        histogram[latency.bucket_index(t)] = histogram.get(latency.bucket_index(t), 0) + 1
+    return latency.quantile(histogram, QUANTILES[metric])
+
+
+def expected_chart(rows: list, metric: str, group_by: tuple, start: datetime, end: datetime,
+                   granularity: str, filters: dict) -> dict[tuple, float | None]:
+    """{(bucket or None, ((dim, value), ...)): value} for every group that has events."""
+    groups: dict[tuple, list] = {}
+    index = {"channel": 1, "template_id": 2, "status": 3}
+    for row in rows:
+        if not start <= row[0] < end:
+            continue
+        if any(row[index[d]] not in values for d, values in filters.items()):
+            continue
+        bucket = _truncate(row[0], granularity) if "time" in group_by else None
+        dims = tuple((d, row[index[d]]) for d in group_by if d != "time")
+        groups.setdefault((bucket, dims), []).append(row)
+    return {key: metric_from_raw(metric, events) for key, events in groups.items()}

@@ -1,4 +1,4 @@
-"""Rollups: minute, hour and day tables (full and without template), runs and state.
+"""Rollups: minute, hour and day tables (full and without template), runs, generations.
 
 Revision ID: 0002
 """
@@ -43,6 +43,11 @@ def upgrade():
         sa.Column("events", sa.BigInteger, nullable=False),
         sa.Column("duration_ms", sa.Integer),
         sa.Column("error", sa.String(1000)),
+    )
+    op.create_table(
+        "rollup_day_generations",
+        sa.Column("day", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("generation", sa.BigInteger, nullable=False),
     )
     op.create_table(
         "rollup_state",

@@ -1,0 +1,106 @@
+"""The OpenAPI document of the JSON API, served at /api/analytics/openapi.json and kept
+true by tests that call every operation with generated input (schemathesis)."""
+from __future__ import annotations
+
+from services.query import CATALOGUE, DIMENSIONS, GROUPABLE
+from services.schema import STATUSES
+from services.timerange import GRANULARITIES
+
+ERROR = {"type": "object", "required": ["error", "field"],
+         "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}}}
+TIME_PARAMETER_HELP = ("ISO date (2026-11-01), ISO datetime (2026-11-01T08:00:00Z; UTC when no zone) or "
+                       "relative time (now, now-30m, now-24h, now-7d, now-2w).")
+
+
+def _error_responses(*codes: int) -> dict:
+    text = {400: "Bad input; `field` names the parameter", 401: "Missing or wrong token",
+            403: "Disabled on this server", 413: "Too large", 503: "Database unavailable (see Retry-After)"}
+    return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
+
+
+def _query(name: str, description: str, schema: dict | None = None, required: bool = False) -> dict:
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+def _list_of(values) -> dict:
+    choice = "(" + "|".join(values) + ")"
+    return {"type": "string", "pattern": f"^{choice}(,{choice})*$"}
+
+
+def openapi_document(channels: tuple[str, ...]) -> dict:
+    filters = [
+        _query("channel", f"One or several (comma-separated) of {', '.join(channels)}.", _list_of(channels)),
+        _query("status", f"One or several (comma-separated) of {', '.join(STATUSES)}.", _list_of(STATUSES)),
+        _query("template_id", "One or several (comma-separated) template ids.",
+               {"type": "string", "pattern": r"^\d{1,9}(,\d{1,9}){0,99}$"}),
+    ]
+    chart_record = {"type": "object", "required": ["value"], "properties": {
+        "time": {"type": "string", "format": "date-time"}, "channel": {"type": "string"},
+        "status": {"type": "string"}, "template_id": {"type": ["integer", "null"]},
+        "template_name": {"type": ["string", "null"]}, "value": {"type": ["number", "null"]}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Notification Analytics API", "version": "1",
+                 "description": "Every error answers `{\"error\": sentence, \"field\": parameter}`."},
+        "paths": {
+            "/health": {"get": {
+                "summary": "Database, cache and scheduler state",
+                "responses": {"200": {"description": "Database answers", "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["status", "database", "cache", "scheduler"],
+                               "properties": {"status": {"type": "string", "enum": ["healthy", "degraded"]},
+                                              "database": {"type": "string"}, "cache": {"type": "string"},
+                                              "scheduler": {"type": "string"}}}}}},
+                              "503": {"description": "Database does not answer"}}}},
+            "/api/events": {"post": {
+                "summary": "Ingest up to 10,000 events (JSON array or NDJSON, at most 10 MB)",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                    "application/x-ndjson": {"schema": {"type": "string"}}}},
+                "responses": {"200": {"description": "Per-event outcome", "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["accepted", "duplicates", "rejected"],
+                               "properties": {"accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
+                                              "rejected": {"type": "array", "items": {
+                                                  "type": "object", "required": ["index", "error"],
+                                                  "properties": {"index": {"type": "integer"},
+                                                                 "error": {"type": "string"}}}}}}}}},
+                              **_error_responses(400, 401, 403, 413, 503)}}},
+            "/api/aggregation/status": {"get": {
+                "summary": "Rollup watermark, lag, last run, table sizes and cache counters",
+                "responses": {"200": {"description": "Status", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["watermark", "lag_seconds", "last_run", "tables", "cache"],
+                    "properties": {"watermark": {"type": ["string", "null"]},
+                                   "lag_seconds": {"type": ["number", "null"]},
+                                   "last_run": {"type": ["object", "null"]}, "tables": {"type": "object"},
+                                   "cache": {"type": "object"}}}}}}, **_error_responses(503)}}},
+            "/api/analytics/chart": {"get": {
+                "summary": "A metric over time and/or by dimension, from rollups and the live tail",
+                "description": "Granularity is automatic when omitted (≤ 6 h minute, ≤ 14 d hour, else day) "
+                               "and coarsened so a series never has more than 2,000 points; start and end "
+                               "are aligned to it. Rates grouped or filtered by status are refused.",
+                "parameters": [
+                    _query("metric", "A metric of the catalogue.", {"type": "string", "enum": list(CATALOGUE)},
+                           required=True),
+                    _query("group_by", f"Comma-separated, any of {', '.join(GROUPABLE)} (default time).",
+                           _list_of(GROUPABLE)),
+                    _query("start", "Default: end − 24 h. " + TIME_PARAMETER_HELP),
+                    _query("end", "Default: now. " + TIME_PARAMETER_HELP),
+                    _query("granularity", "minute, hour or day.", {"type": "string", "enum": list(GRANULARITIES)}),
+                    *filters,
+                ],
+                "responses": {"200": {"description": "Series", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["data", "metadata"],
+                    "properties": {"data": {"type": "array", "items": chart_record},
+                                   "metadata": {"type": "object", "required": [
+                                       "metric", "granularity", "source", "cached", "total_points",
+                                       "generated_at"], "properties": {
+                                       "source": {"type": "string", "enum": ["rollup", "raw", "mixed"]},
+                                       "cached": {"type": "boolean"},
+                                       "total_points": {"type": "integer"}}}}}}}},
+                              **_error_responses(400, 503)}}},
+        },
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                      "description": "INGEST_TOKEN"}}},
+        "x-dimensions": list(DIMENSIONS),
+    }

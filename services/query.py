@@ -1,0 +1,403 @@
+"""The metric catalogue and the planner that answers every chart question.
+
+Each metric is a ratio of sums over base measures (counts by status, processing-time sum
+and count, latency histograms), so it is exact at any grouping and granularity. The
+planner reads the smallest rollup that covers the query's group-by and filters for the
+clean hours, raw events for the hours still in the invalidation log (the live tail and
+late data), and merges them: an event ingested now is in the next answer, and nothing is
+counted twice.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Connection, func, select
+
+from services import dialect, latency
+from services.ingest import raw_retention_cutoff
+from services.rollup import range_generation, truncate
+from services.schema import (CHANNELS, NO_TEMPLATE, ROLLUP_TABLES, STATUSES, notification_events,
+                             rollup_invalidations, templates)
+from services.timerange import STEP, QueryError, TimeWindow, resolve_window
+
+DIMENSIONS = ("channel", "status", "template_id")
+GROUPABLE = ("time",) + DIMENSIONS
+MAX_FILTER_VALUES = 100
+
+
+# ---------------------------------------------------------------- the catalogue
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    label: str
+    unit: str                     # "count" | "%" | "ms"
+    kind: str                     # "count" | "rate" | "average" | "quantile"
+    numerator: str | None = None  # a status or "events" (counts and rates)
+    denominator: str | None = None
+    q: float | None = None
+    better: str = "higher"        # which direction is good: "higher" | "lower" | "neutral"
+    description: str = ""
+
+
+def _count(status: str, better: str = "neutral") -> Metric:
+    return Metric(status, status.capitalize(), "count", "count", numerator=status, better=better,
+                  description=f"number of {status} events")
+
+
+def _rate(name: str, label: str, num: str, den: str, better: str) -> Metric:
+    return Metric(name, label, "%", "rate", numerator=num, denominator=den, better=better,
+                  description=f"{num} ÷ {den} × 100")
+
+
+def _quantile(q: float) -> Metric:
+    pct = int(q * 100)
+    return Metric(f"p{pct}_processing_time", f"p{pct} processing time", "ms", "quantile", q=q, better="lower",
+                  description=f"{pct}th percentile of processing time, from merged histograms (within 2 %)")
+
+
+CATALOGUE: dict[str, Metric] = {m.name: m for m in (
+    Metric("events", "Events", "count", "count", numerator="events", better="neutral",
+           description="all lifecycle events"),
+    _count("sent"), _count("delivered", "higher"), _count("failed", "lower"), _count("bounced", "lower"),
+    _count("opened", "higher"), _count("clicked", "higher"),
+    _rate("delivery_rate", "Delivery rate", "delivered", "sent", "higher"),
+    _rate("failure_rate", "Failure rate", "failed", "sent", "lower"),
+    _rate("bounce_rate", "Bounce rate", "bounced", "sent", "lower"),
+    _rate("open_rate", "Open rate", "opened", "delivered", "higher"),
+    _rate("click_rate", "Click rate", "clicked", "delivered", "higher"),
+    _rate("click_to_open_rate", "Click-to-open rate", "clicked", "opened", "higher"),
+    Metric("avg_processing_time", "Average processing time", "ms", "average", better="lower",
+           description="Σ processing ms ÷ events with a processing time"),
+    _quantile(0.5), _quantile(0.95), _quantile(0.99),
+)}
+
+
+def get_metric(name: str) -> Metric:
+    metric = CATALOGUE.get(name)
+    if metric is None:
+        raise QueryError(f"unknown metric {str(name)[:40]!r}; known metrics: {', '.join(CATALOGUE)}", "metric")
+    return metric
+
+
+# ---------------------------------------------------------------- a normalized query
+
+@dataclass(frozen=True)
+class Query:
+    metric: str
+    group_by: tuple[str, ...]                           # canonical order of GROUPABLE
+    window: TimeWindow
+    filters: tuple[tuple[str, tuple], ...]             # sorted (dimension, sorted values)
+
+    @property
+    def needs_template(self) -> bool:
+        return "template_id" in self.group_by or any(d == "template_id" for d, _ in self.filters)
+
+    def cache_key(self) -> str:
+        filters = ";".join(f"{d}={','.join(map(str, v))}" for d, v in self.filters)
+        return (f"chart|{self.metric}|{','.join(self.group_by)}|{self.window.granularity}|"
+                f"{self.window.start.isoformat()}|{self.window.end.isoformat()}|{filters}")
+
+
+def parse_filters(raw: Mapping[str, object], channels: Sequence[str] = CHANNELS) -> tuple[tuple[str, tuple], ...]:
+    """{dimension: "a,b" | [a, b]} → sorted, validated filter tuples."""
+    out = []
+    for dim, value in raw.items():
+        if value in (None, "", [], ()):
+            continue
+        if dim not in DIMENSIONS:
+            raise QueryError(f"unknown filter {str(dim)[:40]!r}; filters are {', '.join(DIMENSIONS)}", str(dim)[:40])
+        values = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+        values = [v for v in values if v != ""]
+        if len(values) > MAX_FILTER_VALUES:
+            raise QueryError(f"{dim} has {len(values)} values; at most {MAX_FILTER_VALUES} are allowed", dim)
+        if dim == "channel":
+            bad = [v for v in values if v not in channels]
+            if bad:
+                raise QueryError(f"channel {str(bad[0])[:40]!r} is not one of {', '.join(channels)}", dim)
+        elif dim == "status":
+            bad = [v for v in values if v not in STATUSES]
+            if bad:
+                raise QueryError(f"status {str(bad[0])[:40]!r} is not one of {', '.join(STATUSES)}", dim)
+        else:
+            try:
+                values = [int(v) for v in values if not isinstance(v, bool)] if all(
+                    not isinstance(v, bool) for v in values) else None
+            except (TypeError, ValueError):
+                values = None
+            if values is None or any(not 0 <= v <= 2_147_483_647 for v in values):
+                raise QueryError("template_id takes whole numbers (comma-separated for several)", dim)
+        if values:
+            out.append((dim, tuple(sorted(set(values)))))
+    return tuple(sorted(out))
+
+
+def parse_group_by(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(value or ["time"])
+    parts = [p for p in parts if p]
+    unknown = [p for p in parts if p not in GROUPABLE]
+    if unknown:
+        raise QueryError(f"cannot group by {str(unknown[0])[:40]!r}; group_by takes any of {', '.join(GROUPABLE)}",
+                         "group_by")
+    return tuple(d for d in GROUPABLE if d in parts)
+
+
+def build_query(metric: str, group_by, start, end, filters: Mapping | tuple = (), granularity: str | None = None,
+                now: datetime | None = None, channels: Sequence[str] = CHANNELS) -> Query:
+    """Validate and normalize everything a caller may send."""
+    now = now or datetime.now(timezone.utc)
+    m = get_metric(metric)
+    groups = parse_group_by(group_by)
+    parsed_filters = filters if isinstance(filters, tuple) else parse_filters(filters, channels)
+    if m.kind == "rate" and ("status" in groups or any(d == "status" for d, _ in parsed_filters)):
+        raise QueryError(f"{m.name} divides {m.numerator} by {m.denominator} events; grouped or filtered by "
+                         "status, each group holds a single status, so the rate would mean nothing. Drop "
+                         "status, or use a count metric.", "group_by")
+    window = resolve_window(_text(start), _text(end), granularity, now)
+    return Query(m.name, groups, window, parsed_filters)
+
+
+def _text(value) -> str | None:
+    """Times may come as text (API, URL) or as datetimes (services); both become text here."""
+    if value in (None, ""):
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class Point:
+    time: datetime | None
+    dims: tuple[tuple[str, object], ...]
+    value: float | None
+    numerator: float | None    # what the value is made of, for tests of significance
+    denominator: float | None
+
+
+@dataclass(frozen=True)
+class Series:
+    metric: str
+    unit: str
+    granularity: str
+    group_by: tuple[str, ...]
+    start: datetime
+    end: datetime
+    source: str                # "rollup" | "raw" | "mixed"
+    live: bool                 # holds buckets not yet rolled up
+    generation: int
+    points: tuple[Point, ...] = field(default_factory=tuple)
+
+
+# ---------------------------------------------------------------- planning
+
+@dataclass(frozen=True)
+class Segment:
+    source: str  # "minute" | "hour" | "day" (rollup tables) or "raw"
+    start: datetime
+    end: datetime
+
+
+def plan_segments(window: TimeWindow, dirty_hours: set[datetime], minute_floor: datetime) -> list[Segment]:
+    """Cover the window with the coarsest clean rollup rows and raw events for the rest."""
+    pieces: list[Segment] = []
+    hour = timedelta(hours=1)
+    if window.granularity == "day":
+        dirty_days = {truncate(h, "day") for h in dirty_hours}
+        for day in window.buckets:
+            if day not in dirty_days:
+                pieces.append(Segment("day", day, day + STEP["day"]))
+                continue
+            for k in range(24):
+                h = day + k * hour
+                pieces.append(Segment("raw" if h in dirty_hours else "hour", h, h + hour))
+    else:
+        h = truncate(window.start, "hour")
+        while h < window.end:
+            if h in dirty_hours:
+                source = "raw"
+            elif window.granularity == "hour":
+                source = "hour"
+            else:
+                source = "minute" if h >= minute_floor else "raw"
+            pieces.append(Segment(source, max(h, window.start), min(h + hour, window.end)))
+            h += hour
+    merged: list[Segment] = []
+    for piece in pieces:
+        if merged and merged[-1].source == piece.source and merged[-1].end == piece.start:
+            merged[-1] = Segment(piece.source, merged[-1].start, piece.end)
+        else:
+            merged.append(piece)
+    return merged
+
+
+def dirty_hours_in(conn: Connection, start: datetime, end: datetime, raw_floor: datetime) -> set[datetime]:
+    log = rollup_invalidations.c
+    rows = conn.execute(select(log.bucket_hour).distinct().where(
+        log.bucket_hour >= max(truncate(start, "hour"), raw_floor), log.bucket_hour < end)).scalars()
+    return {truncate(h, "hour") for h in rows}
+
+
+# ---------------------------------------------------------------- fetching
+
+@dataclass
+class _Acc:
+    counts: dict = field(default_factory=dict)
+    psum: int = 0
+    pcount: int = 0
+    histogram: dict = field(default_factory=dict)
+
+
+def _filter_clauses(columns, filters) -> list:
+    return [columns[dim].in_(values) for dim, values in filters]
+
+
+def _fetch_rollup(conn, query: Query, metric: Metric, seg: Segment, accs: dict) -> None:
+    table = ROLLUP_TABLES[(seg.source, query.needs_template)]
+    dims = [d for d in query.group_by if d in ("channel", "template_id")]
+    cols = [table.c[d] for d in dims]
+    where = [table.c.bucket >= seg.start, table.c.bucket < seg.end, *_filter_clauses(table.c, query.filters)]
+    timed = "time" in query.group_by
+    keys = ([table.c.bucket] if timed else []) + cols + [table.c.status]
+    stmt = select(*keys, func.sum(table.c.event_count), func.sum(table.c.processing_sum),
+                  func.sum(table.c.processing_count)).where(*where).group_by(*keys)
+    gran = query.window.granularity
+    for row in conn.execute(stmt):
+        *key, status, count, psum, pcount = row
+        bucket = truncate(key.pop(0), gran) if timed else None
+        acc = _acc(accs, bucket, dims, key, status, query)
+        acc.counts[status] = acc.counts.get(status, 0) + int(count)
+        acc.psum += int(psum or 0)
+        acc.pcount += int(pcount or 0)
+    if metric.kind == "quantile":
+        hist_stmt = select(*keys, table.c.latency_histogram).where(*where, table.c.latency_histogram.is_not(None))
+        for row in conn.execute(hist_stmt):
+            *key, status, blob = row
+            bucket = truncate(key.pop(0), gran) if timed else None
+            acc = _acc(accs, bucket, dims, key, status, query)
+            for index, n in latency.decode(blob).items():
+                acc.histogram[index] = acc.histogram.get(index, 0) + n
+
+
+def _fetch_raw(conn, query: Query, metric: Metric, seg: Segment, accs: dict) -> None:
+    e = notification_events.c
+    dims = [d for d in query.group_by if d in ("channel", "template_id")]
+    cols = {"channel": e.channel, "template_id": func.coalesce(e.template_id, NO_TEMPLATE), "status": e.status}
+    timed = "time" in query.group_by
+    keys = ([dialect.time_bucket(conn, query.window.granularity, e.created_at)] if timed else []) + \
+        [cols[d] for d in dims] + [e.status]
+    extra = [e.latency_bucket] if metric.kind == "quantile" else []
+    filter_cols = {"channel": e.channel, "template_id": e.template_id, "status": e.status}
+    stmt = (select(*keys, *extra, func.count(), func.sum(e.processing_time_ms), func.count(e.processing_time_ms))
+            .where(e.created_at >= seg.start, e.created_at < seg.end,
+                   *_filter_clauses(filter_cols, query.filters))
+            .group_by(*keys, *extra))
+    for row in conn.execute(stmt):
+        row = list(row)
+        bucket = row.pop(0) if timed else None
+        key = [row.pop(0) for _ in dims]
+        status = row.pop(0)
+        lb = row.pop(0) if extra else None
+        count, psum, pcount = row
+        acc = _acc(accs, bucket, dims, key, status, query)
+        acc.counts[status] = acc.counts.get(status, 0) + int(count)
+        acc.psum += int(psum or 0)
+        acc.pcount += int(pcount or 0)
+        if lb is not None:
+            acc.histogram[lb] = acc.histogram.get(lb, 0) + int(pcount)
+
+
+def _acc(accs: dict, bucket, dims: list[str], key: list, status: str, query: Query) -> _Acc:
+    values = [None if (d == "template_id" and v == NO_TEMPLATE) else v for d, v in zip(dims, key)]
+    dim_map = dict(zip(dims, values))
+    if "status" in query.group_by:
+        dim_map["status"] = status
+    dim_key = tuple((d, dim_map[d]) for d in query.group_by if d != "time")
+    acc = accs.get((bucket, dim_key))
+    if acc is None:
+        acc = accs[(bucket, dim_key)] = _Acc()
+    return acc
+
+
+# ---------------------------------------------------------------- evaluating
+
+def evaluate(metric: Metric, acc: _Acc) -> tuple[float | None, float | None, float | None]:
+    """(value, numerator, denominator) of `metric` over one group's measures."""
+    if metric.kind == "count":
+        n = sum(acc.counts.values()) if metric.numerator == "events" else acc.counts.get(metric.numerator, 0)
+        return float(n), float(n), None
+    if metric.kind == "rate":
+        num, den = acc.counts.get(metric.numerator, 0), acc.counts.get(metric.denominator, 0)
+        return (num / den * 100 if den else None), float(num), float(den)
+    if metric.kind == "average":
+        return (acc.psum / acc.pcount if acc.pcount else None), float(acc.psum), float(acc.pcount)
+    return latency.quantile(acc.histogram, metric.q), None, float(sum(acc.histogram.values()))
+
+
+def query_metrics(conn: Connection, metric: str, group_by=("time",), start=None, end=None, filters=(),
+                  granularity: str | None = None, *, now: datetime | None = None,
+                  channels: Sequence[str] = CHANNELS, minute_retention_hours: int = 48,
+                  raw_retention_days: int = 30) -> Series:
+    """Answer one chart question; see the module docstring for where the numbers come from."""
+    now = now or datetime.now(timezone.utc)
+    query = build_query(metric, group_by, start, end, filters, granularity, now, channels)
+    return run_query(conn, query, now=now, minute_retention_hours=minute_retention_hours,
+                     raw_retention_days=raw_retention_days)
+
+
+def run_query(conn: Connection, query: Query, *, now: datetime, minute_retention_hours: int = 48,
+              raw_retention_days: int = 30) -> Series:
+    metric = get_metric(query.metric)
+    window = query.window
+    cutoff = raw_retention_cutoff(now, raw_retention_days)
+    raw_floor = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=timezone.utc)
+    dirty = dirty_hours_in(conn, window.start, window.end, raw_floor)
+    # minute rows exist for hours the rollup saw inside minute retention; one hour of margin
+    minute_floor = truncate(now - timedelta(hours=minute_retention_hours), "hour") + timedelta(hours=1)
+    segments = plan_segments(window, dirty, minute_floor)
+    accs: dict = {}
+    sources = set()
+    for seg in segments:
+        if seg.source == "raw":
+            _fetch_raw(conn, query, metric, seg, accs)
+        else:
+            _fetch_rollup(conn, query, metric, seg, accs)
+        sources.add("raw" if seg.source == "raw" else "rollup")
+    live = bool(dirty) or window.end > truncate(now, window.granularity)
+    points = _points(query, metric, accs)
+    return Series(metric=metric.name, unit=metric.unit, granularity=window.granularity, group_by=query.group_by,
+                  start=window.start, end=window.end, source=sources.pop() if len(sources) == 1 else "mixed",
+                  live=live, generation=range_generation(conn, window.start, window.end), points=points)
+
+
+def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
+    dim_keys = sorted({k for _, k in accs}, key=lambda k: tuple((d, -1 if v is None else v) for d, v in k))
+    if "time" not in query.group_by:
+        return tuple(Point(None, k, *evaluate(metric, accs[(None, k)])) for k in dim_keys)
+    if not dim_keys and len(query.group_by) == 1:
+        dim_keys = [()]
+    empty = _Acc()
+    return tuple(Point(b, k, *evaluate(metric, accs.get((b, k), empty)))
+                 for k in dim_keys for b in query.window.buckets)
+
+
+def template_names(conn: Connection) -> dict[int, str]:
+    return dict(conn.execute(select(templates.c.template_id, templates.c.name)).all())
+
+
+def series_records(series: Series, names: Mapping[int, str] | None = None) -> list[dict]:
+    """Points as flat JSON-ready records: time (ISO, UTC), one key per dimension, value."""
+    out = []
+    for p in series.points:
+        record: dict = {}
+        if p.time is not None:
+            record["time"] = p.time.isoformat().replace("+00:00", "Z")
+        for d, v in p.dims:
+            record[d] = v
+            if d == "template_id" and names is not None:
+                record["template_name"] = names.get(v) if v is not None else None
+        record["value"] = p.value
+        out.append(record)
+    return out

@@ -1,0 +1,95 @@
+"""Time ranges as users write them (`now-24h`, `2026-11-01`, ISO datetimes), validated and
+aligned to the chart's buckets. Pure functions."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+GRANULARITIES = ("minute", "hour", "day")
+STEP = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+MAX_RANGE = timedelta(days=400)
+MAX_POINTS = 2000
+DEFAULT_SPAN = timedelta(hours=24)
+_RELATIVE = re.compile(r"^now(?:\s*-\s*(\d{1,6})\s*([mhdw]))?$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class QueryError(ValueError):
+    """Bad input to a query: `field` names the parameter, the message says what is allowed."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+def parse_time(text: str, now: datetime, field: str) -> datetime:
+    """`now`, `now-15m|h|d|w`, an ISO date (midnight UTC) or an ISO datetime (UTC if no zone)."""
+    value = text.strip()
+    match = _RELATIVE.match(value)
+    if match:
+        amount, unit = match.groups()
+        return now - timedelta(**{_UNITS[unit]: int(amount)}) if amount else now
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        parsed = datetime.fromisoformat(value.replace(" ", "T", 1) if "T" not in value else value)
+    except ValueError:
+        raise QueryError(f"{field} {text[:40]!r} is not a date: use an ISO date (2026-11-01), an ISO "
+                         "datetime (2026-11-01T08:00:00Z) or a relative time (now, now-24h, now-7d)",
+                         field) from None
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def floor_to(value: datetime, granularity: str) -> datetime:
+    if granularity == "minute":
+        return value.replace(second=0, microsecond=0)
+    if granularity == "hour":
+        return value.replace(minute=0, second=0, microsecond=0)
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def ceil_to(value: datetime, granularity: str) -> datetime:
+    floored = floor_to(value, granularity)
+    return floored if floored == value else floored + STEP[granularity]
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    start: datetime   # aligned to granularity
+    end: datetime     # exclusive, aligned
+    granularity: str
+
+    @property
+    def buckets(self) -> list[datetime]:
+        step, out, t = STEP[self.granularity], [], self.start
+        while t < self.end:
+            out.append(t)
+            t += step
+        return out
+
+
+def resolve_window(start: str | None, end: str | None, granularity: str | None, now: datetime) -> TimeWindow:
+    """Parse, validate and align a range; pick the granularity when not given (≤ 6 h by
+    minute, ≤ 14 d by hour, else by day) and coarsen it past 2,000 points."""
+    end_t = parse_time(end, now, "end") if end else now
+    start_t = parse_time(start, now, "start") if start else end_t - DEFAULT_SPAN
+    if end_t <= start_t:
+        raise QueryError(f"end ({end_t:%Y-%m-%dT%H:%M:%SZ}) must be after start ({start_t:%Y-%m-%dT%H:%M:%SZ})",
+                         "end")
+    if end_t - start_t > MAX_RANGE:
+        raise QueryError(f"the range is {(end_t - start_t).days} days; at most {MAX_RANGE.days} days are allowed",
+                         "start")
+    if granularity is not None and granularity not in GRANULARITIES:
+        raise QueryError(f"granularity {granularity[:20]!r} is not one of {', '.join(GRANULARITIES)}",
+                         "granularity")
+    span = end_t - start_t
+    chosen = granularity or ("minute" if span <= timedelta(hours=6) else "hour" if span <= timedelta(days=14)
+                             else "day")
+    for candidate in GRANULARITIES[GRANULARITIES.index(chosen):]:
+        chosen = candidate
+        if math.ceil(span / STEP[candidate]) + 1 <= MAX_POINTS:
+            break
+    return TimeWindow(floor_to(start_t, chosen), ceil_to(end_t, chosen), chosen)

@@ -1,0 +1,74 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from services.query import (CATALOGUE, Segment, _Acc, build_query, evaluate, parse_filters, plan_segments)
+from services.timerange import QueryError, TimeWindow
+
+DAY = datetime(2026, 11, 20, tzinfo=timezone.utc)
+H = timedelta(hours=1)
+
+
+def test_clean_days_come_from_the_day_table_and_dirty_hours_from_raw():
+    window = TimeWindow(DAY, DAY + timedelta(days=3), "day")
+    segments = plan_segments(window, {DAY + timedelta(days=1, hours=5)}, minute_floor=DAY)
+    assert segments == [
+        Segment("day", DAY, DAY + timedelta(days=1)),
+        Segment("hour", DAY + timedelta(days=1), DAY + timedelta(days=1, hours=5)),
+        Segment("raw", DAY + timedelta(days=1, hours=5), DAY + timedelta(days=1, hours=6)),
+        Segment("hour", DAY + timedelta(days=1, hours=6), DAY + timedelta(days=2)),
+        Segment("day", DAY + timedelta(days=2), DAY + timedelta(days=3)),
+    ]
+
+
+def test_minute_windows_use_raw_outside_minute_retention():
+    start = DAY + timedelta(minutes=30)
+    window = TimeWindow(start, start + 3 * H, "minute")
+    segments = plan_segments(window, {DAY + 2 * H}, minute_floor=DAY + H)
+    assert segments == [Segment("raw", start, DAY + H), Segment("minute", DAY + H, DAY + 2 * H),
+                        Segment("raw", DAY + 2 * H, DAY + 3 * H), Segment("minute", DAY + 3 * H, start + 3 * H)]
+
+
+def test_hour_windows_with_nothing_dirty_are_one_rollup_read():
+    window = TimeWindow(DAY, DAY + 48 * H, "hour")
+    assert plan_segments(window, set(), DAY) == [Segment("hour", DAY, DAY + 48 * H)]
+
+
+def test_evaluate_each_kind_and_zero_denominators():
+    acc = _Acc(counts={"sent": 200, "delivered": 150, "opened": 30, "clicked": 3}, psum=4500, pcount=150,
+               histogram={100: 10})
+    assert evaluate(CATALOGUE["delivery_rate"], acc) == (75.0, 150.0, 200.0)
+    assert evaluate(CATALOGUE["events"], acc)[0] == 383.0
+    assert evaluate(CATALOGUE["avg_processing_time"], acc)[0] == 30.0
+    assert evaluate(CATALOGUE["click_to_open_rate"], acc)[0] == 10.0
+    empty = _Acc()
+    assert evaluate(CATALOGUE["delivery_rate"], empty)[0] is None
+    assert evaluate(CATALOGUE["avg_processing_time"], empty)[0] is None
+    assert evaluate(CATALOGUE["p95_processing_time"], empty)[0] is None
+    assert evaluate(CATALOGUE["sent"], empty)[0] == 0.0
+
+
+def test_filters_are_normalized_so_order_does_not_matter():
+    a = parse_filters({"channel": "sms,email", "template_id": "3,1"})
+    b = parse_filters({"template_id": [1, 3], "channel": "email,sms"})
+    assert a == b == (("channel", ("email", "sms")), ("template_id", (1, 3)))
+    now = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    assert build_query("sent", "channel,time", "now-1h", None, {"channel": "sms,email"}, now=now).cache_key() == \
+        build_query("sent", "time,channel", "now-1h", None, {"channel": "email,sms"}, now=now).cache_key()
+
+
+@pytest.mark.parametrize("kwargs, field, text", [
+    ({"metric": "nope"}, "metric", "known metrics: events, sent"),
+    ({"metric": "open_rate", "group_by": "status"}, "group_by", "would mean nothing"),
+    ({"metric": "open_rate", "filters": {"status": "opened"}}, "group_by", "would mean nothing"),
+    ({"group_by": "time,user"}, "group_by", "cannot group by 'user'"),
+    ({"filters": {"user": "1"}}, "user", "unknown filter 'user'"),
+    ({"filters": {"status": "read"}}, "status", "status 'read' is not one of"),
+    ({"filters": {"template_id": "1,x"}}, "template_id", "whole numbers"),
+    ({"filters": {"channel": ",".join(["email"] * 101)}}, "channel", "at most 100"),
+])
+def test_bad_queries_say_what_is_wrong(kwargs, field, text):
+    args = {"metric": "sent", "group_by": "time", "filters": {}} | kwargs
+    with pytest.raises(QueryError) as info:
+        build_query(args["metric"], args["group_by"], "now-1h", None, args["filters"])
+    assert info.value.field == field and text in info.value.message
