@@ -6,13 +6,14 @@ import hmac
 from datetime import datetime, timezone
 
 import orjson
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state
 from services.ingest import ingest_events
 from dashapp.caching import cache_stats, cached
+from services import drilldown as drilldown_service
 from services import query as query_service
 from services.rollup import range_version, rollup_status
 from services.timerange import QueryError
@@ -157,3 +158,52 @@ def openapi():
     from dashapp.openapi import openapi_document
 
     return jsonify(openapi_document(tuple(current_app.config["CHANNELS"])))
+
+
+DRILL_PARAMETERS = ("dimension", "filters", "start", "end", "metric")
+
+
+@api.get("/api/analytics/drilldown")
+def drilldown():
+    check_parameters(DRILL_PARAMETERS)
+    args = request.args
+    try:
+        filters = orjson.loads(args.get("filters") or "{}")
+    except orjson.JSONDecodeError:
+        raise ApiError('filters must be JSON such as {"channel": "email", "status": "bounced"}', "filters") from None
+    with db.read_engine.connect() as conn:
+        level = drilldown_service.drill_level(
+            conn, filters, args.get("start"), args.get("end"), args.get("dimension") or None,
+            args.get("metric") or "events", channels=current_app.config["CHANNELS"], **settings_for_queries())
+    return json_response({
+        "level": level.level, "dimension": level.dimension, "metric": level.metric,
+        "parent_filters": level.parent_filters, "data": level.data, "next_dimensions": level.next_dimensions,
+        "can_drill_down": level.can_drill_down, "breadcrumbs": level.breadcrumbs})
+
+
+EVENTS_PARAMETERS = ("start", "end", "limit", "cursor", "sort", "format") + query_service.DIMENSIONS
+
+
+@api.get("/api/analytics/events")
+def events():
+    check_parameters(EVENTS_PARAMETERS)
+    args = request.args
+    filters = {d: args.get(d) for d in query_service.DIMENSIONS}
+    channels = current_app.config["CHANNELS"]
+    fmt = args.get("format") or "json"
+    if fmt == "csv":
+        engine = db.read_engine
+        chunks = drilldown_service.events_csv(engine.connect, filters, args.get("start"), args.get("end"),
+                                              args.get("sort"), channels=channels)
+        return Response(stream_with_context(chunks), mimetype="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="events.csv"'})
+    if fmt != "json":
+        raise ApiError(f"format {fmt[:20]!r} is not one of json, csv", "format")
+    try:
+        limit = int(args.get("limit") or 100)
+    except ValueError:
+        raise ApiError(f"limit must be a whole number from 1 to {drilldown_service.MAX_PAGE}", "limit") from None
+    with db.read_engine.connect() as conn:
+        page = drilldown_service.list_events(conn, filters, args.get("start"), args.get("end"), limit,
+                                             args.get("cursor") or None, args.get("sort"), channels=channels)
+    return json_response({"events": page.events, "next_cursor": page.next_cursor})

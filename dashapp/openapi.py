@@ -99,6 +99,45 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                                        "cached": {"type": "boolean"},
                                        "total_points": {"type": "integer"}}}}}}}},
                               **_error_responses(400, 503)}}},
+            "/api/analytics/drilldown": {"get": {
+                "summary": "One level of channel → status → template, with its breadcrumb trail",
+                "parameters": [
+                    _query("filters", 'JSON object of one value per dimension, e.g. {"channel": "email"}.'),
+                    _query("dimension", "Dimension to group by; default: the next one of the hierarchy.",
+                           {"type": "string", "enum": list(DIMENSIONS)}),
+                    _query("metric", "Default events.", {"type": "string", "enum": list(CATALOGUE)}),
+                    _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
+                ],
+                "responses": {"200": {"description": "A level", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["level", "dimension", "parent_filters", "data",
+                                                   "next_dimensions", "can_drill_down", "breadcrumbs"],
+                    "properties": {"level": {"type": "integer"}, "dimension": {"type": ["string", "null"]},
+                                   "data": {"type": "array", "items": {"type": "object",
+                                                                       "required": ["key", "label", "value"]}},
+                                   "breadcrumbs": {"type": "array", "items": {
+                                       "type": "object", "required": ["label", "filters"]}},
+                                   "can_drill_down": {"type": "boolean"}}}}}},
+                              **_error_responses(400, 503)}}},
+            "/api/analytics/events": {"get": {
+                "summary": "Individual events, newest first, with keyset paging; format=csv streams them",
+                "parameters": [
+                    _query("start", "Default: end − 24 h. " + TIME_PARAMETER_HELP),
+                    _query("end", "Default: now. " + TIME_PARAMETER_HELP),
+                    _query("limit", "1–1000, default 100.", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                    _query("cursor", "next_cursor of the previous page."),
+                    _query("sort", "created_at or processing_time_ms; prefix - for descending (default "
+                                   "-created_at).", {"type": "string", "enum": [
+                                       "created_at", "-created_at", "processing_time_ms", "-processing_time_ms"]}),
+                    _query("format", "json (default) or csv (capped at 1,000,000 events).",
+                           {"type": "string", "enum": ["json", "csv"]}),
+                    *filters,
+                ],
+                "responses": {"200": {"description": "A page of events", "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["events", "next_cursor"],
+                                                    "properties": {"events": {"type": "array"},
+                                                                   "next_cursor": {"type": ["string", "null"]}}}},
+                    "text/csv": {"schema": {"type": "string"}}}},
+                              **_error_responses(400, 503)}}},
         },
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                       "description": "INGEST_TOKEN"}}},

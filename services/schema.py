@@ -59,7 +59,7 @@ notification_events = Table(
     Column("latency_bucket", SmallInteger),  # services.latency.bucket_index(processing_time_ms)
     Column("metadata", JSON().with_variant(JSONB(), "postgresql")),
 )
-EVENT_COLUMNS = tuple(c.name for c in notification_events.columns)
+EVENT_COLUMNS = tuple(str(c.name) for c in notification_events.columns)  # plain str: JSON keys
 
 # Ingest writes the hours each batch touched here, in the batch's own transaction; the
 # rollup recomputes those hours and deletes the entries it consumed.

@@ -71,9 +71,8 @@ class TimeWindow:
         return out
 
 
-def resolve_window(start: str | None, end: str | None, granularity: str | None, now: datetime) -> TimeWindow:
-    """Parse, validate and align a range; pick the granularity when not given (≤ 6 h by
-    minute, ≤ 14 d by hour, else by day) and coarsen it past 2,000 points."""
+def resolve_range(start: str | None, end: str | None, now: datetime) -> tuple[datetime, datetime]:
+    """Parse and validate [start, end): default the last 24 h, at most 400 days."""
     end_t = parse_time(end, now, "end") if end else now
     start_t = parse_time(start, now, "start") if start else end_t - DEFAULT_SPAN
     if end_t <= start_t:
@@ -82,6 +81,13 @@ def resolve_window(start: str | None, end: str | None, granularity: str | None, 
     if end_t - start_t > MAX_RANGE:
         raise QueryError(f"the range is {(end_t - start_t).days} days; at most {MAX_RANGE.days} days are allowed",
                          "start")
+    return start_t, end_t
+
+
+def resolve_window(start: str | None, end: str | None, granularity: str | None, now: datetime) -> TimeWindow:
+    """Parse, validate and align a range; pick the granularity when not given (≤ 6 h by
+    minute, ≤ 14 d by hour, else by day) and coarsen it past 2,000 points."""
+    start_t, end_t = resolve_range(start, end, now)
     if granularity is not None and granularity not in GRANULARITIES:
         raise QueryError(f"granularity {granularity[:20]!r} is not one of {', '.join(GRANULARITIES)}",
                          "granularity")
