@@ -2,56 +2,15 @@
 the selected tab's content, and a database-status alert."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import date
-from urllib.parse import parse_qs, urlencode
+from dataclasses import replace
+from datetime import datetime
 
 from dash import Dash, Input, Output, State, ctx, no_update
 
-from layouts import ids, shell
-
-
-@dataclass(frozen=True)
-class ViewState:
-    tab: str = shell.DEFAULT_TAB
-    range: str = shell.DEFAULT_RANGE
-    start: str | None = None  # ISO dates, only with range == "custom"
-    end: str | None = None
-    channels: tuple[str, ...] = ()
-
-
-def _iso_date(text: str | None) -> str | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text[:10]).isoformat()
-    except ValueError:
-        return None
-
-
-def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewState:
-    """The view a query string asks for; anything unknown falls back to the default."""
-    params = parse_qs((search or "").lstrip("?"))
-    first = {k: v[0] for k, v in params.items() if v}
-    tab = first.get("tab") if first.get("tab") in shell.TAB_IDS else shell.DEFAULT_TAB
-    rng = first.get("range") if first.get("range") in shell.RANGE_IDS else shell.DEFAULT_RANGE
-    start, end = _iso_date(first.get("start")), _iso_date(first.get("end"))
-    if rng == "custom" and not (start and end and start <= end):
-        rng, start, end = shell.DEFAULT_RANGE, None, None
-    if rng != "custom":
-        start = end = None
-    requested = [c for c in first.get("channel", "").split(",") if c]
-    channels = tuple(c for c in known_channels if c in requested)
-    return ViewState(tab=tab, range=rng, start=start, end=end, channels=channels)
-
-
-def to_search(state: ViewState) -> str:
-    params = {"tab": state.tab, "range": state.range}
-    if state.range == "custom":
-        params.update(start=state.start, end=state.end)
-    if state.channels:
-        params["channel"] = ",".join(state.channels)
-    return "?" + urlencode(params, safe=",")
+from callbacks.common import ask
+from callbacks.view import iso_time, parse_search, to_search
+from layouts import drilldown, ids, overview, shell
+from services.rollup import rollup_status
 
 
 def sync_view(search, tab, rng, start, end, channels, known_channels, trigger):
@@ -60,12 +19,16 @@ def sync_view(search, tab, rng, start, end, channels, known_channels, trigger):
     On a URL change (load, back button, shared link) the controls follow the URL; on a
     control change the URL follows the controls.
     """
+    current = parse_search(search, known_channels)
     if trigger in (None, ids.URL):
-        state = parse_search(search, known_channels)
+        state = current
     else:
-        state = ViewState(tab=tab or shell.DEFAULT_TAB, range=rng or shell.DEFAULT_RANGE,
-                          start=_iso_date(start), end=_iso_date(end),
-                          channels=tuple(c for c in known_channels if c in (channels or [])))
+        if trigger == ids.CUSTOM_RANGE:  # dates picked by hand replace a bucket's datetimes
+            start, end = iso_time(start), iso_time(end)
+        else:
+            start, end = current.start or iso_time(start), current.end or iso_time(end)
+        state = replace(current, tab=tab or shell.DEFAULT_TAB, range=rng or shell.DEFAULT_RANGE,
+                        start=start, end=end, channels=tuple(c for c in known_channels if c in (channels or [])))
         if state.range != "custom":
             state = replace(state, start=None, end=None)
         elif not (state.start and state.end):
@@ -74,7 +37,29 @@ def sync_view(search, tab, rng, start, end, channels, known_channels, trigger):
     search_out = to_search(state)
     wrapper_style = {} if state.range == "custom" else {"display": "none"}
     return (search_out if search_out != search else no_update, state.tab, state.range,
-            state.start, state.end, list(state.channels), wrapper_style)
+            (state.start or "")[:10] or None, (state.end or "")[:10] or None, list(state.channels), wrapper_style)
+
+
+def tab_content(tab: str, state):
+    if tab == "overview":
+        return overview.layout(state.metric)
+    if tab == "drilldown":
+        return drilldown.layout()
+    return shell.placeholder(tab if tab in shell.TAB_IDS else shell.DEFAULT_TAB)
+
+
+def data_as_of_text(status: dict, state) -> str:
+    """"Data as of 06:52:10 UTC · newest bucket still filling", from the rollup watermark."""
+    watermark = status.get("watermark")
+    if not watermark:
+        return "No rollup has run yet; charts read raw events"
+    when = datetime.fromisoformat(watermark)
+    text = f"Rolled up to {when:%Y-%m-%d %H:%M:%S} UTC"
+    if status.get("lag_seconds") is not None:
+        text += f" ({status['lag_seconds']:.0f} s ago)"
+    if state.range != "custom":
+        text += " · newest bucket still filling"
+    return text
 
 
 def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -> None:
@@ -89,9 +74,20 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
     def _sync(search, tab, rng, start, end, channels):
         return sync_view(search, tab, rng, start, end, channels, known_channels, ctx.triggered_id)
 
-    @dash_app.callback(Output(ids.TAB_CONTENT, "children"), Input(ids.TABS, "active_tab"))
-    def _tab_content(tab):
-        return shell.placeholder(tab if tab in shell.TAB_IDS else shell.DEFAULT_TAB)
+    @dash_app.callback(Output(ids.TAB_CONTENT, "children"), Input(ids.TABS, "active_tab"), State(ids.URL, "search"))
+    def _tab_content(tab, search):
+        return tab_content(tab, parse_search(search, known_channels))
+
+    @dash_app.callback(Output(ids.REFRESH, "interval"), Output(ids.REFRESH, "disabled"),
+                       Input(ids.REFRESH_CHOICE, "value"))
+    def _refresh(seconds):
+        return max(int(seconds or 0), 1) * 1000, not seconds
+
+    @dash_app.callback(Output(ids.DATA_AS_OF, "children"), Input(ids.REFRESH, "n_intervals"),
+                       Input(ids.URL, "search"))
+    def _data_as_of(_tick, search):
+        status, error = ask(rollup_status)
+        return data_as_of_text(status, parse_search(search, known_channels)) if not error else ""
 
     @dash_app.callback(Output(ids.STATUS_ALERT, "children"), Input(ids.STATUS_POLL, "n_intervals"))
     def _status(_n):

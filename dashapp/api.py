@@ -12,10 +12,10 @@ from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state
 from services.ingest import ingest_events
-from dashapp.caching import cache_stats, cached
+from dashapp.caching import cache_stats, cached_series, settings_for_queries
 from services import drilldown as drilldown_service
 from services import query as query_service
-from services.rollup import range_version, rollup_status
+from services.rollup import rollup_status
 from services.timerange import QueryError
 
 api = Blueprint("api", __name__)
@@ -106,24 +106,6 @@ def check_parameters(allowed: tuple[str, ...]) -> None:
     if unknown:
         raise ApiError(f"unknown parameter {unknown[0][:40]!r}; this endpoint takes {', '.join(allowed)}",
                        unknown[0][:40])
-
-
-def settings_for_queries() -> dict:
-    config = current_app.config
-    return {"minute_retention_hours": config["MINUTE_RETENTION_HOURS"],
-            "raw_retention_days": config["RAW_RETENTION_DAYS"]}
-
-
-def cached_series(query: query_service.Query, now: datetime):
-    """The answer to `query`, from cache until its range is rolled up again or receives events."""
-    with db.read_engine.connect() as conn:
-        version = range_version(conn, query.window.start, query.window.end)
-
-    def compute():
-        with db.read_engine.connect() as conn:
-            return query_service.run_query(conn, query, now=now, **settings_for_queries())
-
-    return cached(f"{query.cache_key()}|{version}", compute, lambda series: series.live)
 
 
 CHART_PARAMETERS = ("metric", "group_by", "start", "end", "granularity") + query_service.DIMENSIONS

@@ -16,7 +16,9 @@ from typing import Any
 
 from flask import current_app
 
-from dashapp.extensions import cache
+from dashapp.extensions import cache, db
+from services import query as query_service
+from services.rollup import range_version
 
 log = logging.getLogger(__name__)
 BREAKER_SECONDS = 5.0
@@ -63,3 +65,21 @@ def cache_stats() -> dict:
     if time.monotonic() < _breaker()["open_until"]:
         backend += " (unreachable; answering without cache)"
     return {**counts, "hit_rate": round(counts["hits"] / total, 4) if total else None, "backend": backend}
+
+
+def settings_for_queries() -> dict:
+    config = current_app.config
+    return {"minute_retention_hours": config["MINUTE_RETENTION_HOURS"],
+            "raw_retention_days": config["RAW_RETENTION_DAYS"]}
+
+
+def cached_series(query: query_service.Query, now: datetime):
+    """The answer to `query`, from cache until its range is rolled up again or receives events."""
+    with db.read_engine.connect() as conn:
+        version = range_version(conn, query.window.start, query.window.end)
+
+    def compute():
+        with db.read_engine.connect() as conn:
+            return query_service.run_query(conn, query, now=now, **settings_for_queries())
+
+    return cached(f"{query.cache_key()}|{version}", compute, lambda series: series.live)

@@ -7,7 +7,6 @@ from pathlib import Path
 from dash import Dash
 from flask import Flask, current_app
 
-import callbacks.shell
 from dashapp.extensions import db, ensure_extensions
 from dashapp.health import database_problem
 from layouts import shell
@@ -22,6 +21,11 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     `protect` (for example `flask_login.login_required`) wraps every Dash view: the page,
     its assets, its layout and dependencies, and every callback request.
     """
+    # callbacks import dashapp's helpers; importing them here keeps `import dashapp` acyclic
+    import callbacks.drilldown
+    import callbacks.overview
+    import callbacks.shell
+
     ensure_extensions(server)  # a portal's app may not have them yet
     dash_app = Dash(
         __name__,
@@ -37,6 +41,8 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     channels = tuple(server.config["CHANNELS"])
     dash_app.layout = lambda: shell.page(channels)
     callbacks.shell.register(dash_app, channels, database_status=_dashboard_database_problem)
+    callbacks.overview.register(dash_app, channels)
+    callbacks.drilldown.register(dash_app, channels)
     if protect is not None:
         _protect_views(server, url_base_pathname, protect)
     return dash_app

@@ -1,5 +1,6 @@
 """Component ids, defined once so layouts, callbacks and browser tests agree."""
 
+# shell
 URL = "url"
 TABS = "tabs"
 TAB_CONTENT = "tab-content"
@@ -9,3 +10,35 @@ CUSTOM_RANGE_WRAPPER = "custom-range-wrapper"
 CHANNELS = "channels"
 STATUS_ALERT = "status-alert"
 STATUS_POLL = "status-poll"
+REFRESH = "refresh"
+REFRESH_CHOICE = "refresh-choice"
+DATA_AS_OF = "data-as-of"
+
+# overview
+KPI_ROW = "kpi-row"
+METRIC_PICKER = "metric-picker"
+TIMESERIES = "timeseries"
+CHANNEL_BAR = "channel-bar"
+STATUS_BAR = "status-bar"
+HEATMAP = "heatmap"
+OVERVIEW_ALERT = "overview-alert"
+
+# drill-down
+BREADCRUMB = "breadcrumb"
+DRILL_CHART = "drill-chart"
+DRILL_CHART_WRAPPER = "drill-chart-wrapper"
+DRILL_ALERT = "drill-alert"
+DRILL_TITLE = "drill-title"
+EVENTS_WRAPPER = "events-wrapper"
+EVENTS_HOLDER = "events-holder"
+EVENTS_COUNT = "events-count"
+
+
+def events_grid(key: str) -> dict:
+    """The events grid is rebuilt for each selection, so its id carries the selection."""
+    return {"type": "events-grid", "key": key}
+
+
+def events_cursors(key: str) -> dict:
+    return {"type": "events-cursors", "key": key}
+EVENTS_CSV = "events-csv"

@@ -40,9 +40,17 @@ RANGE_IDS = tuple(r for r, _ in RANGE_PRESETS)
 DEFAULT_RANGE = "24h"
 
 
+REFRESH_CHOICES: tuple[tuple[int, str], ...] = (
+    (0, "Paused"), (10, "Every 10 s"), (30, "Every 30 s"), (60, "Every minute"), (300, "Every 5 minutes"))
+DEFAULT_REFRESH = 30
+
+
 def navbar(title: str = "Notification Analytics") -> dbc.Navbar:
     return dbc.Navbar(
-        dbc.Container([dbc.NavbarBrand(title, className="fw-semibold")], fluid=True),
+        dbc.Container([
+            dbc.NavbarBrand(title, className="fw-semibold"),
+            html.Span(id=ids.DATA_AS_OF, className="small text-white-50 ms-auto"),
+        ], fluid=True),
         color="dark", dark=True, className="mb-3",
     )
 
@@ -65,6 +73,11 @@ def filters(channels: tuple[str, ...]) -> dbc.Row:
                                                          "value": c} for c in channels],
                              value=[], multi=True, placeholder="All channels"),
             ], md=4),
+            dbc.Col([
+                dbc.Label("Auto-refresh", html_for=ids.REFRESH_CHOICE, className="small text-muted mb-1"),
+                dcc.Dropdown(id=ids.REFRESH_CHOICE, options=[{"label": lbl, "value": v} for v, lbl in REFRESH_CHOICES],
+                             value=DEFAULT_REFRESH, clearable=False, searchable=False),
+            ], md=2, className="ms-auto"),
         ],
         className="g-3 mb-3 align-items-end",
     )
@@ -74,6 +87,7 @@ def page(channels: tuple[str, ...]) -> html.Div:
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Interval(id=ids.STATUS_POLL, interval=30_000),
+        dcc.Interval(id=ids.REFRESH, interval=DEFAULT_REFRESH * 1000),
         navbar(),
         dbc.Container([
             html.Div(id=ids.STATUS_ALERT),

@@ -135,7 +135,9 @@ def parse_filters(raw: Mapping[str, object], channels: Sequence[str] = CHANNELS)
 
 
 def parse_group_by(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(value or ["time"])
+    """None means by time; an empty sequence means one total."""
+    parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(
+        ["time"] if value is None else value)
     parts = [p for p in parts if p]
     unknown = [p for p in parts if p not in GROUPABLE]
     if unknown:
@@ -374,6 +376,8 @@ def run_query(conn: Connection, query: Query, *, now: datetime, minute_retention
 
 def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
     dim_keys = sorted({k for _, k in accs}, key=lambda k: tuple((d, -1 if v is None else v) for d, v in k))
+    if not query.group_by:  # one total, even over nothing
+        return (Point(None, (), *evaluate(metric, accs.get((None, ()), _Acc()))),)
     if "time" not in query.group_by:
         return tuple(Point(None, k, *evaluate(metric, accs[(None, k)])) for k in dim_keys)
     if not dim_keys and len(query.group_by) == 1:
@@ -401,3 +405,62 @@ def series_records(series: Series, names: Mapping[int, str] | None = None) -> li
         record["value"] = p.value
         out.append(record)
     return out
+
+
+# ---------------------------------------------------------------- composed answers
+
+@dataclass(frozen=True)
+class Kpi:
+    metric: str
+    label: str
+    unit: str
+    value: float | None
+    previous: float | None     # the same metric over the previous period of equal length
+    change_percent: float | None
+    direction: str             # "up" | "down" | "flat"
+    good: bool | None          # whether the change is welcome, given the metric's direction
+
+
+def change_between(metric: Metric, value: float | None, previous: float | None) -> tuple[float | None, str, bool | None]:
+    """Percent change, its direction (flat within 0.5 %) and whether it is good news."""
+    if value is None or previous is None or previous == 0:
+        return None, "flat", None
+    change = (value - previous) / abs(previous) * 100
+    direction = "flat" if abs(change) < 0.5 else ("up" if change > 0 else "down")
+    if direction == "flat" or metric.better == "neutral":
+        return change, direction, None
+    return change, direction, (direction == "up") == (metric.better == "higher")
+
+
+def kpis(conn: Connection, metrics: Sequence[str], start=None, end=None, filters=(), *,
+         now: datetime | None = None, channels: Sequence[str] = CHANNELS, **settings) -> list[Kpi]:
+    """Each metric's total over the range, against the previous range of the same length."""
+    now = now or datetime.now(timezone.utc)
+    out = []
+    for name in metrics:
+        current = query_metrics(conn, name, (), start, end, filters, now=now, channels=channels, **settings)
+        span = current.end - current.start
+        previous = query_metrics(conn, name, (), current.start - span, current.start, filters,
+                                 current.granularity, now=now, channels=channels, **settings)
+        metric = get_metric(name)
+        value, before = current.points[0].value, previous.points[0].value
+        change, direction, good = change_between(metric, value, before)
+        out.append(Kpi(name, metric.label, metric.unit, value, before, change, direction, good))
+    return out
+
+
+def volume_heatmap(conn: Connection, start=None, end=None, filters=(), *, now: datetime | None = None,
+                   channels: Sequence[str] = CHANNELS, **settings) -> list[list[float]]:
+    """Events by weekday (Monday first) × hour of day, UTC, over the range."""
+    now = now or datetime.now(timezone.utc)
+    first = build_query("events", ("time",), start, end, filters, None, now, channels).window
+    matrix = [[0.0] * 24 for _ in range(7)]
+    chunk = timedelta(hours=1999)  # hourly points per query stay under the chart cap
+    t = truncate(first.start, "hour")
+    while t < first.end:
+        part = query_metrics(conn, "events", ("time",), t, min(t + chunk, first.end), filters, "hour", now=now,
+                             channels=channels, **settings)
+        for p in part.points:
+            matrix[p.time.weekday()][p.time.hour] += p.value or 0
+        t += chunk
+    return matrix

@@ -8,7 +8,7 @@ def test_switching_tabs_changes_the_url_and_reload_keeps_it(dash_br, live_server
     server = live_server(create_app({"DATABASE_URL": pg_url}))
     dash_br.driver.get(server.url + "/analytics/?tab=overview&range=7d")
     dash_br.wait_for_text_to_equal(".nav-link.active", "Overview")
-    dash_br.wait_for_contains_text("#tab-content", "KPI tiles")
+    dash_br.wait_for_element("#kpi-row .kpi-tile", timeout=20)
 
     trends = next(e for e in dash_br.find_elements(".nav-link") if e.text == "Trends")
     trends.click()

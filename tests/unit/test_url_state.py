@@ -1,6 +1,7 @@
 from dash import no_update
 
-from callbacks.shell import ViewState, parse_search, sync_view, to_search
+from callbacks.shell import sync_view
+from callbacks.view import ViewState, parse_search, to_search
 from layouts import ids
 
 CHANNELS = ("email", "sms", "push")

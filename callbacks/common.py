@@ -1,0 +1,64 @@
+"""What every callback does the same way: read the view from the URL, ask one service,
+and turn any failure into a sentence for an alert (the log gets the details)."""
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from flask import current_app
+from sqlalchemy.exc import DBAPIError
+
+from dashapp.caching import cached_series, settings_for_queries
+from dashapp.extensions import db
+from services.query import build_query
+from services.timerange import QueryError
+
+log = logging.getLogger(__name__)
+DATABASE_DOWN = ("The analytics database is not answering, so this chart cannot load right now. "
+                 "It will come back on its own once the database does.")
+UNEXPECTED = "This chart could not be drawn because of an error on our side; it has been logged."
+
+
+def guarded(work: Callable[[], Any]) -> tuple[Any, str | None]:
+    """(answer, None) or (None, sentence a user can read)."""
+    try:
+        return work(), None
+    except QueryError as exc:
+        return None, exc.message
+    except DBAPIError as exc:
+        log.warning("dashboard query failed: %s", exc)
+        return None, DATABASE_DOWN
+    except Exception:
+        log.exception("dashboard callback failed")
+        return None, UNEXPECTED
+
+
+def ask(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str | None]:
+    """A service call on a read connection, guarded, given the deployment's channels and
+    retention settings where it takes them."""
+    accepted = inspect.signature(service).parameters
+    context = {"channels": current_app.config["CHANNELS"], **settings_for_queries()}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    extra = {k: v for k, v in context.items() if takes_any or k in accepted}
+
+    def work():
+        with db.read_engine.connect() as conn:
+            return service(conn, *args, **extra, **kwargs)
+    return guarded(work)
+
+
+def ask_series(metric: str, group_by, start, end, filters) -> tuple[Any, str | None]:
+    """A chart series through the shared cache, guarded."""
+    def work():
+        now = datetime.now(timezone.utc)
+        query = build_query(metric, group_by, start, end, filters, None, now, current_app.config["CHANNELS"])
+        return cached_series(query, now)[0]
+    return guarded(work)
+
+
+def alert(message: str | None, colour: str = "danger"):
+    return dbc.Alert(message, color=colour, className="mb-3", dismissable=True) if message else None

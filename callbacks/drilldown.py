@@ -1,0 +1,148 @@
+"""Drill-down callbacks: the URL's drill path picks the level; a bar click appends its
+value; at the last level the events grid pages through the server with keyset cursors."""
+from __future__ import annotations
+
+from dataclasses import replace
+from urllib.parse import urlencode
+
+import orjson
+from dash import MATCH, Dash, Input, Output, State, no_update
+
+from callbacks.common import alert, ask
+from callbacks.view import ViewState, drilled, parse_search, to_search, window_of
+from layouts import drilldown, figures, ids
+from services.drilldown import HIERARCHY, drill_level, list_events
+from services.query import query_metrics
+
+DIMENSION_TITLES = {"channel": "channel", "status": "status", "template_id": "template"}
+PAGE_WALK_LIMIT = 50
+
+
+def drill_filters(state: ViewState) -> dict:
+    return {d: (int(v) if d == "template_id" else v) for d, v in zip(HIERARCHY, state.drill)}
+
+
+def selection_key(state: ViewState) -> str:
+    window = window_of(state) or ("", None)
+    return "|".join([*state.drill, window[0], window[1] or "", ",".join(state.channels)])
+
+
+def csv_href(state: ViewState, window: tuple) -> str:
+    params = {"format": "csv", "start": window[0], **({"end": window[1]} if window[1] else {})}
+    params.update({d: str(v) for d, v in drill_filters(state).items()})
+    return "/api/analytics/events?" + urlencode(params)
+
+
+def level_view(state: ViewState, prefix: str, current_key: str | None) -> tuple:
+    """(breadcrumb items, title, figure, chart style, events style, csv href, grid, count, alert)."""
+    hidden, shown = {"display": "none"}, {}
+    window = window_of(state)
+    if window is None:
+        return ([{"label": "All", "active": True}], "", figures.empty_figure("Pick an end after the start."),
+                shown, hidden, "#", no_update, "", alert("The custom range is not valid.", "warning"))
+    level, error = ask(drill_level, drill_filters(state), *window)
+    if error:
+        return ([{"label": "All", "active": True}], "", figures.empty_figure(error), shown, hidden, "#",
+                no_update, "", alert(error))
+    crumbs = [{"label": c["label"], "href": prefix + to_search(replace(state, drill=state.drill[:i])),
+               "active": i == len(level.breadcrumbs) - 1} for i, c in enumerate(level.breadcrumbs)]
+    if level.can_drill_down:
+        title = f"Events by {DIMENSION_TITLES[level.dimension]}"
+        data = [d for d in level.data if level.dimension != "channel" or not state.channels
+                or d["key"] in state.channels]  # the global channel filter narrows the top level
+        records = [{level.dimension: d["key"], "value": d["value"]} for d in data]
+        labels = {d["key"]: d["label"] for d in level.data}
+        figure = figures.bars(records, level.dimension, "Events", "count", revision=to_search(state), labels=labels,
+                              height=360)
+        return crumbs, title, figure, shown, hidden, "#", None, "", None
+    key = selection_key(state)
+    grid = no_update if key == current_key else drilldown.events_grid(key)
+    total, _ = ask(query_metrics, "events", (), *window, {d: [v] for d, v in drill_filters(state).items()})
+    count = f"{total.points[0].value:,.0f} events" if total else ""
+    title = "Individual events, newest first"
+    return crumbs, title, no_update, hidden, shown, csv_href(state, window), grid, count, None
+
+
+def search_after_bar_click(search: str, click: dict, channels: tuple[str, ...]) -> str:
+    state = parse_search(search, channels)
+    value = click["points"][0].get("customdata")
+    if value is None or len(state.drill) >= len(HIERARCHY):
+        return no_update
+    return to_search(drilled(state, value))
+
+
+def sort_of(request: dict) -> str:
+    model = (request or {}).get("sortModel") or []
+    if not model:
+        return "-created_at"
+    column, direction = model[0]["colId"], model[0]["sort"]
+    return ("-" if direction == "desc" else "") + column
+
+
+def rows_for(state: ViewState, request: dict, cursors: dict) -> tuple[dict, dict]:
+    """One block of the grid: walk keyset cursors to its first row (remembered per block)."""
+    window = window_of(state)
+    start_row, end_row = int(request.get("startRow", 0)), int(request.get("endRow", 100))
+    size = max(1, min(end_row - start_row, 1000))
+    sort = sort_of(request)
+    known = {int(k.split("|")[1]): v for k, v in cursors.items() if k.startswith(sort + "|")}
+    at = max((row for row in known if row <= start_row), default=0)
+    cursor = known.get(at)
+    filters = {d: str(v) for d, v in drill_filters(state).items()}
+    walked = 0
+    while True:
+        page, error = ask(list_events, filters, *window, size if at == start_row else min(1000, start_row - at),
+                          cursor, sort)
+        if error:
+            return {"rowData": [], "rowCount": 0}, cursors
+        if at == start_row or page.next_cursor is None or walked >= PAGE_WALK_LIMIT:
+            break
+        at += len(page.events)
+        cursor = page.next_cursor
+        cursors = {**cursors, f"{sort}|{at}": cursor}
+        walked += 1
+    if page.next_cursor:
+        cursors = {**cursors, f"{sort}|{start_row + len(page.events)}": page.next_cursor}
+    response = {"rowData": [grid_row(e) for e in page.events]}
+    if page.next_cursor is None:
+        response["rowCount"] = start_row + len(page.events)
+    return response, cursors
+
+
+def grid_row(event: dict) -> dict:
+    """An event as the grid shows it: readable times (to the millisecond), metadata as text."""
+    row = dict(event)
+    for key in ("created_at", "ingested_at"):
+        row[key] = row[key].replace("T", " ").rstrip("Z")[:23]
+    row["metadata"] = orjson.dumps(row["metadata"]).decode() if row["metadata"] is not None else ""
+    return row
+
+
+def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
+    prefix = dash_app.config.requests_pathname_prefix
+
+    @dash_app.callback(
+        Output(ids.BREADCRUMB, "items"), Output(ids.DRILL_TITLE, "children"), Output(ids.DRILL_CHART, "figure"),
+        Output(ids.DRILL_CHART_WRAPPER, "style"), Output(ids.EVENTS_WRAPPER, "style"),
+        Output(ids.EVENTS_CSV, "href"), Output(ids.EVENTS_HOLDER, "children"), Output(ids.EVENTS_COUNT, "children"),
+        Output(ids.DRILL_ALERT, "children"),
+        Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"), State(ids.EVENTS_HOLDER, "children"))
+    def _level(search, _tick, holder):
+        current = (holder or {}).get("props", {}).get("data-key") if isinstance(holder, dict) else None
+        return level_view(parse_search(search, channels), prefix, current)
+
+    @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.DRILL_CHART, "clickData"),
+                       State(ids.URL, "search"), prevent_initial_call=True)
+    def _bar_click(click, search):
+        return search_after_bar_click(search, click, channels) if click else no_update
+
+    @dash_app.callback(
+        Output({"type": "events-grid", "key": MATCH}, "getRowsResponse"),
+        Output({"type": "events-cursors", "key": MATCH}, "data"),
+        Input({"type": "events-grid", "key": MATCH}, "getRowsRequest"),
+        State({"type": "events-cursors", "key": MATCH}, "data"), State(ids.URL, "search"),
+        prevent_initial_call=True)
+    def _rows(request, cursors, search):
+        if not request:
+            return no_update, no_update
+        return rows_for(parse_search(search, channels), request, cursors or {})

@@ -1,0 +1,135 @@
+"""Overview callbacks: each reads the view from the URL, asks one service, and returns a
+figure or components. Clicks drill down by rewriting the URL."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from dash import Dash, Input, Output, State, no_update
+
+from callbacks.common import alert, ask, ask_series
+from callbacks.view import (ViewState, channel_filter, drilled, focused_on_bucket, parse_search, to_search,
+                            window_of)
+from layouts import figures, ids, overview
+from services.query import get_metric, kpis, series_records, volume_heatmap
+from services.timerange import STEP, resolve_window
+
+INVALID_RANGE = "The custom range is not valid: pick an end after the start."
+
+
+def kpi_row(state: ViewState):
+    window = window_of(state)
+    if window is None:
+        return [], alert(INVALID_RANGE, "warning")
+    tiles, error = ask(kpis, overview.KPI_METRICS, *window, channel_filter(state))
+    if error:
+        return [], alert(error)
+    return [overview.kpi_tile(k.label, k.unit, k.value, k.change_percent, k.direction, k.good) for k in tiles], None
+
+
+def timeseries_figure(state: ViewState):
+    window = window_of(state)
+    if window is None:
+        return figures.empty_figure(INVALID_RANGE)
+    series, error = ask_series(state.metric, ("time", "channel"), *window, channel_filter(state))
+    if error:
+        return figures.empty_figure(error)
+    metric = get_metric(state.metric)
+    return figures.time_series(series_records(series), metric.label, metric.unit, revision=to_search(state))
+
+
+def channel_figure(state: ViewState):
+    window = window_of(state)
+    if window is None:
+        return figures.empty_figure(INVALID_RANGE)
+    series, error = ask_series(state.metric, ("channel",), *window, channel_filter(state))
+    if error:
+        return figures.empty_figure(error)
+    metric = get_metric(state.metric)
+    return figures.bars(series_records(series), "channel", metric.label, metric.unit, revision=to_search(state),
+                        height=372)
+
+
+def status_figure(state: ViewState):
+    window = window_of(state)
+    if window is None:
+        return figures.empty_figure(INVALID_RANGE)
+    series, error = ask_series("events", ("status",), *window, channel_filter(state))
+    if error:
+        return figures.empty_figure(error)
+    order = ("sent", "delivered", "failed", "bounced", "opened", "clicked")
+    records = sorted(series_records(series), key=lambda r: order.index(r["status"]))
+    return figures.bars(records, "status", "Events", "count", revision=to_search(state))
+
+
+def heatmap_figure(state: ViewState):
+    window = window_of(state)
+    if window is None:
+        return figures.empty_figure(INVALID_RANGE)
+    matrix, error = ask(volume_heatmap, *window, channel_filter(state))
+    if error:
+        return figures.empty_figure(error)
+    return figures.heatmap(matrix, revision=to_search(state))
+
+
+def search_after_time_click(search: str, click: dict, channels: tuple[str, ...]) -> str:
+    """A click on the time chart: the bucket becomes the range, its channel the first drill."""
+    state = parse_search(search, channels)
+    point = click["points"][0]
+    when = datetime.fromisoformat(str(point["x"]).replace(" ", "T")).replace(tzinfo=timezone.utc)
+    window = window_of(state)
+    granularity = resolve_window(window[0], window[1], None, datetime.now(timezone.utc)).granularity
+    channel = point.get("customdata")
+    return to_search(focused_on_bucket(state, when, STEP[granularity], channel if channel in channels else None))
+
+
+def search_after_channel_click(search: str, click: dict, channels: tuple[str, ...]) -> str:
+    state = parse_search(search, channels)
+    channel = click["points"][0].get("customdata")
+    if channel not in channels:
+        return no_update
+    return to_search(drilled(replace(state, drill=()), channel))
+
+
+def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
+    def view(search) -> ViewState:
+        return parse_search(search, channels)
+
+    @dash_app.callback(Output(ids.KPI_ROW, "children"), Output(ids.OVERVIEW_ALERT, "children"),
+                       Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
+    def _kpis(search, _tick):
+        return kpi_row(view(search))
+
+    @dash_app.callback(Output(ids.TIMESERIES, "figure"), Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
+    def _timeseries(search, _tick):
+        return timeseries_figure(view(search))
+
+    @dash_app.callback(Output(ids.CHANNEL_BAR, "figure"), Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
+    def _channels(search, _tick):
+        return channel_figure(view(search))
+
+    @dash_app.callback(Output(ids.STATUS_BAR, "figure"), Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
+    def _statuses(search, _tick):
+        return status_figure(view(search))
+
+    @dash_app.callback(Output(ids.HEATMAP, "figure"), Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
+    def _heatmap(search, _tick):
+        return heatmap_figure(view(search))
+
+    @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.METRIC_PICKER, "value"),
+                       State(ids.URL, "search"), prevent_initial_call=True)
+    def _pick_metric(metric, search):
+        state = view(search)
+        if metric == state.metric or metric is None:
+            return no_update
+        return to_search(replace(state, metric=metric))
+
+    @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.TIMESERIES, "clickData"),
+                       State(ids.URL, "search"), prevent_initial_call=True)
+    def _time_click(click, search):
+        return search_after_time_click(search, click, channels) if click else no_update
+
+    @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.CHANNEL_BAR, "clickData"),
+                       State(ids.URL, "search"), prevent_initial_call=True)
+    def _channel_click(click, search):
+        return search_after_channel_click(search, click, channels) if click else no_update

@@ -1,0 +1,115 @@
+"""The view a URL describes (tab, range, channels, metric, drill path) and back. Pure
+functions: the URL is the only state, so reload and shared links land on the same view."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlencode
+
+from layouts import shell
+from services.query import CATALOGUE
+from services.schema import STATUSES
+
+DEFAULT_METRIC = "delivery_rate"
+DRILL_DEPTH = 3  # channel → status → template
+
+
+@dataclass(frozen=True)
+class ViewState:
+    tab: str = shell.DEFAULT_TAB
+    range: str = shell.DEFAULT_RANGE
+    start: str | None = None  # ISO date or datetime (UTC), only with range == "custom"
+    end: str | None = None
+    channels: tuple[str, ...] = ()
+    metric: str = DEFAULT_METRIC
+    drill: tuple[str, ...] = ()  # values along channel → status → template_id
+
+
+def iso_time(text: str | None) -> str | None:
+    """An ISO date or datetime, normalized (datetimes to UTC with Z); None if malformed."""
+    if not text:
+        return None
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text).isoformat()
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    parsed = parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    return parsed.isoformat().replace("+00:00", "Z")
+
+
+def valid_drill(values: list[str], channels: tuple[str, ...]) -> tuple[str, ...]:
+    """The longest valid prefix of a drill path."""
+    checks = (lambda v: v in channels, lambda v: v in STATUSES, lambda v: v.isdigit() and len(v) <= 9)
+    out = []
+    for value, ok in zip(values[:DRILL_DEPTH], checks):
+        if not ok(value):
+            break
+        out.append(value)
+    return tuple(out)
+
+
+def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewState:
+    """The view a query string asks for; anything unknown falls back to the default."""
+    params = parse_qs((search or "").lstrip("?"))
+    first = {k: v[0] for k, v in params.items() if v}
+    tab = first.get("tab") if first.get("tab") in shell.TAB_IDS else shell.DEFAULT_TAB
+    rng = first.get("range") if first.get("range") in shell.RANGE_IDS else shell.DEFAULT_RANGE
+    start, end = iso_time(first.get("start")), iso_time(first.get("end"))
+    if rng == "custom" and not (start and end and window_of(ViewState(range=rng, start=start, end=end))):
+        rng, start, end = shell.DEFAULT_RANGE, None, None
+    if rng != "custom":
+        start = end = None
+    requested = [c for c in first.get("channel", "").split(",") if c]
+    channels = tuple(c for c in known_channels if c in requested)
+    metric = first.get("metric") if first.get("metric") in CATALOGUE else DEFAULT_METRIC
+    drill = valid_drill(first.get("drill", "").split(","), known_channels)
+    return ViewState(tab=tab, range=rng, start=start, end=end, channels=channels, metric=metric, drill=drill)
+
+
+def to_search(state: ViewState) -> str:
+    params = {"tab": state.tab, "range": state.range}
+    if state.range == "custom":
+        params.update(start=state.start, end=state.end)
+    if state.channels:
+        params["channel"] = ",".join(state.channels)
+    if state.metric != DEFAULT_METRIC:
+        params["metric"] = state.metric
+    if state.drill:
+        params["drill"] = ",".join(state.drill)
+    return "?" + urlencode(params, safe=",:")
+
+
+def window_of(state: ViewState) -> tuple[str, str | None] | None:
+    """(start, end) as the query engine takes them; a custom end date includes that day."""
+    if state.range != "custom":
+        return f"now-{state.range}", None
+    if not (state.start and state.end):
+        return None
+    end = state.end
+    if len(end) == 10:
+        end = (date.fromisoformat(end) + timedelta(days=1)).isoformat()
+    start_t = datetime.fromisoformat(state.start.replace("Z", "+00:00")) if len(state.start) > 10 else \
+        datetime.fromisoformat(state.start + "T00:00:00+00:00")
+    end_t = datetime.fromisoformat(end.replace("Z", "+00:00")) if len(end) > 10 else \
+        datetime.fromisoformat(end + "T00:00:00+00:00")
+    if end_t <= start_t:
+        return None
+    return state.start, end
+
+
+def channel_filter(state: ViewState) -> dict:
+    return {"channel": list(state.channels)} if state.channels else {}
+
+
+def drilled(state: ViewState, value) -> ViewState:
+    return replace(state, tab="drilldown", drill=state.drill + (str(value),))
+
+
+def focused_on_bucket(state: ViewState, start: datetime, step: timedelta, channel: str | None) -> ViewState:
+    """A click on a time chart: narrow the range to that bucket and drill into its channel."""
+    z = lambda t: t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")  # noqa: E731
+    return replace(state, tab="drilldown", range="custom", start=z(start), end=z(start + step),
+                   drill=(channel,) if channel else ())

@@ -1,0 +1,55 @@
+"""The Drill-down tab: a breadcrumb trail, a bar chart of the next dimension, and at the
+last level the individual events in a server-side paged grid with a CSV download."""
+from __future__ import annotations
+
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from layouts import ids
+from layouts.overview import GRAPH_CONFIG
+
+EVENT_COLUMNS = [
+    {"field": "created_at", "headerName": "Time (UTC)", "sortable": True, "minWidth": 200},
+    {"field": "channel", "sortable": False, "width": 100},
+    {"field": "status", "sortable": False, "width": 110},
+    {"field": "template_id", "headerName": "Template", "sortable": False, "width": 110},
+    {"field": "processing_time_ms", "headerName": "Processing (ms)", "sortable": True, "width": 150},
+    {"field": "event_id", "headerName": "Event", "sortable": False, "minWidth": 220},
+    {"field": "notification_id", "headerName": "Notification", "sortable": False, "minWidth": 160},
+    {"field": "user_id", "headerName": "User", "sortable": False, "width": 120},
+    {"field": "ingested_at", "headerName": "Ingested (UTC)", "sortable": False, "minWidth": 200},
+    {"field": "metadata", "sortable": False, "minWidth": 200},
+]
+
+
+def layout() -> html.Div:
+    return html.Div([
+        dbc.Breadcrumb(id=ids.BREADCRUMB, items=[{"label": "All", "active": True}], className="mb-2"),
+        html.Div(id=ids.DRILL_ALERT),
+        html.H5(id=ids.DRILL_TITLE, className="mb-2"),
+        html.Div(dbc.Card(dbc.CardBody(dcc.Loading(dcc.Graph(id=ids.DRILL_CHART, config=GRAPH_CONFIG,
+                                                             style={"height": "380px"}), delay_show=150)),
+                          className="shadow-sm"), id=ids.DRILL_CHART_WRAPPER),
+        html.Div([
+            html.Div([
+                html.A("Download CSV", id=ids.EVENTS_CSV, href="#", className="btn btn-outline-secondary btn-sm"),
+                html.Span(" the events of this selection (up to 1,000,000).", className="small text-muted"),
+                html.Span(id=ids.EVENTS_COUNT, className="small fw-semibold ms-3"),
+            ], className="mb-2"),
+            html.Div(id=ids.EVENTS_HOLDER),
+        ], id=ids.EVENTS_WRAPPER, style={"display": "none"}),
+    ])
+
+
+def events_grid(key: str) -> html.Div:
+    """A fresh grid per selection: AG Grid's infinite model asks the server for each block."""
+    return html.Div([
+        dag.AgGrid(
+            id=ids.events_grid(key), columnDefs=EVENT_COLUMNS, rowModelType="infinite",
+            defaultColDef={"resizable": True, "filter": False},
+            dashGridOptions={"cacheBlockSize": 100, "maxBlocksInCache": 50, "rowBuffer": 0,
+                             "infiniteInitialRowCount": 1, "animateRows": False},
+            style={"height": "560px"}, className="ag-theme-alpine"),
+        dcc.Store(id=ids.events_cursors(key), data={}),
+    ], **{"data-key": key})

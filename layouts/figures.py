@@ -1,0 +1,109 @@
+"""Plotly figures from plain data. Pure functions: records in, figure out.
+
+Every chart speaks the same visual language: one colour per channel and per status on
+every tab, units on the value axis, exact values on hover, rates with one decimal.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+CHANNEL_COLOURS = {"email": "#4C78A8", "sms": "#F58518", "push": "#54A24B"}
+STATUS_COLOURS = {"sent": "#9D9DA1", "delivered": "#54A24B", "failed": "#E45756", "bounced": "#B279A2",
+                  "opened": "#4C78A8", "clicked": "#72B7B2"}
+FALLBACK = "#7F7F7F"
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+CHANNEL_LABELS = {"email": "Email", "sms": "SMS", "push": "Push"}
+FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
+
+
+def unit_suffix(unit: str) -> str:
+    return {"%": " %", "ms": " ms", "count": ""}.get(unit, "")
+
+
+def axis_title(label: str, unit: str) -> str:
+    return {"%": f"{label} (%)", "ms": f"{label} (ms)", "count": f"{label} (events)"}.get(unit, label)
+
+
+def value_format(unit: str) -> str:
+    """d3 format for hover and ticks: one decimal for rates and times, thousands for counts."""
+    return ",.0f" if unit == "count" else ",.1f"
+
+
+def format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "count":
+        return f"{value:,.0f}"
+    return f"{value:,.1f}{unit_suffix(unit)}"
+
+
+def _base(fig: go.Figure, revision: str, height: int = 320) -> go.Figure:
+    fig.update_layout(template="plotly_white", height=height, margin=dict(l=60, r=20, t=10, b=40),
+                      font=dict(family=FONT, size=12), uirevision=revision,
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0, title=None),
+                      hoverlabel=dict(font=dict(family=FONT)))
+    return fig
+
+
+def empty_figure(message: str, height: int = 320) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font=dict(size=14, color="#6c757d"), x=0.5, y=0.5,
+                       xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _base(fig, "empty", height)
+
+
+def time_series(records: Sequence[dict], label: str, unit: str, revision: str, split: str = "channel") -> go.Figure:
+    """One line per value of `split` (or a single line when records have none)."""
+    if not any(r["value"] for r in records):
+        return empty_figure("No events in this range")
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(r.get(split, "all"), []).append(r)
+    fig = go.Figure()
+    fmt = value_format(unit)
+    for key, rows in groups.items():
+        name = CHANNEL_LABELS.get(key, str(key).capitalize())
+        fig.add_trace(go.Scatter(
+            x=[r["time"] for r in rows], y=[r["value"] for r in rows], mode="lines", name=name,
+            line=dict(color=CHANNEL_COLOURS.get(key, FALLBACK), width=2), customdata=[key] * len(rows),
+            connectgaps=False,
+            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}<extra></extra>"))
+    fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt, rangemode="tozero")
+    fig.update_xaxes(title=None)
+    return _base(fig, revision)
+
+
+def bars(records: Sequence[dict], dimension: str, label: str, unit: str, revision: str,
+         labels: dict | None = None, height: int = 320) -> go.Figure:
+    """One bar per value of `dimension`, coloured like that value everywhere else."""
+    rows = [r for r in records if r["value"] is not None]
+    if not rows or not any(r["value"] for r in rows):
+        return empty_figure("No events for this selection", height)
+    colours = CHANNEL_COLOURS if dimension == "channel" else STATUS_COLOURS if dimension == "status" else {}
+    names = [(labels or {}).get(r[dimension]) or CHANNEL_LABELS.get(r[dimension]) or str(r[dimension]).capitalize()
+             for r in rows]
+    fmt = value_format(unit)
+    fig = go.Figure(go.Bar(
+        x=names, y=[r["value"] for r in rows], customdata=[r[dimension] for r in rows],
+        marker_color=[colours.get(r[dimension], "#4C78A8") for r in rows],
+        text=[format_value(r["value"], unit) for r in rows], textposition="outside", cliponaxis=False,
+        hovertemplate=f"%{{x}}<br>%{{y:{fmt}}}{unit_suffix(unit)}<extra></extra>"))
+    fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt, rangemode="tozero")
+    fig.update_layout(showlegend=False)
+    return _base(fig, revision, height)
+
+
+def heatmap(matrix: Sequence[Sequence[float]], revision: str) -> go.Figure:
+    """Events by weekday (rows, Monday first) × hour of day (columns, UTC)."""
+    if not any(any(row) for row in matrix):
+        return empty_figure("No events in this range")
+    fig = go.Figure(go.Heatmap(
+        z=matrix, x=[f"{h:02d}:00" for h in range(24)], y=list(WEEKDAYS), colorscale="Blues",
+        colorbar=dict(title="events"), hovertemplate="%{y} %{x} UTC<br>%{z:,.0f} events<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title="hour of day (UTC)", dtick=2)
+    return _base(fig, revision)

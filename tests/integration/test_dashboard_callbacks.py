@@ -1,0 +1,111 @@
+"""Dashboard callbacks called as plain functions against demo data: the figures and
+components they return, and the URLs clicks lead to."""
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+import pytest
+
+from callbacks import drilldown, overview, shell
+from callbacks.view import parse_search
+from dashapp import create_app
+from services.demo import seed_demo
+from services.rollup import rollup_pending
+
+CHANNELS = ("email", "sms", "push")
+
+
+@pytest.fixture
+def app(engine):
+    seed_demo(engine.begin, days=3, per_hour=60, seed=5)
+    rollup_pending(engine)
+    app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    with app.test_request_context():
+        yield app
+
+
+def view(search):
+    return parse_search(search, CHANNELS)
+
+
+def test_kpi_tiles_show_values_and_changes(app):
+    tiles, problem = overview.kpi_row(view("?range=24h"))
+    assert problem is None and len(tiles) == 5
+    text = str(tiles)
+    assert "SENT" not in text and "Sent" in text and "vs previous period" in text
+
+
+def test_figures_have_units_and_one_trace_per_channel(app):
+    figure = overview.timeseries_figure(view("?range=7d&metric=delivery_rate"))
+    assert {t.name for t in figure.data} == {"Email", "SMS", "Push"}
+    assert figure.layout.yaxis.title.text == "Delivery rate (%)"
+    bars = overview.channel_figure(view("?range=7d&metric=sent"))
+    assert list(bars.data[0].customdata) and bars.layout.yaxis.title.text == "Sent (events)"
+    heat = overview.heatmap_figure(view("?range=7d"))
+    assert len(heat.data[0].z) == 7 and len(heat.data[0].z[0]) == 24
+
+
+def test_empty_selection_says_so_instead_of_a_blank_axis(app):
+    figure = overview.timeseries_figure(view("?range=custom&start=2020-01-01&end=2020-01-02"))
+    assert figure.layout.annotations[0].text == "No events in this range"
+
+
+def test_a_bad_metric_in_the_url_falls_back_and_a_query_error_becomes_a_sentence(app):
+    assert view("?metric=DROP TABLE").metric == "delivery_rate"
+    figure = overview.timeseries_figure(view("?range=custom&start=2020-01-01&end=2021-12-31"))
+    assert "at most 400 days" in figure.layout.annotations[0].text
+
+
+def test_clicking_a_channel_bar_drills_into_it(app):
+    search = overview.search_after_channel_click("?tab=overview&range=24h", {"points": [{"customdata": "sms"}]},
+                                                 CHANNELS)
+    assert parse_qs(search[1:])["drill"] == ["sms"] and parse_qs(search[1:])["tab"] == ["drilldown"]
+
+
+def test_clicking_a_time_point_narrows_the_range_to_its_bucket(app):
+    click = {"points": [{"x": "2026-11-27 14:00", "customdata": "email"}]}
+    state = view(overview.search_after_time_click("?range=7d", click, CHANNELS))
+    assert (state.tab, state.range, state.drill) == ("drilldown", "custom", ("email",))
+    assert (state.start, state.end) == ("2026-11-27T14:00:00Z", "2026-11-27T15:00:00Z")
+
+
+def test_levels_breadcrumbs_and_the_events_grid(app):
+    crumbs, title, figure, chart_style, events_style, href, grid, count, problem = drilldown.level_view(
+        view("?tab=drilldown&range=7d&drill=email"), "/analytics/", None)
+    assert problem is None and title == "Events by status" and events_style == {"display": "none"}
+    assert [c["label"] for c in crumbs] == ["All", "Email"] and crumbs[0]["href"].startswith("/analytics/?")
+    assert "drill=" not in crumbs[0]["href"]
+    assert set(figure.data[0].customdata) <= {"sent", "delivered", "failed", "bounced", "opened", "clicked"}
+    *_, events_style, href, grid, count, problem = drilldown.level_view(
+        view("?tab=drilldown&range=7d&drill=email,delivered,2"), "/analytics/", None)
+    assert events_style == {} and "format=csv" in href and "template_id=2" in href
+    assert count.endswith(" events") and grid is not None
+    key = drilldown.selection_key(view("?tab=drilldown&range=7d&drill=email,delivered,2"))
+    *_, grid_again, _, _ = drilldown.level_view(view("?tab=drilldown&range=7d&drill=email,delivered,2"),
+                                                "/analytics/", key)
+    assert grid_again is drilldown.no_update  # a refresh keeps the grid and its scroll
+
+
+def test_grid_blocks_page_with_cursors_and_jumps(app):
+    state = view("?tab=drilldown&range=7d&drill=email,sent,2")
+    first, cursors = drilldown.rows_for(state, {"startRow": 0, "endRow": 50}, {})
+    second, cursors = drilldown.rows_for(state, {"startRow": 50, "endRow": 100}, cursors)
+    jumped, _ = drilldown.rows_for(state, {"startRow": 50, "endRow": 100}, {})
+    assert len(first["rowData"]) == 50 and second["rowData"] == jumped["rowData"]
+    assert first["rowData"][-1]["created_at"] >= second["rowData"][0]["created_at"]
+    ascending, _ = drilldown.rows_for(state, {"startRow": 0, "endRow": 5,
+                                              "sortModel": [{"colId": "created_at", "sort": "asc"}]}, {})
+    times = [r["created_at"] for r in ascending["rowData"]]
+    assert times == sorted(times)
+
+
+def test_bar_click_appends_to_the_drill_path(app):
+    search = drilldown.search_after_bar_click("?tab=drilldown&drill=email", {"points": [{"customdata": "bounced"}]},
+                                              CHANNELS)
+    assert view(search).drill == ("email", "bounced")
+
+
+def test_data_as_of_line(app):
+    text = shell.data_as_of_text({"watermark": "2026-11-28T06:00:00+00:00", "lag_seconds": 12}, view("?range=24h"))
+    assert text == "Rolled up to 2026-11-28 06:00:00 UTC (12 s ago) · newest bucket still filling"
+    assert shell.data_as_of_text({"watermark": None}, view("")).startswith("No rollup has run yet")
