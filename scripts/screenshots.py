@@ -27,7 +27,7 @@ VIEWS = (
 )
 
 
-def browser(width: int = 1440, height: int = 1100) -> webdriver.Chrome:
+def browser(width: int = 1440, height: int = 1700) -> webdriver.Chrome:
     options = Options()
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -64,8 +64,8 @@ def main() -> None:
         for name, search in VIEWS:
             driver.get(args.url + search)
             settle(driver)
-            height = driver.execute_script("return document.body.scrollHeight")
-            driver.set_window_size(1440, max(900, min(height + 40, 2400)))
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(1440, max(900, min(height + 120, 2400)))
             settle(driver)
             driver.save_screenshot(str(out / f"{name}.png"))
             print(f"wrote {out / f'{name}.png'}")
