@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dashapp.caching import cached_series, settings_for_queries
 from dashapp.extensions import db
+from dashapp.health import SCHEMA_MISSING, is_missing_schema
 from services.query import build_query
 from services.timerange import QueryError
 
@@ -31,7 +32,7 @@ def guarded(work: Callable[[], Any]) -> tuple[Any, str | None]:
         return None, exc.message
     except DBAPIError as exc:
         log.warning("dashboard query failed: %s", exc)
-        return None, DATABASE_DOWN
+        return None, SCHEMA_MISSING if is_missing_schema(exc) else DATABASE_DOWN
     except Exception:
         log.exception("dashboard callback failed")
         return None, UNEXPECTED

@@ -6,7 +6,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from dashapp.health import short_error
+from dashapp.health import SCHEMA_MISSING, is_missing_schema, short_error
 from services.timerange import QueryError
 
 JSON_PATHS = ("/api/", "/health")
@@ -44,6 +44,8 @@ def register_blueprint_handlers(blueprint: Blueprint) -> None:
 
     @blueprint.errorhandler(OperationalError)
     def _operational(exc: OperationalError):
+        if is_missing_schema(exc):  # SQLite says "no such table" as an OperationalError
+            return error_response(SCHEMA_MISSING, None, 503)
         return _database_down(exc)
 
     @blueprint.errorhandler(Exception)
@@ -52,6 +54,9 @@ def register_blueprint_handlers(blueprint: Blueprint) -> None:
             return error_response(exc.description or exc.name, None, exc.code or 500)
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             return _database_down(exc)
+        if isinstance(exc, DBAPIError) and is_missing_schema(exc):
+            current_app.logger.error("schema missing: %s", short_error(exc))
+            return error_response(SCHEMA_MISSING, None, 503)
         current_app.logger.exception("unhandled error")
         return error_response("Something went wrong on our side; it has been logged.", None, 500)
 

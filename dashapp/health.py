@@ -11,6 +11,15 @@ def short_error(exc: BaseException) -> str:
     return f"{type(inner).__name__}: {first_line}"[:200]
 
 
+SCHEMA_MISSING = "The analytics database has no tables yet: run `flask --app wsgi init-db`."
+
+
+def is_missing_schema(exc: BaseException) -> bool:
+    """A query failed because the migrations have not been applied."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return ("does not exist" in text and "relation" in text) or "no such table" in text
+
+
 def database_problem(engine: Engine) -> str | None:
     try:
         with engine.connect() as conn:

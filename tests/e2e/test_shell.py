@@ -4,8 +4,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from dashapp import create_app
 
 
-def test_switching_tabs_changes_the_url_and_reload_keeps_it(dash_br, live_server, pg_url):
-    server = live_server(create_app({"DATABASE_URL": pg_url}))
+def test_switching_tabs_changes_the_url_and_reload_keeps_it(dash_br, live_server, pg_engine):
+    server = live_server(create_app({"DATABASE_URL": pg_engine.url.render_as_string(hide_password=False)}))
     dash_br.driver.get(server.url + "/analytics/?tab=overview&range=7d")
     dash_br.wait_for_text_to_equal(".nav-link.active", "Overview")
     dash_br.wait_for_element("#kpi-row .kpi-tile", timeout=20)
@@ -20,3 +20,11 @@ def test_switching_tabs_changes_the_url_and_reload_keeps_it(dash_br, live_server
     dash_br.wait_for_text_to_equal(".nav-link.active", "Trends")
     dash_br.wait_for_contains_text("#tab-content", "anomalies")
     assert dash_br.get_logs() == []
+
+
+def test_a_dead_database_shows_a_readable_alert_not_a_stack_trace(dash_br, live_server):
+    server = live_server(create_app({"DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/test"}))
+    dash_br.driver.get(server.url + "/analytics/?tab=overview&range=24h")
+    dash_br.wait_for_contains_text("#status-alert", "analytics database is not answering", timeout=20)
+    dash_br.wait_for_contains_text("#overview-alert", "database is not answering", timeout=20)
+    assert "Traceback" not in dash_br.driver.page_source

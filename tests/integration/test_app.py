@@ -60,3 +60,9 @@ def test_health_503_when_database_is_unreachable():
 def test_unknown_api_path_answers_json(sqlite_url):
     response = create_app({"DATABASE_URL": sqlite_url}).test_client().get("/api/nothing-here")
     assert response.status_code == 404 and "error" in response.json and "field" in response.json
+
+
+def test_a_database_without_tables_says_to_run_init_db(sqlite_url):
+    client = create_app({"DATABASE_URL": sqlite_url}).test_client()
+    response = client.get("/api/analytics/chart?metric=sent")
+    assert response.status_code == 503 and "flask --app wsgi init-db" in response.json["error"]
