@@ -100,21 +100,10 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
     def _kpis(search, _tick):
         return kpi_row(view(search))
 
-    @dash_app.callback(Output(ids.TIMESERIES, "figure"), Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
-    def _timeseries(search, _tick):
-        return timeseries_figure(view(search))
-
-    @dash_app.callback(Output(ids.CHANNEL_BAR, "figure"), Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
-    def _channels(search, _tick):
-        return channel_figure(view(search))
-
-    @dash_app.callback(Output(ids.STATUS_BAR, "figure"), Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
-    def _statuses(search, _tick):
-        return status_figure(view(search))
-
-    @dash_app.callback(Output(ids.HEATMAP, "figure"), Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
-    def _heatmap(search, _tick):
-        return heatmap_figure(view(search))
+    for graph_id, build in ((ids.TIMESERIES, timeseries_figure), (ids.CHANNEL_BAR, channel_figure),
+                            (ids.STATUS_BAR, status_figure), (ids.HEATMAP, heatmap_figure)):
+        dash_app.callback(Output(graph_id, "figure"), Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))(
+            lambda search, _tick, build=build: build(view(search)))
 
     @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.METRIC_PICKER, "value"),
                        State(ids.URL, "search"), prevent_initial_call=True)

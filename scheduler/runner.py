@@ -19,14 +19,21 @@ def _set_state(app: Flask, state: str) -> None:
     app.extensions[STATE_KEY] = state
 
 
-def run_blocking(app: Flask, stop: threading.Event, poll: float = 5.0) -> None:
+def _lead(app: Flask, stop: threading.Event, poll: float, label: str):
+    """Wait as a standby until this process leads; returns the held lock (None if stopped)."""
     with app.app_context():
         engine = db.engine
-    _set_state(app, "standby")
+    _set_state(app, f"{label}standby")
     lock = wait_for_leadership(engine, stop, poll)
+    if lock is not None:
+        _set_state(app, f"{label}leader")
+    return lock
+
+
+def run_blocking(app: Flask, stop: threading.Event, poll: float = 5.0) -> None:
+    lock = _lead(app, stop, poll, "")
     if lock is None:
         return
-    _set_state(app, "leader")
     scheduler = BlockingScheduler(timezone="UTC")
     add_jobs(scheduler, app)
     threading.Thread(target=lambda: (stop.wait(), scheduler.shutdown(wait=False)), daemon=True).start()
@@ -42,13 +49,9 @@ def start_in_background(app: Flask, poll: float = 5.0) -> threading.Event:
     stop = threading.Event()
 
     def lead() -> None:
-        with app.app_context():
-            engine = db.engine
-        _set_state(app, "inprocess, standby")
-        lock = wait_for_leadership(engine, stop, poll)
+        lock = _lead(app, stop, poll, "inprocess, ")
         if lock is None:
             return
-        _set_state(app, "inprocess, leader")
         scheduler = BackgroundScheduler(timezone="UTC", daemon=True)
         add_jobs(scheduler, app)
         scheduler.start()

@@ -17,7 +17,8 @@ from sqlalchemy import Connection, func, select
 
 from services import dialect, latency
 from services.ingest import raw_retention_cutoff
-from services.rollup import range_generation, truncate
+from services.rollup import range_generation
+from services.timerange import floor_to as truncate
 from services.schema import (CHANNELS, NO_TEMPLATE, ROLLUP_TABLES, STATUSES, notification_events,
                              rollup_invalidations, templates)
 from services.timerange import STEP, QueryError, TimeWindow, resolve_window

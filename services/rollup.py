@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, sele
 
 from services import dialect, latency
 from services.ingest import raw_retention_cutoff
+from services.timerange import floor_to as truncate
 from services.schema import (NO_TEMPLATE, ROLLUP_TABLES, notification_events, rollup_day_generations,
                              rollup_invalidations, rollup_runs, rollup_state)
 
@@ -88,14 +89,6 @@ class Measures:
 
 FULL_KEY = ("bucket", "channel", "template_id", "status")
 NARROW_KEY = ("bucket", "channel", "status")
-
-
-def truncate(value: datetime, granularity: str) -> datetime:
-    if granularity == "minute":
-        return value.replace(second=0, microsecond=0)
-    if granularity == "hour":
-        return value.replace(minute=0, second=0, microsecond=0)
-    return value.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def fold_grouped(rows: Iterable[tuple], targets: dict[str, str]) -> dict[tuple[str, bool], dict[tuple, Measures]]:
