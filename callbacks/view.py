@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlencode
 from layouts import shell
 from services.query import CATALOGUE
 from services.schema import STATUSES
+from services.trends import DETECTORS
 
 DEFAULT_METRIC = "delivery_rate"
 DRILL_DEPTH = 3  # channel → status → template
@@ -23,6 +24,7 @@ class ViewState:
     channels: tuple[str, ...] = ()
     metric: str = DEFAULT_METRIC
     drill: tuple[str, ...] = ()  # values along channel → status → template_id
+    detector: str | None = None  # trends: None picks the default
 
 
 def iso_time(text: str | None) -> str | None:
@@ -66,7 +68,9 @@ def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewSta
     channels = tuple(c for c in known_channels if c in requested)
     metric = first.get("metric") if first.get("metric") in CATALOGUE else DEFAULT_METRIC
     drill = valid_drill(first.get("drill", "").split(","), known_channels)
-    return ViewState(tab=tab, range=rng, start=start, end=end, channels=channels, metric=metric, drill=drill)
+    detector = first.get("detector") if first.get("detector") in DETECTORS else None
+    return ViewState(tab=tab, range=rng, start=start, end=end, channels=channels, metric=metric, drill=drill,
+                     detector=detector)
 
 
 def to_search(state: ViewState) -> str:
@@ -79,6 +83,8 @@ def to_search(state: ViewState) -> str:
         params["metric"] = state.metric
     if state.drill:
         params["drill"] = ",".join(state.drill)
+    if state.detector:
+        params["detector"] = state.detector
     return "?" + urlencode(params, safe=",:")
 
 

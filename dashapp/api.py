@@ -16,6 +16,7 @@ from dashapp.caching import cache_stats, cached_series, settings_for_queries
 from services import drilldown as drilldown_service
 from services import query as query_service
 from services.rollup import rollup_status
+from services.trend_report import trend_report
 from services.timerange import QueryError
 
 api = Blueprint("api", __name__)
@@ -189,3 +190,28 @@ def events():
         page = drilldown_service.list_events(conn, filters, args.get("start"), args.get("end"), limit,
                                              args.get("cursor") or None, args.get("sort"), channels=channels)
     return json_response({"events": page.events, "next_cursor": page.next_cursor})
+
+
+TRENDS_PARAMETERS = ("metric", "start", "end", "days", "granularity", "detector") + query_service.DIMENSIONS
+
+
+@api.get("/api/analytics/trends")
+def trends():
+    check_parameters(TRENDS_PARAMETERS)
+    args = request.args
+    if not args.get("metric"):
+        raise ApiError(f"metric is required; known metrics: {', '.join(query_service.CATALOGUE)}", "metric")
+    days = None
+    if args.get("days"):
+        try:
+            days = int(args["days"])
+        except ValueError:
+            days = 0
+        if not 1 <= days <= 400:
+            raise ApiError("days must be a whole number from 1 to 400", "days")
+    filters = {d: args.get(d) for d in query_service.DIMENSIONS if args.get(d)}
+    with db.read_engine.connect() as conn:
+        report = trend_report(conn, args["metric"], args.get("start"), args.get("end"), days, filters,
+                              args.get("granularity") or None, args.get("detector") or None,
+                              channels=current_app.config["CHANNELS"], **settings_for_queries())
+    return json_response(report)

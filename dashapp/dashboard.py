@@ -25,6 +25,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     import callbacks.drilldown
     import callbacks.overview
     import callbacks.shell
+    import callbacks.trends
 
     ensure_extensions(server)  # a portal's app may not have them yet
     dash_app = Dash(
@@ -43,6 +44,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     callbacks.shell.register(dash_app, channels, database_status=_dashboard_database_problem)
     callbacks.overview.register(dash_app, channels)
     callbacks.drilldown.register(dash_app, channels)
+    callbacks.trends.register(dash_app, channels)
     if protect is not None:
         _protect_views(server, url_base_pathname, protect)
     return dash_app

@@ -99,6 +99,32 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                                        "cached": {"type": "boolean"},
                                        "total_points": {"type": "integer"}}}}}}}},
                               **_error_responses(400, 503)}}},
+            "/api/analytics/trends": {"get": {
+                "summary": "Change, trend, moving average, seasonality and explained anomalies of a metric",
+                "description": "Detectors: seasonal (same hour of previous days, or of previous weeks once "
+                               "three weeks exist), robust (rolling median/MAD), volume (a rate judged with "
+                               "the binomial uncertainty of each bucket). Default: volume for rates, seasonal "
+                               "with three days of history, robust otherwise.",
+                "parameters": [
+                    _query("metric", "A metric of the catalogue.", {"type": "string", "enum": list(CATALOGUE)},
+                           required=True),
+                    _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
+                    _query("days", "Instead of start: this many days back from now.",
+                           {"type": "integer", "minimum": 1, "maximum": 400}),
+                    _query("granularity", "minute, hour or day.", {"type": "string", "enum": list(GRANULARITIES)}),
+                    _query("detector", "seasonal, robust or volume.",
+                           {"type": "string", "enum": ["seasonal", "robust", "volume"]}),
+                    *filters,
+                ],
+                "responses": {"200": {"description": "The analysis", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["metric", "time_range", "current_value", "percent_change",
+                                                   "direction", "trend", "slope", "p_value", "moving_average",
+                                                   "series", "anomalies", "anomaly_count", "seasonality"],
+                    "properties": {"anomalies": {"type": "array", "items": {"type": "object", "required": [
+                        "time", "value", "expected", "lower", "upper", "score", "severity", "explanation"]}},
+                        "direction": {"type": "string", "enum": ["up", "down", "flat"]},
+                        "trend": {"type": "string", "enum": ["increasing", "decreasing", "stable"]}}}}}},
+                              **_error_responses(400, 503)}}},
             "/api/analytics/drilldown": {"get": {
                 "summary": "One level of channel → status → template, with its breadcrumb trail",
                 "parameters": [

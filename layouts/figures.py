@@ -107,3 +107,52 @@ def heatmap(matrix: Sequence[Sequence[float]], revision: str) -> go.Figure:
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title="hour of day (UTC)", dtick=2)
     return _base(fig, revision)
+
+
+def trend_chart(report: dict, label: str, revision: str) -> go.Figure:
+    """The series inside its expected band, the moving average, anomalies in red with
+    their explanation on hover."""
+    series = report["series"]
+    if not any(p["value"] for p in series):
+        return empty_figure("No events in this range")
+    unit, fmt = report["unit"], value_format(report["unit"])
+    times = [p["time"] for p in series]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=times, y=[p["upper"] for p in series], mode="lines", line=dict(width=0),
+                             hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(x=times, y=[p["lower"] for p in series], mode="lines", line=dict(width=0),
+                             fill="tonexty", fillcolor="rgba(76,120,168,0.15)", name="expected band",
+                             hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=times, y=[p["value"] for p in series], mode="lines", name=label,
+                             line=dict(color="#4C78A8", width=2),
+                             hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[p["time"] for p in report["moving_average"]],
+                             y=[p["value"] for p in report["moving_average"]], mode="lines", name="moving average",
+                             line=dict(color="#9D9DA1", width=1.5, dash="dash"), hoverinfo="skip"))
+    anomalies = report["anomalies"]
+    if anomalies:
+        fig.add_trace(go.Scatter(
+            x=[a["time"] for a in anomalies], y=[a["value"] for a in anomalies], mode="markers", name="anomaly",
+            marker=dict(color="#E45756", size=[14 if a["severity"] == "high" else 10 for a in anomalies],
+                        line=dict(color="white", width=1)),
+            customdata=[[a["severity"], a["expected"], a["explanation"] or "", a.get("drilldown") or ""]
+                        for a in anomalies],
+            hovertemplate=(f"%{{x|%Y-%m-%d %H:%M}} UTC · %{{customdata[0]}}<br>%{{y:{fmt}}}{unit_suffix(unit)} "
+                           f"against an expected %{{customdata[1]:{fmt}}}{unit_suffix(unit)}<br>"
+                           "%{customdata[2]}<extra></extra>")))
+    fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt)
+    return _base(fig, revision, 380)
+
+
+def profile_bars(values: Sequence[float | None], labels: Sequence[str], label: str, unit: str,
+                 peaks: Sequence[int], revision: str) -> go.Figure:
+    """A seasonal profile (mean by hour or weekday) with its peaks highlighted."""
+    if not any(v for v in values if v is not None):
+        return empty_figure("Not enough data for a profile", 260)
+    fmt = value_format(unit)
+    fig = go.Figure(go.Bar(x=list(labels), y=list(values),
+                           marker_color=["#F58518" if i in peaks else "#4C78A8" for i in range(len(values))],
+                           hovertemplate=f"%{{x}}<br>mean %{{y:{fmt}}}{unit_suffix(unit)}<extra></extra>"))
+    fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt)
+    fig.update_layout(showlegend=False)
+    return _base(fig, revision, 260)

@@ -23,6 +23,16 @@ STATUS_BAR = "status-bar"
 HEATMAP = "heatmap"
 OVERVIEW_ALERT = "overview-alert"
 
+# trends
+TREND_METRIC = "trend-metric"
+TREND_DETECTOR = "trend-detector"
+TREND_HEADLINE = "trend-headline"
+TREND_CHART = "trend-chart"
+TREND_HOURS = "trend-hours"
+TREND_WEEKDAYS = "trend-weekdays"
+TREND_ALERT = "trend-alert"
+TREND_ANOMALIES = "trend-anomalies"
+
 # drill-down
 BREADCRUMB = "breadcrumb"
 DRILL_CHART = "drill-chart"

@@ -450,18 +450,31 @@ def kpis(conn: Connection, metrics: Sequence[str], start=None, end=None, filters
     return out
 
 
+def query_long(conn: Connection, metric: str, group_by, start: datetime, end: datetime, filters, granularity: str,
+               *, now: datetime, channels: Sequence[str] = CHANNELS, **settings) -> list[Point]:
+    """Points at `granularity` over a range longer than one chart may hold (analyses need
+    hourly history over weeks): queried in pieces under the 2,000-point cap."""
+    step = STEP[granularity] * (MAX_POINTS_PER_PIECE)
+    points: list[Point] = []
+    t = truncate(start, granularity)
+    while t < end:
+        part = query_metrics(conn, metric, group_by, t, min(t + step, end), filters, granularity, now=now,
+                             channels=channels, **settings)
+        points += [p for p in part.points if p.time is None or p.time < end]
+        t += step
+    return points
+
+
+MAX_POINTS_PER_PIECE = 1999
+
+
 def volume_heatmap(conn: Connection, start=None, end=None, filters=(), *, now: datetime | None = None,
                    channels: Sequence[str] = CHANNELS, **settings) -> list[list[float]]:
     """Events by weekday (Monday first) × hour of day, UTC, over the range."""
     now = now or datetime.now(timezone.utc)
-    first = build_query("events", ("time",), start, end, filters, None, now, channels).window
+    window = build_query("events", ("time",), start, end, filters, None, now, channels).window
     matrix = [[0.0] * 24 for _ in range(7)]
-    chunk = timedelta(hours=1999)  # hourly points per query stay under the chart cap
-    t = truncate(first.start, "hour")
-    while t < first.end:
-        part = query_metrics(conn, "events", ("time",), t, min(t + chunk, first.end), filters, "hour", now=now,
-                             channels=channels, **settings)
-        for p in part.points:
-            matrix[p.time.weekday()][p.time.hour] += p.value or 0
-        t += chunk
+    for p in query_long(conn, "events", ("time",), window.start, window.end, filters, "hour", now=now,
+                        channels=channels, **settings):
+        matrix[p.time.weekday()][p.time.hour] += p.value or 0
     return matrix

@@ -109,3 +109,22 @@ def test_data_as_of_line(app):
     text = shell.data_as_of_text({"watermark": "2026-11-28T06:00:00+00:00", "lag_seconds": 12}, view("?range=24h"))
     assert text == "Rolled up to 2026-11-28 06:00:00 UTC (12 s ago) · newest bucket still filling"
     assert shell.data_as_of_text({"watermark": None}, view("")).startswith("No rollup has run yet")
+
+
+def test_trends_tab_shows_headline_band_anomalies_and_profiles(app):
+    from callbacks import trends
+
+    head, chart, table, hours, weekdays, problem = trends.trend_view(view("?tab=trends&range=7d&metric=events"),
+                                                                     "/analytics/")
+    assert problem is None and "Events" in str(head)
+    names = {t.name for t in chart.data}
+    assert {"Events", "moving average", "expected band"} <= names
+    assert len(hours.data[0].y) == 24 and len(weekdays.data[0].y) == 7
+
+
+def test_clicking_an_anomaly_drills_into_its_hour():
+    from callbacks import trends
+
+    click = {"points": [{"customdata": ["high", 90.0, "SMS fell", "?tab=drilldown&range=custom&drill=sms"]}]}
+    assert trends.search_after_anomaly_click("?tab=trends", click, CHANNELS) == "?tab=drilldown&range=custom&drill=sms"
+    assert trends.search_after_anomaly_click("?tab=trends", {"points": [{"x": 1}]}, CHANNELS) is trends.no_update
