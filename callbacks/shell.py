@@ -9,7 +9,7 @@ from dash import Dash, Input, Output, State, ctx, no_update
 
 from callbacks.common import ask
 from callbacks.view import iso_time, parse_search, to_search
-from layouts import drilldown, ids, overview, shell, trends
+from layouts import compare, drilldown, ids, overview, shell, trends
 from services.rollup import rollup_status
 
 
@@ -47,6 +47,8 @@ def tab_content(tab: str, state):
         return drilldown.layout()
     if tab == "trends":
         return trends.layout(state.metric, state.detector)
+    if tab == "compare":
+        return compare.layout(state.metric, state.compare_to)
     return shell.placeholder(tab if tab in shell.TAB_IDS else shell.DEFAULT_TAB)
 
 

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlencode
 
 from layouts import shell
 from services.query import CATALOGUE
+from services.compare import COMPARE_TO
 from services.schema import STATUSES
 from services.trends import DETECTORS
 
@@ -25,6 +26,7 @@ class ViewState:
     metric: str = DEFAULT_METRIC
     drill: tuple[str, ...] = ()  # values along channel → status → template_id
     detector: str | None = None  # trends: None picks the default
+    compare_to: str = "previous_period"
 
 
 def iso_time(text: str | None) -> str | None:
@@ -69,8 +71,9 @@ def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewSta
     metric = first.get("metric") if first.get("metric") in CATALOGUE else DEFAULT_METRIC
     drill = valid_drill(first.get("drill", "").split(","), known_channels)
     detector = first.get("detector") if first.get("detector") in DETECTORS else None
+    compare_to = first.get("vs") if first.get("vs") in COMPARE_TO else "previous_period"
     return ViewState(tab=tab, range=rng, start=start, end=end, channels=channels, metric=metric, drill=drill,
-                     detector=detector)
+                     detector=detector, compare_to=compare_to)
 
 
 def to_search(state: ViewState) -> str:
@@ -85,6 +88,8 @@ def to_search(state: ViewState) -> str:
         params["drill"] = ",".join(state.drill)
     if state.detector:
         params["detector"] = state.detector
+    if state.compare_to != "previous_period":
+        params["vs"] = state.compare_to
     return "?" + urlencode(params, safe=",:")
 
 

@@ -13,6 +13,7 @@ from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state
 from services.ingest import ingest_events
 from dashapp.caching import cache_stats, cached_series, settings_for_queries
+from services import compare as compare_service
 from services import drilldown as drilldown_service
 from services import query as query_service
 from services.rollup import rollup_status
@@ -215,3 +216,26 @@ def trends():
                               args.get("granularity") or None, args.get("detector") or None,
                               channels=current_app.config["CHANNELS"], **settings_for_queries())
     return json_response(report)
+
+
+COMPARE_PARAMETERS = ("metric", "dimensions", "start", "end", "compare_to", "min_volume") + query_service.DIMENSIONS
+
+
+@api.get("/api/analytics/compare")
+def compare():
+    check_parameters(COMPARE_PARAMETERS)
+    args = request.args
+    if not args.get("metric"):
+        raise ApiError(f"metric is required; known metrics: {', '.join(query_service.CATALOGUE)}", "metric")
+    try:
+        min_volume = float(args.get("min_volume") or compare_service.DEFAULT_MIN_VOLUME)
+    except ValueError:
+        min_volume = -1
+    if not 0 <= min_volume <= 1e12:
+        raise ApiError("min_volume must be a number of events from 0 up", "min_volume")
+    filters = {d: args.get(d) for d in query_service.DIMENSIONS if args.get(d)}
+    with db.read_engine.connect() as conn:
+        body = compare_service.compare(conn, args["metric"], args.get("dimensions") or None, args.get("start"),
+                                       args.get("end"), args.get("compare_to") or None, filters, min_volume,
+                                       channels=current_app.config["CHANNELS"], **settings_for_queries())
+    return json_response(body)

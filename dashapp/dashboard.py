@@ -22,6 +22,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     its assets, its layout and dependencies, and every callback request.
     """
     # callbacks import dashapp's helpers; importing them here keeps `import dashapp` acyclic
+    import callbacks.compare
     import callbacks.drilldown
     import callbacks.overview
     import callbacks.shell
@@ -45,6 +46,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     callbacks.overview.register(dash_app, channels)
     callbacks.drilldown.register(dash_app, channels)
     callbacks.trends.register(dash_app, channels)
+    callbacks.compare.register(dash_app, channels)
     if protect is not None:
         _protect_views(server, url_base_pathname, protect)
     return dash_app

@@ -125,6 +125,30 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                         "direction": {"type": "string", "enum": ["up", "down", "flat"]},
                         "trend": {"type": "string", "enum": ["increasing", "decreasing", "stable"]}}}}}},
                               **_error_responses(400, 503)}}},
+            "/api/analytics/compare": {"get": {
+                "summary": "Channels, templates or any values side by side, and a period against another",
+                "description": "Significance: rates by a two-proportion test on their counts; counts by the "
+                               "conditional binomial test of two Poisson counts; averages and percentiles by "
+                               "Mann-Whitney U on the merged latency histograms. 95 % intervals: Wilson "
+                               "(rates), exact Poisson (counts), normal interval of the mean (averages), "
+                               "order statistics (percentiles). Best and worst follow the metric's direction.",
+                "parameters": [
+                    _query("metric", "A metric of the catalogue.", {"type": "string", "enum": list(CATALOGUE)},
+                           required=True),
+                    _query("dimensions", "dimension:value pairs (channel:email,channel:sms,template_id:3), or a "
+                                         "bare dimension for all its values; default every channel."),
+                    _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
+                    _query("compare_to", "previous_period, previous_week, previous_year or an ISO start."),
+                    _query("min_volume", "Values with fewer events are not ranked (default 100, when "
+                                         "comparing all values of a dimension).", {"type": "number", "minimum": 0}),
+                    *filters,
+                ],
+                "responses": {"200": {"description": "The comparison", "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["metric", "time_range", "comparisons", "summary"],
+                               "properties": {"summary": {"type": "object", "required": [
+                                   "best_performer", "worst_performer", "difference", "percent_difference",
+                                   "significant", "p_value"]}}}}}},
+                              **_error_responses(400, 503)}}},
             "/api/analytics/drilldown": {"get": {
                 "summary": "One level of channel → status → template, with its breadcrumb trail",
                 "parameters": [

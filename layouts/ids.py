@@ -33,6 +33,16 @@ TREND_WEEKDAYS = "trend-weekdays"
 TREND_ALERT = "trend-alert"
 TREND_ANOMALIES = "trend-anomalies"
 
+# compare
+COMPARE_METRIC = "compare-metric"
+COMPARE_TO = "compare-to"
+COMPARE_SUMMARY = "compare-summary"
+COMPARE_CARDS = "compare-cards"
+COMPARE_CHART = "compare-chart"
+COMPARE_PERIOD = "compare-period"
+COMPARE_TEMPLATES = "compare-templates"
+COMPARE_ALERT = "compare-alert"
+
 # drill-down
 BREADCRUMB = "breadcrumb"
 DRILL_CHART = "drill-chart"

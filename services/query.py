@@ -246,7 +246,7 @@ def dirty_hours_in(conn: Connection, start: datetime, end: datetime, raw_floor: 
 # ---------------------------------------------------------------- fetching
 
 @dataclass
-class _Acc:
+class Totals:
     counts: dict = field(default_factory=dict)
     psum: int = 0
     pcount: int = 0
@@ -257,7 +257,7 @@ def _filter_clauses(columns, filters) -> list:
     return [columns[dim].in_(values) for dim, values in filters]
 
 
-def _fetch_rollup(conn, query: Query, metric: Metric, seg: Segment, accs: dict) -> None:
+def _fetch_rollup(conn, query: Query, with_histograms: bool, seg: Segment, accs: dict) -> None:
     table = ROLLUP_TABLES[(seg.source, query.needs_template)]
     dims = [d for d in query.group_by if d in ("channel", "template_id")]
     cols = [table.c[d] for d in dims]
@@ -274,7 +274,7 @@ def _fetch_rollup(conn, query: Query, metric: Metric, seg: Segment, accs: dict) 
         acc.counts[status] = acc.counts.get(status, 0) + int(count)
         acc.psum += int(psum or 0)
         acc.pcount += int(pcount or 0)
-    if metric.kind == "quantile":
+    if with_histograms:
         hist_stmt = select(*keys, table.c.latency_histogram).where(*where, table.c.latency_histogram.is_not(None))
         for row in conn.execute(hist_stmt):
             *key, status, blob = row
@@ -284,14 +284,14 @@ def _fetch_rollup(conn, query: Query, metric: Metric, seg: Segment, accs: dict) 
                 acc.histogram[index] = acc.histogram.get(index, 0) + n
 
 
-def _fetch_raw(conn, query: Query, metric: Metric, seg: Segment, accs: dict) -> None:
+def _fetch_raw(conn, query: Query, with_histograms: bool, seg: Segment, accs: dict) -> None:
     e = notification_events.c
     dims = [d for d in query.group_by if d in ("channel", "template_id")]
     cols = {"channel": e.channel, "template_id": func.coalesce(e.template_id, NO_TEMPLATE), "status": e.status}
     timed = "time" in query.group_by
     keys = ([dialect.time_bucket(conn, query.window.granularity, e.created_at)] if timed else []) + \
         [cols[d] for d in dims] + [e.status]
-    extra = [e.latency_bucket] if metric.kind == "quantile" else []
+    extra = [e.latency_bucket] if with_histograms else []
     filter_cols = {"channel": e.channel, "template_id": e.template_id, "status": e.status}
     stmt = (select(*keys, *extra, func.count(), func.sum(e.processing_time_ms), func.count(e.processing_time_ms))
             .where(e.created_at >= seg.start, e.created_at < seg.end,
@@ -312,7 +312,7 @@ def _fetch_raw(conn, query: Query, metric: Metric, seg: Segment, accs: dict) -> 
             acc.histogram[lb] = acc.histogram.get(lb, 0) + int(pcount)
 
 
-def _acc(accs: dict, bucket, dims: list[str], key: list, status: str, query: Query) -> _Acc:
+def _acc(accs: dict, bucket, dims: list[str], key: list, status: str, query: Query) -> Totals:
     values = [None if (d == "template_id" and v == NO_TEMPLATE) else v for d, v in zip(dims, key)]
     dim_map = dict(zip(dims, values))
     if "status" in query.group_by:
@@ -320,13 +320,13 @@ def _acc(accs: dict, bucket, dims: list[str], key: list, status: str, query: Que
     dim_key = tuple((d, dim_map[d]) for d in query.group_by if d != "time")
     acc = accs.get((bucket, dim_key))
     if acc is None:
-        acc = accs[(bucket, dim_key)] = _Acc()
+        acc = accs[(bucket, dim_key)] = Totals()
     return acc
 
 
 # ---------------------------------------------------------------- evaluating
 
-def evaluate(metric: Metric, acc: _Acc) -> tuple[float | None, float | None, float | None]:
+def evaluate(metric: Metric, acc: Totals) -> tuple[float | None, float | None, float | None]:
     """(value, numerator, denominator) of `metric` over one group's measures."""
     if metric.kind == "count":
         n = sum(acc.counts.values()) if metric.numerator == "events" else acc.counts.get(metric.numerator, 0)
@@ -353,6 +353,20 @@ def query_metrics(conn: Connection, metric: str, group_by=("time",), start=None,
 def run_query(conn: Connection, query: Query, *, now: datetime, minute_retention_hours: int = 48,
               raw_retention_days: int = 30) -> Series:
     metric = get_metric(query.metric)
+    accs, source, live = collect_measures(conn, query, metric.kind == "quantile", now=now,
+                                          minute_retention_hours=minute_retention_hours,
+                                          raw_retention_days=raw_retention_days)
+    window = query.window
+    return Series(metric=metric.name, unit=metric.unit, granularity=window.granularity, group_by=query.group_by,
+                  start=window.start, end=window.end, source=source, live=live,
+                  generation=range_generation(conn, window.start, window.end), points=_points(query, metric, accs))
+
+
+def collect_measures(conn: Connection, query: Query, with_histograms: bool, *, now: datetime,
+                     minute_retention_hours: int = 48, raw_retention_days: int = 30) -> tuple[dict, str, bool]:
+    """The base measures of every group — counts by status, processing sum and count, and
+    (when asked) the merged latency histogram — in one pass over the planned sources.
+    Returns ({(bucket, dims): measures}, source, live)."""
     window = query.window
     cutoff = raw_retention_cutoff(now, raw_retention_days)
     raw_floor = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=timezone.utc)
@@ -364,26 +378,23 @@ def run_query(conn: Connection, query: Query, *, now: datetime, minute_retention
     sources = set()
     for seg in segments:
         if seg.source == "raw":
-            _fetch_raw(conn, query, metric, seg, accs)
+            _fetch_raw(conn, query, with_histograms, seg, accs)
         else:
-            _fetch_rollup(conn, query, metric, seg, accs)
+            _fetch_rollup(conn, query, with_histograms, seg, accs)
         sources.add("raw" if seg.source == "raw" else "rollup")
     live = bool(dirty) or window.end > truncate(now, window.granularity)
-    points = _points(query, metric, accs)
-    return Series(metric=metric.name, unit=metric.unit, granularity=window.granularity, group_by=query.group_by,
-                  start=window.start, end=window.end, source=sources.pop() if len(sources) == 1 else "mixed",
-                  live=live, generation=range_generation(conn, window.start, window.end), points=points)
+    return accs, sources.pop() if len(sources) == 1 else "mixed", live
 
 
 def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
     dim_keys = sorted({k for _, k in accs}, key=lambda k: tuple((d, -1 if v is None else v) for d, v in k))
     if not query.group_by:  # one total, even over nothing
-        return (Point(None, (), *evaluate(metric, accs.get((None, ()), _Acc()))),)
+        return (Point(None, (), *evaluate(metric, accs.get((None, ()), Totals()))),)
     if "time" not in query.group_by:
         return tuple(Point(None, k, *evaluate(metric, accs[(None, k)])) for k in dim_keys)
     if not dim_keys and len(query.group_by) == 1:
         dim_keys = [()]
-    empty = _Acc()
+    empty = Totals()
     return tuple(Point(b, k, *evaluate(metric, accs.get((b, k), empty)))
                  for k in dim_keys for b in query.window.buckets)
 

@@ -148,7 +148,8 @@ def test_every_operation_honours_its_openapi_document(demo_engine):
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} == {"/health", "/api/events", "/api/aggregation/status",
                                               "/api/analytics/chart", "/api/analytics/drilldown",
-                                              "/api/analytics/events", "/api/analytics/trends"}
+                                              "/api/analytics/events", "/api/analytics/trends",
+                                              "/api/analytics/compare"}
     for operation in operations:
         @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=operation.as_strategy())

@@ -128,3 +128,17 @@ def test_clicking_an_anomaly_drills_into_its_hour():
     click = {"points": [{"customdata": ["high", 90.0, "SMS fell", "?tab=drilldown&range=custom&drill=sms"]}]}
     assert trends.search_after_anomaly_click("?tab=trends", click, CHANNELS) == "?tab=drilldown&range=custom&drill=sms"
     assert trends.search_after_anomaly_click("?tab=trends", {"points": [{"x": 1}]}, CHANNELS) is trends.no_update
+
+
+def test_compare_tab_highlights_best_and_worst_and_ranks_templates(app):
+    from callbacks import compare
+
+    summary, cards, overlay, period, table, problem = compare.compare_view(view("?tab=compare&range=7d&vs=previous_week"))
+    assert problem is None
+    text = str(summary)
+    assert " is best (" in text and " worst (" in text and "Against last week" in text
+    borders = [c.children.className for c in cards]
+    assert sum("border-success" in b for b in borders) == 1 and sum("border-danger" in b for b in borders) == 1
+    assert {t.name for t in overlay.data} == {"Email", "SMS", "Push"}
+    assert {t.name for t in period.data} == {"this period", "compared period"}
+    assert "Template" in str(table)

@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.query import (CATALOGUE, Segment, _Acc, build_query, evaluate, parse_filters, plan_segments)
+from services.query import (CATALOGUE, Segment, Totals, build_query, evaluate, parse_filters, plan_segments)
 from services.timerange import QueryError, TimeWindow
 
 DAY = datetime(2026, 11, 20, tzinfo=timezone.utc)
@@ -35,13 +35,13 @@ def test_hour_windows_with_nothing_dirty_are_one_rollup_read():
 
 
 def test_evaluate_each_kind_and_zero_denominators():
-    acc = _Acc(counts={"sent": 200, "delivered": 150, "opened": 30, "clicked": 3}, psum=4500, pcount=150,
+    acc = Totals(counts={"sent": 200, "delivered": 150, "opened": 30, "clicked": 3}, psum=4500, pcount=150,
                histogram={100: 10})
     assert evaluate(CATALOGUE["delivery_rate"], acc) == (75.0, 150.0, 200.0)
     assert evaluate(CATALOGUE["events"], acc)[0] == 383.0
     assert evaluate(CATALOGUE["avg_processing_time"], acc)[0] == 30.0
     assert evaluate(CATALOGUE["click_to_open_rate"], acc)[0] == 10.0
-    empty = _Acc()
+    empty = Totals()
     assert evaluate(CATALOGUE["delivery_rate"], empty)[0] is None
     assert evaluate(CATALOGUE["avg_processing_time"], empty)[0] is None
     assert evaluate(CATALOGUE["p95_processing_time"], empty)[0] is None

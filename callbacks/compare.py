@@ -1,0 +1,87 @@
+"""Compare callbacks: one comparison of the channels (with the period against another) and
+one ranking of the templates, each a single service call."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from dash import Dash, Input, Output, State, html, no_update
+
+from callbacks.common import alert, ask
+from callbacks.view import ViewState, parse_search, to_search, window_of
+from layouts import compare as layout
+from layouts import figures, ids
+from services.compare import compare
+from services.query import get_metric
+
+
+def summary_sentence(result: dict, unit: str) -> str:
+    summary = result["summary"]
+    if not summary["best_performer"]:
+        return "Not enough data to compare: " + summary.get("note", "")
+    best, worst = result["comparisons"][summary["best_performer"]], result["comparisons"][summary["worst_performer"]]
+    verdict = "a significant difference" if summary["significant"] else "not a significant difference"
+    p = summary["p_value"]
+    p_text = "p < 0.001" if p is not None and p < 0.001 else f"p = {p:.3f}" if p is not None else "no test"
+    gap = figures.format_value(abs(summary["difference"]), unit if unit != "%" else "count")
+    gap = f"{abs(summary['difference']):.1f} points" if unit == "%" else gap + ("" if unit == "count" else "")
+    return (f"{best['label']} is best ({figures.format_value(best['total'], unit)}), {worst['label']} worst "
+            f"({figures.format_value(worst['total'], unit)}): {gap} apart, {verdict} ({p_text}).")
+
+
+def period_sentence(period: dict, unit: str, compare_to: str) -> str:
+    total = period["total"]
+    if total["value"] is None or total["previous_value"] is None:
+        return "The compared period has no data."
+    word = {"previous_period": "the previous period", "previous_week": "last week",
+            "previous_year": "last year"}.get(compare_to, "the compared period")
+    change = total["percent_difference"]
+    direction = "up" if (total["difference"] or 0) > 0 else "down" if (total["difference"] or 0) < 0 else "flat"
+    significance = "significant" if total["significant"] else "not significant"
+    amount = f" {abs(change):.1f}%" if change is not None else ""
+    return (f"Against {word}: {figures.format_value(total['value'], unit)} now, "
+            f"{figures.format_value(total['previous_value'], unit)} then — {direction}{amount}, {significance}.")
+
+
+def compare_view(state: ViewState) -> tuple:
+    """(summary, cards, channel chart, period chart, template table, alert)."""
+    window = window_of(state)
+    empty = figures.empty_figure("")
+    if window is None:
+        return None, [], empty, empty, None, alert("The custom range is not valid.", "warning")
+    channels = ",".join(f"channel:{c}" for c in state.channels) if len(state.channels) >= 2 else None
+    result, error = ask(compare, state.metric, channels, *window, state.compare_to)
+    if error:
+        return None, [], figures.empty_figure(error), empty, None, alert(error)
+    metric = get_metric(state.metric)
+    summary = result["summary"]
+    roles = {summary["best_performer"]: "best", summary["worst_performer"]: "worst"}
+    cards = [layout.value_card(entry, metric.unit, roles.get(key)) for key, entry in result["comparisons"].items()]
+    records = [{"time": p["time"], "channel": entry["value"], "value": p["value"]}
+               for entry in result["comparisons"].values() for p in entry["series"]]
+    revision = to_search(state)
+    overlay = figures.time_series(records, metric.label, metric.unit, revision)
+    period = figures.period_chart(result["period"], metric.label, metric.unit, revision)
+    templates, template_error = ask(compare, state.metric, "template_id", *window, None,
+                                    {"channel": list(state.channels)} if state.channels else None)
+    table = layout.template_table(templates, metric.unit) if not template_error else alert(template_error)
+    text = html.Div([html.H4(summary_sentence(result, metric.unit), className="fw-semibold mb-1"),
+                     html.P(period_sentence(result["period"], metric.unit, state.compare_to),
+                            className="text-muted mb-0")])
+    return text, cards, overlay, period, table, None
+
+
+def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
+    @dash_app.callback(
+        Output(ids.COMPARE_SUMMARY, "children"), Output(ids.COMPARE_CARDS, "children"),
+        Output(ids.COMPARE_CHART, "figure"), Output(ids.COMPARE_PERIOD, "figure"),
+        Output(ids.COMPARE_TEMPLATES, "children"), Output(ids.COMPARE_ALERT, "children"),
+        Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
+    def _compare(search, _tick):
+        return compare_view(parse_search(search, channels))
+
+    @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.COMPARE_METRIC, "value"),
+                       Input(ids.COMPARE_TO, "value"), State(ids.URL, "search"), prevent_initial_call=True)
+    def _choose(metric, compare_to, search):
+        state = parse_search(search, channels)
+        chosen = replace(state, metric=metric or state.metric, compare_to=compare_to or state.compare_to)
+        return to_search(chosen) if chosen != state else no_update

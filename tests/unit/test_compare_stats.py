@@ -1,0 +1,90 @@
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from services import compare, latency
+from services.timerange import QueryError
+
+NOW = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
+
+
+def test_wilson_interval_by_hand():
+    low, high = compare.wilson_interval(50, 100)
+    assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)
+    assert compare.wilson_interval(0, 0) == (None, None)
+    assert compare.wilson_interval(0, 12)[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_exact_poisson_interval():
+    low, high = compare.poisson_interval(10)
+    assert (round(low, 3), round(high, 3)) == (4.795, 18.39)
+    assert compare.poisson_interval(0)[0] == 0.0
+
+
+def histogram(values):
+    return latency.merge([{latency.bucket_index(int(v)): 1} for v in values])
+
+
+def test_mann_whitney_from_histograms_matches_scipy_on_the_bucketed_samples():
+    rng = np.random.default_rng(1)
+    a, b = rng.lognormal(5, 0.5, 400).astype(int), rng.lognormal(5.2, 0.5, 300).astype(int)
+    ha, hb = histogram(a), histogram(b)
+    bucketed_a = [latency.bucket_index(int(v)) for v in a]
+    bucketed_b = [latency.bucket_index(int(v)) for v in b]
+    expected = stats.mannwhitneyu(bucketed_a, bucketed_b, use_continuity=False, method="asymptotic").pvalue
+    assert compare.mann_whitney_from_histograms(ha, hb) == pytest.approx(expected, rel=1e-9)
+    assert compare.mann_whitney_from_histograms(ha, hb) < 0.05
+    same = compare.mann_whitney_from_histograms(histogram(rng.lognormal(5, 0.5, 400)),
+                                                histogram(rng.lognormal(5, 0.5, 400)))
+    assert same > 0.05
+    assert compare.mann_whitney_from_histograms({}, hb) is None
+
+
+def test_two_proportion_and_poisson_tests():
+    assert compare.two_proportion_p(90, 100, 50, 100) < 1e-6
+    assert compare.two_proportion_p(45, 100, 45, 100) == pytest.approx(1.0)
+    assert compare.two_proportion_p(1, 0, 1, 10) is None
+    assert compare.poisson_counts_p(100, 100) == pytest.approx(1.0)
+    assert compare.poisson_counts_p(100, 160) < 0.001
+
+
+def test_quantile_interval_brackets_the_quantile():
+    values = np.random.default_rng(2).lognormal(6, 1, 2000).astype(int)
+    h = histogram(values)
+    low, high = compare.quantile_interval(h, 0.95)
+    assert low <= latency.quantile(h, 0.95) <= high and low < high
+
+
+@pytest.mark.parametrize("text, message", [
+    ("channel:email", "at least two values"), ("channel:email,channel:email", "at least two values"),
+    ("email,sms", "not a dimension:value pair"), ("colour:red,colour:blue", "unknown dimension 'colour'"),
+    ("channel:email,channel:fax", "channel 'fax' is not one of"),
+    ("template_id:x,template_id:2", "whole numbers"),
+])
+def test_bad_dimensions(text, message):
+    with pytest.raises(QueryError, match=message):
+        compare.parse_dimensions(text, ("email", "sms", "push"))
+
+
+def test_dimensions_forms():
+    assert compare.parse_dimensions(None, ("email",)) == ("channel", None)
+    assert compare.parse_dimensions("template_id", ("email",)) == ("template_id", None)
+    assert compare.parse_dimensions("channel:email,template_id:3", ("email",)) == (
+        "channel", [("channel", "email"), ("template_id", 3)])
+
+
+def test_shifted_periods_across_a_month_boundary_a_leap_day_and_daylight_saving():
+    start, end = datetime(2026, 11, 1, tzinfo=timezone.utc), datetime(2026, 11, 8, tzinfo=timezone.utc)
+    assert compare.shifted_start("previous_week", start, end, NOW) == datetime(2026, 10, 25, tzinfo=timezone.utc)
+    assert compare.shifted_start("previous_period", start, end, NOW) == datetime(2026, 10, 25, tzinfo=timezone.utc)
+    leap = datetime(2028, 2, 29, tzinfo=timezone.utc)
+    assert compare.shifted_start("previous_year", leap, leap + timedelta(days=1), NOW) == \
+        datetime(2027, 2, 28, tzinfo=timezone.utc)
+    # Europe changes clocks on 2026-03-29; in UTC a week is still 168 hours, so buckets align
+    dst_start = datetime(2026, 3, 30, tzinfo=timezone.utc)
+    shifted = compare.shifted_start("previous_week", dst_start, dst_start + timedelta(days=7), NOW)
+    assert (dst_start - shifted) == timedelta(hours=168)
+    with pytest.raises(QueryError, match="before the compared range"):
+        compare.shifted_start("2026-12-01", start, end, NOW)
