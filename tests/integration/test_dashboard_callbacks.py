@@ -133,10 +133,10 @@ def test_clicking_an_anomaly_drills_into_its_hour():
 def test_compare_tab_highlights_best_and_worst_and_ranks_templates(app):
     from callbacks import compare
 
-    summary, cards, overlay, period, table, problem = compare.compare_view(view("?tab=compare&range=7d&vs=previous_week"))
+    summary, cards, overlay, period, table, problem = compare.compare_view(view("?tab=compare&range=24h"))
     assert problem is None
     text = str(summary)
-    assert " is best (" in text and " worst (" in text and "Against last week" in text
+    assert " is best (" in text and " worst (" in text and "Against the previous period" in text
     borders = [c.children.className for c in cards]
     assert sum("border-success" in b for b in borders) == 1 and sum("border-danger" in b for b in borders) == 1
     assert {t.name for t in overlay.data} == {"Email", "SMS", "Push"}
