@@ -9,7 +9,7 @@ from dash import Dash, Input, Output, State, ctx, no_update
 
 from callbacks.common import ask
 from callbacks.view import iso_time, parse_search, to_search
-from layouts import compare, drilldown, ids, overview, shell, trends
+from layouts import compare, correlations, drilldown, ids, overview, shell, trends
 from services.rollup import rollup_status
 
 
@@ -40,7 +40,7 @@ def sync_view(search, tab, rng, start, end, channels, known_channels, trigger):
             (state.start or "")[:10] or None, (state.end or "")[:10] or None, list(state.channels), wrapper_style)
 
 
-def tab_content(tab: str, state):
+def tab_content(tab: str, state, channels: tuple[str, ...] = ("email", "sms", "push")):
     if tab == "overview":
         return overview.layout(state.metric)
     if tab == "drilldown":
@@ -49,6 +49,8 @@ def tab_content(tab: str, state):
         return trends.layout(state.metric, state.detector)
     if tab == "compare":
         return compare.layout(state.metric, state.compare_to)
+    if tab == "correlations":
+        return correlations.layout(state.correlate, state.lag_max, state.detrend, channels)
     return shell.placeholder(tab if tab in shell.TAB_IDS else shell.DEFAULT_TAB)
 
 
@@ -80,7 +82,7 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
 
     @dash_app.callback(Output(ids.TAB_CONTENT, "children"), Input(ids.TABS, "active_tab"), State(ids.URL, "search"))
     def _tab_content(tab, search):
-        return tab_content(tab, parse_search(search, known_channels))
+        return tab_content(tab, parse_search(search, known_channels), known_channels)
 
     @dash_app.callback(Output(ids.REFRESH, "interval"), Output(ids.REFRESH, "disabled"),
                        Input(ids.REFRESH_CHOICE, "value"))

@@ -27,6 +27,9 @@ class ViewState:
     drill: tuple[str, ...] = ()  # values along channel → status → template_id
     detector: str | None = None  # trends: None picks the default
     compare_to: str = "previous_period"
+    correlate: tuple[str, ...] = ()  # correlations: metric specs; empty means the default set
+    lag_max: int = 3
+    detrend: bool = True
 
 
 def iso_time(text: str | None) -> str | None:
@@ -72,8 +75,18 @@ def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewSta
     drill = valid_drill(first.get("drill", "").split(","), known_channels)
     detector = first.get("detector") if first.get("detector") in DETECTORS else None
     compare_to = first.get("vs") if first.get("vs") in COMPARE_TO else "previous_period"
+    correlate = tuple(dict.fromkeys(m for m in first.get("corr", "").split(",") if valid_spec(m, known_channels)))
+    lag = first.get("lag", "3")
+    lag_max = int(lag) if lag.isdigit() and int(lag) <= 24 else 3
     return ViewState(tab=tab, range=rng, start=start, end=end, channels=channels, metric=metric, drill=drill,
-                     detector=detector, compare_to=compare_to)
+                     detector=detector, compare_to=compare_to, correlate=correlate[:10], lag_max=lag_max,
+                     detrend=first.get("detrend") != "false")
+
+
+def valid_spec(spec: str, channels: tuple[str, ...]) -> bool:
+    """`metric` or `channel:metric` with a known channel and metric."""
+    channel, _, name = spec.rpartition(":")
+    return name in CATALOGUE and (not channel or channel in channels)
 
 
 def to_search(state: ViewState) -> str:
@@ -90,6 +103,12 @@ def to_search(state: ViewState) -> str:
         params["detector"] = state.detector
     if state.compare_to != "previous_period":
         params["vs"] = state.compare_to
+    if state.correlate:
+        params["corr"] = ",".join(state.correlate)
+    if state.lag_max != 3:
+        params["lag"] = str(state.lag_max)
+    if not state.detrend:
+        params["detrend"] = "false"
     return "?" + urlencode(params, safe=",:")
 
 

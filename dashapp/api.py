@@ -16,6 +16,7 @@ from dashapp.caching import cache_stats, cached_series, settings_for_queries
 from services import compare as compare_service
 from services import drilldown as drilldown_service
 from services import query as query_service
+from services.correlation_report import correlation_report
 from services.rollup import rollup_status
 from services.trend_report import trend_report
 from services.timerange import QueryError
@@ -238,4 +239,25 @@ def compare():
         body = compare_service.compare(conn, args["metric"], args.get("dimensions") or None, args.get("start"),
                                        args.get("end"), args.get("compare_to") or None, filters, min_volume,
                                        channels=current_app.config["CHANNELS"], **settings_for_queries())
+    return json_response(body)
+
+
+CORRELATION_PARAMETERS = ("metrics", "start", "end", "granularity", "lag_max", "detrend")
+
+
+@api.get("/api/analytics/correlations")
+def correlations():
+    check_parameters(CORRELATION_PARAMETERS)
+    args = request.args
+    try:
+        lag_max = int(args.get("lag_max") or 0)
+    except ValueError:
+        raise ApiError("lag_max must be a whole number of buckets from 0 to 48", "lag_max") from None
+    detrend_text = (args.get("detrend") or "true").lower()
+    if detrend_text not in ("true", "false", "1", "0"):
+        raise ApiError("detrend must be true or false", "detrend")
+    with db.read_engine.connect() as conn:
+        body = correlation_report(conn, args.get("metrics"), args.get("start"), args.get("end"),
+                                  args.get("granularity") or None, lag_max, detrend_text in ("true", "1"),
+                                  channels=current_app.config["CHANNELS"], **settings_for_queries())
     return json_response(body)

@@ -23,6 +23,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     """
     # callbacks import dashapp's helpers; importing them here keeps `import dashapp` acyclic
     import callbacks.compare
+    import callbacks.correlations
     import callbacks.drilldown
     import callbacks.overview
     import callbacks.shell
@@ -47,6 +48,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     callbacks.drilldown.register(dash_app, channels)
     callbacks.trends.register(dash_app, channels)
     callbacks.compare.register(dash_app, channels)
+    callbacks.correlations.register(dash_app, channels)
     if protect is not None:
         _protect_views(server, url_base_pathname, protect)
     return dash_app

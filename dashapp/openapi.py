@@ -149,6 +149,25 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                                    "best_performer", "worst_performer", "difference", "percent_difference",
                                    "significant", "p_value"]}}}}}},
                               **_error_responses(400, 503)}}},
+            "/api/analytics/correlations": {"get": {
+                "summary": "Which metrics move together: r, rho, lags, elasticity, Benjamini-Hochberg q-values",
+                "description": "By default each series' seasonal profile and level are removed first "
+                               "(detrend=true), so a shared daily cycle is not reported as a relationship.",
+                "parameters": [
+                    _query("metrics", "Comma-separated metrics, optionally channel:metric "
+                                      "(email:bounce_rate,sms:delivery_rate); 2 to 10.", required=True),
+                    _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
+                    _query("granularity", "minute, hour or day.", {"type": "string", "enum": list(GRANULARITIES)}),
+                    _query("lag_max", "Largest lag to try, in buckets (0-48).",
+                           {"type": "integer", "minimum": 0, "maximum": 48}),
+                    _query("detrend", "true (default) or false.", {"type": "string", "enum": ["true", "false"]}),
+                ],
+                "responses": {"200": {"description": "Pairs and matrix", "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["method", "pairs", "matrix"],
+                               "properties": {"pairs": {"type": "array", "items": {"type": "object", "required": [
+                                   "a", "b", "r", "rho", "p_value", "q_value", "n", "best_lag", "elasticity",
+                                   "sentence"]}}}}}}},
+                              **_error_responses(400, 503)}}},
             "/api/analytics/drilldown": {"get": {
                 "summary": "One level of channel → status → template, with its breadcrumb trail",
                 "parameters": [

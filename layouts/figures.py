@@ -178,3 +178,66 @@ def period_chart(period: dict, label: str, unit: str, revision: str) -> go.Figur
                                            f"difference %{{customdata[0]:+{fmt}}}<extra>this period</extra>"))
     fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt)
     return _base(fig, revision)
+
+
+def correlation_matrix(report: dict, revision: str) -> go.Figure:
+    """r for every pair on a diverging scale; pairs that are not significant are grey."""
+    labels = report["matrix"]["labels"]
+    r, q = report["matrix"]["r"], report["matrix"]["q"]
+    n = len(labels)
+    shown = [[r[i][j] if i != j and r[i][j] is not None and q[i][j] is not None and q[i][j] < 0.05 else None
+              for j in range(n)] for i in range(n)]
+    grey = [[0 if shown[i][j] is None and i != j else None for j in range(n)] for i in range(n)]
+    lag = report["matrix"]["lag"]
+    text = [["" if i == j or r[i][j] is None else f"{r[i][j]:.2f}" + (f" (lag {lag[i][j]:+d})" if lag[i][j] else "")
+             for j in range(n)] for i in range(n)]
+    keys = report["matrix"]["metrics"]
+    fig = go.Figure()
+    fig.add_trace(go.Heatmap(z=grey, x=labels, y=labels, colorscale=[[0, "#e9ecef"], [1, "#e9ecef"]],
+                             showscale=False, hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(
+        z=shown, x=labels, y=labels, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True, text=text,
+        texttemplate="%{text}", customdata=[[[keys[i], keys[j]] for j in range(n)] for i in range(n)],
+        colorbar=dict(title="r"), hovertemplate="%{y} × %{x}<br>r = %{z:.2f}<extra>click for details</extra>"))
+    fig.add_trace(go.Heatmap(z=[[None] * n for _ in range(n)], x=labels, y=labels, text=text, texttemplate="%{text}",
+                             showscale=False, hoverinfo="skip", colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]]))
+    fig.update_yaxes(autorange="reversed")
+    return _base(fig, revision, 120 + 60 * n)
+
+
+def pair_overlay(times: list, a: list, b: list, name_a: str, name_b: str, revision: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=times, y=a, name=name_a, mode="lines", line=dict(color="#4C78A8")))
+    fig.add_trace(go.Scatter(x=times, y=b, name=name_b, mode="lines", line=dict(color="#F58518"), yaxis="y2"))
+    fig.update_layout(yaxis=dict(title=name_a), yaxis2=dict(title=name_b, overlaying="y", side="right"))
+    return _base(fig, revision, 300)
+
+
+def pair_scatter(a: list, b: list, name_a: str, name_b: str, revision: str) -> go.Figure:
+    """Residuals of b against a with the least-squares line."""
+    import numpy as np
+
+    points = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    if len(points) < 3:
+        return empty_figure("Not enough points", 300)
+    xs, ys = np.array(points).T
+    slope, intercept = np.polyfit(xs, ys, 1)
+    line_x = np.array([xs.min(), xs.max()])
+    fig = go.Figure([go.Scatter(x=xs, y=ys, mode="markers", marker=dict(size=5, color="#4C78A8", opacity=0.6),
+                                name="buckets"),
+                     go.Scatter(x=line_x, y=slope * line_x + intercept, mode="lines", name="fit",
+                                line=dict(color="#E45756"))])
+    fig.update_xaxes(title=name_a)
+    fig.update_yaxes(title=name_b)
+    return _base(fig, revision, 300)
+
+
+def lag_chart(lags: list[tuple[int, float, int]], best: int, unit: str, revision: str) -> go.Figure:
+    if not lags:
+        return empty_figure("No lag could be measured", 300)
+    fig = go.Figure(go.Bar(x=[lag for lag, _, _ in lags], y=[r for _, r, _ in lags],
+                           marker_color=["#E45756" if lag == best else "#9D9DA1" for lag, _, _ in lags],
+                           hovertemplate=f"lag %{{x}} {unit}s<br>r = %{{y:.2f}}<extra></extra>"))
+    fig.update_xaxes(title=f"lag ({unit}s; positive: the first metric leads)")
+    fig.update_yaxes(title="r", range=[-1, 1])
+    return _base(fig, revision, 300)

@@ -43,6 +43,19 @@ COMPARE_PERIOD = "compare-period"
 COMPARE_TEMPLATES = "compare-templates"
 COMPARE_ALERT = "compare-alert"
 
+# correlations
+CORR_METRICS = "corr-metrics"
+CORR_LAG = "corr-lag"
+CORR_DETREND = "corr-detrend"
+CORR_MATRIX = "corr-matrix"
+CORR_PAIR = "corr-pair"
+CORR_OVERLAY = "corr-overlay"
+CORR_SCATTER = "corr-scatter"
+CORR_LAGS = "corr-lags"
+CORR_SENTENCE = "corr-sentence"
+CORR_ALERT = "corr-alert"
+CORR_REPORT = "corr-report"
+
 # drill-down
 BREADCRUMB = "breadcrumb"
 DRILL_CHART = "drill-chart"

@@ -64,6 +64,8 @@ class Incident:
     metric: str
     normal: float
     during: float
+    lag_hours: int | None = None
+    episodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,25 @@ def plan_incidents(start: datetime, end: datetime) -> list[dict]:
     return [p for p in plans if p["start"] >= start and p["start"] + timedelta(hours=p["hours"]) <= end]
 
 
+EPISODE_LAG_HOURS = 2
+EPISODE_EVERY_HOURS = 20
+
+
+def plan_episodes(rng, start: datetime, end: datetime, incidents: list[dict]) -> list[datetime]:
+    """Hours of the related episodes: about one every EPISODE_EVERY_HOURS, away from the
+    incidents so each stays recognisable."""
+    hours = int((end - start).total_seconds() // 3600)
+    busy = set()
+    for inc in incidents:
+        first = int((inc["start"] - start).total_seconds() // 3600)
+        busy |= set(range(first - 4, first + inc["hours"] + 4))
+    chosen = []
+    for h in range(6, hours - EPISODE_LAG_HOURS - 1):
+        if rng.random() < 1 / EPISODE_EVERY_HOURS and not ({h, h + EPISODE_LAG_HOURS} & busy):
+            chosen.append(start + timedelta(hours=h))
+    return chosen
+
+
 def generate(days: int, per_hour: int, seed: int, end: datetime) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Column arrays of every event (and the incident plan). `per_hour` is the average
     number of notifications sent per hour; each becomes 2–4 events."""
@@ -140,6 +161,21 @@ def generate(days: int, per_hour: int, seed: int, end: datetime) -> tuple[dict[s
             probs[mask] = (0.69, 0.01, 0.30)
         elif inc["kind"] == "push_latency_spike":
             median = np.where(mask, median * 8, median)
+    episodes = plan_episodes(rng, start, end, incidents)
+    for hour in episodes:  # an SMS carrier hiccup, then email bounces two hours later
+        lo = int((hour - EPOCH).total_seconds()) * 1_000_000
+        sms_mask = (sent_us >= lo) & (sent_us < lo + 3_600_000_000) & (tpl_channel == channels.index("sms"))
+        probs[sms_mask] = (0.72, 0.26, 0.02)
+        later = lo + EPISODE_LAG_HOURS * 3_600_000_000
+        email_mask = (sent_us >= later) & (sent_us < later + 3_600_000_000) & (tpl_channel == channels.index("email"))
+        probs[email_mask] = (0.875, 0.01, 0.115)
+    if episodes:
+        incidents.append(dict(kind="sms_dips_lead_email_bounces", channel="sms", template_id=None,
+                              metric="delivery_rate", normal=92.0, during=72.0, start=episodes[0], hours=1,
+                              lag_hours=EPISODE_LAG_HOURS, episodes=[e.isoformat() for e in episodes],
+                              description=f"{len(episodes)} one-hour SMS delivery dips (~92% → ~72%), each "
+                                          f"followed {EPISODE_LAG_HOURS} hours later by an email bounce rise "
+                                          "(~3.5% → ~11%)"))
     u = rng.random(n)
     outcome = np.where(u < probs[:, 0], 1, np.where(u < probs[:, 0] + probs[:, 1], 2, 3))  # STATUSES index
     processing = np.maximum(1, np.round(median * np.exp(sigma * rng.standard_normal(n)))).astype(np.int64)
@@ -220,7 +256,8 @@ def seed_demo(conn_factory: Callable, days: int = 30, per_hour: int = 2000, seed
     incidents = tuple(Incident(kind=p["kind"], description=p["description"], start=p["start"].isoformat(),
                                end=(p["start"] + timedelta(hours=p["hours"])).isoformat(),
                                channel=p["channel"], template_id=p["template_id"], metric=p["metric"],
-                               normal=p["normal"], during=p["during"]) for p in plans)
+                               normal=p["normal"], during=p["during"], lag_hours=p.get("lag_hours"),
+                               episodes=tuple(p.get("episodes", ()))) for p in plans)
     return DemoResult(events=total, notifications=int(columns["notification"].max() + 1) if total else 0,
                       start=end - timedelta(days=days), end=end, incidents=incidents)
 

@@ -142,3 +142,13 @@ def test_compare_tab_highlights_best_and_worst_and_ranks_templates(app):
     assert {t.name for t in overlay.data} == {"Email", "SMS", "Push"}
     assert {t.name for t in period.data} == {"this period", "compared period"}
     assert "Template" in str(table)
+
+
+def test_correlations_tab_matrix_and_pair(app):
+    from callbacks import correlations
+
+    figure, report, problem = correlations.matrix_view(view("?tab=correlations&range=7d"))
+    assert problem is None and len(report["matrix"]["metrics"]) == 6
+    sentence, overlay, scatter, lags = correlations.pair_view(report, ["email:bounce_rate", "email:delivery_rate"], "")
+    assert "Email bounce rate" in sentence and len(overlay.data) == 2 and len(lags.data[0].x) >= 7
+    assert correlations.pair_view(None, None, "")[0] == ""
