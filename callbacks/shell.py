@@ -9,7 +9,8 @@ from dash import Dash, Input, Output, State, ctx, no_update
 
 from callbacks.common import ask
 from callbacks.view import iso_time, parse_search, to_search
-from layouts import compare, correlations, drilldown, ids, overview, shell, trends
+from layouts import compare, correlations, drilldown, ids, metrics, overview, shell, trends
+from services.custom_metrics import list_metrics
 from services.rollup import rollup_status
 
 
@@ -41,16 +42,19 @@ def sync_view(search, tab, rng, start, end, channels, known_channels, trigger):
 
 
 def tab_content(tab: str, state, channels: tuple[str, ...] = ("email", "sms", "push")):
+    custom, _ = ask(list_metrics)  # every metric picker offers the saved custom metrics too
     if tab == "overview":
-        return overview.layout(state.metric)
+        return overview.layout(state.metric, custom)
     if tab == "drilldown":
         return drilldown.layout()
     if tab == "trends":
-        return trends.layout(state.metric, state.detector)
+        return trends.layout(state.metric, state.detector, custom)
     if tab == "compare":
-        return compare.layout(state.metric, state.compare_to)
+        return compare.layout(state.metric, state.compare_to, custom)
     if tab == "correlations":
-        return correlations.layout(state.correlate, state.lag_max, state.detrend, channels)
+        return correlations.layout(state.correlate, state.lag_max, state.detrend, channels, custom)
+    if tab == "metrics":
+        return metrics.layout()
     return shell.placeholder(tab if tab in shell.TAB_IDS else shell.DEFAULT_TAB)
 
 

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlencode
 from layouts import shell
 from services.query import CATALOGUE
 from services.compare import COMPARE_TO
+from services.custom_metrics import NAME as CUSTOM_NAME
 from services.schema import STATUSES
 from services.trends import DETECTORS
 
@@ -71,7 +72,9 @@ def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewSta
         start = end = None
     requested = [c for c in first.get("channel", "").split(",") if c]
     channels = tuple(c for c in known_channels if c in requested)
-    metric = first.get("metric") if first.get("metric") in CATALOGUE else DEFAULT_METRIC
+    # a custom metric's name is checked by the service that reads it, with a readable error
+    metric = first.get("metric") if first.get("metric") in CATALOGUE or CUSTOM_NAME.match(
+        first.get("metric", "")) else DEFAULT_METRIC
     drill = valid_drill(first.get("drill", "").split(","), known_channels)
     detector = first.get("detector") if first.get("detector") in DETECTORS else None
     compare_to = first.get("vs") if first.get("vs") in COMPARE_TO else "previous_period"
@@ -84,9 +87,9 @@ def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewSta
 
 
 def valid_spec(spec: str, channels: tuple[str, ...]) -> bool:
-    """`metric` or `channel:metric` with a known channel and metric."""
+    """`metric` or `channel:metric` with a known channel and a metric name."""
     channel, _, name = spec.rpartition(":")
-    return name in CATALOGUE and (not channel or channel in channels)
+    return (name in CATALOGUE or bool(CUSTOM_NAME.match(name))) and (not channel or channel in channels)
 
 
 def to_search(state: ViewState) -> str:

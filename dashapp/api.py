@@ -14,6 +14,7 @@ from dashapp.health import cache_state, database_problem, scheduler_state
 from services.ingest import ingest_events
 from dashapp.caching import cache_stats, cached_series, settings_for_queries
 from services import compare as compare_service
+from services import custom_metrics as custom_service
 from services import drilldown as drilldown_service
 from services import query as query_service
 from services.correlation_report import correlation_report
@@ -121,8 +122,12 @@ def chart():
     if not args.get("metric"):
         raise ApiError(f"metric is required; known metrics: {', '.join(query_service.CATALOGUE)}", "metric")
     now = datetime.now(timezone.utc)
+    metric = args["metric"]
+    if metric not in query_service.CATALOGUE:
+        with db.read_engine.connect() as conn:
+            metric = custom_service.resolve_metric(conn, metric)
     query = query_service.build_query(
-        args["metric"], args.get("group_by") or "time", args.get("start"), args.get("end"),
+        metric, args.get("group_by") or "time", args.get("start"), args.get("end"),
         {d: args.get(d) for d in query_service.DIMENSIONS}, args.get("granularity") or None, now,
         current_app.config["CHANNELS"])
     series, generated_at, from_cache = cached_series(query, now)
@@ -261,3 +266,77 @@ def correlations():
                                   args.get("granularity") or None, lag_max, detrend_text in ("true", "1"),
                                   channels=current_app.config["CHANNELS"], **settings_for_queries())
     return json_response(body)
+
+
+def _json_body() -> dict:
+    try:
+        body = orjson.loads(request.get_data() or b"null")
+    except orjson.JSONDecodeError:
+        raise ApiError("The body is not JSON; send an object such as {\"name\": \"ctr\", \"formula\": "
+                       "\"(clicked / delivered) * 100\", \"unit\": \"%\"}.", "body") from None
+    if not isinstance(body, dict):
+        raise ApiError("The body must be a JSON object.", "body")
+    return body
+
+
+@api.get("/api/analytics/metrics")
+def list_custom_metrics():
+    with db.read_engine.connect() as conn:
+        saved = [m.as_dict() for m in custom_service.list_metrics(conn)]
+    catalogue = [{"name": m.name, "label": m.label, "unit": m.unit, "definition": m.description}
+                 for m in query_service.CATALOGUE.values()]
+    return json_response({"custom": saved, "catalogue": catalogue})
+
+
+@api.post("/api/analytics/metrics")
+def create_custom_metric():
+    body = _json_body()
+    with db.engine.begin() as conn:
+        created = custom_service.create_metric(conn, body)
+    return json_response(created.as_dict(), 201)
+
+
+@api.get("/api/analytics/metrics/<name>")
+def get_custom_metric(name: str):
+    with db.read_engine.connect() as conn:
+        found = custom_service.get_custom(conn, name)
+    return json_response(found.as_dict())
+
+
+@api.put("/api/analytics/metrics/<name>")
+def update_custom_metric(name: str):
+    body = _json_body()
+    with db.engine.begin() as conn:
+        updated = custom_service.update_metric(conn, name, body)
+    return json_response(updated.as_dict())
+
+
+@api.delete("/api/analytics/metrics/<name>")
+def delete_custom_metric(name: str):
+    with db.engine.begin() as conn:
+        custom_service.delete_metric(conn, name)
+    return Response(status=204)
+
+
+@api.post("/api/analytics/metrics/validate")
+def validate_formula():
+    body = _json_body()
+    if not isinstance(body.get("formula"), str):
+        raise ApiError("send {\"formula\": \"...\"}", "formula")
+    with db.read_engine.connect() as conn:
+        return json_response(custom_service.check_formula(conn, body["formula"]))
+
+
+@api.post("/api/analytics/metrics/preview")
+def preview_formula():
+    body = _json_body()
+    if not isinstance(body.get("formula"), str):
+        raise ApiError("send {\"formula\": \"...\", \"start\": \"now-7d\"}", "formula")
+    group_by = body.get("group_by", "time")
+    with db.read_engine.connect() as conn:
+        series = custom_service.preview(conn, body["formula"], body.get("start"), body.get("end"),
+                                        query_service.parse_group_by(group_by if isinstance(group_by, str) else "time"),
+                                        None, channels=current_app.config["CHANNELS"], unit=body.get("unit", "none"),
+                                        **settings_for_queries())
+    return json_response({"data": query_service.series_records(series), "metadata": {
+        "granularity": series.granularity, "start": series.start, "end": series.end, "source": series.source}})

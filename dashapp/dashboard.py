@@ -25,6 +25,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     import callbacks.compare
     import callbacks.correlations
     import callbacks.drilldown
+    import callbacks.metrics
     import callbacks.overview
     import callbacks.shell
     import callbacks.trends
@@ -49,6 +50,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     callbacks.trends.register(dash_app, channels)
     callbacks.compare.register(dash_app, channels)
     callbacks.correlations.register(dash_app, channels)
+    callbacks.metrics.register(dash_app, channels)
     if protect is not None:
         _protect_views(server, url_base_pathname, protect)
     return dash_app

@@ -8,6 +8,9 @@ from services.timerange import GRANULARITIES
 
 ERROR = {"type": "object", "required": ["error", "field"],
          "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}}}
+CUSTOM = {"type": "object", "required": ["name", "formula"], "properties": {
+    "name": {"type": "string"}, "display_name": {"type": "string"}, "formula": {"type": "string"},
+    "unit": {"type": "string", "enum": ["%", "ms", "count", "none"]}, "description": {"type": "string"}}}
 TIME_PARAMETER_HELP = ("ISO date (2026-11-01), ISO datetime (2026-11-01T08:00:00Z; UTC when no zone) or "
                        "relative time (now, now-30m, now-24h, now-7d, now-2w).")
 
@@ -168,6 +171,41 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                                    "a", "b", "r", "rho", "p_value", "q_value", "n", "best_lag", "elasticity",
                                    "sentence"]}}}}}}},
                               **_error_responses(400, 503)}}},
+            "/api/analytics/metrics": {
+                "get": {"summary": "Saved custom metrics and the built-in catalogue",
+                        "responses": {"200": {"description": "Metrics", "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["custom", "catalogue"]}}}}, **_error_responses(503)}},
+                "post": {"summary": "Save a custom metric",
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": CUSTOM}}},
+                         "responses": {"201": {"description": "Saved", "content": {"application/json": {
+                             "schema": CUSTOM}}}, **_error_responses(400, 503)}}},
+            "/api/analytics/metrics/{name}": {
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "get": {"summary": "One custom metric", "responses": {
+                    "200": {"description": "The metric", "content": {"application/json": {"schema": CUSTOM}}},
+                    **_error_responses(400, 503)}},
+                "put": {"summary": "Change a custom metric (formula, unit, display name, description)",
+                        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                            "type": "object"}}}},
+                        "responses": {"200": {"description": "Changed", "content": {"application/json": {
+                            "schema": CUSTOM}}}, **_error_responses(400, 503)}},
+                "delete": {"summary": "Delete a custom metric no other one uses",
+                           "responses": {"204": {"description": "Deleted"}, **_error_responses(400, 503)}}},
+            "/api/analytics/metrics/validate": {"post": {
+                "summary": "Check a formula: errors with their positions, and the names it uses",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["formula"], "properties": {"formula": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "The check", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["valid", "errors", "references"]}}}},
+                              **_error_responses(400, 503)}}},
+            "/api/analytics/metrics/preview": {"post": {
+                "summary": "A series of an unsaved formula over a range",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["formula"], "properties": {
+                        "formula": {"type": "string"}, "start": {"type": "string"}, "end": {"type": "string"},
+                        "group_by": {"type": "string"}, "unit": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "The series", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["data", "metadata"]}}}}, **_error_responses(400, 503)}}},
             "/api/analytics/drilldown": {"get": {
                 "summary": "One level of channel → status → template, with its breadcrumb trail",
                 "parameters": [

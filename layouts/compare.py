@@ -14,10 +14,10 @@ COMPARE_TO_OPTIONS = [{"label": "vs the previous period", "value": "previous_per
                       {"label": "vs the same period last year", "value": "previous_year"}]
 
 
-def layout(metric: str, compare_to: str) -> html.Div:
+def layout(metric: str, compare_to: str, custom: list | None = None) -> html.Div:
     return html.Div([
         dbc.Row([
-            dbc.Col(dcc.Dropdown(id=ids.COMPARE_METRIC, options=metric_options(), value=metric, clearable=False),
+            dbc.Col(dcc.Dropdown(id=ids.COMPARE_METRIC, options=metric_options(custom), value=metric, clearable=False),
                     md=4),
             dbc.Col(dcc.Dropdown(id=ids.COMPARE_TO, options=COMPARE_TO_OPTIONS, value=compare_to, clearable=False),
                     md=4),

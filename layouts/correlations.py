@@ -13,19 +13,21 @@ DEFAULT_SET = ("sms:delivery_rate", "email:bounce_rate", "email:delivery_rate", 
                "email:open_rate", "sms:sent")
 
 
-def spec_options(channels: tuple[str, ...]) -> list[dict]:
+def spec_options(channels: tuple[str, ...], custom: list | None = None) -> list[dict]:
     labels = {"email": "Email", "sms": "SMS", "push": "Push"}
-    options = [{"label": m.label, "value": m.name} for m in CATALOGUE.values()]
+    named = [(m.name, m.label) for m in CATALOGUE.values()] + [(c.name, c.display_name) for c in custom or []]
+    options = [{"label": label, "value": name} for name, label in named]
     for channel in channels:
-        options += [{"label": f"{labels.get(channel, channel)} · {m.label}", "value": f"{channel}:{m.name}"}
-                    for m in CATALOGUE.values()]
+        options += [{"label": f"{labels.get(channel, channel)} · {label}", "value": f"{channel}:{name}"}
+                    for name, label in named]
     return options
 
 
-def layout(chosen: tuple[str, ...], lag_max: int, detrend: bool, channels: tuple[str, ...]) -> html.Div:
+def layout(chosen: tuple[str, ...], lag_max: int, detrend: bool, channels: tuple[str, ...],
+           custom: list | None = None) -> html.Div:
     return html.Div([
         dbc.Row([
-            dbc.Col(dcc.Dropdown(id=ids.CORR_METRICS, options=spec_options(channels), value=list(chosen or DEFAULT_SET),
+            dbc.Col(dcc.Dropdown(id=ids.CORR_METRICS, options=spec_options(channels, custom), value=list(chosen or DEFAULT_SET),
                                  multi=True), md=7),
             dbc.Col(dcc.Dropdown(id=ids.CORR_LAG, options=[{"label": f"lags up to {k}", "value": k}
                                                            for k in (0, 1, 2, 3, 6, 12, 24)],

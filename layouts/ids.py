@@ -56,6 +56,19 @@ CORR_SENTENCE = "corr-sentence"
 CORR_ALERT = "corr-alert"
 CORR_REPORT = "corr-report"
 
+# metrics
+FORMULA_NAME = "formula-name"
+FORMULA_DISPLAY = "formula-display"
+FORMULA_TEXT = "formula-text"
+FORMULA_UNIT = "formula-unit"
+FORMULA_DESCRIPTION = "formula-description"
+FORMULA_FEEDBACK = "formula-feedback"
+FORMULA_PREVIEW = "formula-preview"
+FORMULA_SAVE = "formula-save"
+FORMULA_MESSAGE = "formula-message"
+SAVED_METRICS = "saved-metrics"
+METRICS_VERSION = "metrics-version"
+
 # drill-down
 BREADCRUMB = "breadcrumb"
 DRILL_CHART = "drill-chart"

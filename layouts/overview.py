@@ -13,9 +13,11 @@ KPI_METRICS = ("sent", "delivery_rate", "open_rate", "click_rate", "p95_processi
 GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
-def metric_options() -> list[dict]:
-    return [{"label": f"{m.label} ({m.unit})" if m.unit != "count" else m.label, "value": m.name}
-            for m in CATALOGUE.values()]
+def metric_options(custom: list | None = None) -> list[dict]:
+    """Every catalogue metric, then the saved custom ones."""
+    options = [{"label": f"{m.label} ({m.unit})" if m.unit != "count" else m.label, "value": m.name}
+               for m in CATALOGUE.values()]
+    return options + [{"label": f"{c.display_name} (custom)", "value": c.name} for c in custom or []]
 
 
 def card(title: str, body, footer: str | None = None) -> dbc.Card:
@@ -30,13 +32,13 @@ def graph(graph_id: str, height: int = 320) -> dcc.Loading:
                        type="default", delay_show=150)
 
 
-def layout(metric: str) -> html.Div:
+def layout(metric: str, custom: list | None = None) -> html.Div:
     return html.Div([
         html.Div(id=ids.OVERVIEW_ALERT),
         dcc.Loading(dbc.Row(id=ids.KPI_ROW, className="g-3 mb-3"), type="dot", delay_show=150),
         dbc.Row([
             dbc.Col(card("Over time, by channel", [
-                dcc.Dropdown(id=ids.METRIC_PICKER, options=metric_options(), value=metric, clearable=False,
+                dcc.Dropdown(id=ids.METRIC_PICKER, options=metric_options(custom), value=metric, clearable=False,
                              className="mb-2", style={"maxWidth": "22rem"}),
                 graph(ids.TIMESERIES),
             ], "Click a point to drill into that channel and time bucket."), lg=8),

@@ -16,10 +16,10 @@ DETECTOR_OPTIONS = [
 ]
 
 
-def layout(metric: str, detector: str | None) -> html.Div:
+def layout(metric: str, detector: str | None, custom: list | None = None) -> html.Div:
     return html.Div([
         dbc.Row([
-            dbc.Col(dcc.Dropdown(id=ids.TREND_METRIC, options=metric_options(), value=metric, clearable=False), md=4),
+            dbc.Col(dcc.Dropdown(id=ids.TREND_METRIC, options=metric_options(custom), value=metric, clearable=False), md=4),
             dbc.Col(dcc.Dropdown(id=ids.TREND_DETECTOR, options=DETECTOR_OPTIONS, value=detector or "auto",
                                  clearable=False), md=4),
         ], className="g-3 mb-3"),

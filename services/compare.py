@@ -22,8 +22,9 @@ from sqlalchemy import Connection
 
 from services import latency
 from services.drilldown import value_label
-from services.query import (DIMENSIONS, Metric, Totals, build_query, collect_measures, evaluate, get_metric,
-                            parse_filters, query_metrics, template_names)
+from services.custom_metrics import resolve_metric
+from services.query import (DIMENSIONS, Metric, Totals, build_query, collect_measures, evaluate, parse_filters,
+                            query_metrics, template_names)
 from services.schema import CHANNELS
 from services.timerange import QueryError, parse_time
 
@@ -180,6 +181,8 @@ def _better(metric: Metric) -> int:
 
 
 def interval(metric: Metric, m: Totals, value: float | None) -> tuple[float | None, float | None]:
+    if metric.kind == "formula":
+        return None, None  # no sampling model for an arbitrary formula
     if metric.kind == "rate":
         low, high = wilson_interval(m.counts.get(metric.numerator, 0), m.counts.get(metric.denominator, 0))
         return (None, None) if low is None else (low * 100, high * 100)
@@ -204,6 +207,8 @@ def significance(metric: Metric, a: Totals, b: Totals) -> float | None:
                                 b.counts.get(metric.numerator, 0), b.counts.get(metric.denominator, 0))
     if metric.kind == "count":
         return poisson_counts_p(evaluate(metric, a)[0], evaluate(metric, b)[0])
+    if metric.kind == "formula":
+        return None
     return mann_whitney_from_histograms(a.histogram, b.histogram)
 
 
@@ -227,19 +232,19 @@ def compare(conn: Connection, metric: str, dimensions: str | None = None, start=
             compare_to: str | None = None, filters: Mapping | None = None, min_volume: float = DEFAULT_MIN_VOLUME,
             *, now: datetime | None = None, channels: Sequence[str] = CHANNELS, **settings) -> dict:
     now = now or datetime.now(timezone.utc)
-    m = get_metric(metric)
+    m = resolve_metric(conn, metric)
     dimension, pairs = parse_dimensions(dimensions, channels)
     filters = dict(filters or {})
-    base = build_query(metric, ("time", dimension), start, end, filters, None, now, channels)
+    base = build_query(m, ("time", dimension), start, end, filters, None, now, channels)
     window = base.window
     names = template_names(conn)
     groups: dict[tuple, Totals] = {}
     series_points: dict[tuple, list] = {}
     for dim in sorted({d for d, _ in pairs}) if pairs is not None else [dimension]:
-        totals = build_query(metric, (dim,), window.start, window.end, filters, window.granularity, now, channels)
+        totals = build_query(m, (dim,), window.start, window.end, filters, window.granularity, now, channels)
         accs, _, _ = collect_measures(conn, totals, True, now=now, **settings)
         groups.update({key: measures for (_, key), measures in accs.items()})
-        series = query_metrics(conn, metric, ("time", dim), window.start, window.end, filters, window.granularity,
+        series = query_metrics(conn, m.name, ("time", dim), window.start, window.end, filters, window.granularity,
                                now=now, channels=channels, **settings)
         for p in series.points:
             series_points.setdefault(p.dims, []).append(p)
@@ -288,11 +293,11 @@ def compare_periods(conn: Connection, metric: Metric, window, compare_to: str, f
     start = shifted_start(compare_to, window.start, window.end, now)
     span = window.end - window.start
     gran = window.granularity
-    current_q = build_query(metric.name, ("time",), window.start, window.end, filters, gran, now, channels)
-    previous_q = build_query(metric.name, ("time",), start, start + span, filters, gran, now, channels)
-    current_acc, _, _ = collect_measures(conn, build_query(metric.name, (), window.start, window.end, filters, gran,
+    current_q = build_query(metric, ("time",), window.start, window.end, filters, gran, now, channels)
+    previous_q = build_query(metric, ("time",), start, start + span, filters, gran, now, channels)
+    current_acc, _, _ = collect_measures(conn, build_query(metric, (), window.start, window.end, filters, gran,
                                                            now, channels), True, now=now, **settings)
-    previous_acc, _, _ = collect_measures(conn, build_query(metric.name, (), start, start + span, filters, gran,
+    previous_acc, _, _ = collect_measures(conn, build_query(metric, (), start, start + span, filters, gran,
                                                             now, channels), True, now=now, **settings)
     current = query_metrics(conn, metric.name, ("time",), current_q.window.start, current_q.window.end, filters,
                             gran, now=now, channels=channels, **settings).points

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from services import correlation
 from services.drilldown import CHANNEL_LABELS
+from services.custom_metrics import resolve_metric
 from services.query import build_query, get_metric, query_long
 from services.schema import CHANNELS
 from services.timerange import STEP, QueryError
@@ -19,7 +20,8 @@ MAX_LAG = 48
 LAG_UNITS = {"minute": "minute", "hour": "hour", "day": "day"}
 
 
-def parse_metrics(text: str | Sequence[str] | None, channels: Sequence[str]) -> list[tuple[str, str, str | None]]:
+def parse_metrics(text: str | Sequence[str] | None, channels: Sequence[str],
+                  conn: Connection | None = None) -> list[tuple[str, str, str | None]]:
     """"email:bounce_rate,sms:delivery_rate" → [(as spelled, metric, channel)]."""
     parts = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text or [])
     parts = [p for p in parts if p]
@@ -34,15 +36,15 @@ def parse_metrics(text: str | Sequence[str] | None, channels: Sequence[str]) -> 
             raise QueryError(f"channel {channel[:40]!r} in {part[:60]!r} is not one of {', '.join(channels)}",
                              "metrics")
         try:
-            get_metric(name)
+            resolve_metric(conn, name) if conn is not None else get_metric(name)
         except QueryError as exc:
             raise QueryError(exc.message, "metrics") from None
         out.append((part, name, channel or None))
     return out
 
 
-def label_of(metric: str, channel: str | None) -> str:
-    label = get_metric(metric).label.lower()
+def label_of(conn: Connection, metric: str, channel: str | None) -> str:
+    label = resolve_metric(conn, metric).label.lower()
     return f"{CHANNEL_LABELS.get(channel, channel)} {label}" if channel else label
 
 
@@ -50,10 +52,11 @@ def correlation_report(conn: Connection, metrics, start=None, end=None, granular
                        lag_max: int = 0, detrend: bool = True, *, now: datetime | None = None,
                        channels: Sequence[str] = CHANNELS, **settings) -> dict:
     now = now or datetime.now(timezone.utc)
-    specs = parse_metrics(metrics, channels)
+    specs = parse_metrics(metrics, channels, conn)
     if not isinstance(lag_max, int) or not 0 <= lag_max <= MAX_LAG:
         raise QueryError(f"lag_max must be a whole number of buckets from 0 to {MAX_LAG}", "lag_max")
-    window = build_query(specs[0][1], ("time",), start, end, {}, granularity, now, channels).window
+    window = build_query(resolve_metric(conn, specs[0][1]), ("time",), start, end, {}, granularity, now,
+                         channels).window
     gran = window.granularity
     series: dict[str, np.ndarray] = {}
     times: list[datetime] = []
@@ -65,7 +68,7 @@ def correlation_report(conn: Connection, metrics, start=None, end=None, granular
         series[spelled] = np.array([np.nan if p.value is None or p.time + STEP[gran] > now else p.value
                                     for p in points], dtype=float)
     residuals = {k: correlation.detrend(times, v, gran) if detrend else v for k, v in series.items()}
-    labels = {spelled: label_of(name, channel) for spelled, name, channel in specs}
+    labels = {spelled: label_of(conn, name, channel) for spelled, name, channel in specs}
     keys = [s for s, _, _ in specs]
     pairs, measured = [], []
     for i, a in enumerate(keys):

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import orjson
 from sqlalchemy import Connection, func, select, tuple_
 
-from services.query import DIMENSIONS, get_metric, parse_filters, query_metrics, template_names
+from services.query import DIMENSIONS, parse_filters, query_metrics, template_names
 from services.schema import CHANNELS, EVENT_COLUMNS, notification_events
 from services.timerange import QueryError, resolve_range
 
@@ -70,6 +70,12 @@ def single_value_filters(raw: Mapping, channels: Sequence[str]) -> dict:
     return {d: v[0] for d, v in parsed.items()}
 
 
+def resolve_metric(conn, name):
+    from services.custom_metrics import resolve_metric as resolve  # custom metrics import this module's labels
+
+    return resolve(conn, name)
+
+
 def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimension: str | None = None,
                 metric: str = "events", *, now: datetime | None = None, channels: Sequence[str] = CHANNELS,
                 **query_settings) -> DrillLevel:
@@ -87,7 +93,7 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
     elif dimension in filters:
         raise QueryError(f"{dimension} is already filtered to {filters[dimension]!r}; pick another dimension",
                          "dimension")
-    get_metric(metric)
+    resolve_metric(conn, metric)
     names = template_names(conn)
     data: list[dict] = []
     if dimension is not None:

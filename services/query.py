@@ -9,13 +9,14 @@ counted twice.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Connection, func, select
 
-from services import dialect, latency
+from services import dialect, formulas, latency
 from services.ingest import raw_retention_cutoff
 from services.rollup import range_generation
 from services.timerange import floor_to as truncate
@@ -41,6 +42,7 @@ class Metric:
     q: float | None = None
     better: str = "higher"        # which direction is good: "higher" | "lower" | "neutral"
     description: str = ""
+    formula: str | None = None    # custom metrics: the formula, custom references expanded
 
 
 def _count(status: str, better: str = "neutral") -> Metric:
@@ -91,6 +93,8 @@ class Query:
     group_by: tuple[str, ...]                           # canonical order of GROUPABLE
     window: TimeWindow
     filters: tuple[tuple[str, tuple], ...]             # sorted (dimension, sorted values)
+    formula: str | None = None                          # a custom metric's expanded formula
+    unit: str | None = None
 
     @property
     def needs_template(self) -> bool:
@@ -98,7 +102,8 @@ class Query:
 
     def cache_key(self) -> str:
         filters = ";".join(f"{d}={','.join(map(str, v))}" for d, v in self.filters)
-        return (f"chart|{self.metric}|{','.join(self.group_by)}|{self.window.granularity}|"
+        # a custom metric is keyed by its formula too, so an edit is a new answer
+        return (f"chart|{self.metric}|{self.formula or ''}|{','.join(self.group_by)}|{self.window.granularity}|"
                 f"{self.window.start.isoformat()}|{self.window.end.isoformat()}|{filters}")
 
 
@@ -147,11 +152,13 @@ def parse_group_by(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(d for d in GROUPABLE if d in parts)
 
 
-def build_query(metric: str, group_by, start, end, filters: Mapping | tuple = (), granularity: str | None = None,
-                now: datetime | None = None, channels: Sequence[str] = CHANNELS) -> Query:
-    """Validate and normalize everything a caller may send."""
+def build_query(metric: str | Metric, group_by, start, end, filters: Mapping | tuple = (),
+                granularity: str | None = None, now: datetime | None = None,
+                channels: Sequence[str] = CHANNELS) -> Query:
+    """Validate and normalize everything a caller may send. `metric` is a catalogue name or
+    a resolved Metric (custom metrics are resolved by `resolve_metric`, which reads them)."""
     now = now or datetime.now(timezone.utc)
-    m = get_metric(metric)
+    m = metric if isinstance(metric, Metric) else get_metric(metric)
     groups = parse_group_by(group_by)
     parsed_filters = filters if isinstance(filters, tuple) else parse_filters(filters, channels)
     if m.kind == "rate" and ("status" in groups or any(d == "status" for d, _ in parsed_filters)):
@@ -159,7 +166,7 @@ def build_query(metric: str, group_by, start, end, filters: Mapping | tuple = ()
                          "status, each group holds a single status, so the rate would mean nothing. Drop "
                          "status, or use a count metric.", "group_by")
     window = resolve_window(_text(start), _text(end), granularity, now)
-    return Query(m.name, groups, window, parsed_filters)
+    return Query(m.name, groups, window, parsed_filters, m.formula, m.unit)
 
 
 def _text(value) -> str | None:
@@ -327,7 +334,12 @@ def _acc(accs: dict, bucket, dims: list[str], key: list, status: str, query: Que
 # ---------------------------------------------------------------- evaluating
 
 def evaluate(metric: Metric, acc: Totals) -> tuple[float | None, float | None, float | None]:
-    """(value, numerator, denominator) of `metric` over one group's measures."""
+    """(value, numerator, denominator) of `metric` over one group's measures. A formula is
+    evaluated over the catalogue metrics of the same group: a ratio of sums at any grouping."""
+    if metric.kind == "formula":
+        tree = _parsed_formula(metric.formula)
+        value = formulas.evaluate(tree, lambda name: evaluate(CATALOGUE[name], acc)[0])
+        return value, None, float(sum(acc.counts.values()))
     if metric.kind == "count":
         n = sum(acc.counts.values()) if metric.numerator == "events" else acc.counts.get(metric.numerator, 0)
         return float(n), float(n), None
@@ -345,6 +357,10 @@ def query_metrics(conn: Connection, metric: str, group_by=("time",), start=None,
                   raw_retention_days: int = 30) -> Series:
     """Answer one chart question; see the module docstring for where the numbers come from."""
     now = now or datetime.now(timezone.utc)
+    if isinstance(metric, str) and metric not in CATALOGUE:
+        from services.custom_metrics import resolve_metric  # custom metrics live in the database
+
+        metric = resolve_metric(conn, metric)
     query = build_query(metric, group_by, start, end, filters, granularity, now, channels)
     return run_query(conn, query, now=now, minute_retention_hours=minute_retention_hours,
                      raw_retention_days=raw_retention_days)
@@ -352,14 +368,30 @@ def query_metrics(conn: Connection, metric: str, group_by=("time",), start=None,
 
 def run_query(conn: Connection, query: Query, *, now: datetime, minute_retention_hours: int = 48,
               raw_retention_days: int = 30) -> Series:
-    metric = get_metric(query.metric)
-    accs, source, live = collect_measures(conn, query, metric.kind == "quantile", now=now,
+    metric = formula_metric(query.metric, query.formula, query.unit) if query.formula else get_metric(query.metric)
+    accs, source, live = collect_measures(conn, query, needs_histograms(metric), now=now,
                                           minute_retention_hours=minute_retention_hours,
                                           raw_retention_days=raw_retention_days)
     window = query.window
     return Series(metric=metric.name, unit=metric.unit, granularity=window.granularity, group_by=query.group_by,
                   start=window.start, end=window.end, source=source, live=live,
                   generation=range_generation(conn, window.start, window.end), points=_points(query, metric, accs))
+
+
+def formula_metric(name: str, formula: str, unit: str | None = None, label: str | None = None) -> Metric:
+    """A custom metric: a formula over catalogue metrics, evaluated per group."""
+    formulas.parse(formula, CATALOGUE)  # validated on save; this keeps a hand-made Metric honest
+    return Metric(name, label or name, unit or "none", "formula", better="neutral", description=formula,
+                  formula=formula)
+
+
+def needs_histograms(metric: Metric) -> bool:
+    if metric.kind == "quantile":
+        return True
+    if metric.kind == "formula":
+        return any(CATALOGUE[n].kind == "quantile" for n in formulas.references(formulas.parse(metric.formula,
+                                                                                                CATALOGUE)))
+    return False
 
 
 def collect_measures(conn: Connection, query: Query, with_histograms: bool, *, now: datetime,
@@ -397,6 +429,11 @@ def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
     empty = Totals()
     return tuple(Point(b, k, *evaluate(metric, accs.get((b, k), empty)))
                  for k in dim_keys for b in query.window.buckets)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_formula(text: str):
+    return formulas.parse(text, CATALOGUE)
 
 
 def template_names(conn: Connection) -> dict[int, str]:

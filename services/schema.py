@@ -158,3 +158,14 @@ rollup_day_generations = Table(
     Column("day", UTCDateTime, primary_key=True),
     Column("generation", BigInteger, nullable=False),
 )
+
+custom_metrics = Table(
+    "custom_metrics", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("display_name", String(100), nullable=False),
+    Column("formula", String(500), nullable=False),
+    Column("unit", String(8), nullable=False),
+    Column("description", String(1000), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

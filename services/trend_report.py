@@ -12,7 +12,8 @@ from sqlalchemy import Connection
 
 from services import trends
 from services.drilldown import CHANNEL_LABELS
-from services.query import Metric, build_query, get_metric, query_long, query_metrics, template_names
+from services.custom_metrics import resolve_metric
+from services.query import Metric, build_query, query_long, query_metrics, template_names
 from services.schema import CHANNELS
 from services.timerange import STEP, QueryError
 
@@ -62,8 +63,8 @@ def explain(conn: Connection, metric: Metric, when: datetime, granularity: str, 
     """Which channel and template moved the total at `when`, against the same bucket of
     the previous days. For a rate, the deviation is counted in its numerator events."""
     step = STEP[granularity]
-    if metric.kind in ("average", "quantile"):
-        return explain_latency(conn, metric, when, granularity, filters, now=now, channels=channels, names=names,
+    if metric.kind in ("average", "quantile", "formula"):
+        return explain_by_value(conn, metric, when, granularity, filters, now=now, channels=channels, names=names,
                                **settings)
     count_metric = metric.numerator if metric.kind in ("count", "rate") else "events"
     history_start = when - timedelta(days=BASELINE_DAYS)
@@ -126,10 +127,10 @@ def explain(conn: Connection, metric: Metric, when: datetime, granularity: str, 
     return {"sentence": sentence, "contributors": contributors, "drilldown": drill}
 
 
-def explain_latency(conn: Connection, metric: Metric, when: datetime, granularity: str, filters: Mapping, *,
+def explain_by_value(conn: Connection, metric: Metric, when: datetime, granularity: str, filters: Mapping, *,
                     now: datetime, channels: Sequence[str], names: Mapping[int, str], **settings) -> dict:
-    """For processing times: the channel and template whose own value moved furthest from
-    their usual value at this hour, weighted by how many events they carry."""
+    """For processing times and formulas: the channel and template whose own value moved
+    furthest from their usual value at this hour, weighted by how many events they carry."""
     step = STEP[granularity]
     rows = query_long(conn, metric.name, ("time", "channel", "template_id"), when - timedelta(days=BASELINE_DAYS),
                       when + step, filters, granularity, now=now, channels=channels, **settings)
@@ -169,12 +170,12 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
                  channels: Sequence[str] = CHANNELS, **settings) -> dict:
     now = now or datetime.now(timezone.utc)
     filters = dict(filters or {})
-    m = get_metric(metric)
+    m = resolve_metric(conn, metric)
     if days is not None:
         if start:
             raise QueryError("give either days or start, not both", "days")
         start = f"now-{days}d"
-    query = build_query(metric, ("time",), start, end, filters, granularity, now, channels)
+    query = build_query(m, ("time",), start, end, filters, granularity, now, channels)
     window, gran = query.window, query.window.granularity
     history_start = window.start - HISTORY[gran]
     points = query_long(conn, metric, ("time",), history_start, window.end, filters, gran, now=now,

@@ -12,13 +12,13 @@ def test_switching_tabs_changes_the_url_and_reload_keeps_it(dash_br, live_server
 
     trends = next(e for e in dash_br.find_elements(".nav-link") if e.text == "Trends")
     trends.click()
-    dash_br.wait_for_contains_text("#tab-content", "anomalies")
+    dash_br.wait_for_contains_text("#trend-headline", "Delivery rate", timeout=20)
     WebDriverWait(dash_br.driver, 5).until(lambda d: "tab=trends" in d.current_url)
     assert "range=7d" in dash_br.driver.current_url
 
     dash_br.driver.refresh()
     dash_br.wait_for_text_to_equal(".nav-link.active", "Trends")
-    dash_br.wait_for_contains_text("#tab-content", "anomalies")
+    dash_br.wait_for_contains_text("#trend-headline", "Delivery rate", timeout=20)
     assert dash_br.get_logs() == []
 
 

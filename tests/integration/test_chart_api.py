@@ -149,7 +149,9 @@ def test_every_operation_honours_its_openapi_document(demo_engine):
     assert {op.path for op in operations} == {"/health", "/api/events", "/api/aggregation/status",
                                               "/api/analytics/chart", "/api/analytics/drilldown",
                                               "/api/analytics/events", "/api/analytics/trends",
-                                              "/api/analytics/compare", "/api/analytics/correlations"}
+                                              "/api/analytics/compare", "/api/analytics/correlations",
+                                              "/api/analytics/metrics", "/api/analytics/metrics/{name}",
+                                              "/api/analytics/metrics/validate", "/api/analytics/metrics/preview"}
     for operation in operations:
         @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=operation.as_strategy())

@@ -1,0 +1,168 @@
+"""Custom metrics: formulas saved by name, validated on every save, usable wherever a
+catalogue metric is (charts, trends, comparisons, drill-down, correlations)."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from services import formulas
+from services.query import CATALOGUE, Metric, build_query, formula_metric, run_query
+from services.schema import CHANNELS, custom_metrics
+from services.timerange import QueryError
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+UNITS = ("%", "ms", "count", "none")
+
+
+@dataclass(frozen=True)
+class CustomMetric:
+    name: str
+    display_name: str
+    formula: str
+    unit: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "display_name": self.display_name, "formula": self.formula, "unit": self.unit,
+                "description": self.description,
+                "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
+                "updated_at": self.updated_at.isoformat().replace("+00:00", "Z")}
+
+
+def list_metrics(conn: Connection) -> list[CustomMetric]:
+    rows = conn.execute(select(custom_metrics).order_by(custom_metrics.c.name))
+    return [CustomMetric(**row._mapping) for row in rows]
+
+
+def get_custom(conn: Connection, name: str) -> CustomMetric:
+    row = conn.execute(select(custom_metrics).where(custom_metrics.c.name == name)).first()
+    if row is None:
+        raise QueryError(f"no custom metric named {str(name)[:40]!r}", "name")
+    return CustomMetric(**row._mapping)
+
+
+def formulas_by_name(conn: Connection) -> dict[str, str]:
+    return dict(conn.execute(select(custom_metrics.c.name, custom_metrics.c.formula)).all())
+
+
+def known_names(conn: Connection) -> list[str]:
+    return list(CATALOGUE) + sorted(formulas_by_name(conn))
+
+
+def resolve_metric(conn: Connection, name: str) -> Metric:
+    """A catalogue metric, or a custom one with its references to other custom metrics
+    expanded into one formula over catalogue metrics."""
+    if name in CATALOGUE:
+        return CATALOGUE[name]
+    custom = formulas_by_name(conn)
+    if name not in custom:
+        known = ", ".join(list(CATALOGUE) + sorted(custom))
+        raise QueryError(f"unknown metric {str(name)[:40]!r}; known metrics: {known}", "metric")
+    row = get_custom(conn, name)
+    try:
+        tree = formulas.expand(formulas.parse(row.formula, list(CATALOGUE) + list(custom)), custom, CATALOGUE)
+    except formulas.FormulaError as exc:  # another metric it uses was changed into something broken
+        raise QueryError(f"custom metric {name!r} cannot be computed: {exc.message}", "metric") from None
+    return formula_metric(name, formulas.to_text(tree), row.unit, row.display_name)
+
+
+def check_formula(conn: Connection, formula: str, own_name: str | None = None) -> dict:
+    """{"valid", "errors": [{"message", "position"}], "references"} for the form and the API."""
+    custom = formulas_by_name(conn)
+    if own_name is not None:
+        custom[own_name] = formula
+    names = list(CATALOGUE) + sorted(custom)
+    errors = formulas.validate(formula, names)
+    references: list[str] = []
+    if not errors:
+        tree = formulas.parse(formula, names)
+        references = formulas.references(tree)
+        try:
+            formulas.expand(tree, custom, CATALOGUE)
+        except formulas.FormulaError as exc:
+            errors = [exc]
+    return {"valid": not errors, "errors": [{"message": e.message, "position": e.position} for e in errors],
+            "references": references}
+
+
+def _validated(conn: Connection, fields: Mapping, name: str, creating: bool) -> dict:
+    if not isinstance(fields, Mapping):
+        raise QueryError("send a JSON object with name, formula, unit, display_name and description", "body")
+    allowed = {"name", "display_name", "formula", "unit", "description"}
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise QueryError(f"unknown field {unknown[0][:40]!r}; fields are {', '.join(sorted(allowed))}", unknown[0][:40])
+    if not isinstance(name, str) or not NAME.match(name):
+        raise QueryError("name must be 1–40 lowercase letters, digits or _, starting with a letter", "name")
+    if name in CATALOGUE:
+        raise QueryError(f"{name!r} is a built-in metric; pick another name", "name")
+    formula = fields.get("formula")
+    if not isinstance(formula, str) or not formula.strip():
+        raise QueryError("formula is required, e.g. (clicked / delivered) * 100", "formula")
+    check = check_formula(conn, formula, name)
+    if not check["valid"]:
+        first = check["errors"][0]
+        raise QueryError(first["message"], "formula")
+    unit = fields.get("unit", "none")
+    if unit not in UNITS:
+        raise QueryError(f"unit must be one of {', '.join(UNITS)}", "unit")
+    display = fields.get("display_name") or name
+    description = fields.get("description") or ""
+    if not isinstance(display, str) or len(display) > 100:
+        raise QueryError("display_name must be text of at most 100 characters", "display_name")
+    if not isinstance(description, str) or len(description) > 1000:
+        raise QueryError("description must be text of at most 1,000 characters", "description")
+    return {"name": name, "display_name": display.strip(), "formula": formula.strip(), "unit": unit,
+            "description": description.strip()}
+
+
+def create_metric(conn: Connection, fields: Mapping) -> CustomMetric:
+    name = fields.get("name") if isinstance(fields, Mapping) else None
+    values = _validated(conn, fields, name, creating=True)
+    if conn.execute(select(custom_metrics.c.name).where(custom_metrics.c.name == name)).first():
+        raise QueryError(f"a custom metric named {name!r} exists; edit it instead", "name")
+    now = datetime.now(timezone.utc)
+    conn.execute(insert(custom_metrics).values(**values, created_at=now, updated_at=now))
+    return get_custom(conn, name)
+
+
+def update_metric(conn: Connection, name: str, fields: Mapping) -> CustomMetric:
+    current = get_custom(conn, name)
+    merged = {**current.as_dict(), **(fields if isinstance(fields, Mapping) else {})}
+    merged = {k: v for k, v in merged.items() if k in ("name", "display_name", "formula", "unit", "description")}
+    if merged.get("name") != name:
+        raise QueryError("a custom metric cannot be renamed; create a new one", "name")
+    values = _validated(conn, merged, name, creating=False)
+    conn.execute(update(custom_metrics).where(custom_metrics.c.name == name)
+                 .values(**values, updated_at=datetime.now(timezone.utc)))
+    return get_custom(conn, name)
+
+
+def delete_metric(conn: Connection, name: str) -> None:
+    get_custom(conn, name)
+    users = [other for other, formula in formulas_by_name(conn).items() if other != name and name in
+             formulas.references(formulas.parse(formula, known_names(conn)))]
+    if users:
+        raise QueryError(f"{name!r} is used by {', '.join(users)}; change or delete those first", "name")
+    conn.execute(delete(custom_metrics).where(custom_metrics.c.name == name))
+
+
+def preview(conn: Connection, formula: str, start=None, end=None, group_by=("time",), filters=None, *,
+            now: datetime | None = None, channels=CHANNELS, unit: str = "none", **settings):
+    """A series of an unsaved formula, to see it before saving."""
+    check = check_formula(conn, formula)
+    if not check["valid"]:
+        first = check["errors"][0]
+        raise QueryError(f"{first['message']}", "formula")
+    custom = formulas_by_name(conn)
+    tree = formulas.expand(formulas.parse(formula, list(CATALOGUE) + list(custom)), custom, CATALOGUE)
+    metric = formula_metric("preview", formulas.to_text(tree), unit if unit in UNITS else "none")
+    now = now or datetime.now(timezone.utc)
+    query = build_query(metric, group_by, start, end, filters or {}, None, now, channels)
+    return run_query(conn, query, now=now, **settings)

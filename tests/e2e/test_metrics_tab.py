@@ -1,0 +1,44 @@
+"""A user types a formula, sees a typo underlined, fixes it, sees the preview, saves it as
+ctr, and the chart API answers ctr with the numbers of click_rate."""
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from dashapp import create_app
+from services.demo import seed_demo
+from services.rollup import rollup_pending
+
+
+@pytest.fixture
+def app(pg_engine):
+    seed_demo(pg_engine.begin, days=2, per_hour=60, seed=9)
+    rollup_pending(pg_engine)
+    return create_app({"DATABASE_URL": pg_engine.url.render_as_string(hide_password=False)})
+
+
+def test_type_fix_preview_save_and_chart(dash_br, live_server, app):
+    server = live_server(app)
+    dash_br.driver.get(server.url + "/analytics/?tab=metrics&range=24h")
+    dash_br.wait_for_element("#formula-text", timeout=20)
+    dash_br.find_element("#formula-name").send_keys("ctr")
+    formula = dash_br.find_element("#formula-text")
+    formula.send_keys("(clikced / delivered) * 100")
+    dash_br.wait_for_contains_text(".formula-message", "did you mean 'clicked'", timeout=15)
+    assert dash_br.find_element(".formula-error").text == "clikced"  # the typo is underlined
+    formula.send_keys(Keys.CONTROL, "a")
+    formula.send_keys(Keys.BACKSPACE)
+    formula.send_keys("(clicked / delivered) * 100")
+    dash_br.wait_for_contains_text("#formula-feedback", "valid", timeout=15)
+    WebDriverWait(dash_br.driver, 15).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#formula-preview .scatterlayer .trace")) >= 2)
+    Select(dash_br.find_element("#formula-unit")).select_by_value("%")
+    dash_br.find_element("#formula-save").click()
+    dash_br.wait_for_contains_text("#formula-message", "use metric=ctr", timeout=15)
+    dash_br.wait_for_contains_text("#saved-metrics", "(clicked / delivered) * 100", timeout=15)
+
+    client = app.test_client()
+    ctr = client.get("/api/analytics/chart?metric=ctr&group_by=time,channel&start=now-1d").json["data"]
+    rate = client.get("/api/analytics/chart?metric=click_rate&group_by=time,channel&start=now-1d").json["data"]
+    assert [r["value"] for r in ctr] == pytest.approx([r["value"] for r in rate], nan_ok=True)
+    assert dash_br.get_logs() == []
