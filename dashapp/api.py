@@ -112,6 +112,15 @@ def check_parameters(allowed: tuple[str, ...]) -> None:
                        unknown[0][:40])
 
 
+def require_metric(args) -> None:
+    if not args.get("metric"):
+        raise ApiError(f"metric is required; known metrics: {', '.join(query_service.CATALOGUE)}", "metric")
+
+
+def dimension_filters(args) -> dict:
+    return {d: args.get(d) for d in query_service.DIMENSIONS if args.get(d)}
+
+
 CHART_PARAMETERS = ("metric", "group_by", "start", "end", "granularity") + query_service.DIMENSIONS
 
 
@@ -119,8 +128,7 @@ CHART_PARAMETERS = ("metric", "group_by", "start", "end", "granularity") + query
 def chart():
     check_parameters(CHART_PARAMETERS)
     args = request.args
-    if not args.get("metric"):
-        raise ApiError(f"metric is required; known metrics: {', '.join(query_service.CATALOGUE)}", "metric")
+    require_metric(args)
     now = datetime.now(timezone.utc)
     metric = args["metric"]
     if metric not in query_service.CATALOGUE:
@@ -206,8 +214,7 @@ TRENDS_PARAMETERS = ("metric", "start", "end", "days", "granularity", "detector"
 def trends():
     check_parameters(TRENDS_PARAMETERS)
     args = request.args
-    if not args.get("metric"):
-        raise ApiError(f"metric is required; known metrics: {', '.join(query_service.CATALOGUE)}", "metric")
+    require_metric(args)
     days = None
     if args.get("days"):
         try:
@@ -216,7 +223,7 @@ def trends():
             days = 0
         if not 1 <= days <= 400:
             raise ApiError("days must be a whole number from 1 to 400", "days")
-    filters = {d: args.get(d) for d in query_service.DIMENSIONS if args.get(d)}
+    filters = dimension_filters(args)
     with db.read_engine.connect() as conn:
         report = trend_report(conn, args["metric"], args.get("start"), args.get("end"), days, filters,
                               args.get("granularity") or None, args.get("detector") or None,
@@ -231,15 +238,14 @@ COMPARE_PARAMETERS = ("metric", "dimensions", "start", "end", "compare_to", "min
 def compare():
     check_parameters(COMPARE_PARAMETERS)
     args = request.args
-    if not args.get("metric"):
-        raise ApiError(f"metric is required; known metrics: {', '.join(query_service.CATALOGUE)}", "metric")
+    require_metric(args)
     try:
         min_volume = float(args.get("min_volume") or compare_service.DEFAULT_MIN_VOLUME)
     except ValueError:
         min_volume = -1
     if not 0 <= min_volume <= 1e12:
         raise ApiError("min_volume must be a number of events from 0 up", "min_volume")
-    filters = {d: args.get(d) for d in query_service.DIMENSIONS if args.get(d)}
+    filters = dimension_filters(args)
     with db.read_engine.connect() as conn:
         body = compare_service.compare(conn, args["metric"], args.get("dimensions") or None, args.get("start"),
                                        args.get("end"), args.get("compare_to") or None, filters, min_volume,
