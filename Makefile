@@ -7,7 +7,7 @@ FLASK := $(VENV)/bin/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: run test test-unit install install-dev clean
+.PHONY: run test test-unit install install-dev clean bench bench-quick
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test: .stamp-install-dev
 
 test-unit: .stamp-install-dev
 	$(PY) -m pytest tests/unit
+
+bench: .stamp-install-dev
+	$(PY) -m bench --events 10000000
+
+bench-quick: .stamp-install-dev
+	$(PY) -m bench --events 1000000 --load-seconds 30 --repeats 9
 
 clean:
 	rm -rf $(VENV) .stamp-install .stamp-install-dev .pytest_cache

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dashapp.caching import cached_series, settings_for_queries
 from dashapp.extensions import db
-from dashapp.health import SCHEMA_MISSING, is_missing_schema
+from dashapp.health import QUERY_TOO_LONG, SCHEMA_MISSING, is_missing_schema, is_timeout
 from services.query import build_query
 from services.timerange import QueryError
 
@@ -32,6 +32,8 @@ def guarded(work: Callable[[], Any]) -> tuple[Any, str | None]:
         return None, exc.message
     except DBAPIError as exc:
         log.warning("dashboard query failed: %s", exc)
+        if is_timeout(exc):
+            return None, QUERY_TOO_LONG
         return None, SCHEMA_MISSING if is_missing_schema(exc) else DATABASE_DOWN
     except Exception:
         log.exception("dashboard callback failed")

@@ -6,7 +6,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from dashapp.health import SCHEMA_MISSING, is_missing_schema, short_error
+from dashapp.health import QUERY_TOO_LONG, SCHEMA_MISSING, is_missing_schema, is_timeout, short_error
 from services.timerange import QueryError
 
 JSON_PATHS = ("/api/", "/health")
@@ -44,6 +44,9 @@ def register_blueprint_handlers(blueprint: Blueprint) -> None:
 
     @blueprint.errorhandler(OperationalError)
     def _operational(exc: OperationalError):
+        if is_timeout(exc):
+            current_app.logger.warning("query stopped by the statement timeout: %s", short_error(exc))
+            return error_response(QUERY_TOO_LONG, None, 503, {"Retry-After": "30"})
         if is_missing_schema(exc):  # SQLite says "no such table" as an OperationalError
             return error_response(SCHEMA_MISSING, None, 503)
         return _database_down(exc)

@@ -21,8 +21,9 @@ from dashapp.config import DEFAULTS, build_settings, scheduler_mode
 cache = Cache()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url` with the settings this product relies on on each dialect."""
+def make_engine(url: str, statement_timeout_ms: int | None = None) -> Engine:
+    """An engine for `url` with the settings this product relies on on each dialect. A
+    statement timeout (Postgres) keeps one heavy dashboard query from holding the pool."""
     if url.startswith("sqlite"):
         database = url.split("///", 1)[-1] if "///" in url else ""
         if database and database != ":memory:":
@@ -38,6 +39,8 @@ def make_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
         event.listen(engine, "connect", _postgres_on_connect)
+        if statement_timeout_ms:
+            event.listen(engine, "connect", lambda dbapi, _r: _set_timeout(dbapi, statement_timeout_ms))
     _dispose_after_fork(engine)
     return engine
 
@@ -55,6 +58,12 @@ def _postgres_on_connect(dbapi_connection, _record) -> None:
     # buckets are UTC whatever the server's default zone is
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
+
+
+def _set_timeout(dbapi_connection, milliseconds: int) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET statement_timeout = {int(milliseconds)}")
     dbapi_connection.commit()
 
 
@@ -77,11 +86,11 @@ class Database:
 
     def init_app(self, app: Flask) -> None:
         engine = make_engine(app.config["DATABASE_URL"])
-        read_url = app.config.get("DATABASE_READ_URL")
-        app.extensions[self.key] = {
-            "engine": engine,
-            "read_engine": make_engine(read_url) if read_url else engine,
-        }
+        # reads get their own pool and a statement timeout: a heavy chart cannot starve ingest
+        read_url = app.config.get("DATABASE_READ_URL") or app.config["DATABASE_URL"]
+        timeout_ms = int(app.config["QUERY_TIMEOUT_SECONDS"] * 1000)
+        read_engine = make_engine(read_url, timeout_ms) if not read_url.startswith("sqlite") else engine
+        app.extensions[self.key] = {"engine": engine, "read_engine": read_engine}
 
     @property
     def engine(self) -> Engine:

@@ -20,6 +20,14 @@ def is_missing_schema(exc: BaseException) -> bool:
     return ("does not exist" in text and "relation" in text) or "no such table" in text
 
 
+QUERY_TOO_LONG = ("The query took longer than the query timeout and was stopped; narrow the time range or "
+                  "add filters.")
+
+
+def is_timeout(exc: BaseException) -> bool:
+    return "statement timeout" in str(getattr(exc, "orig", None) or exc)
+
+
 def database_problem(engine: Engine) -> str | None:
     try:
         with engine.connect() as conn:

@@ -66,3 +66,23 @@ def test_a_database_without_tables_says_to_run_init_db(sqlite_url):
     client = create_app({"DATABASE_URL": sqlite_url}).test_client()
     response = client.get("/api/analytics/chart?metric=sent")
     assert response.status_code == 503 and "flask --app wsgi init-db" in response.json["error"]
+
+
+def test_reads_have_their_own_pool_with_a_statement_timeout(pg_engine):
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from dashapp.health import is_timeout
+
+    app = create_app({"DATABASE_URL": pg_engine.url.render_as_string(hide_password=False),
+                      "QUERY_TIMEOUT_SECONDS": 0.05})
+    read, write = app.extensions["analytics_db"]["read_engine"], app.extensions["analytics_db"]["engine"]
+    assert read is not write
+    with read.connect() as conn:
+        assert conn.execute(text("SHOW statement_timeout")).scalar() == "50ms"
+        with pytest.raises(OperationalError) as info:
+            conn.execute(text("SELECT pg_sleep(1)"))
+    assert is_timeout(info.value)
+    with write.connect() as conn:  # ingest and rollups are not cut short
+        assert conn.execute(text("SHOW statement_timeout")).scalar() == "0"
