@@ -73,13 +73,18 @@ def settings_for_queries() -> dict:
             "raw_retention_days": config["RAW_RETENTION_DAYS"]}
 
 
-def cached_series(query: query_service.Query, now: datetime):
-    """The answer to `query`, from cache until its range is rolled up again or receives events."""
+def query_key(query: query_service.Query, kind: str) -> str:
+    """The cache key of an answer to `query`: valid until its range is rolled up again or
+    receives events."""
     with db.read_engine.connect() as conn:
         version = range_version(conn, query.window.start, query.window.end)
+    return f"{kind}|{query.cache_key()}|{version}"
 
+
+def cached_series(query: query_service.Query, now: datetime):
+    """The Series answering `query`, through the cache (for the dashboard's figures)."""
     def compute():
         with db.read_engine.connect() as conn:
             return query_service.run_query(conn, query, now=now, **settings_for_queries())
 
-    return cached(f"{query.cache_key()}|{version}", compute, lambda series: series.live)
+    return cached(query_key(query, "series"), compute, lambda series: series.live)

@@ -69,6 +69,23 @@ def _executemany_events(conn: Connection, rows: Sequence[tuple]) -> int:
     return raw.total_changes - before
 
 
+def bulk_insert(conn: Connection, table, rows: list[dict]) -> None:
+    """Insert many rows of a rollup table: COPY on Postgres, executemany elsewhere."""
+    if not rows:
+        return
+    if not is_postgres(conn):
+        from sqlalchemy import insert
+
+        for i in range(0, len(rows), 5000):
+            conn.execute(insert(table), rows[i:i + 5000])
+        return
+    columns = [c.name for c in table.columns]
+    with conn.connection.dbapi_connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(tuple(row[c] for c in columns))
+
+
 # ---------------------------------------------------------------- partitions (Postgres)
 
 def partition_name(day: date) -> str:

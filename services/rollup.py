@@ -170,8 +170,7 @@ def _replace_rows(conn: Connection, table_key: tuple[str, bool], ranges: list[tu
         conn.execute(delete(table).where(or_(*[and_(table.c.bucket >= a, table.c.bucket < b) for a, b in ranges])))
     names = FULL_KEY if table_key[1] else NARROW_KEY
     rows = [m.as_row(names, key) for key, m in accumulators.items()]
-    for i in range(0, len(rows), 5000):
-        conn.execute(insert(table), rows[i:i + 5000])
+    dialect.bulk_insert(conn, table, rows)
     return len(rows)
 
 
