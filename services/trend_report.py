@@ -57,21 +57,17 @@ class Contribution:
     expected: float
 
 
-def explain(conn: Connection, metric: Metric, when: datetime, granularity: str, filters: Mapping, *,
-            now: datetime, channels: Sequence[str], names: Mapping[int, str], scope: str = "",
-            **settings) -> dict:
+def explain(breakdown, metric: Metric, when: datetime, granularity: str, *, names: Mapping[int, str],
+            scope: str = "") -> dict:
     """Which channel and template moved the total at `when`, against the same bucket of
-    the previous days. For a rate, the deviation is counted in its numerator events."""
+    the previous days. For a rate, the deviation is counted in its numerator events.
+    `breakdown(metric_name)` gives that metric's points by time, channel and template."""
     step = STEP[granularity]
     if metric.kind in ("average", "quantile", "formula"):
-        return explain_by_value(conn, metric, when, granularity, filters, now=now, channels=channels, names=names,
-                               **settings)
+        return explain_by_value(breakdown, metric, when, granularity, names=names)
     count_metric = metric.numerator if metric.kind in ("count", "rate") else "events"
-    history_start = when - timedelta(days=BASELINE_DAYS)
-    rows = query_long(conn, count_metric, ("time", "channel", "template_id"), history_start, when + step, filters,
-                      granularity, now=now, channels=channels, **settings)
-    dens = query_long(conn, metric.denominator, ("time", "channel", "template_id"), history_start, when + step,
-                      filters, granularity, now=now, channels=channels, **settings) if metric.kind == "rate" else []
+    rows = breakdown(count_metric)
+    dens = breakdown(metric.denominator) if metric.kind == "rate" else []
     same_position = {when - timedelta(days=d) for d in range(1, BASELINE_DAYS + 1)}
     by_key: dict[tuple, dict] = {}
     for p in rows:
@@ -127,13 +123,12 @@ def explain(conn: Connection, metric: Metric, when: datetime, granularity: str, 
     return {"sentence": sentence, "contributors": contributors, "drilldown": drill}
 
 
-def explain_by_value(conn: Connection, metric: Metric, when: datetime, granularity: str, filters: Mapping, *,
-                    now: datetime, channels: Sequence[str], names: Mapping[int, str], **settings) -> dict:
+def explain_by_value(breakdown, metric: Metric, when: datetime, granularity: str, *,
+                     names: Mapping[int, str]) -> dict:
     """For processing times and formulas: the channel and template whose own value moved
     furthest from their usual value at this hour, weighted by how many events they carry."""
     step = STEP[granularity]
-    rows = query_long(conn, metric.name, ("time", "channel", "template_id"), when - timedelta(days=BASELINE_DAYS),
-                      when + step, filters, granularity, now=now, channels=channels, **settings)
+    rows = breakdown(metric.name)
     same_position = {when - timedelta(days=d) for d in range(1, BASELINE_DAYS + 1)}
     now_value: dict[tuple, tuple[float, float]] = {}
     history: dict[tuple, list[float]] = {}
@@ -211,8 +206,19 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
         else filters["channel"].split(",")
     explained = sorted(found, key=lambda a: -abs(a.score))[:MAX_EXPLAINED]
     scope = " and ".join(CHANNEL_LABELS.get(c, c) for c in channel_scope)
-    explanations = {a.index: explain(conn, m, times[a.index], gran, filters, now=now, channels=channels,
-                                     names=names, scope=scope, **settings) for a in explained}
+    breakdowns: dict[str, list] = {}
+    if explained:  # one breakdown per metric covers every explained anomaly and its baseline
+        first = min(times[a.index] for a in explained) - timedelta(days=BASELINE_DAYS)
+        last = max(times[a.index] for a in explained) + STEP[gran]
+
+        def breakdown(name: str) -> list:
+            if name not in breakdowns:
+                breakdowns[name] = query_long(conn, name, ("time", "channel", "template_id"), first, last, filters,
+                                              gran, now=now, channels=channels, **settings)
+            return breakdowns[name]
+
+    explanations = {a.index: explain(breakdown, m, times[a.index], gran, names=names, scope=scope)
+                    for a in explained}
     range_values = values[inside]
     range_times = [t for t, keep in zip(times, inside) if keep]
     span = window.end - window.start
