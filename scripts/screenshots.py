@@ -20,7 +20,7 @@ VIEWS = (
     ("drilldown", "?tab=drilldown&range=7d"),
     ("drilldown-template", "?tab=drilldown&range=7d&drill=email,bounced"),
     ("drilldown-events", "?tab=drilldown&range=7d&drill=email,bounced,3"),
-    ("trends", "?tab=trends&range=7d"),
+    ("trends", "?tab=trends&range=7d&channel=sms"),
     ("compare", "?tab=compare&range=7d"),
     ("metrics", "?tab=metrics&range=7d"),
     ("correlations", "?tab=correlations&range=7d"),
