@@ -59,9 +59,15 @@ def valid_drill(values: list[str], channels: tuple[str, ...]) -> tuple[str, ...]
     return tuple(out)
 
 
+MAX_SEARCH = 4096
+
+
 def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewState:
-    """The view a query string asks for; anything unknown falls back to the default."""
-    params = parse_qs((search or "").lstrip("?"))
+    """The view a query string asks for; anything unknown falls back to the default (a
+    query string longer than any view needs is ignored whole)."""
+    if search and len(search) > MAX_SEARCH:
+        search = ""
+    params = parse_qs((search or "").lstrip("?"), max_num_fields=50)
     first = {k: v[0] for k, v in params.items() if v}
     tab = first.get("tab") if first.get("tab") in shell.TAB_IDS else shell.DEFAULT_TAB
     rng = first.get("range") if first.get("range") in shell.RANGE_IDS else shell.DEFAULT_RANGE

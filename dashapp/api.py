@@ -6,11 +6,12 @@ import hmac
 from datetime import datetime, timezone
 
 import orjson
+from sqlalchemy.exc import DBAPIError
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
-from dashapp.health import cache_state, database_problem, scheduler_state
+from dashapp.health import cache_state, database_problem, scheduler_state, short_error
 from services.ingest import ingest_events
 from dashapp.caching import cache_stats, cached, query_key, settings_for_queries
 from services import compare as compare_service
@@ -87,9 +88,14 @@ def _read_events() -> list:
 def ingest():
     _check_ingest_token()
     events = _read_events()
-    with db.engine.begin() as conn:
-        report = ingest_events(conn, events, channels=current_app.config["CHANNELS"],
-                               raw_retention_days=current_app.config["RAW_RETENTION_DAYS"])
+    try:
+        with db.engine.begin() as conn:
+            report = ingest_events(conn, events, channels=current_app.config["CHANNELS"],
+                                   raw_retention_days=current_app.config["RAW_RETENTION_DAYS"])
+    except DBAPIError as exc:  # a full disk, a lost connection: the transaction rolled back whole
+        current_app.logger.error("ingest batch refused by the database: %s", short_error(exc))
+        raise ApiError(f"The database refused the batch ({short_error(exc)[:120]}); nothing of it was stored. "
+                       "Retry the same batch later: duplicates are skipped.", "body", 503) from None
     return jsonify(report.as_dict())
 
 

@@ -9,6 +9,7 @@ from flask import Flask, current_app
 
 from dashapp.extensions import db, ensure_extensions
 from dashapp.health import database_problem
+from dashapp.security import add_security_headers
 from layouts import shell
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -53,6 +54,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     callbacks.metrics.register(dash_app, channels)
     if protect is not None:
         _protect_views(server, url_base_pathname, protect)
+    add_security_headers(server, dash_app, url_base_pathname)
     return dash_app
 
 

@@ -4,9 +4,11 @@ built here; identifiers come from our own constants."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from services.schema import EVENT_COLUMNS
 
@@ -25,14 +27,26 @@ def sqlite_time(value: datetime) -> str:
 
 # ---------------------------------------------------------------- raw event writes
 
+@contextmanager
+def driver_errors(conn: Connection):
+    """Errors from the driver's own cursor (COPY, executemany) become SQLAlchemy's, so
+    callers handle one kind of database error whichever path wrote."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        yield
+    except dbapi_error as exc:
+        raise DBAPIError.instance(None, None, exc, dbapi_error) from exc
+
+
 def insert_events(conn: Connection, rows: Sequence[tuple]) -> int:
     """Insert rows (in EVENT_COLUMNS order, aware UTC datetimes, metadata as JSON text),
     skipping any whose (created_at, event_id) exists. Returns how many were inserted."""
     if not rows:
         return 0
-    if is_postgres(conn):
-        return _copy_events(conn, rows)
-    return _executemany_events(conn, rows)
+    with driver_errors(conn):
+        if is_postgres(conn):
+            return _copy_events(conn, rows)
+        return _executemany_events(conn, rows)
 
 
 def _copy_events(conn: Connection, rows: Sequence[tuple]) -> int:
@@ -80,7 +94,7 @@ def bulk_insert(conn: Connection, table, rows: list[dict]) -> None:
             conn.execute(insert(table), rows[i:i + 5000])
         return
     columns = [c.name for c in table.columns]
-    with conn.connection.dbapi_connection.cursor() as cursor:
+    with driver_errors(conn), conn.connection.dbapi_connection.cursor() as cursor:
         with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(tuple(row[c] for c in columns))

@@ -86,3 +86,21 @@ def test_reads_have_their_own_pool_with_a_statement_timeout(pg_engine):
     assert is_timeout(info.value)
     with write.connect() as conn:  # ingest and rollups are not cut short
         assert conn.execute(text("SHOW statement_timeout")).scalar() == "0"
+
+
+def test_dashboard_and_api_carry_security_headers_the_portal_pages_do_not(sqlite_url):
+    from flask import Flask
+
+    from dashapp import init_dashboard
+
+    portal = Flask("portal")
+    portal.config.update(DATABASE_URL=sqlite_url)
+    portal.add_url_rule("/", "home", lambda: "portal home")
+    init_dashboard(portal, url_base_pathname="/ops/analytics/")
+    client = portal.test_client()
+    page = client.get("/ops/analytics/")
+    policy = page.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'self'" in policy and "script-src 'self'" in policy and "'sha256-" in policy
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/health").headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" not in client.get("/").headers
