@@ -95,7 +95,8 @@ def ingest():
     except DBAPIError as exc:  # a full disk, a lost connection: the transaction rolled back whole
         current_app.logger.error("ingest batch refused by the database: %s", short_error(exc))
         raise ApiError(f"The database refused the batch ({short_error(exc)[:120]}); nothing of it was stored. "
-                       "Retry the same batch later: duplicates are skipped.", "body", 503) from None
+                       "Retry the same batch later: duplicates are skipped.", "body", 503,
+                       {"Retry-After": "5"}) from None
     return jsonify(report.as_dict())
 
 

@@ -15,9 +15,9 @@ JSON_PATHS = ("/api/", "/health")
 class ApiError(Exception):
     """Bad input: HTTP `status` with `{"error": message, "field": field}`."""
 
-    def __init__(self, message: str, field: str | None = None, status: int = 400):
+    def __init__(self, message: str, field: str | None = None, status: int = 400, headers: dict | None = None):
         super().__init__(message)
-        self.message, self.field, self.status = message, field, status
+        self.message, self.field, self.status, self.headers = message, field, status, headers or {}
 
 
 def error_response(message: str, field: str | None, status: int, headers: dict | None = None):
@@ -36,7 +36,7 @@ def _database_down(exc: Exception):
 def register_blueprint_handlers(blueprint: Blueprint) -> None:
     @blueprint.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.message, exc.field, exc.status)
+        return error_response(exc.message, exc.field, exc.status, exc.headers)
 
     @blueprint.errorhandler(QueryError)
     def _query_error(exc: QueryError):

@@ -41,7 +41,7 @@ def pytest_sessionstart(session):
 @pytest.fixture(scope="session")
 def pg_schema():
     name = f"t_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(TEST_DATABASE_URL)
+    engine = create_engine(TEST_DATABASE_URL, pool_pre_ping=True)  # survives the fault tests' restart
     with engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{name}"'))
     yield name
