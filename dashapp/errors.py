@@ -53,6 +53,8 @@ def register_blueprint_handlers(blueprint: Blueprint) -> None:
 
     @blueprint.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException) and exc.response is not None:
+            return exc.response  # an answer made by whoever raised it (the rate limiter)
         if isinstance(exc, HTTPException):
             return error_response(exc.description or exc.name, None, exc.code or 500)
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -69,6 +71,8 @@ def register_app_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        if exc.response is not None:  # the exception carries its own answer (the rate limiter's)
+            return exc.response
         if request.path.startswith(JSON_PATHS):
             return error_response(exc.description or exc.name, None, exc.code or 500)
         return exc

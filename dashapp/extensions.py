@@ -10,6 +10,7 @@ import weakref
 from pathlib import Path
 
 import logging
+import time
 
 import click
 from flask import Flask, current_app
@@ -139,6 +140,7 @@ def ensure_extensions(app: Flask) -> None:
     from dashapp.errors import register_app_handlers
 
     register_app_handlers(app)
+    _limit_api(app, api, settings)
     app.register_blueprint(api)
     cli.register(app)
     click_ctx = click.get_current_context(silent=True)
@@ -148,3 +150,30 @@ def ensure_extensions(app: Flask) -> None:
         from scheduler.runner import start_in_background
 
         app.extensions["analytics_scheduler_stop"] = start_in_background(app)
+
+
+def _limit_api(app: Flask, blueprint, settings: dict) -> None:
+    """Requests per client address on the API (Redis-backed when REDIS_URL is set, shared
+    by every worker); health probes are never limited, and a dead Redis never blocks."""
+    from flask import request
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    from dashapp.errors import error_response
+
+    if settings["RATE_LIMIT"] == "off":
+        return
+    timeout = settings["REDIS_SOCKET_TIMEOUT"]
+
+    def breached(limit):
+        retry = int(limit.reset_at - time.time()) + 1
+        return error_response(f"Too many requests from this client: at most {limit.limit}. Retry in {retry} s.",
+                              None, 429, {"Retry-After": str(max(retry, 1))})
+
+    limiter = Limiter(get_remote_address, app=app, storage_uri=settings.get("REDIS_URL") or "memory://",
+                      storage_options={"socket_timeout": timeout, "socket_connect_timeout": timeout}
+                      if settings.get("REDIS_URL") else {},
+                      swallow_errors=True, in_memory_fallback_enabled=True, headers_enabled=True,
+                      key_prefix="na-limit", on_breach=breached)
+    limiter.limit(settings["RATE_LIMIT"], exempt_when=lambda: request.endpoint == "api.health")(blueprint)
+    app.extensions["analytics_limiter"] = limiter

@@ -80,3 +80,18 @@ def test_a_batch_the_database_refuses_is_a_clear_503_and_nothing_is_stored(pg_en
     finally:
         with pg_engine.begin() as conn:
             conn.execute(text("DROP TRIGGER refuse_boom ON notification_events"))
+
+
+def test_rate_limit_per_client_with_a_sentence_and_retry_after(engine, redis_url):
+    app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False), "REDIS_URL": redis_url,
+                      "RATE_LIMIT": "3 per minute"})
+    client = app.test_client()
+    codes = [client.get("/api/analytics/chart?metric=sent&group_by=channel").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    refused = client.get("/api/analytics/chart?metric=sent&group_by=channel")
+    assert "Too many requests from this client: at most 3 per 1 minute" in refused.json["error"]
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert client.get("/health").status_code == 200  # probes are never limited
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "10.1.2.3"
+    assert other.get("/api/analytics/chart?metric=sent&group_by=channel").status_code == 200

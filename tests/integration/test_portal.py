@@ -33,3 +33,15 @@ def test_signed_in_user_sees_the_dashboard(portal):
 
 def test_health_stays_open_for_load_balancers(portal):
     assert portal.test_client().get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/analytics/chart?metric=sent", "/api/analytics/events",
+                                  "/api/aggregation/status", "/api/analytics/openapi.json"])
+def test_the_api_is_behind_the_portal_login_too(portal, path):
+    response = portal.test_client().get(path)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+def test_ingest_keeps_its_own_token_check_behind_the_portal(portal):
+    response = portal.test_client().post("/api/events", data=b"[]")
+    assert response.status_code in (401, 403)  # the token decides, not the portal's login
