@@ -285,9 +285,17 @@ def correlations():
     return json_response(body)
 
 
+MAX_FORM_BYTES = 64 * 1024
+
+
 def _json_body() -> dict:
+    if (request.content_length or 0) > MAX_FORM_BYTES:
+        raise ApiError("The body is larger than 64 KB; a metric definition is far smaller.", "body", 413)
+    raw = request.stream.read(MAX_FORM_BYTES + 1)
+    if len(raw) > MAX_FORM_BYTES:
+        raise ApiError("The body is larger than 64 KB; a metric definition is far smaller.", "body", 413)
     try:
-        body = orjson.loads(request.get_data() or b"null")
+        body = orjson.loads(raw or b"null")
     except orjson.JSONDecodeError:
         raise ApiError("The body is not JSON; send an object such as {\"name\": \"ctr\", \"formula\": "
                        "\"(clicked / delivered) * 100\", \"unit\": \"%\"}.", "body") from None

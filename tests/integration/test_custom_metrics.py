@@ -134,3 +134,9 @@ def test_preview_of_an_unsaved_formula(client):
     assert response.status_code == 200 and {r["channel"] for r in response.json["data"]} == {"email", "push"}
     bad = client.post("/api/analytics/metrics/preview", json={"formula": "delivered /"})
     assert bad.status_code == 400 and bad.json["field"] == "formula"
+
+
+def test_an_oversized_body_is_refused_before_parsing(client):
+    response = client.post("/api/analytics/metrics", data=b"{" + b" " * 70_000 + b"}",
+                           content_type="application/json")
+    assert response.status_code == 413 and response.json["field"] == "body"
