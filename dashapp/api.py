@@ -124,6 +124,20 @@ def require_metric(args) -> None:
         raise ApiError(f"metric is required; known metrics: {', '.join(query_service.CATALOGUE)}", "metric")
 
 
+def number_param(args, name: str, convert, low, high, default, message: str):
+    """A numeric query parameter within [low, high], or the default when absent."""
+    text = args.get(name)
+    if not text:
+        return default
+    try:
+        value = convert(text)
+    except ValueError:
+        raise ApiError(message, name) from None
+    if not low <= value <= high:
+        raise ApiError(message, name)
+    return value
+
+
 def dimension_filters(args) -> dict:
     return {d: args.get(d) for d in query_service.DIMENSIONS if args.get(d)}
 
@@ -208,10 +222,8 @@ def events():
                         headers={"Content-Disposition": 'attachment; filename="events.csv"'})
     if fmt != "json":
         raise ApiError(f"format {fmt[:20]!r} is not one of json, csv", "format")
-    try:
-        limit = int(args.get("limit") or 100)
-    except ValueError:
-        raise ApiError(f"limit must be a whole number from 1 to {drilldown_service.MAX_PAGE}", "limit") from None
+    limit = number_param(args, "limit", int, 1, drilldown_service.MAX_PAGE, 100,
+                         f"limit must be a whole number from 1 to {drilldown_service.MAX_PAGE}")
     with db.read_engine.connect() as conn:
         page = drilldown_service.list_events(conn, filters, args.get("start"), args.get("end"), limit,
                                              args.get("cursor") or None, args.get("sort"), channels=channels)
@@ -226,14 +238,7 @@ def trends():
     check_parameters(TRENDS_PARAMETERS)
     args = request.args
     require_metric(args)
-    days = None
-    if args.get("days"):
-        try:
-            days = int(args["days"])
-        except ValueError:
-            days = 0
-        if not 1 <= days <= 400:
-            raise ApiError("days must be a whole number from 1 to 400", "days")
+    days = number_param(args, "days", int, 1, 400, None, "days must be a whole number from 1 to 400")
     filters = dimension_filters(args)
     with db.read_engine.connect() as conn:
         report = trend_report(conn, args["metric"], args.get("start"), args.get("end"), days, filters,
@@ -250,12 +255,8 @@ def compare():
     check_parameters(COMPARE_PARAMETERS)
     args = request.args
     require_metric(args)
-    try:
-        min_volume = float(args.get("min_volume") or compare_service.DEFAULT_MIN_VOLUME)
-    except ValueError:
-        min_volume = -1
-    if not 0 <= min_volume <= 1e12:
-        raise ApiError("min_volume must be a number of events from 0 up", "min_volume")
+    min_volume = number_param(args, "min_volume", float, 0, 1e12, compare_service.DEFAULT_MIN_VOLUME,
+                              "min_volume must be a number of events from 0 up")
     filters = dimension_filters(args)
     with db.read_engine.connect() as conn:
         body = compare_service.compare(conn, args["metric"], args.get("dimensions") or None, args.get("start"),
@@ -271,10 +272,7 @@ CORRELATION_PARAMETERS = ("metrics", "start", "end", "granularity", "lag_max", "
 def correlations():
     check_parameters(CORRELATION_PARAMETERS)
     args = request.args
-    try:
-        lag_max = int(args.get("lag_max") or 0)
-    except ValueError:
-        raise ApiError("lag_max must be a whole number of buckets from 0 to 48", "lag_max") from None
+    lag_max = number_param(args, "lag_max", int, 0, 48, 0, "lag_max must be a whole number of buckets from 0 to 48")
     detrend_text = (args.get("detrend") or "true").lower()
     if detrend_text not in ("true", "false", "1", "0"):
         raise ApiError("detrend must be true or false", "detrend")
