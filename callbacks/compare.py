@@ -22,8 +22,8 @@ def summary_sentence(result: dict, unit: str) -> str:
     verdict = "a significant difference" if summary["significant"] else "not a significant difference"
     p = summary["p_value"]
     p_text = "p < 0.001" if p is not None and p < 0.001 else f"p = {p:.3f}" if p is not None else "no test"
-    gap = figures.format_value(abs(summary["difference"]), unit if unit != "%" else "count")
-    gap = f"{abs(summary['difference']):.1f} points" if unit == "%" else gap + ("" if unit == "count" else "")
+    difference = abs(summary["difference"])
+    gap = f"{difference:.1f} points" if unit == "%" else figures.format_value(difference, unit)
     return (f"{best['label']} is best ({figures.format_value(best['total'], unit)}), {worst['label']} worst "
             f"({figures.format_value(worst['total'], unit)}): {gap} apart, {verdict} ({p_text}).")
 

@@ -11,7 +11,7 @@ from callbacks.common import ask
 from callbacks.view import iso_time, parse_search, to_search
 from layouts import compare, correlations, drilldown, ids, metrics, overview, shell, trends
 from services.custom_metrics import list_metrics
-from services.rollup import rollup_status
+from services.rollup import rollup_watermark
 
 
 def sync_view(search, tab, rng, start, end, channels, known_channels, trigger):
@@ -55,7 +55,7 @@ def tab_content(tab: str, state, channels: tuple[str, ...] = ("email", "sms", "p
         return correlations.layout(state.correlate, state.lag_max, state.detrend, channels, custom)
     if tab == "metrics":
         return metrics.layout()
-    return shell.placeholder(tab if tab in shell.TAB_IDS else shell.DEFAULT_TAB)
+    return overview.layout(state.metric, custom)  # an unknown tab shows the default one
 
 
 def data_as_of_text(status: dict, state) -> str:
@@ -96,7 +96,7 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
     @dash_app.callback(Output(ids.DATA_AS_OF, "children"), Input(ids.REFRESH, "n_intervals"),
                        Input(ids.URL, "search"))
     def _data_as_of(_tick, search):
-        status, error = ask(rollup_status)
+        status, error = ask(rollup_watermark)
         return data_as_of_text(status, parse_search(search, known_channels)) if not error else ""
 
     @dash_app.callback(Output(ids.STATUS_ALERT, "children"), Input(ids.STATUS_POLL, "n_intervals"))

@@ -21,7 +21,6 @@ from services import query as query_service
 from services.correlation_report import correlation_report
 from services.rollup import rollup_status
 from services.trend_report import trend_report
-from services.timerange import QueryError
 
 api = Blueprint("api", __name__)
 register_blueprint_handlers(api)
@@ -157,7 +156,7 @@ def chart():
             metric = custom_service.resolve_metric(conn, metric)
     query = query_service.build_query(
         metric, args.get("group_by") or "time", args.get("start"), args.get("end"),
-        {d: args.get(d) for d in query_service.DIMENSIONS}, args.get("granularity") or None, now,
+        dimension_filters(args), args.get("granularity") or None, now,
         current_app.config["CHANNELS"])
 
     def compute() -> dict:
@@ -211,7 +210,7 @@ EVENTS_PARAMETERS = ("start", "end", "limit", "cursor", "sort", "format") + quer
 def events():
     check_parameters(EVENTS_PARAMETERS)
     args = request.args
-    filters = {d: args.get(d) for d in query_service.DIMENSIONS}
+    filters = dimension_filters(args)
     channels = current_app.config["CHANNELS"]
     fmt = args.get("format") or "json"
     if fmt == "csv":

@@ -2,6 +2,7 @@
 true by tests that call every operation with generated input (schemathesis)."""
 from __future__ import annotations
 
+from services.custom_metrics import NAME as CUSTOM_NAME
 from services.query import CATALOGUE, DIMENSIONS, GROUPABLE
 from services.schema import STATUSES
 from services.timerange import GRANULARITIES
@@ -24,6 +25,14 @@ def _error_responses(*codes: int) -> dict:
 def _query(name: str, description: str, schema: dict | None = None, required: bool = False) -> dict:
     return {"name": name, "in": "query", "required": required, "description": description,
             "schema": schema or {"type": "string"}}
+
+
+def _metric_parameter(required: bool) -> dict:
+    """A catalogue metric or the name of a saved custom metric."""
+    schema = {"anyOf": [{"type": "string", "enum": list(CATALOGUE)},
+                        {"type": "string", "pattern": CUSTOM_NAME.pattern}]}
+    text = "A metric of the catalogue, or a saved custom metric's name."
+    return _query("metric", text if required else text + " Default events.", schema, required=required)
 
 
 def _list_of(values) -> dict:
@@ -83,8 +92,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                                "and coarsened so a series never has more than 2,000 points; start and end "
                                "are aligned to it. Rates grouped or filtered by status are refused.",
                 "parameters": [
-                    _query("metric", "A metric of the catalogue.", {"type": "string", "enum": list(CATALOGUE)},
-                           required=True),
+                    _metric_parameter(required=True),
                     _query("group_by", f"Comma-separated, any of {', '.join(GROUPABLE)} (default time).",
                            _list_of(GROUPABLE)),
                     _query("start", "Default: end − 24 h. " + TIME_PARAMETER_HELP),
@@ -109,8 +117,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                                "the binomial uncertainty of each bucket). Default: volume for rates, seasonal "
                                "with three days of history, robust otherwise.",
                 "parameters": [
-                    _query("metric", "A metric of the catalogue.", {"type": "string", "enum": list(CATALOGUE)},
-                           required=True),
+                    _metric_parameter(required=True),
                     _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
                     _query("days", "Instead of start: this many days back from now.",
                            {"type": "integer", "minimum": 1, "maximum": 400}),
@@ -136,8 +143,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                                "(rates), exact Poisson (counts), normal interval of the mean (averages), "
                                "order statistics (percentiles). Best and worst follow the metric's direction.",
                 "parameters": [
-                    _query("metric", "A metric of the catalogue.", {"type": "string", "enum": list(CATALOGUE)},
-                           required=True),
+                    _metric_parameter(required=True),
                     _query("dimensions", "dimension:value pairs (channel:email,channel:sms,template_id:3), or a "
                                          "bare dimension for all its values; default every channel."),
                     _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
@@ -212,7 +218,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                     _query("filters", 'JSON object of one value per dimension, e.g. {"channel": "email"}.'),
                     _query("dimension", "Dimension to group by; default: the next one of the hierarchy.",
                            {"type": "string", "enum": list(DIMENSIONS)}),
-                    _query("metric", "Default events.", {"type": "string", "enum": list(CATALOGUE)}),
+                    _metric_parameter(required=False),
                     _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
                 ],
                 "responses": {"200": {"description": "A level", "content": {"application/json": {"schema": {

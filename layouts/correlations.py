@@ -8,17 +8,17 @@ from dash import dcc, html
 from layouts import ids
 from layouts.overview import card, graph
 from services.query import CATALOGUE
+from services.schema import channel_label
 
 DEFAULT_SET = ("sms:delivery_rate", "email:bounce_rate", "email:delivery_rate", "push:delivery_rate",
                "email:open_rate", "sms:sent")
 
 
 def spec_options(channels: tuple[str, ...], custom: list | None = None) -> list[dict]:
-    labels = {"email": "Email", "sms": "SMS", "push": "Push"}
     named = [(m.name, m.label) for m in CATALOGUE.values()] + [(c.name, c.display_name) for c in custom or []]
     options = [{"label": label, "value": name} for name, label in named]
     for channel in channels:
-        options += [{"label": f"{labels.get(channel, channel)} · {label}", "value": f"{channel}:{name}"}
+        options += [{"label": f"{channel_label(channel)} · {label}", "value": f"{channel}:{name}"}
                     for name, label in named]
     return options
 

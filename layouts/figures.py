@@ -9,12 +9,13 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from services.schema import channel_label
+
 CHANNEL_COLOURS = {"email": "#4C78A8", "sms": "#F58518", "push": "#54A24B"}
 STATUS_COLOURS = {"sent": "#9D9DA1", "delivered": "#54A24B", "failed": "#E45756", "bounced": "#B279A2",
                   "opened": "#4C78A8", "clicked": "#72B7B2"}
 FALLBACK = "#7F7F7F"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-CHANNEL_LABELS = {"email": "Email", "sms": "SMS", "push": "Push"}
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 
 
@@ -66,7 +67,7 @@ def time_series(records: Sequence[dict], label: str, unit: str, revision: str, s
     fig = go.Figure()
     fmt = value_format(unit)
     for key, rows in groups.items():
-        name = CHANNEL_LABELS.get(key, str(key).capitalize())
+        name = channel_label(str(key))
         fig.add_trace(go.Scatter(
             x=[r["time"] for r in rows], y=[r["value"] for r in rows], mode="lines", name=name,
             line=dict(color=CHANNEL_COLOURS.get(key, FALLBACK), width=2), customdata=[key] * len(rows),
@@ -84,7 +85,7 @@ def bars(records: Sequence[dict], dimension: str, label: str, unit: str, revisio
     if not rows or not any(r["value"] for r in rows):
         return empty_figure("No events for this selection", height)
     colours = CHANNEL_COLOURS if dimension == "channel" else STATUS_COLOURS if dimension == "status" else {}
-    names = [(labels or {}).get(r[dimension]) or CHANNEL_LABELS.get(r[dimension]) or str(r[dimension]).capitalize()
+    names = [(labels or {}).get(r[dimension]) or channel_label(str(r[dimension]))
              for r in rows]
     fmt = value_format(unit)
     fig = go.Figure(go.Bar(

@@ -1,35 +1,18 @@
 """The page around every tab: navbar, global time range and channel filter, tabs."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
+from services.schema import channel_label
 
 
-@dataclass(frozen=True)
-class Tab:
-    id: str
-    label: str
-    coming: str  # what the tab will show, until it does
-
-
-TABS: tuple[Tab, ...] = (
-    Tab("overview", "Overview", "KPI tiles with their change against the previous period, the chosen "
-        "metric over time by channel, volume by channel and status, and an hour × weekday heatmap."),
-    Tab("trends", "Trends", "Percent change, moving averages, anomalies with their explanation, "
-        "and the daily and weekly seasonality of any metric."),
-    Tab("compare", "Compare", "Channels, templates and periods side by side, with the significance "
-        "of each difference."),
-    Tab("drilldown", "Drill-down", "From totals to channel, status, template and the individual "
-        "events, with a breadcrumb trail back."),
-    Tab("metrics", "Metrics", "Custom metric formulas: write, validate, preview and save them."),
-    Tab("correlations", "Correlations", "Which metrics move together once the daily cycle is "
-        "removed, with lags and multiple-comparison control."),
+TABS: tuple[tuple[str, str], ...] = (
+    ("overview", "Overview"), ("trends", "Trends"), ("compare", "Compare"), ("drilldown", "Drill-down"),
+    ("metrics", "Metrics"), ("correlations", "Correlations"),
 )
-TAB_IDS = tuple(t.id for t in TABS)
+TAB_IDS = tuple(tab_id for tab_id, _ in TABS)
 DEFAULT_TAB = "overview"
 
 RANGE_PRESETS: tuple[tuple[str, str], ...] = (
@@ -69,8 +52,8 @@ def filters(channels: tuple[str, ...]) -> dbc.Row:
             ], id=ids.CUSTOM_RANGE_WRAPPER, style={"display": "none"}), md="auto"),
             dbc.Col([
                 dbc.Label("Channels", html_for=ids.CHANNELS, className="small text-muted mb-1"),
-                dcc.Dropdown(id=ids.CHANNELS, options=[{"label": c.upper() if c == "sms" else c.capitalize(),
-                                                         "value": c} for c in channels],
+                dcc.Dropdown(id=ids.CHANNELS, options=[{"label": channel_label(c), "value": c}
+                                                for c in channels],
                              value=[], multi=True, placeholder="All channels"),
             ], md=4),
             dbc.Col([
@@ -92,19 +75,11 @@ def page(channels: tuple[str, ...]) -> html.Div:
         dbc.Container([
             html.Div(id=ids.STATUS_ALERT),
             filters(channels),
-            dbc.Tabs([dbc.Tab(label=t.label, tab_id=t.id) for t in TABS], id=ids.TABS,
+            dbc.Tabs([dbc.Tab(label=label, tab_id=tab_id) for tab_id, label in TABS], id=ids.TABS,
                      active_tab=DEFAULT_TAB, className="mb-3"),
             html.Div(id=ids.TAB_CONTENT),
         ], fluid=True),
     ])
-
-
-def placeholder(tab_id: str) -> dbc.Card:
-    tab = next(t for t in TABS if t.id == tab_id)
-    return dbc.Card(dbc.CardBody([
-        html.H5(tab.label, className="card-title"),
-        html.P(f"Coming here: {tab.coming}", className="text-muted mb-0"),
-    ]))
 
 
 def error_alert(message: str) -> dbc.Alert:

@@ -6,6 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
+from layouts.figures import format_value
 from layouts.overview import card, graph, metric_options
 
 DETECTOR_OPTIONS = [
@@ -44,8 +45,6 @@ def headline(sentences: list[str]) -> html.Div:
 def anomaly_table(anomalies: list[dict], unit: str, prefix: str) -> dbc.Table | None:
     if not anomalies:
         return None
-    from layouts.figures import format_value
-
     rows = [html.Tr([
         html.Td(a["time"][:16].replace("T", " ")),
         html.Td(dbc.Badge(a["severity"], color={"high": "danger", "medium": "warning"}.get(a["severity"], "secondary"))),

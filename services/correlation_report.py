@@ -9,10 +9,9 @@ import numpy as np
 from sqlalchemy import Connection
 
 from services import correlation
-from services.drilldown import CHANNEL_LABELS
 from services.custom_metrics import resolve_metric
 from services.query import build_query, get_metric, query_long
-from services.schema import CHANNELS
+from services.schema import CHANNELS, channel_label
 from services.timerange import STEP, QueryError
 
 MAX_METRICS = 10
@@ -45,7 +44,7 @@ def parse_metrics(text: str | Sequence[str] | None, channels: Sequence[str],
 
 def label_of(conn: Connection, metric: str, channel: str | None) -> str:
     label = resolve_metric(conn, metric).label.lower()
-    return f"{CHANNEL_LABELS.get(channel, channel)} {label}" if channel else label
+    return f"{channel_label(channel)} {label}" if channel else label
 
 
 def correlation_report(conn: Connection, metrics, start=None, end=None, granularity: str | None = None,

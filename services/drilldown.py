@@ -13,8 +13,9 @@ from datetime import datetime, timezone
 import orjson
 from sqlalchemy import Connection, func, select, tuple_
 
+from services.custom_metrics import resolve_metric
 from services.query import DIMENSIONS, parse_filters, query_metrics, template_names
-from services.schema import CHANNELS, EVENT_COLUMNS, notification_events
+from services.schema import CHANNELS, EVENT_COLUMNS, channel_label, notification_events
 from services.timerange import QueryError, resolve_range
 
 HIERARCHY = ("channel", "status", "template_id")
@@ -22,12 +23,11 @@ EVENT_FIELDS = tuple(c for c in EVENT_COLUMNS if c != "latency_bucket")
 SORTABLE = ("created_at", "processing_time_ms")
 MAX_PAGE = 1000
 CSV_CAP = 1_000_000
-CHANNEL_LABELS = {"email": "Email", "sms": "SMS", "push": "Push"}
 
 
 def value_label(dimension: str, value, names: Mapping[int, str]) -> str:
     if dimension == "channel":
-        return CHANNEL_LABELS.get(value, str(value))
+        return channel_label(value)
     if dimension == "status":
         return str(value).capitalize()
     if value is None:
@@ -68,12 +68,6 @@ def single_value_filters(raw: Mapping, channels: Sequence[str]) -> dict:
         if len(values) != 1:
             raise QueryError(f"filters.{dimension} takes a single value when drilling down", "filters")
     return {d: v[0] for d, v in parsed.items()}
-
-
-def resolve_metric(conn, name):
-    from services.custom_metrics import resolve_metric as resolve  # custom metrics import this module's labels
-
-    return resolve(conn, name)
 
 
 def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimension: str | None = None,

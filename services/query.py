@@ -18,7 +18,6 @@ from sqlalchemy import Connection, func, select
 
 from services import dialect, formulas, latency
 from services.ingest import raw_retention_cutoff
-from services.rollup import range_generation
 from services.timerange import floor_to as truncate
 from services.schema import (CHANNELS, NO_TEMPLATE, ROLLUP_TABLES, STATUSES, notification_events,
                              rollup_invalidations, templates)
@@ -197,7 +196,6 @@ class Series:
     end: datetime
     source: str                # "rollup" | "raw" | "mixed"
     live: bool                 # holds buckets not yet rolled up
-    generation: int
     points: tuple[Point, ...] = field(default_factory=tuple)
 
 
@@ -374,13 +372,12 @@ def run_query(conn: Connection, query: Query, *, now: datetime, minute_retention
                                           raw_retention_days=raw_retention_days)
     window = query.window
     return Series(metric=metric.name, unit=metric.unit, granularity=window.granularity, group_by=query.group_by,
-                  start=window.start, end=window.end, source=source, live=live,
-                  generation=range_generation(conn, window.start, window.end), points=_points(query, metric, accs))
+                  start=window.start, end=window.end, source=source, live=live, points=_points(query, metric, accs))
 
 
 def formula_metric(name: str, formula: str, unit: str | None = None, label: str | None = None) -> Metric:
     """A custom metric: a formula over catalogue metrics, evaluated per group."""
-    formulas.parse(formula, CATALOGUE)  # validated on save; this keeps a hand-made Metric honest
+    _parsed_formula(formula)  # validated on save; this keeps a hand-made Metric honest
     return Metric(name, label or name, unit or "none", "formula", better="neutral", description=formula,
                   formula=formula)
 
@@ -389,8 +386,7 @@ def needs_histograms(metric: Metric) -> bool:
     if metric.kind == "quantile":
         return True
     if metric.kind == "formula":
-        return any(CATALOGUE[n].kind == "quantile" for n in formulas.references(formulas.parse(metric.formula,
-                                                                                                CATALOGUE)))
+        return any(CATALOGUE[n].kind == "quantile" for n in formulas.references(_parsed_formula(metric.formula)))
     return False
 
 

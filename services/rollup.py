@@ -228,14 +228,6 @@ def current_generation(conn: Connection) -> int:
     return int(value or 0)
 
 
-def range_generation(conn: Connection, start: datetime, end: datetime) -> int:
-    """The newest generation at which any day of [start, end) changed (0 if none did)."""
-    day = truncate(start, "day")
-    value = conn.execute(select(func.max(rollup_day_generations.c.generation)).where(
-        rollup_day_generations.c.day >= day, rollup_day_generations.c.day < end)).scalar()
-    return int(value or 0)
-
-
 def range_version(conn: Connection, start: datetime, end: datetime) -> str:
     """Changes whenever an answer over [start, end) may change: a rollup rewrote one of its
     days, or a batch was ingested into one of its hours. Cache keys carry it."""
@@ -360,21 +352,27 @@ def apply_retention(engine: Engine, now: datetime | None = None, raw_retention_d
 
 # ---------------------------------------------------------------- status
 
-def rollup_status(conn: Connection, now: datetime | None = None) -> dict:
-    """Watermark (everything ingested before it is in the rollups), lag, last run, sizes."""
+def rollup_watermark(conn: Connection, now: datetime | None = None) -> dict:
+    """Everything ingested before the watermark is in the rollups: the oldest pending log
+    entry's time, or the start of the last successful run. Cheap: the dashboard asks often."""
     now = now or datetime.now(timezone.utc)
-    pending = conn.execute(select(func.min(rollup_invalidations.c.logged_at),
-                                  func.count(func.distinct(rollup_invalidations.c.bucket_hour)))).one()
-    last = conn.execute(select(rollup_runs).order_by(rollup_runs.c.id.desc()).limit(1)).first()
+    pending = conn.execute(select(func.min(rollup_invalidations.c.logged_at))).scalar()
     last_done = conn.execute(select(rollup_runs.c.started_at).where(
         rollup_runs.c.finished_at.is_not(None), rollup_runs.c.error.is_(None))
         .order_by(rollup_runs.c.id.desc()).limit(1)).scalar()
-    watermark = pending[0] if pending[0] is not None else last_done
+    watermark = pending if pending is not None else last_done
+    return {"watermark": watermark.isoformat() if watermark else None,
+            "lag_seconds": round((now - watermark).total_seconds(), 1) if watermark else None}
+
+
+def rollup_status(conn: Connection, now: datetime | None = None) -> dict:
+    """The watermark and lag, the last run, and the size of every rollup table."""
+    last = conn.execute(select(rollup_runs).order_by(rollup_runs.c.id.desc()).limit(1)).first()
     tables = {t.name: conn.execute(select(func.count()).select_from(t)).scalar() for t in ROLLUP_TABLES.values()}
-    tables["pending_hours"] = pending[1]
+    tables["pending_hours"] = conn.execute(
+        select(func.count(func.distinct(rollup_invalidations.c.bucket_hour)))).scalar()
     return {
-        "watermark": watermark.isoformat() if watermark else None,
-        "lag_seconds": round((now - watermark).total_seconds(), 1) if watermark else None,
+        **rollup_watermark(conn, now),
         "generation": current_generation(conn),
         "last_run": None if last is None else {
             "started_at": last.started_at.isoformat(),

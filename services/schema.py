@@ -15,6 +15,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 CHANNELS = ("email", "sms", "push")
 STATUSES = ("sent", "delivered", "failed", "bounced", "opened", "clicked")
 OUTCOME_STATUSES = ("delivered", "failed", "bounced")  # the events that carry processing time
+_CHANNEL_LABELS = {"sms": "SMS"}
+
+
+def channel_label(channel: str) -> str:
+    """How a channel is written for people: Email, SMS, Push (CHANNELS is configurable)."""
+    return _CHANNEL_LABELS.get(channel, str(channel).capitalize())
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

@@ -11,10 +11,9 @@ import numpy as np
 from sqlalchemy import Connection
 
 from services import trends
-from services.drilldown import CHANNEL_LABELS
 from services.custom_metrics import resolve_metric
 from services.query import Metric, build_query, query_long, query_metrics, template_names
-from services.schema import CHANNELS
+from services.schema import CHANNELS, channel_label
 from services.timerange import STEP, QueryError
 
 HISTORY = {"minute": timedelta(hours=6), "hour": timedelta(days=21), "day": timedelta(days=56)}
@@ -30,7 +29,7 @@ def _z(t: datetime) -> str:
 
 
 def describe(metric: Metric, channel_filter: Sequence[str]) -> str:
-    scope = " and ".join(CHANNEL_LABELS.get(c, c) for c in channel_filter) + " " if channel_filter else ""
+    scope = " and ".join(channel_label(c) for c in channel_filter) + " " if channel_filter else ""
     label = metric.label.lower() if scope else metric.label
     return f"{scope}{label}"
 
@@ -113,7 +112,7 @@ def explain(breakdown, metric: Metric, when: datetime, granularity: str, *, name
     template_name = names.get(top.template_id, f"template {top.template_id}") if top.template_id not in (None, -1) \
         else "events without a template"
     sentence = (f"{subject} {verb} by {abs(actual - expected):,.0f} against an expected {expected:,.0f}: "
-                f"{by_channel[top_channel] / moved:.0%} of the {noun} is {CHANNEL_LABELS.get(top_channel, top_channel)}, "
+                f"{by_channel[top_channel] / moved:.0%} of the {noun} is {channel_label(top_channel)}, "
                 f"{abs(top.actual - top.expected) / moved:.0%} is {template_name}.")
     contributors = [{"channel": c.channel, "template_id": c.template_id,
                      "template_name": names.get(c.template_id) if c.template_id is not None else None,
@@ -151,7 +150,7 @@ def explain_by_value(breakdown, metric: Metric, when: datetime, granularity: str
     total = sum(m[0] for m in moves) or 1.0
     _, (channel, template), value, expected = moves[0]
     name = names.get(template, f"template {template}") if template not in (None, -1) else "events without a template"
-    sentence = (f"{CHANNEL_LABELS.get(channel, channel)} · {name} moved it most: {metric.label} "
+    sentence = (f"{channel_label(channel)} · {name} moved it most: {metric.label} "
                 f"{fmt(value, metric.unit)} against a usual {fmt(expected, metric.unit)} "
                 f"({moves[0][0] / total:.0%} of the weighted change).")
     contributors = [{"channel": k[0], "template_id": k[1], "template_name": names.get(k[1]), "actual": v,
@@ -205,7 +204,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     channel_scope = list(filters.get("channel") or []) if not isinstance(filters.get("channel"), str) \
         else filters["channel"].split(",")
     explained = sorted(found, key=lambda a: -abs(a.score))[:MAX_EXPLAINED]
-    scope = " and ".join(CHANNEL_LABELS.get(c, c) for c in channel_scope)
+    scope = " and ".join(channel_label(c) for c in channel_scope)
     breakdowns: dict[str, list] = {}
     if explained:  # one breakdown per metric covers every explained anomaly and its baseline
         first = min(times[a.index] for a in explained) - timedelta(days=BASELINE_DAYS)
