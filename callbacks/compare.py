@@ -12,6 +12,7 @@ from layouts import compare as layout
 from layouts import figures, ids
 from services.compare import compare
 from services.query import get_metric
+from services.trends import percent_change
 
 
 def summary_sentence(result: dict, unit: str) -> str:
@@ -34,10 +35,10 @@ def period_sentence(period: dict, unit: str, compare_to: str) -> str:
         return "The compared period has no data."
     word = {"previous_period": "the previous period", "previous_week": "last week",
             "previous_year": "last year"}.get(compare_to, "the compared period")
-    change = total["percent_difference"]
-    direction = "up" if (total["difference"] or 0) > 0 else "down" if (total["difference"] or 0) < 0 else "flat"
+    change = percent_change(total["value"], total["previous_value"])  # the same "flat" as the trends
     significance = "significant" if total["significant"] else "not significant"
-    amount = f" {abs(change):.1f}%" if change is not None else ""
+    direction = change.direction
+    amount = f" {abs(change.percent):.1f}%" if change.direction != "flat" else ""
     return (f"Against {word}: {figures.format_value(total['value'], unit)} now, "
             f"{figures.format_value(total['previous_value'], unit)} then — {direction}{amount}, {significance}.")
 
