@@ -1,15 +1,24 @@
-"""Shared fixtures: real Postgres and Redis, each test isolated.
+"""Shared fixtures: real Postgres and Redis, each test isolated, and a frozen clock.
 
 Postgres: one schema per test session (so parallel runs never meet), emptied before
-each test. Redis: database 15 (never 0), flushed before each test that uses it.
+each test. Redis: the database of TEST_REDIS_URL (db 15 unless told; never 0), flushed
+before each test that uses it.
+
+Clock: the whole session runs at TEST_NOW (default below; the clock ticks on from there),
+so no answer depends on the hour the suite happens to run at. `TEST_NOW=2026-11-25T23:55:00Z
+make test` runs it at another hour. Tests that start other processes (which keep the real
+clock) are marked `real_clock` and run on the real clock.
 """
 from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
+from datetime import datetime
 
 import pytest
 import redis
+import time_machine
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -18,6 +27,7 @@ os.environ.setdefault("RATE_LIMIT", "off")
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_NOW = datetime.fromisoformat(os.environ.get("TEST_NOW", "2026-11-25T13:05:00+00:00").replace("Z", "+00:00"))
 
 HOW_TO_START = (
     "Postgres or Redis is not reachable ({problem}); start them with "
@@ -39,6 +49,41 @@ def pytest_sessionstart(session):
         redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=3).ping()
     except Exception as exc:  # one sentence, then stop: no silent skips
         pytest.exit(HOW_TO_START.format(problem=str(exc).splitlines()[0]), returncode=3)
+
+
+_CLOCK = time_machine.travel(TEST_NOW, tick=True)
+
+
+def pytest_configure(config):
+    """The clock is frozen before collection, so module-level `now`s see TEST_NOW too."""
+    _CLOCK.start()
+
+
+def pytest_unconfigure(config):
+    _CLOCK.stop()
+
+
+@pytest.fixture(autouse=True)
+def _real_clock_when_marked(request):
+    if request.node.get_closest_marker("real_clock") is None:
+        yield
+        return
+    _CLOCK.stop()
+    try:
+        yield
+    finally:
+        _CLOCK.start()
+
+
+@contextmanager
+def clock_at(instant: datetime):
+    """Run a block (or a module fixture) at `instant`, the clock ticking from there."""
+    traveller = time_machine.travel(instant, tick=True)
+    traveller.start()
+    try:
+        yield instant
+    finally:
+        traveller.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """From All to the individual bounced emails of one template in four clicks, back in one,
 and the same view after a reload — in a real browser."""
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -36,6 +36,13 @@ def click_bar(browser, graph_id: str, label: str) -> None:
     raise AssertionError(f"could not click the {label!r} bar of #{graph_id}")
 
 
+def wait_for(browser, condition, timeout: float = 20):
+    """Wait until `condition(driver)` is truthy, retrying while the grid re-renders the
+    element under it."""
+    return WebDriverWait(browser.driver, timeout, ignored_exceptions=(StaleElementReferenceException,
+                                                                      NoSuchElementException)).until(condition)
+
+
 def wait_url(browser, fragment: str) -> None:
     WebDriverWait(browser.driver, 15).until(lambda d: fragment in d.current_url)
 
@@ -59,10 +66,9 @@ def test_four_clicks_down_one_click_back_and_reload(dash_br, server):
     click_bar(dash_br, "drill-chart", "Weekly digest")                # 3: one template
     wait_url(dash_br, "drill=email,bounced,3")
     dash_br.wait_for_text_to_equal("#drill-title", "Individual events, newest first")
-    dash_br.wait_for_element(".ag-row", timeout=20)                  # 4: the events themselves
-    first_row = dash_br.find_element(".ag-row").text
+    first_row = wait_for(dash_br, lambda d: d.find_element(By.CSS_SELECTOR, ".ag-row").text)  # 4: the events
     assert "bounced" in first_row and "email" in first_row
-    assert dash_br.find_element("#events-count").text.endswith(" events")
+    wait_for(dash_br, lambda d: d.find_element(By.ID, "events-count").text.endswith(" events"))
     assert crumbs(dash_br) == ["All", "Email", "Bounced", "Weekly digest"]
 
     dash_br.driver.refresh()                                          # reload: same view
@@ -87,5 +93,6 @@ def test_the_events_grid_pages_from_the_server(dash_br, server):
         dash_br.driver.execute_script("arguments[0].scrollTop = arguments[0].scrollHeight", viewport)
         WebDriverWait(dash_br.driver, 10).until(
             lambda d: not d.find_elements(By.CSS_SELECTOR, ".ag-loading"))
-        ids_seen |= {e.get_attribute("row-index") for e in dash_br.find_elements(".ag-row")}
+        ids_seen |= wait_for(dash_br, lambda d: {e.get_attribute("row-index")
+                                                 for e in d.find_elements(By.CSS_SELECTOR, ".ag-row")})
     assert max(int(i) for i in ids_seen) >= 150

@@ -25,11 +25,11 @@ def test_type_fix_preview_save_and_chart(dash_br, live_server, app):
     formula = dash_br.find_element("#formula-text")
     formula.send_keys("(clikced / delivered) * 100")
     dash_br.wait_for_contains_text(".formula-message", "did you mean 'clicked'", timeout=15)
-    assert dash_br.find_element(".formula-error").text == "clikced"  # the typo is underlined
+    dash_br.wait_for_text_to_equal(".formula-error", "clikced", timeout=15)  # the typo is underlined
     formula.send_keys(Keys.CONTROL, "a")
     formula.send_keys(Keys.BACKSPACE)
     formula.send_keys("(clicked / delivered) * 100")
-    dash_br.wait_for_contains_text("#formula-feedback", "valid", timeout=15)
+    dash_br.wait_for_contains_text("#formula-feedback", "✓ valid", timeout=15)
     WebDriverWait(dash_br.driver, 15).until(
         lambda d: len(d.find_elements(By.CSS_SELECTOR, "#formula-preview .scatterlayer .trace")) >= 2)
     Select(dash_br.find_element("#formula-unit")).select_by_value("%")

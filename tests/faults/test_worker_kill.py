@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import pytest
 import requests
 
 from services.demo import seed_demo
@@ -27,6 +28,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.real_clock
 def test_killing_a_worker_under_load_gives_no_500(pg_engine, redis_url):
     seed_demo(pg_engine.begin, days=2, per_hour=60, seed=21)
     rollup_pending(pg_engine)

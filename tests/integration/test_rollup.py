@@ -9,6 +9,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
@@ -162,6 +163,7 @@ def url_of(engine) -> str:
     return engine.url.render_as_string(hide_password=False)
 
 
+@pytest.mark.real_clock
 def test_two_concurrent_runs_give_the_tables_of_one(engine):
     ingest(engine, make_events(400, created_at=iso(datetime.now(timezone.utc) - timedelta(hours=30))) +
            make_events(400, created_at=iso(datetime.now(timezone.utc) - timedelta(hours=3))))
@@ -172,6 +174,7 @@ def test_two_concurrent_runs_give_the_tables_of_one(engine):
     assert_rollups_match_raw(engine, datetime.now(timezone.utc))
 
 
+@pytest.mark.real_clock
 def test_a_run_killed_midway_converges_on_the_next_run(engine):
     now = datetime.now(timezone.utc)
     for days in (1, 2, 3, 4):
@@ -187,6 +190,7 @@ def test_a_run_killed_midway_converges_on_the_next_run(engine):
     assert_rollups_match_raw(engine, datetime.now(timezone.utc))
 
 
+@pytest.mark.real_clock
 def test_ingest_in_another_process_while_rolling_up(engine):
     writer = worker("ingest", url_of(engine), "--seed", "5", "--batches", "15", "--size", "200")
     while writer.poll() is None:

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from dashapp import create_app
@@ -57,6 +58,7 @@ class Process:
         self.proc.wait(timeout=20)
 
 
+@pytest.mark.real_clock
 def test_one_leader_and_the_standby_takes_over(pg_engine):
     ingest(pg_engine, make_events(10))
     first = Process(url_of(pg_engine))
