@@ -9,7 +9,6 @@ from dash import Dash, Input, Output, State, no_update
 from callbacks.common import alert, ask
 from callbacks.view import ViewState, channel_filter, parse_search, to_search, window_of
 from layouts import figures, ids, trends
-from services.query import get_metric
 from services.trend_report import trend_report
 
 WEEKDAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -24,18 +23,19 @@ def trend_view(state: ViewState, prefix: str) -> tuple:
     report, error = ask(trend_report, state.metric, *window, None, channel_filter(state), None, state.detector)
     if error:
         return None, figures.empty_figure(error), None, empty, empty, alert(error)
-    metric = get_metric(state.metric)
+    label, unit = report["label"], report["unit"]
     revision = to_search(state)
     season = report["seasonality"]
     if season:
-        hours = figures.profile_bars(season["hour_profile"], [f"{h:02d}" for h in range(24)], metric.label,
-                                     metric.unit, season["peak_hours"], revision)
-        weekdays = figures.profile_bars(season["weekday_profile"], WEEKDAY_LABELS, metric.label, metric.unit,
+        hours = figures.profile_bars(season["hour_profile"], [f"{h:02d}" for h in range(24)], label,
+                                     unit, season["peak_hours"], revision)
+        weekdays = figures.profile_bars(season["weekday_profile"], WEEKDAY_LABELS, label, unit,
                                         season["peak_weekdays"], revision)
     else:
-        hours = weekdays = figures.empty_figure("Profiles need hourly data: pick a range of 14 days or less", 260)
-    return (trends.headline(report["headline"]), figures.trend_chart(report, metric.label, revision),
-            trends.anomaly_table(report["anomalies"], metric.unit, prefix), hours, weekdays, None)
+        hours = weekdays = figures.empty_figure("Profiles need hourly or daily data: pick a range over 6 hours", 260)
+    return (trends.headline(report["headline"]), figures.trend_chart(report, label, revision),
+            trends.anomaly_tables(report["anomalies"], report["segment_anomalies"], unit, prefix),
+            hours, weekdays, None)
 
 
 def search_after_anomaly_click(search: str, click: dict, channels: tuple[str, ...]) -> str:

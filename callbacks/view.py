@@ -11,7 +11,7 @@ from services.query import CATALOGUE
 from services.compare import COMPARE_TO
 from services.custom_metrics import NAME as CUSTOM_NAME
 from services.schema import STATUSES
-from services.trends import DETECTORS
+from services.trends import BASELINES
 
 DEFAULT_METRIC = "delivery_rate"
 DRILL_DEPTH = 3  # channel → status → template
@@ -82,7 +82,7 @@ def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewSta
     metric = first.get("metric") if first.get("metric") in CATALOGUE or CUSTOM_NAME.match(
         first.get("metric", "")) else DEFAULT_METRIC
     drill = valid_drill(first.get("drill", "").split(","), known_channels)
-    detector = first.get("detector") if first.get("detector") in DETECTORS else None
+    detector = first.get("detector") if first.get("detector") in BASELINES else None
     compare_to = first.get("vs") if first.get("vs") in COMPARE_TO else "previous_period"
     correlate = tuple(dict.fromkeys(m for m in first.get("corr", "").split(",") if valid_spec(m, known_channels)))
     lag = first.get("lag", "3")

@@ -112,26 +112,37 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                               **_error_responses(400, 503)}}},
             "/api/analytics/trends": {"get": {
                 "summary": "Change, trend, moving average, seasonality and explained anomalies of a metric",
-                "description": "Detectors: seasonal (same hour of previous days, or of previous weeks once "
-                               "three weeks exist), robust (rolling median/MAD), volume (a rate judged with "
-                               "the binomial uncertainty of each bucket). Default: volume for rates, seasonal "
-                               "with three days of history, robust otherwise.",
+                "description": "Baselines: seasonal (the same hour of the previous days, or of the previous "
+                               "weeks when a weekly cycle is significant; before or inside the range) where "
+                               "the series has a significant daily cycle, robust (rolling median) where it "
+                               "has none. Buckets with too little history are not judged (`judged`). Counts "
+                               "are also tested against their Poisson noise and rates against their binomial "
+                               "noise at each bucket's volume. `segment_anomalies` are single channel x "
+                               "template segments judged on their own, at a threshold that pays for the "
+                               "number of segments. Changes against the previous period and week are given "
+                               "only when data covers the earlier stretch.",
                 "parameters": [
                     _metric_parameter(required=True),
                     _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
                     _query("days", "Instead of start: this many days back from now.",
                            {"type": "integer", "minimum": 1, "maximum": 400}),
                     _query("granularity", "minute, hour or day.", {"type": "string", "enum": list(GRANULARITIES)}),
-                    _query("detector", "seasonal, robust or volume.",
-                           {"type": "string", "enum": ["seasonal", "robust", "volume"]}),
+                    _query("detector", "seasonal or robust; default: chosen by the data.",
+                           {"type": "string", "enum": ["seasonal", "robust"]}),
                     *filters,
                 ],
                 "responses": {"200": {"description": "The analysis", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["metric", "time_range", "current_value", "percent_change",
-                                                   "direction", "trend", "slope", "p_value", "moving_average",
-                                                   "series", "anomalies", "anomaly_count", "seasonality"],
+                                                   "direction", "previous_period", "week_over_week", "judged",
+                                                   "trend", "slope", "p_value", "moving_average", "series",
+                                                   "anomalies", "anomaly_count", "segment_anomalies",
+                                                   "seasonality", "headline"],
                     "properties": {"anomalies": {"type": "array", "items": {"type": "object", "required": [
-                        "time", "value", "expected", "lower", "upper", "score", "severity", "explanation"]}},
+                        "time", "value", "expected", "lower", "upper", "score", "severity", "explanation",
+                        "contributors"]}},
+                        "segment_anomalies": {"type": "array", "items": {"type": "object", "required": [
+                            "channel", "template_id", "start", "end", "time", "value", "expected", "score",
+                            "severity", "sentence"]}},
                         "direction": {"type": "string", "enum": ["up", "down", "flat"]},
                         "trend": {"type": "string", "enum": ["increasing", "decreasing", "stable"]}}}}}},
                               **_error_responses(400, 503)}}},
@@ -161,7 +172,11 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
             "/api/analytics/correlations": {"get": {
                 "summary": "Which metrics move together: r, rho, lags, elasticity, Benjamini-Hochberg q-values",
                 "description": "By default each series' seasonal profile and level are removed first "
-                               "(detrend=true), so a shared daily cycle is not reported as a relationship.",
+                               "(detrend=true), so a shared daily cycle is not reported as a relationship. "
+                               "Each pair has lag0 and best_lag, each with its own r, p_value and q_value "
+                               "(best_lag's p is multiplied by the lags tried). Pairs computed from the same "
+                               "events (a shared numerator or denominator on overlapping channels) are "
+                               "related_by_definition: reported, not ranked among the findings.",
                 "parameters": [
                     _query("metrics", "Comma-separated metrics, optionally channel:metric "
                                       "(email:bounce_rate,sms:delivery_rate); 2 to 10.", required=True),
@@ -174,8 +189,8 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                 "responses": {"200": {"description": "Pairs and matrix", "content": {"application/json": {
                     "schema": {"type": "object", "required": ["method", "pairs", "matrix"],
                                "properties": {"pairs": {"type": "array", "items": {"type": "object", "required": [
-                                   "a", "b", "r", "rho", "p_value", "q_value", "n", "best_lag", "elasticity",
-                                   "sentence"]}}}}}}},
+                                   "a", "b", "lag0", "best_lag", "rho", "n", "related_by_definition",
+                                   "relation", "significant", "elasticity", "sentence"]}}}}}}},
                               **_error_responses(400, 503)}}},
             "/api/analytics/metrics": {
                 "get": {"summary": "Saved custom metrics and the built-in catalogue",

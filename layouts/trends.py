@@ -10,10 +10,9 @@ from layouts.figures import format_value
 from layouts.overview import card, graph, metric_options
 
 DETECTOR_OPTIONS = [
-    {"label": "Automatic", "value": "auto"},
-    {"label": "Seasonal (same hour, previous days)", "value": "seasonal"},
-    {"label": "Robust (rolling median)", "value": "robust"},
-    {"label": "Volume-aware (rates)", "value": "volume"},
+    {"label": "Baseline: chosen by the data", "value": "auto"},
+    {"label": "Baseline: same hour, previous days", "value": "seasonal"},
+    {"label": "Baseline: rolling median", "value": "robust"},
 ]
 
 
@@ -42,15 +41,31 @@ def headline(sentences: list[str]) -> html.Div:
                      *[html.P(s, className="mb-0 text-muted") for s in rest]])
 
 
-def anomaly_table(anomalies: list[dict], unit: str, prefix: str) -> dbc.Table | None:
-    if not anomalies:
-        return None
-    rows = [html.Tr([
-        html.Td(a["time"][:16].replace("T", " ")),
-        html.Td(dbc.Badge(a["severity"], color={"high": "danger", "medium": "warning"}.get(a["severity"], "secondary"))),
-        html.Td(f"{format_value(a['value'], unit)} (expected {format_value(a['expected'], unit)})"),
-        html.Td(a["explanation"] or ""),
-        html.Td(dcc.Link("drill down", href=prefix + a["drilldown"]) if a.get("drilldown") else ""),
-    ]) for a in sorted(anomalies, key=lambda a: -abs(a["score"]))[:10]]
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Hour (UTC)", "Severity", "Value", "Explanation", "")]))
-    return dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, className="bg-white shadow-sm")
+def anomaly_tables(anomalies: list[dict], segments: list[dict], unit: str, prefix: str) -> html.Div | None:
+    """The anomalies of the total with their explanation, and the segments (channel ×
+    template) that moved on their own, each with a link into the drill-down."""
+    def badge(severity: str):
+        return dbc.Badge(severity, color={"high": "danger", "medium": "warning"}.get(severity, "secondary"))
+
+    def link(row: dict):
+        return dcc.Link("drill down", href=prefix + row["drilldown"]) if row.get("drilldown") else ""
+
+    parts = []
+    if anomalies:
+        rows = [html.Tr([
+            html.Td(a["time"][:16].replace("T", " ")), html.Td(badge(a["severity"])),
+            html.Td(f"{format_value(a['value'], unit)} (expected {format_value(a['expected'], unit)})"),
+            html.Td(a["explanation"] or ""), html.Td(link(a)),
+        ]) for a in sorted(anomalies, key=lambda a: -abs(a["score"]))[:10]]
+        head = html.Thead(html.Tr([html.Th(h) for h in ("Bucket (UTC)", "Severity", "Value", "Explanation", "")]))
+        parts.append(dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, className="bg-white shadow-sm"))
+    if segments:
+        rows = [html.Tr([
+            html.Td(f"{s['start'][:16].replace('T', ' ')} → {s['end'][11:16]}"), html.Td(badge(s["severity"])),
+            html.Td(s["sentence"]), html.Td(link(s)),
+        ]) for s in segments]
+        head = html.Thead(html.Tr([html.Th(h) for h in ("When (UTC)", "Severity", "Segment that moved on its own",
+                                                        "")]))
+        parts += [html.H6("Inside single templates", className="mt-3 text-muted"),
+                  dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, className="bg-white shadow-sm")]
+    return html.Div(parts) if parts else None

@@ -241,6 +241,20 @@ def plan_segments(window: TimeWindow, dirty_hours: set[datetime], minute_floor: 
     return merged
 
 
+def first_event_time(conn: Connection, filters: tuple[tuple[str, tuple], ...] = ()) -> datetime | None:
+    """When the first event matching `filters` happened: exact while its day is in raw
+    retention, to the hour (from the hour rollup) before that. None when there is none."""
+    e = notification_events.c
+    raw_first = conn.execute(select(func.min(e.created_at)).where(*_filter_clauses(
+        {"channel": e.channel, "template_id": e.template_id, "status": e.status}, filters))).scalar()
+    needs_template = any(d == "template_id" for d, _ in filters)
+    hourly = ROLLUP_TABLES[("hour", needs_template)]
+    rolled_first = conn.execute(select(func.min(hourly.c.bucket)).where(*_filter_clauses(hourly.c, filters))).scalar()
+    if rolled_first is not None and (raw_first is None or rolled_first < truncate(raw_first, "hour")):
+        return rolled_first  # its raw events are past retention: the hour is all we know
+    return raw_first
+
+
 def dirty_hours_in(conn: Connection, start: datetime, end: datetime, raw_floor: datetime) -> set[datetime]:
     log = rollup_invalidations.c
     rows = conn.execute(select(log.bucket_hour).distinct().where(
@@ -380,6 +394,13 @@ def formula_metric(name: str, formula: str, unit: str | None = None, label: str 
     _parsed_formula(formula)  # validated on save; this keeps a hand-made Metric honest
     return Metric(name, label or name, unit or "none", "formula", better="neutral", description=formula,
                   formula=formula)
+
+
+def references(metric: Metric) -> set[str]:
+    """The catalogue metrics a metric is computed from (itself, unless it is a formula)."""
+    if metric.kind == "formula":
+        return set(formulas.references(_parsed_formula(metric.formula)))
+    return {metric.name}
 
 
 def needs_histograms(metric: Metric) -> bool:

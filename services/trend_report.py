@@ -1,6 +1,9 @@
-"""The trend answer for one metric: series, change, trend, moving average, seasonality and
-anomalies with their explanation. Reads through the query engine, judges with the pure
-functions of services.trends."""
+"""The trend answer for one metric: the series judged against its own history, the change
+against earlier periods (only where data covers them), the trend, seasonality, anomalies
+explained by the segments that moved, and anomalies inside single segments (channel ×
+template) that the total hides. Reads through the query engine; judges with the pure
+functions of services.trends. Every number a sentence names is a field of the same answer.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -12,20 +15,26 @@ from sqlalchemy import Connection
 
 from services import trends
 from services.custom_metrics import resolve_metric
-from services.query import Metric, build_query, query_long, query_metrics, template_names
-from services.schema import CHANNELS, channel_label
-from services.timerange import STEP, QueryError
+from services.query import Metric, Point, build_query, first_event_time, query_long, query_metrics, template_names
+from services.schema import CHANNELS, NO_TEMPLATE, channel_label
+from services.timerange import STEP, QueryError, floor_to
 
 HISTORY = {"minute": timedelta(hours=6), "hour": timedelta(days=21), "day": timedelta(days=56)}
-BUCKETS_PER_DAY = {"minute": 1440, "hour": 24, "day": None}
-BUCKETS_PER_WEEK = {"minute": None, "hour": 168, "day": 7}
 MOVING_WINDOW = {"minute": 15, "hour": 24, "day": 7}
-MAX_EXPLAINED = 5
-BASELINE_DAYS = 14
+BUCKET_NAME = {"minute": "minute", "hour": "hour", "day": "day"}
+MAX_EXPLAINED = 50
+MAX_SEGMENT_FINDINGS = 10
+KIND = {"count": "count", "rate": "rate", "average": "gauge", "quantile": "gauge", "formula": "gauge"}
+ADDITIVE = ("count", "rate", "average")   # kinds whose total is a sum over segments
+SEARCHED = ("count", "rate", "average")   # kinds searched segment by segment
 
 
 def _z(t: datetime) -> str:
     return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _when(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M")
 
 
 def describe(metric: Metric, channel_filter: Sequence[str]) -> str:
@@ -35,129 +44,177 @@ def describe(metric: Metric, channel_filter: Sequence[str]) -> str:
 
 
 def fmt(value: float | None, unit: str) -> str:
-    if value is None:
+    """How every number of a trend answer is written in its sentences."""
+    if value is None or not np.isfinite(value):
         return "no data"
-    return f"{value:,.0f}" if unit == "count" else f"{value:,.1f}{' %' if unit == '%' else ' ms'}"
+    if unit == "count":
+        return f"{value:,.0f}"
+    return f"{value:,.1f}{' %' if unit == '%' else ' ms' if unit == 'ms' else ''}"
+
+
+def fmt_change(value: float, unit: str) -> str:
+    """A signed difference: "+118", "−6.7 points", "+462 ms"."""
+    sign = "+" if value >= 0 else "−"
+    size = abs(value)
+    if unit == "count":
+        return f"{sign}{size:,.0f}"
+    if unit == "%":
+        return f"{sign}{size:,.1f} points"
+    return f"{sign}{size:,.1f}{' ms' if unit == 'ms' else ''}"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def headline(subject: str, change: trends.Change, versus: str) -> str:
-    if change.percent is None:
-        return f"{subject[0].upper()}{subject[1:]}: not enough data {versus} to compare."
     if change.direction == "flat":
-        return f"{subject[0].upper()}{subject[1:]} flat {versus} ({change.percent:+.1f}%)."
-    return f"{subject[0].upper()}{subject[1:]} {change.direction} {abs(change.percent):.0f}% {versus}."
+        return f"{_capital(subject)} flat {versus} ({change.percent:+.1f}%)."
+    return f"{_capital(subject)} {change.direction} {abs(change.percent):.0f}% {versus}."
 
+
+# ---------------------------------------------------------------- explanations
 
 @dataclass(frozen=True)
-class Contribution:
-    channel: str
-    template_id: int | None
-    actual: float
-    expected: float
+class Segments:
+    """The metric by channel × template, aligned with the report's buckets."""
+    keys: list[tuple[str, int | None]]
+    values: np.ndarray        # (segments, buckets)
+    numerators: np.ndarray
+    denominators: np.ndarray
 
 
-def explain(breakdown, metric: Metric, when: datetime, granularity: str, *, names: Mapping[int, str],
-            scope: str = "") -> dict:
-    """Which channel and template moved the total at `when`, against the same bucket of
-    the previous days. For a rate, the deviation is counted in its numerator events.
-    `breakdown(metric_name)` gives that metric's points by time, channel and template."""
-    step = STEP[granularity]
-    if metric.kind in ("average", "quantile", "formula"):
-        return explain_by_value(breakdown, metric, when, granularity, names=names)
-    count_metric = metric.numerator if metric.kind in ("count", "rate") else "events"
-    rows = breakdown(count_metric)
-    dens = breakdown(metric.denominator) if metric.kind == "rate" else []
-    same_position = {when - timedelta(days=d) for d in range(1, BASELINE_DAYS + 1)}
-    by_key: dict[tuple, dict] = {}
-    for p in rows:
-        key = tuple(v for _, v in p.dims)
-        entry = by_key.setdefault(key, {"now": 0.0, "base": [], "den_now": 0.0, "num_base": 0.0, "den_base": 0.0})
-        if p.time == when:
-            entry["now"] += p.value or 0
-        elif p.time in same_position:
-            entry["base"].append(p.value or 0)
-            entry["num_base"] += p.value or 0
-    for p in dens:
-        entry = by_key.get(tuple(v for _, v in p.dims))
-        if entry is None:
+def segments_of(points: list[Point], index_of: Mapping[datetime, int], buckets: int) -> Segments:
+    keys = sorted({tuple(v for _, v in p.dims) for p in points}, key=lambda k: (k[0], -1 if k[1] is None else k[1]))
+    row = {k: i for i, k in enumerate(keys)}
+    values = np.full((len(keys), buckets), np.nan)
+    num, den = np.zeros((len(keys), buckets)), np.zeros((len(keys), buckets))
+    for p in points:
+        j = index_of.get(p.time)
+        if j is None:
             continue
-        if p.time == when:
-            entry["den_now"] += p.value or 0
-        elif p.time in same_position:
-            entry["den_base"] += p.value or 0
-    contributions = []
-    for (channel, template), e in by_key.items():
-        if metric.kind == "rate":
-            rate = e["num_base"] / e["den_base"] if e["den_base"] else None
-            expected = e["den_now"] * rate if rate is not None else e["now"]
-        else:
-            expected = float(np.median(e["base"])) if e["base"] else 0.0
-        contributions.append(Contribution(channel, template, e["now"], expected))
-    total_dev = sum(c.actual - c.expected for c in contributions)
-    if not contributions or abs(total_dev) < 1e-9:
-        return {"sentence": "No single channel or template stands out.", "contributors": []}
-    same_sign = [c for c in contributions if (c.actual - c.expected) * total_dev > 0]
-    same_sign.sort(key=lambda c: -abs(c.actual - c.expected))
-    moved = sum(abs(c.actual - c.expected) for c in same_sign)
-    by_channel: dict[str, float] = {}
-    for c in same_sign:
-        by_channel[c.channel] = by_channel.get(c.channel, 0) + abs(c.actual - c.expected)
-    top_channel = max(by_channel, key=by_channel.get)
-    top = same_sign[0]
-    actual, expected = sum(c.actual for c in contributions), sum(c.expected for c in contributions)
-    verb = "rose" if total_dev > 0 else "fell"
-    noun = "increase" if total_dev > 0 else "drop"
-    noun_of = "events" if count_metric == "events" else f"{count_metric} events"
-    subject = f"{scope} {noun_of}" if scope else noun_of.capitalize()
-    template_name = names.get(top.template_id, f"template {top.template_id}") if top.template_id not in (None, -1) \
+        i = row[tuple(v for _, v in p.dims)]
+        values[i, j] = np.nan if p.value is None else p.value
+        num[i, j] = p.numerator or 0.0
+        den[i, j] = p.denominator or 0.0
+    return Segments(keys, values, num, den)
+
+
+def segment_name(key: tuple[str, int | None], names: Mapping[int, str], several_channels: bool) -> str:
+    channel, template = key
+    name = names.get(template, f"template {template}") if template not in (None, NO_TEMPLATE) \
         else "events without a template"
-    sentence = (f"{subject} {verb} by {abs(actual - expected):,.0f} against an expected {expected:,.0f}: "
-                f"{by_channel[top_channel] / moved:.0%} of the {noun} is {channel_label(top_channel)}, "
-                f"{abs(top.actual - top.expected) / moved:.0%} is {template_name}.")
-    contributors = [{"channel": c.channel, "template_id": c.template_id,
-                     "template_name": names.get(c.template_id) if c.template_id is not None else None,
-                     "actual": c.actual, "expected": round(c.expected, 3),
-                     "share": round(abs(c.actual - c.expected) / moved, 4)} for c in same_sign[:5]]
-    drill = f"?tab=drilldown&range=custom&start={_z(when)}&end={_z(when + step)}&drill={top_channel}"
-    return {"sentence": sentence, "contributors": contributors, "drilldown": drill}
+    return f"{name} ({channel_label(channel)})" if several_channels else name
 
 
-def explain_by_value(breakdown, metric: Metric, when: datetime, granularity: str, *,
-                     names: Mapping[int, str]) -> dict:
-    """For processing times and formulas: the channel and template whose own value moved
-    furthest from their usual value at this hour, weighted by how many events they carry."""
-    step = STEP[granularity]
-    rows = breakdown(metric.name)
-    same_position = {when - timedelta(days=d) for d in range(1, BASELINE_DAYS + 1)}
-    now_value: dict[tuple, tuple[float, float]] = {}
-    history: dict[tuple, list[float]] = {}
-    for p in rows:
-        key = tuple(v for _, v in p.dims)
-        if p.value is None:
+def contributions(metric: Metric, segments: Segments, i: int, refs: np.ndarray, value: float,
+                  expected: float) -> list[dict] | None:
+    """Split the detector's own `expected` value at bucket `i` over the segments, in
+    proportion to what each carried in the reference buckets the detector used, so that the
+    segments' expected values sum to `expected` and their actual values to `value`. None
+    for kinds that do not add up over segments (percentiles, formulas)."""
+    refs = refs[refs >= 0]
+    if metric.kind not in ADDITIVE or not len(segments.keys):
+        return None
+    num_now, den_now = segments.numerators[:, i], segments.denominators[:, i]
+    num_ref, den_ref = segments.numerators[:, refs].sum(axis=1), segments.denominators[:, refs].sum(axis=1)
+    if metric.kind == "count":
+        actual = np.nan_to_num(segments.values[:, i])
+        ref_total = np.nansum(segments.values[:, refs], axis=1)
+        shares = ref_total / ref_total.sum() if ref_total.sum() > 0 else np.full(len(actual), 1 / len(actual))
+        exp = expected * shares
+        extra = [{} for _ in actual]
+    else:
+        total_den = den_now.sum()
+        if total_den <= 0:
+            return None
+        usual = np.where(den_ref > 0, num_ref / np.where(den_ref > 0, den_ref, 1), np.nan)
+        overall = expected / 100.0 if metric.kind == "rate" else expected
+        usual = np.where(np.isfinite(usual), usual, overall)
+        weighted = den_now * usual
+        scale = (overall * total_den) / weighted.sum() if weighted.sum() > 0 else 0.0
+        expected_num = weighted * scale
+        unit = 100.0 if metric.kind == "rate" else 1.0
+        actual = num_now / total_den * unit
+        exp = expected_num / total_den * unit
+        if metric.kind == "rate":
+            extra = [{"actual_events": float(a), "expected_events": float(e)} for a, e in zip(num_now, expected_num)]
+        else:
+            extra = [{"value": float(n / d) if d else None, "usual": float(u)} for n, d, u in zip(num_now, den_now, usual)]
+    out = []
+    for k, key in enumerate(segments.keys):
+        if actual[k] == 0 and exp[k] == 0:
             continue
-        if p.time == when:
-            now_value[key] = (p.value, p.denominator or 0.0)
-        elif p.time in same_position:
-            history.setdefault(key, []).append(p.value)
-    moves = []
-    for key, (value, weight) in now_value.items():
-        if history.get(key):
-            expected = float(np.median(history[key]))
-            moves.append((abs(value - expected) * weight, key, value, expected))
-    if not moves:
-        return {"sentence": "No single channel or template stands out.", "contributors": []}
-    moves.sort(reverse=True)
-    total = sum(m[0] for m in moves) or 1.0
-    _, (channel, template), value, expected = moves[0]
-    name = names.get(template, f"template {template}") if template not in (None, -1) else "events without a template"
-    sentence = (f"{channel_label(channel)} · {name} moved it most: {metric.label} "
-                f"{fmt(value, metric.unit)} against a usual {fmt(expected, metric.unit)} "
-                f"({moves[0][0] / total:.0%} of the weighted change).")
-    contributors = [{"channel": k[0], "template_id": k[1], "template_name": names.get(k[1]), "actual": v,
-                     "expected": round(e, 3), "share": round(w / total, 4)} for w, k, v, e in moves[:5]]
-    drill = f"?tab=drilldown&range=custom&start={_z(when)}&end={_z(when + step)}&drill={channel}"
-    return {"sentence": sentence, "contributors": contributors, "drilldown": drill}
+        out.append({"channel": key[0], "template_id": key[1], "actual": float(actual[k]), "expected": float(exp[k]),
+                    "difference": float(actual[k] - exp[k]), **extra[k]})
+    return out
 
+
+def explain(metric: Metric, segments: Segments, i: int, refs: np.ndarray, anomaly: trends.Anomaly, *,
+            names: Mapping[int, str], several_channels: bool, subject: str, link: str) -> dict:
+    """The segments that moved the total at bucket `i`, in the detector's own numbers."""
+    parts = contributions(metric, segments, i, refs, anomaly.value, anomaly.expected)
+    unit = metric.unit
+    difference = anomaly.value - anomaly.expected
+    opening = (f"{_capital(subject)} was {fmt(anomaly.value, unit)} against an expected "
+               f"{fmt(anomaly.expected, unit)} ({fmt_change(difference, unit)})")
+    if parts is not None:
+        moved = sorted((p for p in parts if p["difference"] * difference > 0), key=lambda p: -abs(p["difference"]))
+        for p in parts:
+            p["template_name"] = names.get(p["template_id"]) if p["template_id"] not in (None, NO_TEMPLATE) else None
+        if not moved:
+            return {"sentence": opening + ".", "decomposition": "additive", "contributors": [], "drilldown": link}
+        clauses = []
+        for p in moved[:2]:
+            clause = f"{fmt_change(p['difference'], unit)} from {segment_name((p['channel'], p['template_id']), names, several_channels)}"
+            if "actual_events" in p:
+                clause += (f" ({fmt(p['actual_events'], 'count')} {metric.numerator} against an expected "
+                           f"{fmt(p['expected_events'], 'count')})")
+            clauses.append(clause)
+        listed = moved[:5]
+        rest = [p for p in parts if not any(p is q for q in listed)]
+        return {"sentence": f"{opening}: {', '.join(clauses)}.", "decomposition": "additive",
+                "contributors": listed,
+                "rest": {"segments": len(rest), "actual": float(sum(p["actual"] for p in rest)),
+                         "expected": float(sum(p["expected"] for p in rest))},
+                "drilldown": _segment_link(link, metric, listed[0])}
+    # percentiles and formulas do not add up over segments: name the segment whose own
+    # value moved furthest from its usual value, weighted by its events
+    moves = []
+    for k, key in enumerate(segments.keys):
+        now = segments.values[k, i]
+        history = segments.values[k, refs[refs >= 0]]
+        history = history[np.isfinite(history)]
+        if not np.isfinite(now) or not len(history):
+            continue
+        usual = float(np.median(history))
+        moves.append((float(abs(now - usual) * (segments.denominators[k, i] or 0.0)), key, float(now), usual))
+    if not moves:
+        return {"sentence": opening + ".", "decomposition": "by_value", "contributors": [], "drilldown": link}
+    moves.sort(key=lambda m: -m[0])
+    total = sum(m[0] for m in moves) or 1.0
+    contributors = [{"channel": key[0], "template_id": key[1],
+                     "template_name": names.get(key[1]) if key[1] not in (None, NO_TEMPLATE) else None,
+                     "actual": now, "expected": usual, "difference": now - usual, "share": weight / total}
+                    for weight, key, now, usual in moves[:5]]
+    top = contributors[0]
+    sentence = (f"{opening}: {segment_name((top['channel'], top['template_id']), names, several_channels)} moved "
+                f"most, its own {metric.label.lower()} {fmt(top['actual'], unit)} against a usual "
+                f"{fmt(top['expected'], unit)}.")
+    return {"sentence": sentence, "decomposition": "by_value", "contributors": contributors,
+            "drilldown": _segment_link(link, metric, top)}
+
+
+def _segment_link(link: str, metric: Metric, segment: dict) -> str:
+    """The drill-down into the bucket, down to the segment where the path allows it."""
+    status = metric.numerator if metric.kind in ("count", "rate") and metric.numerator != "events" else None
+    path = [segment["channel"]]
+    if status and segment["template_id"] not in (None, NO_TEMPLATE):
+        path += [status, str(segment["template_id"])]
+    return f"{link}&drill={','.join(path)}"
+
+
+# ---------------------------------------------------------------- the report
 
 def trend_report(conn: Connection, metric: str, start=None, end=None, days: int | None = None, filters=None,
                  granularity: str | None = None, detector: str | None = None, *, now: datetime | None = None,
@@ -169,113 +226,228 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
         if start:
             raise QueryError("give either days or start, not both", "days")
         start = f"now-{days}d"
+    if detector is not None and detector not in trends.BASELINES:
+        raise QueryError(f"detector must be one of {', '.join(trends.BASELINES)} (or left out to choose by the "
+                         "data); rates are always judged with their binomial uncertainty", "detector")
     query = build_query(m, ("time",), start, end, filters, granularity, now, channels)
     window, gran = query.window, query.window.granularity
-    history_start = window.start - HISTORY[gran]
-    points = query_long(conn, metric, ("time",), history_start, window.end, filters, gran, now=now,
-                        channels=channels, **settings)
-    # history before the first event is no history: detectors count cycles from there
-    with_data = [i for i, p in enumerate(points) if p.value is not None and (m.kind != "count" or p.value > 0)]
-    first = min([with_data[0]] if with_data else [len(points)], default=0)
-    first = min(first, next((i for i, p in enumerate(points) if p.time >= window.start), len(points)))
-    points = points[first:]
+    step = STEP[gran]
+    first = first_event_time(conn, query.filters)
+    data_start = floor_to(first, gran) if first else window.end
+    fetch_start = min(window.start, max(window.start - HISTORY[gran], data_start))
+
+    def read(group_by) -> list[Point]:
+        return query_long(conn, metric, group_by, fetch_start, window.end, filters, gran, now=now,
+                          channels=channels, **settings)
+
+    points = read(("time",))
     times = [p.time for p in points]
+    index_of = {t: i for i, t in enumerate(times)}
+    before_data = np.array([t < data_start for t in times], dtype=bool)
     values = np.array([np.nan if p.value is None else p.value for p in points], dtype=float)
+    values[before_data] = np.nan  # before the first event there is no history, not a zero
     numerators = np.array([p.numerator or 0.0 for p in points])
     denominators = np.array([p.denominator or 0.0 for p in points])
-    inside = np.array([t >= window.start for t in times])
-    # a bucket still filling is not judged: a count would always look like a drop
-    complete = np.array([t + STEP[gran] <= now for t in times])
-    history_days = (window.start - times[0]).total_seconds() / 86400 if times else 0.0
+    inside = np.array([t >= window.start for t in times], dtype=bool)
+    complete = np.array([t + step <= now for t in times], dtype=bool)  # a bucket still filling is not judged
+    kind = KIND[m.kind]
     try:
-        chosen = trends.pick_detector(detector, history_days)
+        band = trends.detect(times, values, kind, gran, numerators=numerators if kind == "rate" else None,
+                             denominators=denominators if kind != "count" else None, baseline=detector)
     except ValueError as exc:
         raise QueryError(str(exc), "detector") from None
-    if detector is None and m.kind == "rate":
-        chosen = "volume"  # the same baseline, judged with the binomial uncertainty of each bucket
-    if chosen == "volume" and m.kind != "rate":
-        raise QueryError(f"the volume detector judges rates; {m.name} is a {m.kind}", "detector")
-    band = trends.detect(values, chosen, BUCKETS_PER_DAY[gran], BUCKETS_PER_WEEK[gran],
-                         numerators if chosen == "volume" else None, denominators if chosen == "volume" else None)
-    found = trends.anomalies_from(values, band, judged=inside & complete)
-    low, high = (0.0, 100.0) if m.unit == "%" else (0.0, np.inf)  # a band never leaves what is possible
-    band = trends.Band(band.expected, np.clip(band.lower, low, high), np.clip(band.upper, low, high), band.score)
+    judged = inside & complete & band.judged & np.isfinite(values)
+    found = trends.anomalies_from(values, band, judged)
+
+    channel_scope = [c for d, vals in query.filters if d == "channel" for c in vals]
+    several_channels = len(channel_scope) != 1
+    subject = describe(m, channel_scope)
     names = template_names(conn)
-    channel_scope = list(filters.get("channel") or []) if not isinstance(filters.get("channel"), str) \
-        else filters["channel"].split(",")
+    link_of = lambda t: f"?tab=drilldown&range=custom&start={_z(t)}&end={_z(t + step)}"  # noqa: E731
+
+    segments = None
+    single_template = any(d == "template_id" and len(v) == 1 for d, v in query.filters)
+    if (found or m.kind in SEARCHED) and not single_template:
+        segments = segments_of(read(("time", "channel", "template_id")), index_of, len(times))
+        segments.values[:, before_data] = np.nan
     explained = sorted(found, key=lambda a: -abs(a.score))[:MAX_EXPLAINED]
-    scope = " and ".join(channel_label(c) for c in channel_scope)
-    breakdowns: dict[str, list] = {}
-    if explained:  # one breakdown per metric covers every explained anomaly and its baseline
-        first = min(times[a.index] for a in explained) - timedelta(days=BASELINE_DAYS)
-        last = max(times[a.index] for a in explained) + STEP[gran]
+    explanations = {a.index: explain(m, segments, a.index, band.references[a.index], a, names=names,
+                                     several_channels=several_channels, subject=subject,
+                                     link=link_of(times[a.index]))
+                    for a in explained} if segments is not None else {}
+    search = None
+    if segments is not None and m.kind in SEARCHED and len(segments.keys) > 1:
+        series = {key: trends.SegmentSeries(segments.values[k], segments.numerators[k] if kind == "rate" else None,
+                                            segments.denominators[k] if kind != "count" else None)
+                  for k, key in enumerate(segments.keys)}
+        search = trends.search_segments(times, series, kind, gran, inside & complete, baseline=detector)
 
-        def breakdown(name: str) -> list:
-            if name not in breakdowns:
-                breakdowns[name] = query_long(conn, name, ("time", "channel", "template_id"), first, last, filters,
-                                              gran, now=now, channels=channels, **settings)
-            return breakdowns[name]
-
-    explanations = {a.index: explain(breakdown, m, times[a.index], gran, names=names, scope=scope)
-                    for a in explained}
+    comparison = _comparisons(conn, metric, window, gran, first, now, filters, channels, settings)
     range_values = values[inside]
     range_times = [t for t, keep in zip(times, inside) if keep]
-    span = window.end - window.start
-    total = query_metrics(conn, metric, (), window.start, window.end, filters, gran, now=now, channels=channels,
-                          **settings).points[0].value
-    previous = query_metrics(conn, metric, (), window.start - span, window.start, filters, gran, now=now,
-                             channels=channels, **settings).points[0].value
-    last_week = query_metrics(conn, metric, (), window.start - timedelta(days=7), window.end - timedelta(days=7),
-                              filters, gran, now=now, channels=channels, **settings).points[0].value
-    change = trends.percent_change(total, previous)
-    week_change = trends.percent_change(total, last_week)
     trend = trends.linear_trend(range_values)
-    season = trends.seasonality(times, values) if gran != "day" else None
+    season = trends.seasonality(times, values, gran) if gran != "minute" else None
     moving = trends.simple_moving_average(range_values, MOVING_WINDOW[gran])
-    subject = describe(m, channel_scope)
-
-    def num(v):
-        return None if v is None or not np.isfinite(v) else float(v)
 
     anomalies = []
     for a in sorted(found, key=lambda a: times[a.index]):
         explanation = explanations.get(a.index)
-        anomalies.append({"time": _z(times[a.index]), "value": a.value, "expected": a.expected, "lower": a.lower,
+        anomalies.append({"time": _z(times[a.index]), "value": a.value, "expected": a.expected,
+                          "difference": a.value - a.expected, "lower": a.lower,
                           "upper": a.upper, "score": round(a.score, 2), "severity": a.severity,
                           "explanation": explanation["sentence"] if explanation else None,
+                          "decomposition": explanation["decomposition"] if explanation else None,
                           "contributors": explanation["contributors"] if explanation else [],
-                          "drilldown": explanation.get("drilldown") if explanation else None})
-    sentences = [headline(subject, change, f"against the previous {_span_text(span)}"),
-                 headline(subject, week_change, "week-over-week")]
+                          "rest": explanation.get("rest") if explanation else None,
+                          "drilldown": explanation["drilldown"] if explanation else link_of(times[a.index])})
+    segment_findings = _segment_findings(search, segments, times, step, m, names, several_channels, link_of) \
+        if search else []
+    coverage = {"buckets": int(judged.sum()), "complete_buckets": int((inside & complete).sum()),
+                "baseline": band.baseline, "reason": band.reason}
+    sentences = _headline(subject, m, comparison, trend, anomalies, coverage, segment_findings, season, gran,
+                          window.end - window.start)
+    return {
+        "metric": m.name, "label": m.label, "unit": m.unit, "granularity": gran,
+        "detector": {"daily": "seasonal", "weekly": "seasonal", "rolling": "robust"}.get(band.baseline, "none"),
+        "baseline": band.baseline,
+        "time_range": {"start": _z(window.start), "end": _z(window.end)},
+        "first_event": _z(first) if first else None,
+        "judged": coverage,
+        **comparison,
+        "trend": trend.direction, "slope": _num(trend.slope), "p_value": _num(trend.p_value),
+        "series": [{"time": _z(t), "value": _num(v), "expected": _num(band.expected[i]), "lower": _num(band.lower[i]),
+                    "upper": _num(band.upper[i])}
+                   for i, (t, v, keep) in enumerate(zip(times, values, inside)) if keep],
+        "moving_average": [{"time": _z(t), "value": _num(v)} for t, v in zip(range_times, moving)],
+        "anomalies": anomalies, "anomaly_count": len(anomalies),
+        "segment_anomalies": segment_findings,
+        "segment_search": None if search is None else {
+            "segments": len(search.bands), "tests": search.tests, "threshold": round(search.threshold, 2)},
+        "headline": sentences,
+        "seasonality": None if season is None else {
+            "hour_profile": [_num(v) for v in season.hour_profile],
+            "weekday_profile": [_num(v) for v in season.weekday_profile],
+            "peak_hours": season.peak_hours, "peak_weekdays": season.peak_weekdays,
+            "daily_cycle_significant": season.daily.significant, "daily_p_value": _num(season.daily.p_value),
+            "daily_effect": _num(season.daily.effect),
+            "weekly_cycle_significant": season.weekly.significant, "weekly_p_value": _num(season.weekly.p_value),
+            "weekly_effect": _num(season.weekly.effect)},
+    }
+
+
+def _num(v) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _comparisons(conn, metric, window, gran, first, now, filters, channels, settings) -> dict:
+    """This range's complete buckets against the same stretch one period and one week
+    earlier — only where data covers the earlier stretch from its first bucket on."""
+    step = STEP[gran]
+    end = min(window.end, floor_to(now, gran))
+    span = window.end - window.start
+
+    def total(a: datetime, b: datetime) -> float | None:
+        return query_metrics(conn, metric, (), a, b, filters, gran, now=now, channels=channels,
+                             **settings).points[0].value
+
+    current = total(window.start, end) if end > window.start else None
+
+    def against(offset: timedelta) -> dict:
+        a, b = window.start - offset, end - offset
+        covered = first is not None and floor_to(first, gran) <= a and end > window.start
+        previous = total(a, b) if covered else None
+        change = trends.percent_change(current, previous) if covered else trends.Change(None, "flat")
+        return {"start": _z(a), "end": _z(b), "covered": covered, "previous_value": _num(previous),
+                "percent_change": _num(change.percent), "direction": change.direction}
+
+    previous, week = against(span), against(timedelta(days=7))
+    return {"compared": {"start": _z(window.start), "end": _z(max(end, window.start))}, "current_value": _num(current),
+            "previous_value": previous["previous_value"], "percent_change": previous["percent_change"],
+            "direction": previous["direction"], "previous_period": previous, "week_over_week": week}
+
+
+def _segment_findings(search: trends.SegmentSearch, segments: Segments, times, step, metric: Metric, names,
+                      several_channels: bool, link_of) -> list[dict]:
+    """Consecutive flagged buckets of one segment make one finding, shown at its peak."""
+    by_key: dict = {}
+    for key, anomaly in search.findings:
+        by_key.setdefault(key, []).append(anomaly)
+    findings = []
+    for key, found in by_key.items():
+        found.sort(key=lambda a: a.index)
+        run = [found[0]]
+        for a in found[1:] + [None]:
+            if a is not None and a.index == run[-1].index + 1 and np.sign(a.score) == np.sign(run[-1].score):
+                run.append(a)
+                continue
+            peak = max(run, key=lambda r: abs(r.score))
+            k = segments.keys.index(key)
+            name = segment_name(key, names, several_channels)
+            volume = float(segments.denominators[k, peak.index]) if metric.kind != "count" else None
+            sentence = (f"{name} {metric.label.lower()} {fmt(peak.value, metric.unit)} against a usual "
+                        f"{fmt(peak.expected, metric.unit)} at {_when(times[peak.index])} UTC")
+            if metric.kind == "rate":
+                sentence += (f" ({fmt(segments.numerators[k, peak.index], 'count')} {metric.numerator} of "
+                             f"{fmt(volume, 'count')} {metric.denominator})")
+            if len(run) > 1:
+                sentence += (f", out of line from {_when(times[run[0].index])} to "
+                             f"{_when(times[run[-1].index] + step)} UTC")
+            findings.append({
+                "channel": key[0], "template_id": key[1],
+                "template_name": names.get(key[1]) if key[1] not in (None, NO_TEMPLATE) else None,
+                "start": _z(times[run[0].index]), "end": _z(times[run[-1].index] + step), "buckets": len(run),
+                "time": _z(times[peak.index]), "value": peak.value, "expected": peak.expected, "lower": peak.lower,
+                "upper": peak.upper, "score": round(peak.score, 2), "severity": peak.severity,
+                "numerator": float(segments.numerators[k, peak.index]) if metric.kind == "rate" else None,
+                "volume": volume, "sentence": sentence + ".",
+                "drilldown": _segment_link(link_of(times[peak.index]), metric, {"channel": key[0], "template_id": key[1]}),
+            })
+            run = [a] if a is not None else []
+    findings.sort(key=lambda f: -abs(f["score"]))
+    return findings[:MAX_SEGMENT_FINDINGS]
+
+
+def _headline(subject, metric: Metric, comparison: dict, trend, anomalies, coverage, segment_findings, season,
+              gran: str, span: timedelta) -> list[str]:
+    sentences = []
+    for key, versus in (("previous_period", f"against the previous {_span_text(span)}"),
+                        ("week_over_week", "week-over-week")):
+        c = comparison[key]
+        if not c["covered"]:
+            sentences.append(f"{_capital(subject)}: not enough history to compare {versus}.")
+        elif c["percent_change"] is None:
+            sentences.append(f"{_capital(subject)}: no value {versus.replace('against', 'in')} to compare with.")
+        else:
+            sentences.append(headline(subject, trends.Change(c["percent_change"], c["direction"]), versus))
     if trend.direction != "stable":
         sentences.append(f"The trend over the range is {trend.direction} (p = {trend.p_value:.3g}).")
+    unit_name = BUCKET_NAME[gran]
+    if coverage["buckets"] == 0 and coverage["complete_buckets"]:
+        sentences.append(f"No {unit_name} was judged for anomalies: "
+                         f"{coverage['reason'] or 'too little history before the range'}.")
+    elif coverage["buckets"] < coverage["complete_buckets"]:
+        sentences.append(f"{coverage['buckets']:,} of {coverage['complete_buckets']:,} {unit_name}s were judged for "
+                         "anomalies; the others have too little history at the same time of day.")
     if anomalies:
         worst = max(anomalies, key=lambda a: abs(a["score"]))
         sentences.append(f"{len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}; the worst at "
-                         f"{worst['time'][:16].replace('T', ' ')} UTC: {fmt(worst['value'], m.unit)} against an "
-                         f"expected {fmt(worst['expected'], m.unit)}.")
-    if season and season.peak_hours:
-        peaks = " and ".join(f"{h:02d}:00" for h in sorted(season.peak_hours[:2]))
-        sentences.append(f"Daily peaks at {peaks} UTC.")
-    return {
-        "metric": m.name, "unit": m.unit, "granularity": gran, "detector": chosen,
-        "time_range": {"start": _z(window.start), "end": _z(window.end)},
-        "current_value": num(total), "previous_value": num(previous), "percent_change": num(change.percent),
-        "direction": change.direction, "week_over_week": {"previous_value": num(last_week),
-                                                          "percent_change": num(week_change.percent),
-                                                          "direction": week_change.direction},
-        "trend": trend.direction, "slope": num(trend.slope), "p_value": num(trend.p_value),
-        "series": [{"time": _z(t), "value": num(v), "expected": num(band.expected[i]), "lower": num(band.lower[i]),
-                    "upper": num(band.upper[i])}
-                   for i, (t, v, keep) in enumerate(zip(times, values, inside)) if keep],
-        "moving_average": [{"time": _z(t), "value": num(v)} for t, v in zip(range_times, moving)],
-        "anomalies": anomalies, "anomaly_count": len(anomalies), "headline": sentences,
-        "seasonality": None if season is None else {
-            "hour_profile": [num(v) for v in season.hour_profile],
-            "weekday_profile": [num(v) for v in season.weekday_profile],
-            "peak_hours": season.peak_hours, "peak_weekdays": season.peak_weekdays,
-            "daily_cycle_significant": season.daily_cycle_significant, "daily_p_value": num(season.daily_p_value)},
-    }
+                         f"{worst['time'][:16].replace('T', ' ')} UTC: {fmt(worst['value'], metric.unit)} against an "
+                         f"expected {fmt(worst['expected'], metric.unit)}.")
+    elif coverage["buckets"]:
+        sentences.append("No anomaly.")
+    if segment_findings:
+        sentences.append(_capital(segment_findings[0]["sentence"]))
+    if season is not None:
+        if season.peak_hours:
+            peaks = " and ".join(f"{h:02d}:00" for h in sorted(season.peak_hours[:2]))
+            sentences.append(f"Daily peaks at {peaks} UTC (hour-of-day pattern p {_p_text(season.daily.p_value)}).")
+        elif season.daily.p_value is not None:
+            sentences.append("No daily pattern.")
+    return sentences
+
+
+def _p_text(p: float | None) -> str:
+    return "< 0.001" if p is not None and p < 0.001 else f"= {p:.3f}"
 
 
 def _span_text(span: timedelta) -> str:

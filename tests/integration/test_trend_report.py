@@ -1,35 +1,80 @@
-"""The trend report on demo data: the injected incidents are found and explained, the
-daily peaks are not flagged, and the sentences read like a person wrote them."""
+"""The trend report on the demo data and on data shaped unlike it, at several hours of the
+day: the injected incidents are found and explained with the detector's own numbers, the
+diluted template spike is found in its segment, the daily peaks are not flagged, no change
+or peak is printed that the data cannot support, and every number in a sentence is a
+number of the same answer."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 
+import numpy as np
+import orjson
 import pytest
 
 from dashapp import create_app
 from services.demo import seed_demo
+from services.ingest import store_rows
 from services.rollup import rollup_pending
-from services.trend_report import trend_report
+from services.trend_report import fmt, fmt_change, trend_report
+from tests.conftest import clock_at, fresh_engine
+
+# the demo is generated relative to "now"; these instants put it at night, mid-day and just
+# before midnight, so no test depends on the hour the suite runs at
+INSTANTS = [datetime(2026, 11, 25, 0, 30, tzinfo=timezone.utc), datetime(2026, 11, 25, 13, 5, tzinfo=timezone.utc),
+            datetime(2026, 11, 25, 23, 55, tzinfo=timezone.utc)]
 
 
-@pytest.fixture(scope="module")
-def demo(pg_url):
-    from tests.conftest import fresh_engine
+@pytest.fixture(scope="module", params=INSTANTS, ids=lambda t: t.strftime("%H%M"))
+def demo(request, pg_url):
+    with clock_at(request.param):
+        engine = fresh_engine(pg_url)
+        result = seed_demo(engine.begin, days=12, per_hour=400, seed=42, end=datetime.now(timezone.utc))
+        rollup_pending(engine)
+        yield engine, {i.kind: i for i in result.incidents}
+        engine.dispose()
 
-    engine = fresh_engine(pg_url)
-    result = seed_demo(engine.begin, days=12, per_hour=400, seed=42, end=datetime.now(timezone.utc))
-    rollup_pending(engine)
-    yield engine, {i.kind: i for i in result.incidents}
-    engine.dispose()
 
-
-def report(engine, metric, **kwargs):
+def report(engine, metric, start="now-7d", **kwargs):
     with engine.connect() as conn:
-        return trend_report(conn, metric, "now-7d", **kwargs)
+        answer = trend_report(conn, metric, start, **kwargs)
+    orjson.dumps(answer)  # plain JSON types only, as the API serialises it
+    return answer
 
 
-def test_the_sms_delivery_drop_is_a_high_anomaly_explained_by_sms(demo):
+NUMBER = re.compile(r"(?<![\w.])[−+-]?\d[\d,]*(?:\.\d+)?(?: %| ms| points)?")
+
+
+def numbers_in(answer) -> set[str]:
+    """Every number of an answer, written the ways sentences write numbers."""
+    out: set[str] = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            for unit in ("count", "%", "ms", "none"):
+                out.add(fmt(value, unit))
+                out.add(fmt_change(value, unit))
+    walk(answer)
+    return out
+
+
+TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2})?|\d{2}:\d{2}")
+
+
+def assert_numbers_come_from(sentence: str, answer) -> None:
+    known = numbers_in(answer)
+    for match in NUMBER.findall(TIMESTAMP.sub("", sentence)):
+        assert match.strip() in known, (match, sentence)
+
+
+def test_the_sms_delivery_drop_is_found_and_explained_in_the_detectors_numbers(demo):
     engine, incidents = demo
     drop = incidents["sms_delivery_drop"]
     result = report(engine, "delivery_rate", filters={"channel": ["sms"]})
@@ -37,19 +82,53 @@ def test_the_sms_delivery_drop_is_a_high_anomaly_explained_by_sms(demo):
     hours = [f"{drop.start[:11]}{h:02d}:00:00Z" for h in range(14, 17)]
     assert all(h in found for h in hours), result["anomalies"]
     assert any(found[h]["severity"] == "high" for h in hours)
-    assert "SMS delivered events fell by" in found[hours[1]]["explanation"]
-    assert found[hours[1]]["drilldown"].endswith("drill=sms")
-    overall = report(engine, "delivery_rate")
-    assert any(a["time"] in hours and "of the drop is SMS" in a["explanation"] for a in overall["anomalies"])
+    middle = found[hours[1]]
+    assert middle["explanation"].startswith("SMS delivery rate was ")
+    assert middle["decomposition"] == "additive"
+    assert re.search(r"drill=sms,delivered,\d+$", middle["drilldown"]), middle["drilldown"]
+    explained = [a for a in result["anomalies"] if a["explanation"]]
+    assert explained
+    for anomaly in explained:
+        assert_adds_up(anomaly)
+        assert_numbers_come_from(anomaly["explanation"], anomaly)
+    assert_numbers_come_from(" ".join(result["headline"]), result)
 
 
-def test_the_bounce_spike_is_explained_by_its_template(demo):
+def assert_adds_up(anomaly: dict) -> None:
+    """The listed segments and the rest add up to the value and to the detector's expected value."""
+    parts, rest = anomaly["contributors"], anomaly["rest"]
+    assert sum(c["actual"] for c in parts) + rest["actual"] == pytest.approx(anomaly["value"], rel=1e-9, abs=1e-9)
+    assert sum(c["expected"] for c in parts) + rest["expected"] == pytest.approx(anomaly["expected"], rel=1e-9,
+                                                                                abs=1e-9)
+    for c in parts:
+        assert c["difference"] == pytest.approx(c["actual"] - c["expected"])
+
+
+def test_contributions_add_up_for_counts_and_averages(demo):
+    engine, _ = demo
+    for metric, channel in (("sent", "email"), ("avg_processing_time", "push"), ("bounce_rate", "email")):
+        result = report(engine, metric, filters={"channel": [channel]}, detector="robust")
+        for anomaly in result["anomalies"]:
+            if anomaly["explanation"] and anomaly["contributors"]:
+                assert anomaly["decomposition"] == "additive"
+                assert_adds_up(anomaly)
+                assert_numbers_come_from(anomaly["explanation"], anomaly)
+
+
+def test_the_diluted_bounce_spike_is_found_in_its_template(demo):
     engine, incidents = demo
     spike = incidents["email_bounce_spike"]
     result = report(engine, "bounce_rate", filters={"channel": ["email"]})
-    first_hour = spike.start[:13] + ":00:00Z"
-    anomaly = next(a for a in result["anomalies"] if a["time"] == first_hour)
-    assert "Weekly digest" in anomaly["explanation"]
+    mine = [s for s in result["segment_anomalies"] if s["template_id"] == 3 and s["start"] <= spike.start[:13] + ":00:00Z"
+            < s["end"]]
+    assert mine, result["segment_anomalies"]
+    finding = mine[0]
+    assert finding["template_name"] == "Weekly digest" and finding["value"] > 20 and finding["expected"] < 6
+    assert finding["sentence"].startswith("Weekly digest bounce rate ")
+    assert finding["drilldown"].endswith("drill=email,bounced,3")
+    assert_numbers_come_from(finding["sentence"], finding)
+    search = result["segment_search"]
+    assert search["segments"] == 5 and search["tests"] > 300 and search["threshold"] >= 4
 
 
 def test_the_push_latency_spike_is_found(demo):
@@ -58,27 +137,48 @@ def test_the_push_latency_spike_is_found(demo):
     result = report(engine, "p95_processing_time", filters={"channel": ["push"]})
     anomaly = next(a for a in result["anomalies"] if a["time"] == spike.start[:13] + ":00:00Z")
     assert anomaly["severity"] == "high" and anomaly["value"] > 4 * anomaly["expected"]
+    assert anomaly["decomposition"] == "by_value"
+    assert_numbers_come_from(anomaly["explanation"], anomaly)
 
 
 def test_daily_peaks_are_expected_not_anomalies(demo):
     engine, _ = demo
     result = report(engine, "events", detector="seasonal")
-    peak_hours = {8, 18}
-    flagged_peaks = [a for a in result["anomalies"] if int(a["time"][11:13]) in peak_hours]
-    assert flagged_peaks == []
+    assert [a for a in result["anomalies"] if int(a["time"][11:13]) in (8, 18)] == []
     assert result["seasonality"]["daily_cycle_significant"]
     assert set(result["seasonality"]["peak_hours"][:2]) == {8, 18}
-    assert "Daily peaks at 08:00 and 18:00 UTC." in result["headline"]
+    assert "Daily peaks at 08:00 and 18:00 UTC (hour-of-day pattern p < 0.001)." in result["headline"]
+
+
+def test_a_flat_rate_has_no_daily_pattern(demo):
+    engine, _ = demo
+    result = report(engine, "delivery_rate", filters={"channel": ["sms"]})
+    assert result["seasonality"]["peak_hours"] == [] and not result["seasonality"]["daily_cycle_significant"]
+    assert "No daily pattern." in result["headline"]
+    assert not any("Daily peaks" in s for s in result["headline"])
+
+
+def test_comparisons_only_where_data_covers_the_earlier_stretch(demo):
+    engine, _ = demo
+    week = report(engine, "sent", filters={"channel": ["email"]})  # 7 days back, data began 12 days ago
+    assert not week["previous_period"]["covered"] and week["percent_change"] is None
+    assert not week["week_over_week"]["covered"]
+    assert "Email sent: not enough history to compare against the previous 7 days." in week["headline"]
+    short = report(engine, "sent", "now-2d", filters={"channel": ["email"]})
+    assert short["previous_period"]["covered"] and short["week_over_week"]["covered"]
+    assert short["percent_change"] is not None
+    assert any(s.startswith("Email sent ") and "against the previous 2 days" in s for s in short["headline"])
 
 
 def test_headlines_read_like_sentences(demo):
     engine, _ = demo
-    result = report(engine, "open_rate", filters={"channel": ["email"]})
+    result = report(engine, "open_rate", "now-3d", filters={"channel": ["email"]})
     first, week = result["headline"][:2]
     assert first.startswith("Email open rate ") and first.endswith(".")
     assert week.startswith("Email open rate ") and "week-over-week" in week
     assert result["direction"] in ("up", "down", "flat") and result["trend"] in ("increasing", "decreasing", "stable")
     assert len(result["moving_average"]) == len(result["series"])
+    assert result["judged"]["buckets"] == result["judged"]["complete_buckets"] > 0
 
 
 def test_the_api_answers_and_refuses_bad_input(demo):
@@ -91,3 +191,52 @@ def test_the_api_answers_and_refuses_bad_input(demo):
                          ("", "metric"), ("metric=sent&days=2&start=now-1d", "days")]:
         response = client.get("/api/analytics/trends?" + query)
         assert response.status_code == 400 and response.json["field"] == field
+
+
+# ---------------------------------------------------------------- data unlike the demo
+
+def hourly_sends(engine, start: datetime, end: datetime, seed: int, spike: datetime | None = None) -> None:
+    """Email sends with 08:00 and 18:00 peaks from `start` (nothing before it)."""
+    rng = np.random.default_rng(seed)
+    rows, hour, k, now = [], start, 0, datetime.now(timezone.utc)
+    while hour < end:
+        h = hour.hour
+        mean = 40 + 120 * np.exp(-((h - 8) ** 2) / 4) + 100 * np.exp(-((h - 18) ** 2) / 6)
+        count = int(rng.poisson(mean)) * (3 if hour == spike else 1)
+        for _ in range(count):
+            k += 1
+            t = hour + timedelta(seconds=float(rng.uniform(0, 3600)))
+            if t < end:
+                rows.append((t, f"s{seed}-{k}", f"n{k}", now, "email", 1, "u1", "sent", None, None, None))
+        hour += timedelta(hours=1)
+    with engine.begin() as conn:
+        store_rows(conn, rows, now=now)
+
+
+def test_history_starting_at_the_range_start_flags_no_daily_peak(engine):
+    now = datetime.now(timezone.utc)
+    start = (now - timedelta(days=14)).replace(minute=0, second=0, microsecond=0)
+    spike = start + timedelta(days=9, hours=3)
+    hourly_sends(engine, start, now, seed=1, spike=spike)
+    rollup_pending(engine, raw_retention_days=60)
+    with engine.connect() as conn:
+        result = trend_report(conn, "sent", filters={"channel": ["email"]}, days=14, raw_retention_days=60)
+    assert result["baseline"] == "daily" and result["detector"] == "seasonal"
+    assert [a["time"] for a in result["anomalies"]] == [spike.isoformat().replace("+00:00", "Z")]
+    assert result["judged"]["buckets"] == result["judged"]["complete_buckets"]
+    assert "Email sent: not enough history to compare week-over-week." in result["headline"]
+    anomaly = result["anomalies"][0]
+    assert anomaly["explanation"].startswith(f"Email sent was {fmt(anomaly['value'], 'count')} against an expected "
+                                             f"{fmt(anomaly['expected'], 'count')}")
+    assert_numbers_come_from(anomaly["explanation"], anomaly)
+
+
+def test_two_days_of_data_are_not_judged_and_the_report_says_so(engine):
+    now = datetime.now(timezone.utc)
+    hourly_sends(engine, (now - timedelta(days=2)).replace(minute=0, second=0, microsecond=0), now, seed=2)
+    rollup_pending(engine)
+    with engine.connect() as conn:
+        result = trend_report(conn, "sent", days=2)
+    assert result["anomalies"] == [] and result["judged"]["buckets"] == 0 and result["baseline"] == "none"
+    assert any(s.startswith("No hour was judged for anomalies: hourly data needs three days of history")
+               for s in result["headline"]), result["headline"]
