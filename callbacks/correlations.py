@@ -32,11 +32,11 @@ def pair_view(report: dict | None, pair: list | None, revision: str) -> tuple:
     empty = figures.empty_figure("Click a cell of the matrix", 300)
     if not report or not report["pairs"]:
         return "", empty, empty, empty
-    measured = [p for p in report["pairs"] if p["r"] is not None]
     if pair:
         found = [p for p in report["pairs"] if {p["a"], p["b"]} == set(pair)]
-    else:
-        found = sorted(measured, key=lambda p: (p["q_value"], -abs(p["lag_r"])))[:1]
+    else:  # the strongest finding; else the first pair that could be measured
+        findings = [p for p in report["pairs"] if [p["a"], p["b"]] in report["findings"][:1]]
+        found = findings or [p for p in report["pairs"] if p["best_lag"] is not None][:1]
     if not found:
         return "", empty, empty, empty
     chosen = found[0]
@@ -47,13 +47,13 @@ def pair_view(report: dict | None, pair: list | None, revision: str) -> tuple:
     as_array = lambda values: np.array([np.nan if v is None else v for v in values], dtype=float)  # noqa: E731
     lags = correlation.lagged_correlation(as_array(a["residuals"]), as_array(b["residuals"]),
                                           max(report_lag(report), 6))
-    lag_fig = figures.lag_chart(lags, chosen["best_lag"] or 0, report["granularity"], revision)
+    lag_fig = figures.lag_chart(lags, (chosen["best_lag"] or {}).get("lag", 0), report["granularity"], revision)
     scatter = figures.pair_scatter(a["residuals"], b["residuals"], labels[chosen["a"]], labels[chosen["b"]], revision)
     return chosen["sentence"], overlay, scatter, lag_fig
 
 
 def report_lag(report: dict) -> int:
-    lags = [abs(p["best_lag"]) for p in report["pairs"] if p["best_lag"] is not None]
+    lags = [abs(p["best_lag"]["lag"]) for p in report["pairs"] if p["best_lag"] is not None]
     return max(lags, default=0)
 
 

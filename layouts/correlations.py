@@ -36,7 +36,7 @@ def layout(chosen: tuple[str, ...], lag_max: int, detrend: bool, channels: tuple
         ], className="g-3 mb-3 align-items-center"),
         html.Div(id=ids.CORR_ALERT),
         dcc.Store(id=ids.CORR_REPORT),
-        card("Correlation matrix (grey: not significant after Benjamini–Hochberg)", graph(ids.CORR_MATRIX, 480),
+        card("Correlation matrix (grey: not significant after Benjamini–Hochberg, or related by definition: def.)", graph(ids.CORR_MATRIX, 480),
              "Click a cell to see the pair."),
         html.Div(id=ids.CORR_SENTENCE, className="my-3 fs-5"),
         dbc.Row([

@@ -182,23 +182,28 @@ def period_chart(period: dict, label: str, unit: str, revision: str) -> go.Figur
 
 
 def correlation_matrix(report: dict, revision: str) -> go.Figure:
-    """r for every pair on a diverging scale; pairs that are not significant are grey."""
+    """r for every pair on a diverging scale; pairs that are not significant, or related by
+    definition (marked "def."), are grey."""
     labels = report["matrix"]["labels"]
     r, q = report["matrix"]["r"], report["matrix"]["q"]
+    related = report["matrix"]["related_by_definition"]
     n = len(labels)
-    shown = [[r[i][j] if i != j and r[i][j] is not None and q[i][j] is not None and q[i][j] < 0.05 else None
-              for j in range(n)] for i in range(n)]
+    shown = [[r[i][j] if i != j and r[i][j] is not None and not related[i][j] and q[i][j] is not None
+              and q[i][j] < 0.05 else None for j in range(n)] for i in range(n)]
     grey = [[0 if shown[i][j] is None and i != j else None for j in range(n)] for i in range(n)]
     lag = report["matrix"]["lag"]
     text = [["" if i == j or r[i][j] is None else f"{r[i][j]:.2f}" + (f" (lag {lag[i][j]:+d})" if lag[i][j] else "")
-             for j in range(n)] for i in range(n)]
+             + (" def." if related[i][j] else "") for j in range(n)] for i in range(n)]
     keys = report["matrix"]["metrics"]
+    pair_keys = [[[keys[i], keys[j]] for j in range(n)] for i in range(n)]
     fig = go.Figure()
+    # every cell carries its pair, grey ones included, so any click opens that pair
     fig.add_trace(go.Heatmap(z=grey, x=labels, y=labels, colorscale=[[0, "#e9ecef"], [1, "#e9ecef"]],
-                             showscale=False, hoverinfo="skip"))
+                             showscale=False, customdata=pair_keys,
+                             hovertemplate="%{y} × %{x}<extra>click for details</extra>"))
     fig.add_trace(go.Heatmap(
         z=shown, x=labels, y=labels, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True, text=text,
-        texttemplate="%{text}", customdata=[[[keys[i], keys[j]] for j in range(n)] for i in range(n)],
+        texttemplate="%{text}", customdata=pair_keys,
         colorbar=dict(title="r"), hovertemplate="%{y} × %{x}<br>r = %{z:.2f}<extra>click for details</extra>"))
     fig.add_trace(go.Heatmap(z=[[None] * n for _ in range(n)], x=labels, y=labels, text=text, texttemplate="%{text}",
                              showscale=False, hoverinfo="skip", colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]]))

@@ -74,14 +74,20 @@ def _check(a: np.ndarray, b: np.ndarray, names: tuple[str, str]) -> None:
 
 
 @dataclass(frozen=True)
-class PairResult:
-    r: float            # at lag 0
-    rho: float
-    p_value: float      # of the strongest lag, adjusted for the number of lags tried
+class LagResult:
+    lag: int
+    r: float
+    p_value: float      # at this lag; for the strongest lag, multiplied by the lags tried
     n: int
-    best_lag: int
-    lag_r: float        # r at the strongest lag
-    elasticity: float | None
+
+
+@dataclass(frozen=True)
+class PairResult:
+    lag0: LagResult     # Pearson r and its own p-value with no lag
+    best: LagResult     # the strongest lag (lag 0 when no lag was tried), its p paying for the search
+    lags_tried: int
+    rho: float          # Spearman at lag 0
+    elasticity: float | None   # at the strongest lag
     elasticity_low: float | None
     elasticity_high: float | None
 
@@ -115,20 +121,22 @@ def elasticity(a: np.ndarray, b: np.ndarray) -> tuple[float | None, float | None
 
 def correlate(a: np.ndarray, b: np.ndarray, names: tuple[str, str], lag_max: int = 0,
               raw_a: np.ndarray | None = None, raw_b: np.ndarray | None = None) -> PairResult:
-    """Pearson r with its p-value, Spearman rho, the strongest lag, and the elasticity
-    (from the raw levels `raw_a`/`raw_b` when the correlated series are residuals)."""
+    """Pearson r with its p-value at lag 0 and at the strongest lag, Spearman rho, and the
+    elasticity (from the raw levels `raw_a`/`raw_b` when the correlated series are
+    residuals) at the strongest lag."""
     x, y = _paired(a, b)
     _check(x, y, names)
     pearson = stats.pearsonr(x, y)
     rho = stats.spearmanr(x, y).statistic
-    lags = lagged_correlation(a, b, lag_max) if lag_max else [(0, float(pearson.statistic), len(x))]
-    best_lag, lag_r, lag_n = max(lags, key=lambda item: (abs(item[1]), -abs(item[0])))
+    lag0 = LagResult(0, float(pearson.statistic), float(pearson.pvalue), len(x))
+    lags = lagged_correlation(a, b, lag_max) if lag_max else [(0, lag0.r, lag0.n)]
+    lag, r, n = max(lags, key=lambda item: (abs(item[1]), -abs(item[0])))
     # the best of several lags is chosen after looking, so its p-value pays for every lag tried
-    p_best = _p_of_r(lag_r, lag_n) if best_lag else float(pearson.pvalue)
-    p_value = min(1.0, p_best * len(lags))
+    p_best = lag0.p_value if lag == 0 else _p_of_r(r, n)
+    best = LagResult(lag, r, min(1.0, p_best * len(lags)), n)
     ra, rb = (raw_a if raw_a is not None else a), (raw_b if raw_b is not None else b)
-    slope, low, high = elasticity(*_shift(ra, rb, best_lag))
-    return PairResult(float(pearson.statistic), float(rho), p_value, len(x), best_lag, lag_r, slope, low, high)
+    slope, low, high = elasticity(*_shift(ra, rb, lag))
+    return PairResult(lag0, best, len(lags), float(rho), slope, low, high)
 
 
 def _p_of_r(r: float, n: int) -> float:
@@ -157,20 +165,21 @@ def benjamini_hochberg(p_values: list[float]) -> list[float]:
 
 def sentence(a: str, b: str, result: PairResult, q_value: float, detrended: bool, unit: str) -> str:
     """"When email bounce rate rises 10%, SMS delivery rate tends to fall 3% …" or a plain
-    "no reliable relationship"."""
+    "no reliable relationship", in the numbers of the strongest lag."""
     basis = "after removing the daily cycle and trend" if detrended else "on the raw series"
     q_text = "q < 0.001" if q_value < 0.001 else f"q = {q_value:.3f}"
-    r = result.lag_r
+    best = result.best
+    at = f" at a lag of {abs(best.lag)} {unit}{'s' if abs(best.lag) > 1 else ''}" if best.lag else ""
     if q_value >= 0.05:
-        return (f"No reliable relationship between {a} and {b} {basis} (r = {r:.2f}, {q_text}, "
-                f"n = {result.n}).")
-    text = f"{a[0].upper()}{a[1:]} and {b} move {'together' if r > 0 else 'in opposite directions'}"
+        return (f"No reliable relationship between {a} and {b} {basis} (strongest r = {best.r:.2f}{at}, {q_text}, "
+                f"n = {best.n}).")
+    text = f"{a[0].upper()}{a[1:]} and {b} move {'together' if best.r > 0 else 'in opposite directions'}"
     if result.elasticity is not None and math.isfinite(result.elasticity) and result.elasticity_low is not None \
             and (result.elasticity_low > 0 or result.elasticity_high < 0):
         move = result.elasticity * 10
         text = f"When {a} rises 10%, {b} tends to {'rise' if move > 0 else 'fall'} {abs(move):.1f}%"
-    text += f" (r = {r:.2f}, {q_text}, n = {result.n}, {basis})"
-    if result.best_lag:
-        leader, follower = (a, b) if result.best_lag > 0 else (b, a)
-        text += f"; {leader} leads {follower} by {abs(result.best_lag)} {unit}{'s' if abs(result.best_lag) > 1 else ''}"
+    text += f" (r = {best.r:.2f}, {q_text}, n = {best.n}, {basis})"
+    if best.lag:
+        leader, follower = (a, b) if best.lag > 0 else (b, a)
+        text += f"; {leader} leads {follower} by {abs(best.lag)} {unit}{'s' if abs(best.lag) > 1 else ''}"
     return text + "."

@@ -10,8 +10,8 @@ from sqlalchemy import Connection
 
 from services import correlation
 from services.custom_metrics import resolve_metric
-from services.query import build_query, get_metric, query_long
-from services.schema import CHANNELS, channel_label
+from services.query import CATALOGUE, Metric, build_query, get_metric, query_long, references
+from services.schema import CHANNELS, STATUSES, channel_label
 from services.timerange import STEP, QueryError
 
 MAX_METRICS = 10
@@ -47,15 +47,49 @@ def label_of(conn: Connection, metric: str, channel: str | None) -> str:
     return f"{channel_label(channel)} {label}" if channel else label
 
 
+def base_measures(metric: Metric) -> frozenset[str]:
+    """The stored measures a metric is made of: event counts by status, or processing times."""
+    out: set[str] = set()
+    for name in references(metric):
+        m = CATALOGUE[name]
+        if m.kind == "count":
+            out |= set(STATUSES) if m.numerator == "events" else {m.numerator}
+        elif m.kind == "rate":
+            out |= {m.numerator, m.denominator}
+        else:
+            out.add("processing time")
+    return frozenset(out)
+
+
+def relation_by_definition(a: tuple[Metric, str | None], b: tuple[Metric, str | None]) -> str | None:
+    """Why two metrics move together whatever happens (they are computed from the same
+    events: a shared numerator or denominator over overlapping channels), or None."""
+    (ma, ca), (mb, cb) = a, b
+    if ca is not None and cb is not None and ca != cb:
+        return None  # different channels: different events
+    shared = base_measures(ma) & base_measures(mb)
+    if not shared:
+        return None
+    scope = channel_label(ca or cb) + " " if (ca or cb) else ""
+    if ma.kind == mb.kind == "rate" and ma.denominator == mb.denominator:
+        return f"both divide by {scope}{ma.denominator} events"
+    names = sorted(shared)
+    measure = "processing times" if names == ["processing time"] else \
+        f"{' and '.join(n for n in names if n != 'processing time')} events"
+    return f"both are computed from {scope}{measure}"
+
+
 def correlation_report(conn: Connection, metrics, start=None, end=None, granularity: str | None = None,
                        lag_max: int = 0, detrend: bool = True, *, now: datetime | None = None,
                        channels: Sequence[str] = CHANNELS, **settings) -> dict:
+    """Every pair at lag 0 and at its strongest lag, each with its own r, p and q (q over the
+    pairs that are not related by definition); related pairs are marked, not ranked."""
     now = now or datetime.now(timezone.utc)
     specs = parse_metrics(metrics, channels, conn)
     if not isinstance(lag_max, int) or not 0 <= lag_max <= MAX_LAG:
         raise QueryError(f"lag_max must be a whole number of buckets from 0 to {MAX_LAG}", "lag_max")
-    window = build_query(resolve_metric(conn, specs[0][1]), ("time",), start, end, {}, granularity, now,
-                         channels).window
+    resolved = {spelled: (resolve_metric(conn, name), channel) for spelled, name, channel in specs}
+    window = build_query(resolved[specs[0][0]][0], ("time",), start, end, {}, granularity, now, channels).window
     gran = window.granularity
     series: dict[str, np.ndarray] = {}
     times: list[datetime] = []
@@ -72,43 +106,63 @@ def correlation_report(conn: Connection, metrics, start=None, end=None, granular
     pairs, measured = [], []
     for i, a in enumerate(keys):
         for b in keys[i + 1:]:
+            relation = relation_by_definition(resolved[a], resolved[b])
+            pair = {"a": a, "b": b, "related_by_definition": relation is not None, "relation": relation,
+                    "n": None, "rho": None, "lag0": None, "best_lag": None, "elasticity": None, "significant": False}
+            pairs.append(pair)
             try:
                 result = correlation.correlate(residuals[a], residuals[b], (labels[a], labels[b]), lag_max,
                                                series[a], series[b])
             except correlation.SeriesProblem as exc:
-                pairs.append({"a": a, "b": b, "r": None, "rho": None, "p_value": None, "q_value": None, "n": None,
-                              "best_lag": None, "lag_r": None, "elasticity": None, "sentence": str(exc)})
+                pair["sentence"] = str(exc)
                 continue
-            measured.append((len(pairs), result))
-            pairs.append({"a": a, "b": b, "r": result.r, "rho": result.rho, "p_value": result.p_value,
-                          "n": result.n, "best_lag": result.best_lag, "lag_r": result.lag_r,
-                          "elasticity": None if result.elasticity is None else {
-                              "slope": result.elasticity, "ci_low": result.elasticity_low,
-                              "ci_high": result.elasticity_high}})
-    q_values = correlation.benjamini_hochberg([r.p_value for _, r in measured])
-    for (index, result), q in zip(measured, q_values):
-        pair = pairs[index]
-        pair["q_value"] = q
+            pair.update(n=result.lag0.n, rho=result.rho,
+                        lag0={"lag": 0, "r": result.lag0.r, "p_value": result.lag0.p_value, "q_value": None,
+                              "n": result.lag0.n},
+                        best_lag={"lag": result.best.lag, "r": result.best.r, "p_value": result.best.p_value,
+                                  "q_value": None, "n": result.best.n, "lags_tried": result.lags_tried},
+                        elasticity=None if result.elasticity is None else {
+                            "slope": result.elasticity, "ci_low": result.elasticity_low,
+                            "ci_high": result.elasticity_high, "lag": result.best.lag})
+            if relation is None:
+                measured.append((pair, result))
+            else:
+                pair["sentence"] = (f"{labels[a][0].upper()}{labels[a][1:]} and {labels[b]} are related by "
+                                    f"definition ({relation}), so the pair is not ranked as a finding "
+                                    f"(r = {result.lag0.r:.2f} at lag 0).")
+    # one family per lag choice: lag-0 p-values together, strongest-lag p-values together
+    for field in ("lag0", "best_lag"):
+        for (pair, _), q in zip(measured, correlation.benjamini_hochberg([p[field]["p_value"] for p, _ in measured])):
+            pair[field]["q_value"] = q
+    for pair, result in measured:
+        q = pair["best_lag"]["q_value"]
         pair["significant"] = q < 0.05
         pair["sentence"] = correlation.sentence(labels[pair["a"]], labels[pair["b"]], result, q, detrend,
                                                 LAG_UNITS[gran])
-    # the matrix shows each pair at its strongest lag (0 unless lag_max > 0), as the q-value judges it
+    # the matrix shows each pair at its strongest lag (0 unless lag_max > 0), with that lag's q
+    n = len(keys)
     matrix_r = [[1.0 if a == b else None for b in keys] for a in keys]
-    matrix_q = [[0.0 if a == b else None for b in keys] for a in keys]
-    matrix_lag = [[0 for _ in keys] for _ in keys]
+    matrix_q = [[None] * n for _ in keys]
+    matrix_lag = [[0] * n for _ in keys]
+    related = [[False] * n for _ in keys]
     for pair in pairs:
         i, j = keys.index(pair["a"]), keys.index(pair["b"])
-        matrix_r[i][j] = matrix_r[j][i] = pair["lag_r"]
-        matrix_q[i][j] = matrix_q[j][i] = pair["q_value"]
-        lag = pair["best_lag"] or 0
+        best = pair["best_lag"] or {}
+        matrix_r[i][j] = matrix_r[j][i] = best.get("r")
+        matrix_q[i][j] = matrix_q[j][i] = best.get("q_value")
+        lag = best.get("lag") or 0
         matrix_lag[i][j], matrix_lag[j][i] = lag, -lag
+        related[i][j] = related[j][i] = pair["related_by_definition"]
+    findings = sorted((p for p, _ in measured if p["significant"]),
+                      key=lambda p: (p["best_lag"]["q_value"], -abs(p["best_lag"]["r"])))
     method = ("pearson on residuals after removing each series' seasonal profile (hour of day, or hour of week "
               "with three weeks of data) and linear trend" if detrend else "pearson on the raw series")
     return {"method": method, "detrended": detrend, "granularity": gran,
             "time_range": {"start": window.start.isoformat().replace("+00:00", "Z"),
                            "end": window.end.isoformat().replace("+00:00", "Z")},
-            "pairs": pairs, "matrix": {"metrics": keys, "labels": [labels[k] for k in keys], "r": matrix_r,
-                                       "q": matrix_q, "lag": matrix_lag},
+            "pairs": pairs, "findings": [[p["a"], p["b"]] for p in findings],
+            "matrix": {"metrics": keys, "labels": [labels[k] for k in keys], "r": matrix_r,
+                       "q": matrix_q, "lag": matrix_lag, "related_by_definition": related},
             "series": {k: {"times": [t.isoformat().replace("+00:00", "Z") for t in times],
                            "values": [None if not np.isfinite(v) else float(v) for v in series[k]],
                            "residuals": [None if not np.isfinite(v) else float(v) for v in residuals[k]]}

@@ -4,8 +4,11 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from services import correlation
+from services.correlation_report import relation_by_definition
+from services.query import CATALOGUE, formula_metric
 
 START = datetime(2026, 11, 2, tzinfo=timezone.utc)
 
@@ -24,9 +27,9 @@ def correlated(rng, rho, n=400):
 def test_known_correlations_are_recovered(rho):
     a, b = correlated(np.random.default_rng(1), rho)
     result = correlation.correlate(a, b, ("a", "b"))
-    assert result.r == pytest.approx(rho, abs=0.08)
-    assert (result.p_value < 0.001) == (rho != 0.0)
-    assert result.n == 400
+    assert result.lag0.r == pytest.approx(rho, abs=0.08)
+    assert (result.lag0.p_value < 0.001) == (rho != 0.0)
+    assert result.lag0.n == 400 and result.best == result.lag0 and result.lags_tried == 1
 
 
 def test_a_lagged_relationship_is_found_at_its_lag():
@@ -34,7 +37,22 @@ def test_a_lagged_relationship_is_found_at_its_lag():
     a = rng.normal(size=300) + 50
     b = np.roll(a, 3) * 0.8 + rng.normal(0, 0.3, 300) + 10  # b follows a three buckets later
     result = correlation.correlate(a, b, ("a", "b"), lag_max=6)
-    assert result.best_lag == 3 and result.lag_r > 0.9 and result.p_value < 1e-6
+    assert result.best.lag == 3 and result.best.r > 0.9 and result.best.p_value < 1e-6
+    assert abs(result.lag0.r) < 0.3 and result.lags_tried == 13
+
+
+def test_each_p_value_belongs_to_the_r_beside_it():
+    """The strongest lag's p is its own r's p times the lags tried; lag 0 keeps its own."""
+    rng = np.random.default_rng(21)
+    a = rng.normal(size=300) + 50
+    b = np.roll(a, 2) * 0.5 + rng.normal(0, 1, 300) + 10
+    result = correlation.correlate(a, b, ("a", "b"), lag_max=4)
+    x, y = a[:-2], b[2:]
+    own = stats.pearsonr(x, y)
+    assert result.best.lag == 2 and result.best.r == pytest.approx(own.statistic)
+    assert result.best.p_value == pytest.approx(min(1.0, own.pvalue * 9), rel=1e-6)
+    zero = stats.pearsonr(a, b)
+    assert result.lag0.r == pytest.approx(zero.statistic) and result.lag0.p_value == pytest.approx(zero.pvalue)
 
 
 def test_a_shared_daily_cycle_is_not_a_relationship_once_detrended():
@@ -45,11 +63,11 @@ def test_a_shared_daily_cycle_is_not_a_relationship_once_detrended():
     a = 500 * cycle * (1 + rng.normal(0, 0.05, n))
     b = 80 * cycle * (1 + rng.normal(0, 0.05, n))
     raw = correlation.correlate(a, b, ("a", "b"))
-    assert raw.r > 0.8 and raw.p_value < 1e-10  # the cycle alone looks like a strong relationship
+    assert raw.lag0.r > 0.8 and raw.lag0.p_value < 1e-10  # the cycle alone looks like a strong relationship
     times = hours(n)
     clean = correlation.correlate(correlation.detrend(times, a, "hour"), correlation.detrend(times, b, "hour"),
                                   ("a", "b"))
-    assert abs(clean.r) < 0.15 and clean.p_value > 0.01
+    assert abs(clean.lag0.r) < 0.15 and clean.lag0.p_value > 0.01
 
 
 def test_detrend_removes_profile_and_level_without_touching_the_input():
@@ -66,7 +84,7 @@ def test_benjamini_hochberg_keeps_a_noise_matrix_quiet_in_most_seeds():
     for seed in range(20):
         rng = np.random.default_rng(seed)
         series = [rng.normal(size=200) + 5 for _ in range(10)]
-        p = [correlation.correlate(series[i], series[j], ("x", "y")).p_value
+        p = [correlation.correlate(series[i], series[j], ("x", "y")).best.p_value
              for i in range(10) for j in range(i + 1, 10)]
         q = correlation.benjamini_hochberg(p)
         quiet += all(v >= 0.05 for v in q)
@@ -97,3 +115,20 @@ def test_elasticity_and_the_sentence():
     assert text.startswith("When email bounce rate rises 10%, SMS delivery rate tends to fall ")
     assert f"fall {abs(result.elasticity) * 10:.1f}%" in text
     assert "q < 0.001" in text and "after removing the daily cycle" in text
+
+
+def test_pairs_made_of_the_same_events_are_related_by_definition():
+    m = CATALOGUE
+    assert relation_by_definition((m["bounce_rate"], "email"), (m["delivery_rate"], "email")) == \
+        "both divide by Email sent events"
+    assert relation_by_definition((m["sent"], "sms"), (m["delivery_rate"], "sms")) == \
+        "both are computed from SMS sent events"
+    assert relation_by_definition((m["bounce_rate"], None), (m["delivery_rate"], "email")) is not None
+    assert relation_by_definition((m["bounce_rate"], "email"), (m["delivery_rate"], "sms")) is None
+    assert relation_by_definition((m["delivery_rate"], "sms"), (m["bounce_rate"], "email")) is None
+    assert relation_by_definition((m["opened"], "email"), (m["failed"], "email")) is None
+    ctr = formula_metric("ctr", "clicked / delivered * 100")
+    assert relation_by_definition((ctr, "push"), (m["delivery_rate"], "push")) == \
+        "both are computed from Push delivered events"
+    assert relation_by_definition((m["p95_processing_time"], None), (m["avg_processing_time"], None)) == \
+        "both are computed from processing times"
