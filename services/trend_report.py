@@ -305,7 +305,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     coverage = {"buckets": int(judged.sum()), "complete_buckets": int((inside & complete).sum()),
                 "baseline": band.baseline, "reason": band.reason}
     sentences = _headline(subject, m, comparison, trend, anomalies, coverage, segment_findings, season, gran,
-                          window.end - window.start)
+                          timedelta(hours=comparison["compared"]["span_hours"]))
     return {
         "metric": m.name, "label": m.label, "unit": m.unit, "granularity": gran,
         "detector": {"daily": "seasonal", "weekly": "seasonal", "rolling": "robust"}.get(band.baseline, "none"),
@@ -342,9 +342,8 @@ def _num(v) -> float | None:
 def _comparisons(conn, metric, window, gran, first, now, filters, channels, settings) -> dict:
     """This range's complete buckets against the same stretch one period and one week
     earlier — only where data covers the earlier stretch from its first bucket on."""
-    step = STEP[gran]
     end = min(window.end, floor_to(now, gran))
-    span = window.end - window.start
+    span = max(end - window.start, STEP[gran])  # the complete buckets, against as long a stretch before them
 
     def total(a: datetime, b: datetime) -> float | None:
         return query_metrics(conn, metric, (), a, b, filters, gran, now=now, channels=channels,
@@ -361,7 +360,8 @@ def _comparisons(conn, metric, window, gran, first, now, filters, channels, sett
                 "percent_change": _num(change.percent), "direction": change.direction}
 
     previous, week = against(span), against(timedelta(days=7))
-    return {"compared": {"start": _z(window.start), "end": _z(max(end, window.start))}, "current_value": _num(current),
+    return {"compared": {"start": _z(window.start), "end": _z(max(end, window.start)), "span_hours": span / timedelta(hours=1)},
+            "current_value": _num(current),
             "previous_value": previous["previous_value"], "percent_change": previous["percent_change"],
             "direction": previous["direction"], "previous_period": previous, "week_over_week": week}
 

@@ -122,6 +122,32 @@ def test_trends_tab_shows_headline_band_anomalies_and_profiles(app):
     assert len(hours.data[0].y) == 24 and len(weekdays.data[0].y) == 7
 
 
+def test_trends_tab_draws_a_saved_custom_metric(app, engine):
+    from callbacks import trends
+    from services.custom_metrics import create_metric
+
+    with engine.begin() as conn:
+        create_metric(conn, {"name": "undelivered_pct", "formula": "(failed + bounced) / sent * 100", "unit": "%"})
+    head, chart, table, hours, weekdays, problem = trends.trend_view(
+        view("?tab=trends&range=7d&metric=undelivered_pct"), "/analytics/")
+    assert problem is None and "Undelivered_pct: not enough history" in str(head)
+    assert chart.layout.yaxis.title.text == "undelivered_pct (%)"
+
+
+def test_the_anomaly_tables_link_each_row_into_the_drill_down():
+    from layouts.trends import anomaly_tables
+
+    anomaly = {"time": "2026-11-23T10:00:00Z", "value": 10.1, "expected": 3.4, "score": 6.1, "severity": "medium",
+               "explanation": "Email bounce rate was 10.1 % …", "drilldown": "?tab=drilldown&drill=email,bounced,3"}
+    segment = {"start": "2026-11-23T10:00:00Z", "end": "2026-11-23T12:00:00Z", "severity": "high",
+               "sentence": "Weekly digest bounce rate 30.2 % against a usual 3.4 % …",
+               "drilldown": "?tab=drilldown&drill=email,bounced,3"}
+    both = str(anomaly_tables([anomaly], [segment], "%", "/analytics/"))
+    assert "10.1 % (expected 3.4 %)" in both and "Inside single templates" in both
+    assert both.count("/analytics/?tab=drilldown&drill=email,bounced,3") == 2
+    assert anomaly_tables([], [], "%", "/analytics/") is None
+
+
 def test_clicking_an_anomaly_drills_into_its_hour():
     from callbacks import trends
 
