@@ -28,12 +28,13 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,
     "CACHE_DEFAULT_TIMEOUT": 300,
     "LIVE_CACHE_TIMEOUT": 30,
+    "ROLLUP_INTERVAL_SECONDS": 2.0,  # how often the scheduler folds what ingest wrote
     "QUERY_TIMEOUT_SECONDS": 15.0,
     "RATE_LIMIT": "1200 per minute",  # per client address, on /api/*; "off" disables it
 }
 
 _INT_SETTINGS = ("RAW_RETENTION_DAYS", "MINUTE_RETENTION_HOURS", "CACHE_DEFAULT_TIMEOUT", "LIVE_CACHE_TIMEOUT")
-_FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT", "QUERY_TIMEOUT_SECONDS")
+_FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT", "QUERY_TIMEOUT_SECONDS", "ROLLUP_INTERVAL_SECONDS")
 _STR_SETTINGS = ("ENV", "DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL", "SCHEDULER", "URL_PREFIX",
                  "INGEST_TOKEN", "SECRET_KEY", "RATE_LIMIT")
 
@@ -92,6 +93,8 @@ def validate_settings(settings: dict[str, Any], explicit_database: bool) -> dict
     for name in ("RAW_RETENTION_DAYS", "MINUTE_RETENTION_HOURS"):
         if settings[name] < 1:
             raise ConfigError(f"{name} must be at least 1, got {settings[name]}")
+    if not 0.1 <= settings["ROLLUP_INTERVAL_SECONDS"] <= 3600:
+        raise ConfigError(f"ROLLUP_INTERVAL_SECONDS must be from 0.1 to 3600, got {settings['ROLLUP_INTERVAL_SECONDS']}")
     if not settings["CHANNELS"]:
         raise ConfigError("CHANNELS must name at least one channel")
     return settings

@@ -55,11 +55,11 @@ def scheduler_state(engine: Engine, mode: str) -> str:
 
     from sqlalchemy import select
 
-    from services.schema import rollup_runs
+    from services.schema import rollup_state
 
     try:
         with engine.connect() as conn:
-            last = conn.execute(select(rollup_runs.c.started_at).order_by(rollup_runs.c.id.desc()).limit(1)).scalar()
+            last = conn.execute(select(rollup_state.c.updated_at).where(rollup_state.c.name == "run")).scalar()
     except Exception:
         return mode
     if last is None:

@@ -20,7 +20,9 @@ def run_rollup(app: Flask) -> None:
         config = app.config
         report = rollup.rollup_pending(db.engine, minute_retention_hours=config["MINUTE_RETENTION_HOURS"],
                                        raw_retention_days=config["RAW_RETENTION_DAYS"])
-    log.info("job rollup: %s", report.summary())
+    # every two seconds: only a run that did something (or could not) is worth a line
+    if report.did_work or report.locked_out:
+        log.info("job rollup: %s", report.summary())
 
 
 def run_retention(app: Flask) -> None:
@@ -44,10 +46,11 @@ class JobSpec:
     func: Callable[[Flask], None]
     trigger_args: dict = field(default_factory=dict)  # for the "interval" trigger
     misfire_grace_time: int = 30
+    interval_setting: str | None = None               # an app setting that overrides the interval (seconds)
 
 
 JOBS: tuple[JobSpec, ...] = (
-    JobSpec("rollup", run_rollup, {"seconds": 60}, misfire_grace_time=30),
+    JobSpec("rollup", run_rollup, {"seconds": 2}, misfire_grace_time=30, interval_setting="ROLLUP_INTERVAL_SECONDS"),
     JobSpec("retention", run_retention, {"hours": 1}, misfire_grace_time=600),
     JobSpec("partition-maintenance", run_partition_maintenance, {"hours": 24}, misfire_grace_time=3600),
 )
@@ -57,6 +60,9 @@ def add_jobs(scheduler, app: Flask, start_now: bool = True) -> None:
     """Register every job once (replace_existing keeps a restart from duplicating them)."""
     first_run = datetime.now(timezone.utc) if start_now else None
     for spec in JOBS:
+        trigger = dict(spec.trigger_args)
+        if spec.interval_setting and app.config.get(spec.interval_setting):
+            trigger = {"seconds": float(app.config[spec.interval_setting])}
         scheduler.add_job(spec.func, "interval", args=[app], id=spec.id, name=spec.id, replace_existing=True,
                           coalesce=True, max_instances=1, misfire_grace_time=spec.misfire_grace_time,
-                          next_run_time=first_run, **spec.trigger_args)
+                          next_run_time=first_run, **trigger)

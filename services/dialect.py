@@ -5,20 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from services.schema import EVENT_COLUMNS
+from services.schema import EVENT_COLUMNS, NO_TEMPLATE
 
-SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores datetimes on SQLite
 PARTITION_DAYS_AHEAD = 7
 _PARTITION_LOCK = 0x6E615F70  # advisory lock id serialising partition creation ("na_p")
 
 
 def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
+
+
+def snapshot_isolation(engine) -> dict:
+    """Execution options under which every statement of a transaction sees one snapshot
+    (SQLite's transactions already do)."""
+    return {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
 
 
 def sqlite_time(value: datetime) -> str:
@@ -38,18 +45,31 @@ def driver_errors(conn: Connection):
         raise DBAPIError.instance(None, None, exc, dbapi_error) from exc
 
 
-def insert_events(conn: Connection, rows: Sequence[tuple]) -> int:
+@dataclass(frozen=True)
+class Inserted:
+    """What a batch really added (duplicates excluded), and the minutes it touched."""
+    rows: int
+    first_bucket: datetime | None
+    last_bucket: datetime | None
+
+
+DELTA_COLUMNS = ("bucket", "channel", "template_id", "status", "latency_bucket", "event_count", "processing_sum",
+                 "processing_min", "processing_max", "ingested_at")
+
+
+def insert_events(conn: Connection, rows: Sequence[tuple], now: datetime) -> Inserted:
     """Insert rows (in EVENT_COLUMNS order, aware UTC datetimes, metadata as JSON text),
-    skipping any whose (created_at, event_id) exists. Returns how many were inserted."""
+    skipping any whose (created_at, event_id) exists, and write the rollup deltas of the
+    rows really inserted — both in the caller's transaction."""
     if not rows:
-        return 0
+        return Inserted(0, None, None)
     with driver_errors(conn):
         if is_postgres(conn):
-            return _copy_events(conn, rows)
-        return _executemany_events(conn, rows)
+            return _copy_events(conn, rows, now)
+        return _sqlite_events(conn, rows, now)
 
 
-def _copy_events(conn: Connection, rows: Sequence[tuple]) -> int:
+def _copy_events(conn: Connection, rows: Sequence[tuple], now: datetime) -> Inserted:
     ensure_partitions(conn, {r[0].astimezone(timezone.utc).date() for r in rows})
     columns = ", ".join(EVENT_COLUMNS)
     raw = conn.connection.dbapi_connection
@@ -60,12 +80,30 @@ def _copy_events(conn: Connection, rows: Sequence[tuple]) -> int:
         with cursor.copy(f"COPY ingest_staging ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(f"INSERT INTO notification_events ({columns}) "
-                       f"SELECT {columns} FROM ingest_staging ON CONFLICT DO NOTHING")
-        return cursor.rowcount
+        # one statement: the rows the conflict check let through are exactly the ones counted
+        cursor.execute(f"""
+            WITH inserted AS (
+                INSERT INTO notification_events ({columns}) SELECT {columns} FROM ingest_staging
+                ON CONFLICT DO NOTHING
+                RETURNING created_at, channel, template_id, status, processing_time_ms, latency_bucket),
+            deltas AS (
+                INSERT INTO rollup_deltas ({', '.join(DELTA_COLUMNS)})
+                SELECT date_trunc('minute', created_at), channel, coalesce(template_id, {NO_TEMPLATE}), status,
+                       latency_bucket, count(*), coalesce(sum(processing_time_ms), 0), min(processing_time_ms),
+                       max(processing_time_ms), %s
+                FROM inserted GROUP BY 1, 2, 3, 4, 5
+                RETURNING bucket, event_count)
+            SELECT coalesce(sum(event_count), 0), min(bucket), max(bucket) FROM deltas""", (now,))
+        count, first, last = cursor.fetchone()
+    return Inserted(int(count), first, last)
 
 
-def _executemany_events(conn: Connection, rows: Sequence[tuple]) -> int:
+SQLITE_MINUTE = "%Y-%m-%d %H:%M:00.000000"
+
+
+def _sqlite_events(conn: Connection, rows: Sequence[tuple], now: datetime) -> Inserted:
+    """SQLite has one writer at a time: with the write lock taken first, "not stored yet"
+    read inside the transaction stays true until it commits."""
     created, ingested = EVENT_COLUMNS.index("created_at"), EVENT_COLUMNS.index("ingested_at")
 
     def to_sqlite(row: tuple) -> tuple:
@@ -73,31 +111,152 @@ def _executemany_events(conn: Connection, rows: Sequence[tuple]) -> int:
         row[created], row[ingested] = sqlite_time(row[created]), sqlite_time(row[ingested])
         return tuple(row)
 
-    placeholders = ", ".join("?" for _ in EVENT_COLUMNS)
+    columns = ", ".join(EVENT_COLUMNS)
     raw = conn.connection.dbapi_connection
     cursor = raw.cursor()
-    before = raw.total_changes
-    cursor.executemany(f"INSERT OR IGNORE INTO notification_events ({', '.join(EVENT_COLUMNS)}) "
-                       f"VALUES ({placeholders})", map(to_sqlite, rows))
-    cursor.close()
-    return raw.total_changes - before
+    try:
+        cursor.execute("DELETE FROM rollup_deltas WHERE 0")  # takes the write lock before anything is read
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_staging AS SELECT * FROM notification_events WHERE 0")
+        cursor.execute("DELETE FROM ingest_staging")
+        cursor.executemany(f"INSERT INTO ingest_staging ({columns}) VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})",
+                           map(to_sqlite, rows))
+        cursor.execute("DELETE FROM ingest_staging WHERE rowid NOT IN "
+                       "(SELECT min(rowid) FROM ingest_staging GROUP BY created_at, event_id)")
+        before = cursor.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'rollup_deltas'"
+                                ).fetchone()[0]
+        cursor.execute(f"""
+            INSERT INTO rollup_deltas ({', '.join(DELTA_COLUMNS)})
+            SELECT strftime('{SQLITE_MINUTE}', s.created_at), s.channel, coalesce(s.template_id, {NO_TEMPLATE}),
+                   s.status, s.latency_bucket, count(*), coalesce(sum(s.processing_time_ms), 0),
+                   min(s.processing_time_ms), max(s.processing_time_ms), ?
+            FROM ingest_staging s
+            WHERE NOT EXISTS (SELECT 1 FROM notification_events e
+                              WHERE e.created_at = s.created_at AND e.event_id = s.event_id)
+            GROUP BY 1, 2, 3, 4, 5""", (sqlite_time(now),))
+        count, first, last = cursor.execute(
+            "SELECT coalesce(sum(event_count), 0), min(bucket), max(bucket) FROM rollup_deltas WHERE id > ?",
+            (before,)).fetchone()
+        cursor.execute(f"INSERT OR IGNORE INTO notification_events ({columns}) SELECT {columns} FROM ingest_staging")
+    finally:
+        cursor.close()
+    parse = lambda text: None if text is None else datetime.strptime(text, SQLITE_TIME_FORMAT).replace(  # noqa: E731
+        tzinfo=timezone.utc)
+    return Inserted(int(count), parse(first), parse(last))
 
 
-def bulk_insert(conn: Connection, table, rows: list[dict]) -> None:
-    """Insert many rows of a rollup table: COPY on Postgres, executemany elsewhere."""
+FOLDING = "folding"  # a temporary table: the deltas one fold took
+
+
+def _folding_table():
+    from sqlalchemy import BigInteger, Integer, SmallInteger, String, column, table
+
+    from services.schema import UTCDateTime
+
+    return table(FOLDING, column("bucket", UTCDateTime), column("channel", String), column("template_id", Integer),
+                 column("status", String), column("latency_bucket", SmallInteger), column("event_count", BigInteger),
+                 column("processing_sum", BigInteger), column("processing_min", Integer),
+                 column("processing_max", Integer))
+
+
+def consume_deltas(conn: Connection, limit: int):
+    """Move the pending deltas of the hours holding the `limit` oldest ones into a
+    temporary table and delete them: exactly the rows moved are deleted, and an hour is
+    folded whole, so a later chunk rarely finds rows to merge with. Returns (rows, events,
+    the table to read)."""
+    from sqlalchemy import bindparam, select
+
+    from services.schema import UTCDateTime, rollup_deltas
+    from services.timerange import contiguous_hours
+
+    d = rollup_deltas.c
+    oldest = select(d.bucket).order_by(d.id).limit(limit).subquery()
+    hours = conn.execute(select(time_bucket(conn, "hour", oldest.c.bucket)).distinct()).scalars().all()
+    if not hours:
+        return 0, 0, _folding_table()
+    ranges = contiguous_hours(hours)
+    where = " OR ".join(f"(bucket >= :a{k} AND bucket < :b{k})" for k in range(len(ranges)))
+    params = [bindparam(f"{side}{k}", value, type_=UTCDateTime)
+              for k, (a, b) in enumerate(ranges) for side, value in (("a", a), ("b", b))]
+    columns = ", ".join(DELTA_COLUMNS)
+    if is_postgres(conn):
+        conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {FOLDING} (LIKE rollup_deltas) ON COMMIT DELETE ROWS"))
+        conn.execute(text(f"TRUNCATE {FOLDING}"))
+        conn.execute(text(f"""
+            WITH consumed AS (DELETE FROM rollup_deltas WHERE {where} RETURNING id, {columns})
+            INSERT INTO {FOLDING} (id, {columns}) SELECT id, {columns} FROM consumed""").bindparams(*params))
+    else:
+        # SQLite: the caller's transaction holds the write lock (write_intent), so nothing
+        # commits between copying these rows and deleting them
+        conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {FOLDING} AS SELECT * FROM rollup_deltas WHERE 0"))
+        conn.execute(text(f"DELETE FROM {FOLDING}"))
+        conn.execute(text(f"INSERT INTO {FOLDING} SELECT * FROM rollup_deltas WHERE {where}").bindparams(*params))
+        conn.execute(text(f"DELETE FROM rollup_deltas WHERE {where}").bindparams(*params))
+    rows, events = conn.execute(text(f"SELECT count(*), coalesce(sum(event_count), 0) FROM {FOLDING}")).one()
+    return int(rows), int(events), _folding_table()
+
+
+def histogram_aggregate(conn: Connection, index, count) -> list:
+    """Aggregate expressions gathering each group's (latency bucket, count) pairs."""
+    from sqlalchemy import String, cast, func
+    from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+    if is_postgres(conn):
+        present = index.is_not(None)
+        return [func.array_agg(aggregate_order_by(index, index)).filter(present),
+                func.array_agg(aggregate_order_by(count, index)).filter(present)]
+    return [func.group_concat(cast(index, String) + ":" + cast(count, String))]  # NULL index: skipped
+
+
+def histogram_bytes(index, count):
+    """Postgres: a group's encoded histogram (services.latency: count, then big-endian int16
+    indexes and int64 counts, ascending), built in SQL; NULL for a group without one."""
+    from sqlalchemy import BigInteger, Integer, LargeBinary, SmallInteger, case, cast, func, literal_column
+    from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+    empty = literal_column("''::bytea")
+    present = index.is_not(None)
+    indexes = func.string_agg(func.int2send(cast(index, SmallInteger)), aggregate_order_by(empty, index))
+    counts = func.string_agg(func.int8send(cast(count, BigInteger)), aggregate_order_by(empty, index))
+    body = (func.int4send(cast(func.count(index), Integer))
+            .op("||")(indexes.filter(present)).op("||")(counts.filter(present)))
+    return cast(case((func.count(index) > 0, body)), LargeBinary)
+
+
+def roomy_sorts(conn: Connection) -> None:
+    """Postgres: let this transaction's grouping sort in memory (the default 4 MB spills)."""
+    if is_postgres(conn):
+        conn.execute(text("SET LOCAL work_mem = '64MB'"))
+
+
+def histogram_lists(conn: Connection, values: Sequence) -> tuple[list[int], list[int]]:
+    """(indexes ascending, counts) from what `histogram_aggregate` returned."""
+    if is_postgres(conn):
+        indexes, counts = values
+        return (list(indexes), [int(c) for c in counts]) if indexes else ([], [])
+    text_value = values[0]
+    if not text_value:
+        return [], []
+    pairs = sorted((int(i), int(c)) for i, c in (p.split(":") for p in text_value.split(",")))
+    return [i for i, _ in pairs], [c for _, c in pairs]
+
+
+def bulk_insert_rows(conn: Connection, table, rows: Sequence[tuple]) -> None:
+    """Insert many rollup rows given as tuples in the table's column order: COPY on
+    Postgres, executemany elsewhere."""
     if not rows:
         return
-    if not is_postgres(conn):
-        from sqlalchemy import insert
-
-        for i in range(0, len(rows), 5000):
-            conn.execute(insert(table), rows[i:i + 5000])
+    if is_postgres(conn):
+        columns = [c.name for c in table.columns]
+        with driver_errors(conn), conn.connection.dbapi_connection.cursor() as cursor:
+            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
         return
-    columns = [c.name for c in table.columns]
-    with driver_errors(conn), conn.connection.dbapi_connection.cursor() as cursor:
-        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(tuple(row[c] for c in columns))
+    from sqlalchemy import insert
+
+    names = [c.name for c in table.columns]
+    for i in range(0, len(rows), 5000):
+        conn.execute(insert(table), [dict(zip(names, row)) for row in rows[i:i + 5000]])
 
 
 # ---------------------------------------------------------------- partitions (Postgres)
@@ -149,8 +308,9 @@ def drop_raw_before(conn: Connection, cutoff: date) -> int:
 
 # ---------------------------------------------------------------- time buckets
 
-_SQLITE_BUCKET_FORMATS = {"minute": "%Y-%m-%d %H:%M:00", "hour": "%Y-%m-%d %H:00:00",
-                          "day": "%Y-%m-%d 00:00:00"}
+# the format SQLAlchemy stores datetimes in, so computed buckets equal stored ones
+_SQLITE_BUCKET_FORMATS = {"minute": SQLITE_MINUTE, "hour": "%Y-%m-%d %H:00:00.000000",
+                          "day": "%Y-%m-%d 00:00:00.000000"}
 
 
 def time_bucket(conn: Connection, granularity: str, column):

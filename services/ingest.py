@@ -1,7 +1,8 @@
 """Validate raw lifecycle events and write them in bulk, de-duplicated on
-(created_at, event_id), logging the hours each batch touched for the rollup.
+(created_at, event_id).
 
 One service, three doors: `POST /api/events`, `flask ingest FILE` and this module.
+Each batch also writes what it added, pre-aggregated by minute, for the rollup to fold.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 import orjson
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, update
 
 from services import dialect, latency
-from services.schema import CHANNELS, EVENT_COLUMNS, STATUSES, rollup_invalidations
+from services.schema import CHANNELS, EVENT_COLUMNS, STATUSES, late_marks, rollup_state
 
 MAX_FUTURE = timedelta(minutes=5)
 MAX_METADATA_BYTES = 4096
@@ -166,21 +167,32 @@ assert EVENT_COLUMNS == ("created_at", "event_id", "notification_id", "ingested_
 
 # ---------------------------------------------------------------- storage
 
-def hour_of(value: datetime) -> datetime:
-    return value.replace(minute=0, second=0, microsecond=0)
+SEAL_MARGIN = timedelta(minutes=5)  # events older than this when they arrive are late
 
 
-def store_rows(conn: Connection, rows: Sequence[tuple], hours: Iterable[datetime] | None = None,
-               now: datetime | None = None) -> int:
-    """Write valid rows and log the hours they touch, in the caller's transaction (so a
-    batch and its log entries commit together or not at all). Returns rows inserted."""
-    inserted = dialect.insert_events(conn, rows)
-    if inserted:
-        touched = set(hours) if hours is not None else {hour_of(r[0]) for r in rows}
-        logged_at = now or datetime.now(timezone.utc)
-        conn.execute(insert(rollup_invalidations),
-                     [{"bucket_hour": h, "logged_at": logged_at} for h in sorted(touched)])
-    return inserted
+def store_rows(conn: Connection, rows: Sequence[tuple], now: datetime | None = None) -> int:
+    """Write valid rows and the rollup deltas of those really inserted, in the caller's
+    transaction (so a batch and its deltas commit together or not at all); a batch holding
+    events older than SEAL_MARGIN also marks the minutes it touched as changed late.
+    Returns rows inserted."""
+    now = now or datetime.now(timezone.utc)
+    inserted = dialect.insert_events(conn, rows, now)
+    if inserted.rows:
+        if inserted.first_bucket < now - SEAL_MARGIN:
+            conn.execute(insert(late_marks).values(bucket_start=inserted.first_bucket,
+                                                   bucket_end=inserted.last_bucket + timedelta(minutes=1),
+                                                   marked_at=now))
+        # last, so the counter's row lock is held only until the caller commits
+        count_batch(conn, now)
+    return inserted.rows
+
+
+def count_batch(conn: Connection, now: datetime) -> None:
+    """One more batch that added events: cached answers holding the newest buckets key on it."""
+    state = rollup_state.c
+    if not conn.execute(update(rollup_state).where(state.name == "ingest")
+                        .values(generation=state.generation + 1, updated_at=now)).rowcount:
+        conn.execute(insert(rollup_state).values(name="ingest", generation=1, updated_at=now))
 
 
 def ingest_events(conn: Connection, events: Iterable, *, channels: Sequence[str] = CHANNELS,

@@ -2,8 +2,9 @@
 
 Bucket 0 holds 0 ms; bucket i ≥ 1 holds values v with gamma^(i-2) < v ≤ gamma^(i-1), so any
 percentile read back from merged counts is within 1 % of the exact (nearest-rank) value.
-Histograms are sparse {index: count} maps serialised as two little-endian arrays, so
-rollup rows stay small and merging is a sum.
+Histograms are sparse {index: count} maps serialised as a count and two big-endian arrays
+(network order, which Postgres writes with int4send/int2send/int8send, so a rollup can
+build them in SQL), so rollup rows stay small and merging is a sum.
 """
 from __future__ import annotations
 
@@ -42,17 +43,21 @@ def bucket_value(index: int) -> float:
 
 def encode(histogram: Mapping[int, int]) -> bytes:
     items = sorted((i, c) for i, c in histogram.items() if c)
-    idx = np.array([i for i, _ in items], dtype="<i2")
-    cnt = np.array([c for _, c in items], dtype="<i8")
-    return len(items).to_bytes(4, "little") + idx.tobytes() + cnt.tobytes()
+    return encode_lists([i for i, _ in items], [c for _, c in items])
+
+
+def encode_lists(indexes: list[int], counts: list[int]) -> bytes:
+    """`encode` for indexes already ascending and their counts, without building a dict."""
+    return (len(indexes).to_bytes(4, "big") + np.array(indexes, dtype=">i2").tobytes()
+            + np.array(counts, dtype=">i8").tobytes())
 
 
 def decode(blob: bytes | None) -> dict[int, int]:
     if not blob:
         return {}
-    n = int.from_bytes(blob[:4], "little")
-    idx = np.frombuffer(blob, dtype="<i2", count=n, offset=4)
-    cnt = np.frombuffer(blob, dtype="<i8", count=n, offset=4 + 2 * n)
+    n = int.from_bytes(blob[:4], "big")
+    idx = np.frombuffer(blob, dtype=">i2", count=n, offset=4)
+    cnt = np.frombuffer(blob, dtype=">i8", count=n, offset=4 + 2 * n)
     return dict(zip(idx.tolist(), cnt.tolist()))
 
 

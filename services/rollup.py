@@ -1,61 +1,76 @@
 """Exact, idempotent rollups of raw events into minute, hour and day tables.
 
-Ingest logs every hour a batch touched in `rollup_invalidations`, in the batch's own
-transaction. `rollup_pending` takes the pending hours a day at a time, recomputes each
-hour whole from raw events (minute and hour rows, full and without template), rebuilds
-the touched days from their hour rows, and deletes exactly the log entries it read, all in
-one transaction per day. A rerun finds nothing to do; a crash leaves the log in place for
-the next run; a leader lock keeps two runs from overlapping.
+Each ingest batch writes what it really added to `rollup_deltas`, pre-aggregated by minute,
+in its own transaction. `rollup_pending` folds pending deltas into the minute, hour and day
+tables (with and without template) and deletes exactly the deltas it folded, in one
+transaction per chunk: rollup rows plus pending deltas always equal the raw events, a crash
+leaves the deltas for the next run, and a run costs what arrived, not the size of the hours
+it touched. Hours queued in `rollup_invalidations` (a full rebuild, a repair) are first
+recomputed whole from raw events, their pending deltas dropped in the same snapshot. A
+leader lock keeps two runs from overlapping.
 
 Every stored number is a sum (counts, processing sums, histogram counts) or a min/max, so
-folding minutes into hours and hours into days is exact.
+folding deltas into rows, minutes into hours and hours into days is exact.
 """
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import BigInteger, Connection, Engine, cast, delete, func, insert, literal, select, update
 
 from services import dialect, latency
 from services.ingest import raw_retention_cutoff
-from services.timerange import floor_to as truncate
-from services.schema import (NO_TEMPLATE, ROLLUP_TABLES, notification_events, rollup_day_generations,
+from services.schema import (NO_TEMPLATE, ROLLUP_TABLES, late_marks, notification_events, rollup_deltas,
                              rollup_invalidations, rollup_runs, rollup_state)
+from services.timerange import MAX_RANGE
+from services.timerange import floor_to as truncate
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "rollup"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+FOLD_CHUNK = 100_000  # delta rows folded per transaction
 
 
 @dataclass(frozen=True)
 class RollupReport:
-    hours: int = 0          # hours recomputed
+    folded_events: int = 0  # events whose deltas were folded
+    folded_rows: int = 0    # delta rows folded
+    hours: int = 0          # hours rebuilt from raw
     events: int = 0         # raw events read for them
     rows: int = 0           # rollup rows written
-    batches: int = 0        # transactions committed (one per day)
-    expired_hours: int = 0  # pending hours whose raw data was past retention (skipped)
+    batches: int = 0        # transactions committed
+    expired_hours: int = 0  # queued hours whose raw data was past retention (skipped)
     duration_ms: int = 0
     locked_out: bool = False  # another rollup held the lock; nothing done
+
+    @property
+    def did_work(self) -> bool:
+        return bool(self.folded_rows or self.hours or self.expired_hours)
 
     def summary(self) -> str:
         if self.locked_out:
             return "another rollup is running; nothing done"
-        if not self.hours and not self.expired_hours:
-            return f"no dirty buckets ({self.duration_ms} ms)"
-        text = (f"recomputed {self.hours} hours ({self.events:,} events → {self.rows:,} rollup rows) "
-                f"in {self.batches} batches, {self.duration_ms} ms")
+        if not self.did_work:
+            return f"nothing pending ({self.duration_ms} ms)"
+        parts = []
+        if self.folded_rows:
+            parts.append(f"folded {self.folded_events:,} events ({self.folded_rows:,} deltas)")
+        if self.hours:
+            parts.append(f"rebuilt {self.hours} hours from raw ({self.events:,} events)")
+        text = f"{', '.join(parts) or 'nothing folded'}: {self.rows:,} rollup rows written in {self.batches} " \
+               f"batches, {self.duration_ms} ms"
         if self.expired_hours:
             text += f"; skipped {self.expired_hours} hours past raw retention"
         return text
 
 
-# ---------------------------------------------------------------- folding (pure)
+# ---------------------------------------------------------------- merging (pure)
 
 @dataclass
 class Measures:
@@ -78,188 +93,247 @@ class Measures:
         for index, n in histogram.items():
             self.histogram[index] = self.histogram.get(index, 0) + n
 
-    def as_row(self, key_names: tuple[str, ...], key: tuple) -> dict:
-        row = dict(zip(key_names, key))
-        row.update(event_count=self.event_count, processing_sum=self.processing_sum,
-                   processing_count=self.processing_count, processing_min=self.processing_min,
-                   processing_max=self.processing_max,
-                   latency_histogram=latency.encode(self.histogram) if self.histogram else None)
-        return row
+    def values(self) -> tuple:
+        return (self.event_count, self.processing_sum, self.processing_count, self.processing_min,
+                self.processing_max, latency.encode(self.histogram) if self.histogram else None)
 
 
 FULL_KEY = ("bucket", "channel", "template_id", "status")
 NARROW_KEY = ("bucket", "channel", "status")
+TARGETS = tuple((g, with_template) for g in ("minute", "hour", "day") for with_template in (True, False))
 
 
-def fold_grouped(rows: Iterable[tuple], targets: dict[str, str]) -> dict[tuple[str, bool], dict[tuple, Measures]]:
-    """Fold grouped raw rows (bucket, channel, template, status, latency_bucket, count,
-    sum, min, max) into full and narrow accumulators at each granularity in `targets`
-    (name → granularity). Returns {(granularity, with_template): {key: Measures}}."""
-    out: dict[tuple[str, bool], dict[tuple, Measures]] = {}
-    for gran in targets.values():
-        out[(gran, True)], out[(gran, False)] = {}, {}
-    for bucket, channel, template, status, lb, count, psum, pmin, pmax in rows:
-        pcount = count if lb is not None else 0
-        histogram = {lb: count} if lb is not None else {}
-        for gran in targets.values():
-            b = truncate(bucket, gran)
-            for with_template, key in ((True, (b, channel, template, status)), (False, (b, channel, status))):
-                acc = out[(gran, with_template)].get(key)
-                if acc is None:
-                    acc = out[(gran, with_template)][key] = Measures()
-                acc.add(count, psum if lb is not None else 0, pcount, pmin, pmax, histogram)
+# ---------------------------------------------------------------- aggregating (in the database)
+
+def raw_source(start: datetime, end: datetime):
+    """Raw events in [start, end) as fine rows: (bucket, channel, template_id, status,
+    latency_bucket, n, processing sum, min, max) — the shape of a delta."""
+    e = notification_events.c
+    return select(e.created_at.label("bucket"), e.channel,
+                  func.coalesce(e.template_id, NO_TEMPLATE).label("template_id"), e.status, e.latency_bucket,
+                  literal(1, BigInteger).label("event_count"),
+                  func.coalesce(e.processing_time_ms, 0).label("processing_sum"),
+                  e.processing_time_ms.label("processing_min"), e.processing_time_ms.label("processing_max")
+                  ).where(e.created_at >= start, e.created_at < end).subquery()
+
+
+def _aggregate_statement(conn: Connection, source, granularity: str, with_template: bool, since: datetime | None,
+                         histogram_in_sql: bool):
+    """SELECT the rollup rows of `source` (fine rows) at `granularity`, in the table's
+    column order; the histogram as bytes built in SQL, or as its (index, count) pairs."""
+    bucket = dialect.time_bucket(conn, granularity, source.c.bucket).label("bucket")
+    keys = [bucket, source.c.channel] + ([source.c.template_id] if with_template else []) + [source.c.status]
+    per_bucket = select(*keys, source.c.latency_bucket.label("lb"), func.sum(source.c.event_count).label("n"),
+                        func.sum(source.c.processing_sum).label("s"), func.min(source.c.processing_min).label("mi"),
+                        func.max(source.c.processing_max).label("ma"))
+    if since is not None:
+        per_bucket = per_bucket.where(source.c.bucket >= since)
+    per = per_bucket.group_by(*keys, source.c.latency_bucket).subquery()
+    outer = [per.c[c.name] for c in keys]
+    total = lambda column: cast(func.sum(column), BigInteger)  # noqa: E731  (Postgres sums bigint as numeric)
+    histogram = [dialect.histogram_bytes(per.c.lb, per.c.n)] if histogram_in_sql else \
+        dialect.histogram_aggregate(conn, per.c.lb, per.c.n)
+    return select(*outer, total(per.c.n).label("event_count"), total(per.c.s).label("processing_sum"),
+                  func.coalesce(cast(func.sum(per.c.n).filter(per.c.lb.is_not(None)), BigInteger), 0
+                                ).label("processing_count"),
+                  func.min(per.c.mi).label("processing_min"), func.max(per.c.ma).label("processing_max"),
+                  *histogram).group_by(*outer)
+
+
+def aggregate(conn: Connection, source, granularity: str, with_template: bool,
+              since: datetime | None = None, buckets: list[datetime] | None = None) -> list[tuple]:
+    """The rollup rows of `source` at `granularity` (only `buckets`, when given), summed in
+    the database: (bucket, channel, [template_id,] status, count, processing sum,
+    processing count, min, max, encoded histogram). Only each key's latency buckets cross
+    into Python."""
+    stmt = _aggregate_statement(conn, source, granularity, with_template, since, histogram_in_sql=False).subquery()
+    query = select(stmt)
+    if buckets is not None:
+        query = query.where(stmt.c.bucket.in_(buckets))
+    width = 4 if with_template else 3
+    out = []
+    for row in conn.execute(query):
+        indexes, counts = dialect.histogram_lists(conn, row[width + 5:])
+        out.append((*row[:width], int(row[width]), int(row[width + 1] or 0), int(row[width + 2] or 0),
+                    row[width + 3], row[width + 4], latency.encode_lists(indexes, counts) if indexes else None))
     return out
 
 
-def fold_rollup_rows(rows: Iterable, granularity: str) -> dict[tuple, Measures]:
-    """Fold stored full rollup rows into coarser `granularity` (hours into a day)."""
-    out: dict[tuple, Measures] = {}
-    for r in rows:
-        key = (truncate(r.bucket, granularity), r.channel, r.template_id, r.status)
-        acc = out.get(key)
-        if acc is None:
-            acc = out[key] = Measures()
-        acc.add(r.event_count, r.processing_sum, r.processing_count, r.processing_min, r.processing_max,
-                latency.decode(r.latency_histogram))
-    return out
+def store_aggregate(conn: Connection, source, target: tuple[str, bool], since: datetime | None, merge: bool) -> int:
+    """Write the rollup rows of `source` into the `target` table. With `merge`, rows of
+    buckets that already hold rows are added to them (read, merged, rewritten in Python);
+    the others — everything, in a rebuild or a first load — are written by the database
+    itself on Postgres (INSERT … SELECT, the histogram built in SQL). Returns rows written."""
+    granularity, with_template = target
+    table = ROLLUP_TABLES[target]
+    existing: list = []
+    if merge:
+        touched = select(dialect.time_bucket(conn, granularity, source.c.bucket).label("bucket")).distinct()
+        if since is not None:
+            touched = touched.where(source.c.bucket >= since)
+        touched = touched.subquery()
+        existing = sorted(conn.execute(select(table.c.bucket).distinct().where(
+            table.c.bucket.in_(select(touched.c.bucket)))).scalars())
+    written = 0
+    if dialect.is_postgres(conn):
+        stmt = _aggregate_statement(conn, source, granularity, with_template, since, histogram_in_sql=True).subquery()
+        fresh = select(stmt)
+        if existing:
+            fresh = fresh.where(stmt.c.bucket.not_in(existing))
+        written += conn.execute(insert(table).from_select([c.name for c in table.columns], fresh),
+                                execution_options={"preserve_rowcount": True}).rowcount
+    else:
+        rows = aggregate(conn, source, granularity, with_template, since)
+        skip = set(existing)
+        fresh_rows = [r for r in rows if r[0] not in skip]
+        dialect.bulk_insert_rows(conn, table, fresh_rows)
+        written += len(fresh_rows)
+    if existing:
+        width = 4 if with_template else 3
+        adding = {}
+        for r in aggregate(conn, source, granularity, with_template, since, buckets=existing):
+            m = adding[r[:width]] = Measures()
+            m.add(r[width], r[width + 1], r[width + 2], r[width + 3], r[width + 4], latency.decode(r[width + 5]))
+        written += merge_into(conn, target, adding)
+    return written
 
 
-def narrow(full: dict[tuple, Measures]) -> dict[tuple, Measures]:
-    """Drop the template from full keys, merging."""
-    out: dict[tuple, Measures] = {}
-    for (bucket, channel, _template, status), m in full.items():
-        acc = out.get((bucket, channel, status))
+def merge_into(conn: Connection, table_key: tuple[str, bool], accumulators: dict[tuple, Measures]) -> int:
+    """Add `accumulators` to the rows of their buckets: read every row of the touched
+    buckets, merge, rewrite them. Costs the touched buckets' rows, not the hours'."""
+    if not accumulators:
+        return 0
+    table = ROLLUP_TABLES[table_key]
+    buckets = sorted({key[0] for key in accumulators})
+    merged: dict[tuple, Measures] = {}
+    names = FULL_KEY if table_key[1] else NARROW_KEY
+    for i in range(0, len(buckets), 500):
+        for r in conn.execute(select(table).where(table.c.bucket.in_(buckets[i:i + 500]))):
+            key = tuple(getattr(r, n) for n in names)
+            acc = merged[key] = Measures()
+            acc.add(r.event_count, r.processing_sum, r.processing_count, r.processing_min, r.processing_max,
+                    latency.decode(r.latency_histogram))
+    for key, m in accumulators.items():
+        acc = merged.get(key)
         if acc is None:
-            acc = out[(bucket, channel, status)] = Measures()
+            acc = merged[key] = Measures()
         acc.add(m.event_count, m.processing_sum, m.processing_count, m.processing_min, m.processing_max,
                 m.histogram)
-    return out
+    for i in range(0, len(buckets), 500):
+        conn.execute(delete(table).where(table.c.bucket.in_(buckets[i:i + 500])))
+    dialect.bulk_insert_rows(conn, table, [(*key, *m.values()) for key, m in merged.items()])
+    return len(merged)
 
 
-def contiguous_ranges(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
-    """Sorted hour starts → [start, end) ranges of consecutive hours."""
-    ranges: list[list[datetime]] = []
-    for hour in sorted(set(hours)):
-        if ranges and ranges[-1][1] == hour:
-            ranges[-1][1] = hour + HOUR
-        else:
-            ranges.append([hour, hour + HOUR])
-    return [(a, b) for a, b in ranges]
+def fold_deltas(conn: Connection, minute_floor: datetime, limit: int = FOLD_CHUNK) -> tuple[int, int, int]:
+    """Fold up to `limit` pending deltas into every rollup table and delete them, in the
+    caller's transaction. Returns (delta rows, events, rollup rows written)."""
+    consumed, events, source = dialect.consume_deltas(conn, limit)
+    if not consumed:
+        return 0, 0, 0
+    dialect.roomy_sorts(conn)
+    written = sum(store_aggregate(conn, source, (g, t), minute_floor if g == "minute" else None, merge=True)
+                  for g, t in TARGETS)
+    return consumed, events, written
 
 
-# ---------------------------------------------------------------- reading raw
-
-def grouped_raw(conn: Connection, granularity: str, start: datetime, end: datetime) -> list[tuple]:
-    e = notification_events.c
-    bucket = dialect.time_bucket(conn, granularity, e.created_at).label("bucket")
-    template = func.coalesce(e.template_id, NO_TEMPLATE).label("template_id")
-    query = (select(bucket, e.channel, template, e.status, e.latency_bucket, func.count(),
-                    func.sum(e.processing_time_ms), func.min(e.processing_time_ms),
-                    func.max(e.processing_time_ms))
-             .where(e.created_at >= start, e.created_at < end)
-             .group_by(bucket, e.channel, template, e.status, e.latency_bucket))
-    return [tuple(r) for r in conn.execute(query)]
-
-
-# ---------------------------------------------------------------- writing
-
-def _replace_rows(conn: Connection, table_key: tuple[str, bool], ranges: list[tuple[datetime, datetime]],
-                  accumulators: dict[tuple, Measures]) -> int:
-    table = ROLLUP_TABLES[table_key]
-    if ranges:
-        conn.execute(delete(table).where(or_(*[and_(table.c.bucket >= a, table.c.bucket < b) for a, b in ranges])))
-    names = FULL_KEY if table_key[1] else NARROW_KEY
-    rows = [m.as_row(names, key) for key, m in accumulators.items()]
-    dialect.bulk_insert(conn, table, rows)
-    return len(rows)
+def rebuild_day(conn: Connection, day: datetime, minute_floor: datetime) -> tuple[int, int]:
+    """Recompute every row of `day` (minute rows from `minute_floor` on) from raw events and
+    drop the day's pending deltas, in the caller's snapshot. Returns (events, rows)."""
+    end = day + DAY
+    conn.execute(delete(rollup_deltas).where(rollup_deltas.c.bucket >= day, rollup_deltas.c.bucket < end))
+    dialect.roomy_sorts(conn)
+    source = raw_source(day, end)
+    written = 0
+    for granularity, with_template in TARGETS:
+        table = ROLLUP_TABLES[(granularity, with_template)]
+        since = max(day, minute_floor) if granularity == "minute" else None
+        conn.execute(delete(table).where(table.c.bucket >= (since or day), table.c.bucket < end))
+        if since is None or since < end:
+            written += store_aggregate(conn, source, (granularity, with_template), since, merge=False)
+    daily = ROLLUP_TABLES[("day", False)]
+    events = conn.execute(select(func.coalesce(func.sum(daily.c.event_count), 0)).where(daily.c.bucket == day)).scalar()
+    return int(events), written
 
 
-def recompute_hours(conn: Connection, hours: list[datetime], minute_floor: datetime) -> tuple[int, int]:
-    """Rebuild minute and hour rows of `hours` from raw. Returns (events read, rows written)."""
-    events = written = 0
-    minute_hours = [h for h in hours if h >= minute_floor]
-    hour_hours = [h for h in hours if h < minute_floor]
-    minute_acc: dict[tuple[str, bool], dict] = {("minute", True): {}, ("minute", False): {}}
-    hour_acc: dict[tuple[str, bool], dict] = {("hour", True): {}, ("hour", False): {}}
-    for start, end in contiguous_ranges(minute_hours):
-        folded = fold_grouped(grouped_raw(conn, "minute", start, end), {"m": "minute", "h": "hour"})
-        for key in minute_acc:
-            minute_acc[key].update(folded[key])
-        for key in hour_acc:
-            hour_acc[key].update(folded[key])
-    for start, end in contiguous_ranges(hour_hours):
-        folded = fold_grouped(grouped_raw(conn, "hour", start, end), {"h": "hour"})
-        for key in hour_acc:
-            hour_acc[key].update(folded[key])
-    all_ranges = contiguous_ranges(hours)
-    for key, acc in minute_acc.items():
-        written += _replace_rows(conn, key, all_ranges, acc)
-    for key, acc in hour_acc.items():
-        written += _replace_rows(conn, key, all_ranges, acc)
-        if key[1]:
-            events += sum(m.event_count for m in acc.values())
-    return events, written
+def bump(conn: Connection, name: str, now: datetime) -> int:
+    """Count one more committed fold ("fold") or rebuild ("rebuild")."""
+    if not conn.execute(update(rollup_state).where(rollup_state.c.name == name)
+                        .values(generation=rollup_state.c.generation + 1, updated_at=now)).rowcount:
+        conn.execute(insert(rollup_state).values(name=name, generation=1, updated_at=now))
+    return generation(conn, name)
 
 
-def recompute_day(conn: Connection, day: datetime) -> int:
-    """Rebuild the day rows of `day` from its hour rows (exact: sums of sums)."""
-    hourly = ROLLUP_TABLES[("hour", True)]
-    rows = conn.execute(select(hourly).where(hourly.c.bucket >= day, hourly.c.bucket < day + DAY))
-    full = fold_rollup_rows(rows, "day")
-    written = _replace_rows(conn, ("day", True), [(day, day + DAY)], full)
-    return written + _replace_rows(conn, ("day", False), [(day, day + DAY)], narrow(full))
-
-
-def bump_generation(conn: Connection, now: datetime, day: datetime) -> int:
-    """Count one more committed batch, and mark `day` as changed at that generation."""
-    changed = conn.execute(update(rollup_state).where(rollup_state.c.name == "rollup")
-                           .values(generation=rollup_state.c.generation + 1, updated_at=now)).rowcount
-    if not changed:
-        conn.execute(insert(rollup_state).values(name="rollup", generation=1, updated_at=now))
-    generation = current_generation(conn)
-    if not conn.execute(update(rollup_day_generations).where(rollup_day_generations.c.day == day)
-                        .values(generation=generation)).rowcount:
-        conn.execute(insert(rollup_day_generations).values(day=day, generation=generation))
-    return generation
-
-
-def current_generation(conn: Connection) -> int:
-    value = conn.execute(select(rollup_state.c.generation).where(rollup_state.c.name == "rollup")).scalar()
+def generation(conn: Connection, name: str) -> int:
+    value = conn.execute(select(rollup_state.c.generation).where(rollup_state.c.name == name)).scalar()
     return int(value or 0)
 
 
-def range_version(conn: Connection, start: datetime, end: datetime) -> str:
-    """Changes whenever an answer over [start, end) may change: a rollup rewrote one of its
-    days, or a batch was ingested into one of its hours. Cache keys carry it."""
-    day = truncate(start, "day")
-    gens, log = rollup_day_generations.c, rollup_invalidations.c
-    generation = select(func.max(gens.generation)).where(gens.day >= day, gens.day < end).scalar_subquery()
-    newest_entry = select(func.max(log.id)).where(log.bucket_hour >= truncate(start, "hour"),
-                                                  log.bucket_hour < end).scalar_subquery()
-    g, entry = conn.execute(select(generation, newest_entry)).one()
-    return f"g{g or 0}.i{entry or 0}"
+@dataclass(frozen=True)
+class DataVersion:
+    """What a cached answer over [start, end) depends on. `sealed` changes only when data
+    arrives late into the range or the rollups are rebuilt; `live` also changes with every
+    committed batch (for answers that include the newest buckets). A fold moves events from
+    deltas into rollup rows, which changes no answer, but it is counted too, to be safe."""
+    sealed: str
+    live: str
+    last_batch: datetime | None = None
+
+    def quiet_since(self, now: datetime) -> float:
+        """Seconds since the last batch that added events (forever when there was none)."""
+        return float("inf") if self.last_batch is None else (now - self.last_batch).total_seconds()
+
+
+def data_version(conn: Connection, start: datetime, end: datetime) -> DataVersion:
+    """One cheap read: the newest late mark overlapping [start, end) and the counters of
+    batches, folds and rebuilds."""
+    marks, state = late_marks.c, rollup_state.c
+    mark = select(func.max(marks.id)).where(marks.bucket_end > start, marks.bucket_start < end).scalar_subquery()
+    counters = {name: select(state.generation).where(state.name == name).scalar_subquery()
+                for name in ("rebuild", "fold", "ingest")}
+    last_batch = select(state.updated_at).where(state.name == "ingest").scalar_subquery()
+    m, r, f, i, last = conn.execute(select(mark, *counters.values(), last_batch)).one()
+    sealed = f"m{m or 0}.r{r or 0}"
+    return DataVersion(sealed, f"{sealed}.f{f or 0}.i{i or 0}", last)
 
 
 # ---------------------------------------------------------------- the job
 
 def rollup_pending(engine: Engine, *, now: datetime | None = None, minute_retention_hours: int = 48,
-                   raw_retention_days: int = 30, progress: Callable[[int, int], None] | None = None
-                   ) -> RollupReport:
-    """Recompute every pending hour, a day per transaction. `progress(done, total)` is
-    called after each day with hour counts."""
+                   raw_retention_days: int = 30, progress: Callable[[int, int], None] | None = None,
+                   fold_chunk: int = FOLD_CHUNK) -> RollupReport:
+    """Rebuild every queued hour from raw, a day per transaction, then fold every pending
+    delta, a chunk per transaction. `progress(done, total)` is called after each rebuilt day
+    (in hours), then after each folded chunk (in delta rows)."""
     lock = dialect.LeaderLock(engine, LOCK_NAME)
     if not lock.try_acquire():
         return RollupReport(locked_out=True)
     clock = time.monotonic()
     started = datetime.now(timezone.utc)
     now = now or started
-    with engine.begin() as conn:
-        run_id = conn.execute(insert(rollup_runs).values(started_at=started, hours=0, events=0)
-                              .returning(rollup_runs.c.id)).scalar()
-    totals = dict(hours=0, events=0, rows=0, batches=0, expired_hours=0)
+    totals = dict(folded_events=0, folded_rows=0, hours=0, events=0, rows=0, batches=0, expired_hours=0)
     error = None
     try:
-        _process(engine, now, minute_retention_hours, raw_retention_days, progress, totals)
+        # queued hours first: rebuilding them from raw also drops their pending deltas
+        _rebuild_queued(engine, now, minute_retention_hours, raw_retention_days, progress, totals)
+        minute_floor = truncate(now - timedelta(hours=minute_retention_hours), "hour")
+        writer = engine.execution_options(write_intent=True)
+        pending = None
+        while True:
+            with writer.begin() as conn:
+                if pending is None and progress:
+                    pending = conn.execute(select(func.count()).select_from(rollup_deltas)).scalar()
+                rows, events, written = fold_deltas(conn, minute_floor, fold_chunk)
+                if rows:
+                    bump(conn, "fold", now)
+            if not rows:
+                break
+            totals["folded_rows"] += rows
+            totals["folded_events"] += events
+            totals["rows"] += written
+            totals["batches"] += 1
+            if progress:
+                progress(totals["folded_rows"], max(pending or 0, totals["folded_rows"]))
     except Exception as exc:
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:1000]
         raise
@@ -267,17 +341,20 @@ def rollup_pending(engine: Engine, *, now: datetime | None = None, minute_retent
         duration_ms = int((time.monotonic() - clock) * 1000)
         try:
             with engine.begin() as conn:
-                conn.execute(update(rollup_runs).where(rollup_runs.c.id == run_id).values(
-                    finished_at=datetime.now(timezone.utc), hours=totals["hours"], events=totals["events"],
-                    duration_ms=duration_ms, error=error))
-                conn.execute(delete(rollup_runs).where(rollup_runs.c.started_at < started - 7 * DAY))
+                bump(conn, "run", datetime.now(timezone.utc))  # the heartbeat health reports
+                if error or totals["folded_rows"] or totals["hours"] or totals["expired_hours"]:
+                    conn.execute(insert(rollup_runs).values(
+                        started_at=started, finished_at=datetime.now(timezone.utc),
+                        hours=totals["hours"], events=totals["folded_events"] + totals["events"],
+                        duration_ms=duration_ms, error=error))
+                    conn.execute(delete(rollup_runs).where(rollup_runs.c.started_at < started - DAY))
         finally:
             lock.release()
     return RollupReport(duration_ms=duration_ms, **totals)
 
 
-def _process(engine: Engine, now: datetime, minute_retention_hours: int, raw_retention_days: int,
-             progress, totals: dict) -> None:
+def _rebuild_queued(engine: Engine, now: datetime, minute_retention_hours: int, raw_retention_days: int,
+                    progress, totals: dict) -> None:
     log_table = rollup_invalidations
     with engine.connect() as conn:
         max_id = conn.execute(select(func.max(log_table.c.id))).scalar()
@@ -291,7 +368,9 @@ def _process(engine: Engine, now: datetime, minute_retention_hours: int, raw_ret
     raw_floor = datetime(cutoff_day.year, cutoff_day.month, cutoff_day.day, tzinfo=timezone.utc)
     minute_floor = truncate(now - timedelta(hours=minute_retention_hours), "hour")
     done = 0
-    writer = engine.execution_options(write_intent=True)
+    # the raw events read and the deltas dropped must be the same snapshot: a batch that
+    # commits in between is then either in both or in neither
+    writer = engine.execution_options(write_intent=True, **dialect.snapshot_isolation(engine))
     while True:
         with writer.begin() as conn:
             first = conn.execute(select(func.min(log_table.c.bucket_hour)).where(log_table.c.id <= max_id)).scalar()
@@ -306,14 +385,13 @@ def _process(engine: Engine, now: datetime, minute_retention_hours: int, raw_ret
                 log.warning("rollup: skipping %d hours of %s: their raw events are past the %d-day retention",
                             len(hours) - len(live), day.date(), raw_retention_days)
             if live:
-                events, rows = recompute_hours(conn, live, minute_floor)
-                rows += recompute_day(conn, day)
+                events, rows = rebuild_day(conn, day, minute_floor)
                 totals["events"] += events
                 totals["rows"] += rows
             ids = [i for i, _ in entries]
-            for i in range(0, len(ids), 5000):  # exactly the entries read: later ones stay pending
+            for i in range(0, len(ids), 5000):  # exactly the entries read: later ones stay queued
                 conn.execute(delete(log_table).where(log_table.c.id.in_(ids[i:i + 5000])))
-            bump_generation(conn, now, day)
+            bump(conn, "rebuild", now)
         totals["hours"] += len(live)
         totals["expired_hours"] += len(hours) - len(live)
         totals["batches"] += 1
@@ -347,37 +425,39 @@ def apply_retention(engine: Engine, now: datetime | None = None, raw_retention_d
         for with_template in (True, False):
             table = ROLLUP_TABLES[("minute", with_template)]
             minute += conn.execute(delete(table).where(table.c.bucket < truncate(floor, "hour"))).rowcount
+        # a mark older than any range a query may ask for can no longer change a cache key
+        conn.execute(delete(late_marks).where(late_marks.c.bucket_end < now - MAX_RANGE - DAY))
     return {"raw_dropped": raw, "minute_rows_deleted": minute}
 
 
 # ---------------------------------------------------------------- status
 
 def rollup_watermark(conn: Connection, now: datetime | None = None) -> dict:
-    """Everything ingested before the watermark is in the rollups: the oldest pending log
-    entry's time, or the start of the last successful run. Cheap: the dashboard asks often."""
+    """Everything ingested before the watermark is in the rollup tables: the oldest pending
+    delta's arrival, or the last fold when none is pending. Cheap: the dashboard asks often."""
     now = now or datetime.now(timezone.utc)
-    pending = conn.execute(select(func.min(rollup_invalidations.c.logged_at))).scalar()
-    last_done = conn.execute(select(rollup_runs.c.started_at).where(
-        rollup_runs.c.finished_at.is_not(None), rollup_runs.c.error.is_(None))
-        .order_by(rollup_runs.c.id.desc()).limit(1)).scalar()
-    watermark = pending if pending is not None else last_done
+    pending = conn.execute(select(func.min(rollup_deltas.c.ingested_at))).scalar()
+    last_fold = conn.execute(select(rollup_state.c.updated_at).where(rollup_state.c.name == "fold")).scalar()
+    watermark = pending if pending is not None else (last_fold or None)
+    lag = (now - pending).total_seconds() if pending is not None else 0.0
     return {"watermark": watermark.isoformat() if watermark else None,
-            "lag_seconds": round((now - watermark).total_seconds(), 1) if watermark else None}
+            "lag_seconds": round(max(lag, 0.0), 1) if watermark else None}
 
 
 def rollup_status(conn: Connection, now: datetime | None = None) -> dict:
-    """The watermark and lag, the last run, and the size of every rollup table."""
+    """The watermark and lag, pending work, the last run, and the size of every rollup table."""
     last = conn.execute(select(rollup_runs).order_by(rollup_runs.c.id.desc()).limit(1)).first()
     tables = {t.name: conn.execute(select(func.count()).select_from(t)).scalar() for t in ROLLUP_TABLES.values()}
+    tables["pending_deltas"] = conn.execute(select(func.count()).select_from(rollup_deltas)).scalar()
     tables["pending_hours"] = conn.execute(
         select(func.count(func.distinct(rollup_invalidations.c.bucket_hour)))).scalar()
     return {
         **rollup_watermark(conn, now),
-        "generation": current_generation(conn),
+        "generation": {"fold": generation(conn, "fold"), "rebuild": generation(conn, "rebuild")},
         "last_run": None if last is None else {
             "started_at": last.started_at.isoformat(),
             "finished_at": last.finished_at.isoformat() if last.finished_at else None,
-            "buckets": last.hours, "events": last.events, "duration_ms": last.duration_ms, "error": last.error,
+            "hours_rebuilt": last.hours, "events": last.events, "duration_ms": last.duration_ms, "error": last.error,
         },
         "tables": tables,
     }

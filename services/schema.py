@@ -67,13 +67,44 @@ notification_events = Table(
 )
 EVENT_COLUMNS = tuple(str(c.name) for c in notification_events.columns)  # plain str: JSON keys
 
-# Ingest writes the hours each batch touched here, in the batch's own transaction; the
-# rollup recomputes those hours and deletes the entries it consumed.
+# The hours whose rollup rows must be rebuilt from raw events (a full rebuild, a repair);
+# the rollup job recomputes them and deletes the entries it consumed.
 rollup_invalidations = Table(
     "rollup_invalidations", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("bucket_hour", UTCDateTime, nullable=False, index=True),
     Column("logged_at", UTCDateTime, nullable=False),
+)
+
+# What each ingest batch added, pre-aggregated by minute (and latency bucket), written in
+# the batch's own transaction for the rows it really inserted (duplicates excluded). The
+# rollup folds these into the tables and deletes them in one transaction, so rollup rows
+# plus pending deltas are, at every commit, exactly the raw events.
+rollup_deltas = Table(
+    "rollup_deltas", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("bucket", UTCDateTime, nullable=False, index=True),   # minute
+    Column("channel", String(16), nullable=False),
+    Column("template_id", Integer, nullable=False),               # NO_TEMPLATE for none
+    Column("status", String(16), nullable=False),
+    Column("latency_bucket", SmallInteger),
+    Column("event_count", BigInteger, nullable=False),
+    Column("processing_sum", BigInteger, nullable=False),
+    Column("processing_min", Integer),
+    Column("processing_max", Integer),
+    Column("ingested_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# A batch holding events older than the sealing margin marks the minutes it touched, so
+# cached answers over those minutes (keyed by the newest mark overlapping them) expire.
+late_marks = Table(
+    "late_marks", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("bucket_start", UTCDateTime, nullable=False),
+    Column("bucket_end", UTCDateTime, nullable=False, index=True),
+    Column("marked_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 templates = Table(
@@ -148,21 +179,13 @@ rollup_runs = Table(
     Column("error", String(1000)),
 )
 
-# One row per named counter; `generation` grows with every committed rollup batch, so
-# cached answers built from rollups know when they are stale.
+# Named counters: "fold" grows with every committed fold of deltas, "rebuild" with every
+# rebuild from raw; cache keys carry them where an answer depends on them.
 rollup_state = Table(
     "rollup_state", metadata,
     Column("name", String(32), primary_key=True),
     Column("generation", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-)
-
-# The generation at which each day's rollup rows last changed: a cached answer over a range
-# is stale exactly when a day inside it has a newer generation.
-rollup_day_generations = Table(
-    "rollup_day_generations", metadata,
-    Column("day", UTCDateTime, primary_key=True),
-    Column("generation", BigInteger, nullable=False),
 )
 
 custom_metrics = Table(

@@ -99,3 +99,14 @@ def resolve_window(start: str | None, end: str | None, granularity: str | None, 
         if math.ceil(span / STEP[candidate]) + 1 <= MAX_POINTS:
             break
     return TimeWindow(floor_to(start_t, chosen), ceil_to(end_t, chosen), chosen)
+
+
+def contiguous_hours(hours) -> list[tuple[datetime, datetime]]:
+    """Hour starts → sorted [start, end) ranges of consecutive hours."""
+    ranges: list[list[datetime]] = []
+    for hour in sorted(set(hours)):
+        if ranges and ranges[-1][1] == hour:
+            ranges[-1][1] = hour + STEP["hour"]
+        else:
+            ranges.append([hour, hour + STEP["hour"]])
+    return [(a, b) for a, b in ranges]

@@ -22,6 +22,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--size", type=int, default=200)
+    parser.add_argument("--chunk", type=int, default=None, help="deltas folded per transaction")
     args = parser.parse_args(argv)
     engine = make_engine(args.url)
     if args.action == "rollup":
@@ -29,7 +30,7 @@ def main(argv=None) -> None:
             print(f"batch {done}/{total}", flush=True)
             time.sleep(args.pause_after_batch)
 
-        report = rollup_pending(engine, progress=progress)
+        report = rollup_pending(engine, progress=progress, **({"fold_chunk": args.chunk} if args.chunk else {}))
         print("locked out" if report.locked_out else f"done {report.hours}", flush=True)
     else:
         rng = random.Random(args.seed)

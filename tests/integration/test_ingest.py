@@ -6,7 +6,7 @@ from sqlalchemy import func, select, text
 
 from services import dialect
 from services.ingest import ingest_events, raw_retention_cutoff
-from services.schema import notification_events, rollup_invalidations
+from services.schema import late_marks, notification_events, rollup_deltas
 from tests.factories import iso, make_event, make_events
 
 
@@ -20,19 +20,43 @@ def ingest(engine, events, **kwargs):
         return ingest_events(conn, events, **kwargs)
 
 
-def test_a_batch_is_stored_and_its_hours_logged(engine):
+def deltas(engine) -> list:
+    d = rollup_deltas.c
+    with engine.connect() as conn:
+        return conn.execute(select(d.bucket, d.channel, d.template_id, d.status, d.latency_bucket, d.event_count,
+                                   d.processing_sum, d.processing_min, d.processing_max)
+                            .order_by(d.bucket, d.status, d.latency_bucket)).all()
+
+
+def test_a_batch_is_stored_with_its_deltas_by_minute(engine):
     now = datetime.now(timezone.utc)
     hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-    events = make_events(5, created_at=iso(hour + timedelta(minutes=10))) + \
-        make_events(3, created_at=iso(hour + timedelta(hours=1, minutes=5)))
+    events = make_events(5, created_at=iso(hour + timedelta(minutes=10, seconds=7)), processing_time_ms=250) + \
+        make_events(3, created_at=iso(hour + timedelta(hours=1, minutes=5)), status="sent", processing_time_ms=None)
     report = ingest(engine, events, now=now)
     assert (report.accepted, report.duplicates, report.rejected) == (8, 0, ())
     with engine.connect() as conn:
-        logged = conn.execute(select(rollup_invalidations.c.bucket_hour)).scalars().all()
         stored = conn.execute(select(notification_events).where(
             notification_events.c.event_id == events[0]["event_id"])).one()
-    assert sorted(logged) == [hour, hour + timedelta(hours=1)]
-    assert stored.created_at == hour + timedelta(minutes=10) and stored.metadata == {"campaign": "test"}
+    assert stored.created_at == hour + timedelta(minutes=10, seconds=7) and stored.metadata == {"campaign": "test"}
+    from services.latency import bucket_index
+    assert [tuple(d) for d in deltas(engine)] == [
+        (hour + timedelta(minutes=10), "email", 1, "delivered", bucket_index(250), 5, 1250, 250, 250),
+        (hour + timedelta(hours=1, minutes=5), "email", 1, "sent", None, 3, 0, None, None)]
+
+
+def test_late_events_mark_the_minutes_they_touch_and_current_ones_do_not(engine):
+    now = datetime.now(timezone.utc)
+    ingest(engine, make_events(3, created_at=iso(now - timedelta(seconds=20))), now=now)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(late_marks)).scalar() == 0
+    late = now.replace(second=0, microsecond=0) - timedelta(hours=5)
+    ingest(engine, make_events(2, created_at=iso(late + timedelta(seconds=30))) +
+           make_events(1, created_at=iso(now - timedelta(seconds=5))), now=now)
+    with engine.connect() as conn:
+        marks = [tuple(m) for m in conn.execute(select(late_marks.c.bucket_start, late_marks.c.bucket_end)).all()]
+    newest = (now - timedelta(seconds=5)).replace(second=0, microsecond=0)
+    assert marks == [(late, newest + timedelta(minutes=1))]
 
 
 def test_duplicates_within_and_across_batches_are_counted_not_stored(engine):
@@ -44,12 +68,14 @@ def test_duplicates_within_and_across_batches_are_counted_not_stored(engine):
     assert count(engine) == 10
 
 
-def test_a_retried_batch_logs_no_new_work(engine):
+def test_a_retried_batch_adds_no_deltas(engine):
     events = make_events(4)
     ingest(engine, events)
-    before = count(engine, rollup_invalidations)
+    before = deltas(engine)
     ingest(engine, events)
-    assert count(engine, rollup_invalidations) == before
+    ingest(engine, events[:2] + make_events(1))
+    after = deltas(engine)
+    assert sum(d[5] for d in before) == 4 and sum(d[5] for d in after) == 5
 
 
 def test_events_without_id_deduplicate_on_content(engine):
@@ -73,7 +99,7 @@ def test_a_failing_batch_leaves_nothing_behind(engine):
         with engine.begin() as conn:
             ingest_events(conn, rows)
             raise RuntimeError("crash after the write, before commit")
-    assert count(engine) == 0 and count(engine, rollup_invalidations) == 0
+    assert count(engine) == 0 and count(engine, rollup_deltas) == 0
 
 
 def test_historic_events_get_their_partition_on_demand(engine):

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select
 from services import latency
 from services.ingest import ingest_events
 from services.rollup import invalidate_all, rollup_pending, rollup_status
-from services.schema import ROLLUP_TABLES, metadata, rollup_invalidations
+from services.schema import ROLLUP_TABLES, metadata, rollup_deltas, rollup_invalidations
 from tests.factories import iso, make_event, make_events
 from tests.oracle import actual_rollups, expected_rollups, minute_floor_for, raw_events, table_snapshot
 
@@ -90,7 +90,7 @@ def test_a_rerun_changes_nothing_byte_for_byte(engine):
     first = rollup_pending(engine)
     before = table_snapshot(engine)
     second = rollup_pending(engine)
-    assert first.hours == 1 and second.hours == 0 and second.summary().startswith("no dirty buckets")
+    assert first.folded_events == 300 and not second.did_work and second.summary().startswith("nothing pending")
     assert table_snapshot(engine) == before
 
 
@@ -104,7 +104,7 @@ def test_a_late_event_changes_exactly_its_own_rows(engine):
     ingest(engine, [make_event(created_at=iso(last_tuesday), status="bounced", processing_time_ms=700)], now=now)
     report = rollup_pending(engine, now=now)
     after = table_snapshot(engine)
-    assert report.hours == 1
+    assert (report.folded_events, report.hours) == (1, 0)
     changed = {name: set(after[name]) ^ set(before[name]) for name in after}
     hour, day = last_tuesday.replace(minute=0, second=0, microsecond=0), last_tuesday.replace(hour=0, minute=0, second=0, microsecond=0)
     assert {r[0] for r in changed["metrics_hourly"]} == {hour}
@@ -120,14 +120,14 @@ def test_status_reports_watermark_lag_and_sizes(engine):
     ingest(engine, make_events(20))
     with engine.connect() as conn:
         pending = rollup_status(conn)
-    assert pending["tables"]["pending_hours"] == 1 and pending["lag_seconds"] < 60
+    assert pending["tables"]["pending_deltas"] == 1 and pending["lag_seconds"] < 60
     rollup_pending(engine)
     with engine.connect() as conn:
         status = rollup_status(conn)
-    assert status["tables"]["pending_hours"] == 0 and status["tables"]["metrics_hourly"] == 1
-    assert status["last_run"]["buckets"] == 1 and status["last_run"]["events"] == 20
-    assert status["last_run"]["error"] is None and status["lag_seconds"] < 60
-    assert status["generation"] >= 1
+    assert status["tables"]["pending_deltas"] == 0 and status["tables"]["metrics_hourly"] == 1
+    assert status["last_run"]["hours_rebuilt"] == 0 and status["last_run"]["events"] == 20
+    assert status["last_run"]["error"] is None and status["lag_seconds"] == 0
+    assert status["generation"]["fold"] >= 1
 
 
 def test_full_rebuild_reproduces_the_tables(engine):
@@ -179,13 +179,13 @@ def test_a_run_killed_midway_converges_on_the_next_run(engine):
     now = datetime.now(timezone.utc)
     for days in (1, 2, 3, 4):
         ingest(engine, make_events(200, created_at=iso(now - timedelta(days=days))))
-    run = worker("rollup", url_of(engine), "--pause-after-batch", "30")
+    run = worker("rollup", url_of(engine), "--pause-after-batch", "30", "--chunk", "1")  # one delta row each
     first_line = run.stdout.readline()
-    assert first_line.startswith("batch 1/"), first_line
+    assert first_line.startswith("batch "), first_line
     run.send_signal(signal.SIGKILL)
     run.wait(timeout=10)
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(rollup_invalidations)).scalar() > 0
+        assert conn.execute(select(func.count()).select_from(rollup_deltas)).scalar() > 0
     rollup_pending(engine)
     assert_rollups_match_raw(engine, datetime.now(timezone.utc))
 
