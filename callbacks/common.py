@@ -59,7 +59,7 @@ def ask_series(metric: str, group_by, start, end, filters) -> tuple[Any, str | N
     def work():
         now = datetime.now(timezone.utc)
         query = build_query(metric, group_by, start, end, filters, None, now, current_app.config["CHANNELS"])
-        return cached_series(query, now)[0]
+        return cached_series(query, now)
     return guarded(work)
 
 

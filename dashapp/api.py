@@ -13,7 +13,7 @@ from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state, short_error
 from services.ingest import ingest_events
-from dashapp.caching import cache_stats, cached, query_key, settings_for_queries
+from dashapp.caching import cache_stats, chart_answer, settings_for_queries
 from services import compare as compare_service
 from services import custom_metrics as custom_service
 from services import drilldown as drilldown_service
@@ -159,20 +159,9 @@ def chart():
         dimension_filters(args), args.get("granularity") or None, now,
         current_app.config["CHANNELS"])
 
-    def compute() -> dict:
-        # the JSON-ready answer is what is cached: a hit is a lookup and one serialisation
-        with db.read_engine.connect() as conn:
-            series = query_service.run_query(conn, query, now=now, **settings_for_queries())
-            names = query_service.template_names(conn) if "template_id" in query.group_by else None
-        data = query_service.series_records(series, names)
-        return {"data": data, "metadata": {
-            "metric": series.metric, "unit": series.unit, "granularity": series.granularity,
-            "group_by": list(series.group_by), "start": series.start, "end": series.end, "source": series.source,
-            "live": series.live, "total_points": len(data)}}
-
-    body, generated_at, from_cache = cached(query_key(query, "chart"), compute, lambda b: b["metadata"]["live"])
-    return json_response({"data": body["data"],
-                          "metadata": {**body["metadata"], "cached": from_cache, "generated_at": generated_at}})
+    answer = chart_answer(query, now)
+    metadata = orjson.dumps({**answer.metadata, "cached": answer.from_cache}, option=orjson.OPT_UTC_Z)
+    return Response(b'{"data":' + answer.data + b',"metadata":' + metadata + b"}", mimetype="application/json")
 
 
 @api.get("/api/analytics/openapi.json")

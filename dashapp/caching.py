@@ -1,28 +1,35 @@
-"""Query results cached in Flask-Caching (Redis, or in-process without REDIS_URL).
+"""Answers cached in Flask-Caching (Redis, or in-process without REDIS_URL).
 
-Keys are built from the normalized query plus the version of its range (the rollup
-generation of its days and the newest ingest batch in its hours), so a result lives until
-a rollup or an ingest touches its range: an event ingested now is in the next answer. A
-result holding buckets not rolled up yet is kept at most LIVE_CACHE_TIMEOUT seconds. A dead or slow Redis costs one socket timeout, then is
-skipped for a few seconds: answers get slower, never wrong and never errors.
+A window is split at its seal edge (services.query.seal_edge, a few minutes before now):
+the measures of the sealed buckets are cached under a key that changes only when a late
+event arrives into them or the rollups are rebuilt (services.rollup.data_version), and are
+shared by every metric over the same grouping; the live edge is read fresh, so a refresh
+under ingest costs a lookup plus a few minutes of rows. A whole chart answer is also kept,
+serialised once, under a key that changes with every committed batch and fold: repeated
+questions on data at rest cost one lookup and no database work beyond the version read.
+A dead or slow Redis costs one socket timeout, then is skipped for a few seconds: answers
+get slower, never wrong and never errors.
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from flask import current_app
 
 from dashapp.extensions import cache, db
 from services import query as query_service
-from services.rollup import range_version
+from services.rollup import DataVersion, data_version
 
 log = logging.getLogger(__name__)
 BREAKER_SECONDS = 5.0
-_STATS = ("hits", "misses")
+QUIET_SECONDS = 5.0  # no batch for this long: data at rest, whole answers worth keeping
+_STATS = ("hits", "misses", "sealed_hits", "sealed_misses")
 
 
 def _breaker() -> dict:
@@ -42,29 +49,19 @@ def _call(operation: Callable[[], Any], default=None):
         return default
 
 
-def cached(key: str, compute: Callable[[], Any], is_live: Callable[[Any], bool]) -> tuple[Any, datetime, bool]:
-    """(value, generated_at, served_from_cache) for `key`, computing and storing on a miss."""
-    hit = _call(lambda: cache.get(key))
-    if hit is not None:
-        _call(lambda: cache.cache.inc("stats:hits"))
-        value, generated_at = hit
-        return value, generated_at, True
-    _call(lambda: cache.cache.inc("stats:misses"))
-    value = compute()
-    generated_at = datetime.now(timezone.utc)
-    config = current_app.config
-    timeout = config["LIVE_CACHE_TIMEOUT"] if is_live(value) else config["CACHE_DEFAULT_TIMEOUT"]
-    _call(lambda: cache.set(key, (value, generated_at), timeout=timeout))
-    return value, generated_at, False
+def _count(name: str) -> None:
+    _call(lambda: cache.cache.inc(f"stats:{name}"))
 
 
 def cache_stats() -> dict:
     counts = {name: int(_call(lambda n=name: cache.get(f"stats:{n}"), 0) or 0) for name in _STATS}
     total = counts["hits"] + counts["misses"]
+    sealed = counts["sealed_hits"] + counts["sealed_misses"]
     backend = "redis" if current_app.config.get("REDIS_URL") else "simple"
     if time.monotonic() < _breaker()["open_until"]:
         backend += " (unreachable; answering without cache)"
-    return {**counts, "hit_rate": round(counts["hits"] / total, 4) if total else None, "backend": backend}
+    return {**counts, "hit_rate": round(counts["hits"] / total, 4) if total else None,
+            "sealed_hit_rate": round(counts["sealed_hits"] / sealed, 4) if sealed else None, "backend": backend}
 
 
 def settings_for_queries() -> dict:
@@ -73,18 +70,106 @@ def settings_for_queries() -> dict:
             "raw_retention_days": config["RAW_RETENTION_DAYS"]}
 
 
-def query_key(query: query_service.Query, kind: str) -> str:
-    """The cache key of an answer to `query`: valid until its range is rolled up again or
-    receives events."""
+@dataclass(frozen=True)
+class Measured:
+    accs: dict                # {(bucket, dims): Totals}
+    source: str
+    live: bool
+    sealed_buckets: int       # buckets of the window answered from the sealed part
+    sealed_from_cache: bool
+
+
+def _measure_key(query: query_service.Query, with_histograms: bool, start: datetime, end: datetime,
+                 version: DataVersion) -> str:
+    filters = ";".join(f"{d}={','.join(map(str, v))}" for d, v in query.filters)
+    return (f"measures|{','.join(query.group_by)}|{query.window.granularity}|{filters}|h{int(with_histograms)}|"
+            f"{start.isoformat()}|{end.isoformat()}|{version.sealed}")
+
+
+def measures(conn, query: query_service.Query, with_histograms: bool, now: datetime,
+             version: DataVersion | None = None) -> Measured:
+    """The measures answering `query`: the sealed buckets through the cache, the live edge
+    fresh, in the connection's one snapshot."""
+    window = query.window
+    edge = query_service.seal_edge(window, now)
+    version = version or data_version(conn, window.start, edge)
+    settings = settings_for_queries()
+    accs: dict = {}
+    sources, from_cache, live_done = set(), False, False
+    if edge > window.start:
+        key = _measure_key(query, with_histograms, window.start, edge, version)
+        sealed = _call(lambda: cache.get(key))
+        if sealed is not None:
+            _count("sealed_hits")
+            from_cache = True
+            sources.add(sealed[1])
+            accs = query_service.measures_from_plain(sealed[0])
+        else:
+            _count("sealed_misses")
+            timed = "time" in query.group_by
+            # by time, one read covers both parts and splits at the edge
+            whole = query if timed else query_service.restricted(query, window.start, edge)
+            accs, source, _ = query_service.collect_measures(conn, whole, with_histograms, now=now, **settings)
+            live_done = timed
+            part = {k: m for k, m in accs.items() if k[0] < edge} if timed else accs
+            plain = query_service.measures_to_plain(part)
+            _call(lambda: cache.set(key, (plain, source), timeout=current_app.config["CACHE_DEFAULT_TIMEOUT"]))
+            sources.add(source)
+    if edge < window.end and not live_done:
+        part, source, _ = query_service.collect_measures(
+            conn, query_service.restricted(query, edge, window.end), with_histograms, now=now, **settings)
+        sources.add(source)
+        query_service.merge_measures(accs, part)
+    step = query_service.STEP[window.granularity]
+    sealed_buckets = int((edge - window.start) / step) if "time" in query.group_by else int(edge > window.start)
+    return Measured(accs, sources.pop() if len(sources) == 1 else "mixed", edge < window.end, sealed_buckets,
+                    from_cache)
+
+
+def cached_series(query: query_service.Query, now: datetime) -> query_service.Series:
+    """The Series answering `query` (for the dashboard's figures), sealed part cached."""
+    metric = query_service.metric_of(query)
     with db.read_engine.connect() as conn:
-        version = range_version(conn, query.window.start, query.window.end)
-    return f"{kind}|{query.cache_key()}|{version}"
+        m = measures(conn, query, query_service.needs_histograms(metric), now)
+    return query_service.series_of(query, metric, m.accs, m.source, m.live)
 
 
-def cached_series(query: query_service.Query, now: datetime):
-    """The Series answering `query`, through the cache (for the dashboard's figures)."""
-    def compute():
-        with db.read_engine.connect() as conn:
-            return query_service.run_query(conn, query, now=now, **settings_for_queries())
+@dataclass(frozen=True)
+class ChartAnswer:
+    data: bytes               # the JSON array of records, serialised once
+    metadata: dict
+    from_cache: bool
 
-    return cached(query_key(query, "series"), compute, lambda series: series.live)
+
+def chart_answer(query: query_service.Query, now: datetime) -> ChartAnswer:
+    """A chart API answer: whole from the cache while no batch, fold or late event changed
+    what it covers; otherwise the sealed measures from the cache and the live edge fresh."""
+    metric = query_service.metric_of(query)
+    with db.read_engine.connect() as conn:
+        edge = query_service.seal_edge(query.window, now)
+        version = data_version(conn, query.window.start, edge)
+        live = edge < query.window.end
+        # while batches keep arriving, an answer holding the newest buckets is stale within
+        # a second: neither look for it nor store it
+        whole = not live or version.quiet_since(now) >= QUIET_SECONDS
+        key = f"chart|{query.cache_key()}|{version.live if live else version.sealed}"
+        hit = _call(lambda: cache.get(key)) if whole else None
+        if hit is not None:
+            _count("hits")
+            data, metadata = hit
+            return ChartAnswer(data, {**metadata, "sealed_from_cache": True}, True)
+        _count("misses")
+        m = measures(conn, query, query_service.needs_histograms(metric), now, version)
+        names = query_service.template_names(conn) if "template_id" in query.group_by else None
+    series = query_service.series_of(query, metric, m.accs, m.source, m.live)
+    records = query_service.series_records(series, names)
+    data = orjson.dumps(records)
+    metadata = {"metric": series.metric, "unit": series.unit, "granularity": series.granularity,
+                "group_by": list(series.group_by), "start": series.start, "end": series.end, "source": series.source,
+                "live": series.live, "total_points": len(records), "sealed_buckets": m.sealed_buckets,
+                "generated_at": datetime.now(timezone.utc)}
+    config = current_app.config
+    timeout = config["LIVE_CACHE_TIMEOUT"] if m.live else config["CACHE_DEFAULT_TIMEOUT"]
+    if whole:
+        _call(lambda: cache.set(key, (data, metadata), timeout=timeout))
+    return ChartAnswer(data, {**metadata, "sealed_from_cache": m.sealed_from_cache}, False)

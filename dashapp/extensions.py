@@ -22,9 +22,11 @@ from dashapp.config import DEFAULTS, build_settings, scheduler_mode
 cache = Cache()
 
 
-def make_engine(url: str, statement_timeout_ms: int | None = None) -> Engine:
+def make_engine(url: str, statement_timeout_ms: int | None = None, snapshot_reads: bool = False) -> Engine:
     """An engine for `url` with the settings this product relies on on each dialect. A
-    statement timeout (Postgres) keeps one heavy dashboard query from holding the pool."""
+    statement timeout (Postgres) keeps one heavy dashboard query from holding the pool;
+    `snapshot_reads` makes every statement of a read see one snapshot (rollup rows and the
+    deltas a fold moves between statements must not be counted twice or missed)."""
     if url.startswith("sqlite"):
         database = url.split("///", 1)[-1] if "///" in url else ""
         if database and database != ":memory:":
@@ -38,7 +40,8 @@ def make_engine(url: str, statement_timeout_ms: int | None = None) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
             "BEGIN IMMEDIATE" if conn.get_execution_options().get("write_intent") else "BEGIN"))
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                               **({"isolation_level": "REPEATABLE READ"} if snapshot_reads else {}))
         event.listen(engine, "connect", _postgres_on_connect)
         if statement_timeout_ms:
             event.listen(engine, "connect", lambda dbapi, _r: _set_timeout(dbapi, statement_timeout_ms))
@@ -90,7 +93,8 @@ class Database:
         # reads get their own pool and a statement timeout: a heavy chart cannot starve ingest
         read_url = app.config.get("DATABASE_READ_URL") or app.config["DATABASE_URL"]
         timeout_ms = int(app.config["QUERY_TIMEOUT_SECONDS"] * 1000)
-        read_engine = make_engine(read_url, timeout_ms) if not read_url.startswith("sqlite") else engine
+        read_engine = make_engine(read_url, timeout_ms, snapshot_reads=True) if not read_url.startswith("sqlite") \
+            else engine
         app.extensions[self.key] = {"engine": engine, "read_engine": read_engine}
 
     @property
@@ -141,6 +145,7 @@ def ensure_extensions(app: Flask) -> None:
 
     register_app_handlers(app)
     _limit_api(app, api, settings)
+    _compress_responses(app, settings)
     app.register_blueprint(api)
     cli.register(app)
     click_ctx = click.get_current_context(silent=True)
@@ -150,6 +155,24 @@ def ensure_extensions(app: Flask) -> None:
         from scheduler.runner import start_in_background
 
         app.extensions["analytics_scheduler_stop"] = start_in_background(app)
+
+
+def _compress_responses(app: Flask, settings: dict) -> None:
+    """Compress this product's responses over 1 KB (API answers, Dash payloads and assets):
+    a 7-day chart is ~30 KB of JSON. Only our paths: a portal's own pages stay as they are."""
+    from flask import request
+    from flask_compress import Compress
+
+    for key, value in (("COMPRESS_REGISTER", False), ("COMPRESS_MIN_SIZE", 1024), ("COMPRESS_LEVEL", 5),
+                       ("COMPRESS_MIMETYPES", ["application/json", "text/html", "text/css", "text/csv",
+                                               "application/javascript", "text/javascript"])):
+        app.config.setdefault(key, value)
+    compress = Compress(app)
+    ours = (settings["URL_PREFIX"], "/api/")
+
+    @app.after_request
+    def compressed(response):
+        return compress.after_request(response) if request.path.startswith(ours) else response
 
 
 def _limit_api(app: Flask, blueprint, settings: dict) -> None:

@@ -1,27 +1,27 @@
 """The metric catalogue and the planner that answers every chart question.
 
 Each metric is a ratio of sums over base measures (counts by status, processing-time sum
-and count, latency histograms), so it is exact at any grouping and granularity. The
-planner reads the smallest rollup that covers the query's group-by and filters for the
-clean hours, raw events for the hours still in the invalidation log (the live tail and
-late data), and merges them: an event ingested now is in the next answer, and nothing is
-counted twice.
+and count, latency histograms), so it is exact at any grouping and granularity. A question
+is answered from the rollup table of its granularity plus the deltas ingest has written
+and the rollup has not folded yet, in one statement (one snapshot): an event ingested now
+is in the next answer and nothing is counted twice. Minute questions older than the minute
+retention read raw events. Planning reads nothing from the database.
 """
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import BigInteger, Connection, case, cast, func, select, union_all
 
 from services import dialect, formulas, latency
-from services.ingest import raw_retention_cutoff
-from services.timerange import floor_to as truncate
-from services.schema import (CHANNELS, NO_TEMPLATE, ROLLUP_TABLES, STATUSES, notification_events,
-                             rollup_invalidations, templates)
+from services.ingest import SEAL_MARGIN
+from services.schema import (CHANNELS, NO_TEMPLATE, ROLLUP_TABLES, STATUSES, notification_events, rollup_deltas,
+                             templates)
 from services.timerange import STEP, QueryError, TimeWindow, resolve_window
+from services.timerange import floor_to as truncate
 
 DIMENSIONS = ("channel", "status", "template_id")
 GROUPABLE = ("time",) + DIMENSIONS
@@ -203,42 +203,37 @@ class Series:
 
 @dataclass(frozen=True)
 class Segment:
-    source: str  # "minute" | "hour" | "day" (rollup tables) or "raw"
+    source: str  # "minute" | "hour" | "day" (rollup tables, with pending deltas) or "raw"
     start: datetime
     end: datetime
 
 
-def plan_segments(window: TimeWindow, dirty_hours: set[datetime], minute_floor: datetime) -> list[Segment]:
-    """Cover the window with the coarsest clean rollup rows and raw events for the rest."""
-    pieces: list[Segment] = []
-    hour = timedelta(hours=1)
-    if window.granularity == "day":
-        dirty_days = {truncate(h, "day") for h in dirty_hours}
-        for day in window.buckets:
-            if day not in dirty_days:
-                pieces.append(Segment("day", day, day + STEP["day"]))
-                continue
-            for k in range(24):
-                h = day + k * hour
-                pieces.append(Segment("raw" if h in dirty_hours else "hour", h, h + hour))
-    else:
-        h = truncate(window.start, "hour")
-        while h < window.end:
-            if h in dirty_hours:
-                source = "raw"
-            elif window.granularity == "hour":
-                source = "hour"
-            else:
-                source = "minute" if h >= minute_floor else "raw"
-            pieces.append(Segment(source, max(h, window.start), min(h + hour, window.end)))
-            h += hour
-    merged: list[Segment] = []
-    for piece in pieces:
-        if merged and merged[-1].source == piece.source and merged[-1].end == piece.start:
-            merged[-1] = Segment(piece.source, merged[-1].start, piece.end)
-        else:
-            merged.append(piece)
-    return merged
+def plan_segments(window: TimeWindow, minute_floor: datetime) -> list[Segment]:
+    """The rollup table of the window's granularity; for minutes older than the minute
+    retention (`minute_floor`), raw events."""
+    if window.granularity != "minute" or window.start >= minute_floor:
+        return [Segment(window.granularity, window.start, window.end)]
+    pieces = [Segment("raw", window.start, min(window.end, minute_floor))]
+    if window.end > minute_floor:
+        pieces.append(Segment("minute", minute_floor, window.end))
+    return pieces
+
+
+def minute_floor_at(now: datetime, minute_retention_hours: int) -> datetime:
+    """Minute rows exist from here on (the retention job keeps whole hours; one hour of margin)."""
+    return truncate(now - timedelta(hours=minute_retention_hours), "hour") + timedelta(hours=1)
+
+
+def seal_edge(window: TimeWindow, now: datetime) -> datetime:
+    """Buckets before this are sealed: an event for them arriving from now on is late, and
+    marks them changed (services.ingest.SEAL_MARGIN)."""
+    edge = truncate(now - SEAL_MARGIN, window.granularity)
+    return min(max(edge, window.start), window.end)
+
+
+def restricted(query: Query, start: datetime, end: datetime) -> Query:
+    """The same question over [start, end), a part of its window on the same buckets."""
+    return replace(query, window=TimeWindow(start, end, query.window.granularity))
 
 
 def first_event_time(conn: Connection, filters: tuple[tuple[str, tuple], ...] = ()) -> datetime | None:
@@ -253,13 +248,6 @@ def first_event_time(conn: Connection, filters: tuple[tuple[str, tuple], ...] = 
     if rolled_first is not None and (raw_first is None or rolled_first < truncate(raw_first, "hour")):
         return rolled_first  # its raw events are past retention: the hour is all we know
     return raw_first
-
-
-def dirty_hours_in(conn: Connection, start: datetime, end: datetime, raw_floor: datetime) -> set[datetime]:
-    log = rollup_invalidations.c
-    rows = conn.execute(select(log.bucket_hour).distinct().where(
-        log.bucket_hour >= max(truncate(start, "hour"), raw_floor), log.bucket_hour < end)).scalars()
-    return {truncate(h, "hour") for h in rows}
 
 
 # ---------------------------------------------------------------- fetching
@@ -277,53 +265,70 @@ def _filter_clauses(columns, filters) -> list:
 
 
 def _fetch_rollup(conn, query: Query, with_histograms: bool, seg: Segment, accs: dict) -> None:
+    """Rollup rows and pending deltas of the segment, summed per group in one statement,
+    with the counts of each status side by side (one row per group)."""
     table = ROLLUP_TABLES[(seg.source, query.needs_template)]
-    dims = [d for d in query.group_by if d in ("channel", "template_id")]
-    cols = [table.c[d] for d in dims]
-    where = [table.c.bucket >= seg.start, table.c.bucket < seg.end, *_filter_clauses(table.c, query.filters)]
-    timed = "time" in query.group_by
-    keys = ([table.c.bucket] if timed else []) + cols + [table.c.status]
-    stmt = select(*keys, func.sum(table.c.event_count), func.sum(table.c.processing_sum),
-                  func.sum(table.c.processing_count)).where(*where).group_by(*keys)
+    d = rollup_deltas.c
     gran = query.window.granularity
+    dims = [x for x in query.group_by if x != "time"]
+    timed = "time" in query.group_by
+    delta_bucket = d.bucket if gran == "minute" else dialect.time_bucket(conn, gran, d.bucket)
+    rows = select(table.c.bucket.label("bucket"), *[table.c[x] for x in dims], table.c.status, table.c.event_count,
+                  table.c.processing_sum, table.c.processing_count).where(
+        table.c.bucket >= seg.start, table.c.bucket < seg.end, *_filter_clauses(table.c, query.filters))
+    pending = select(delta_bucket.label("bucket"), *[d[x] for x in dims], d.status, d.event_count, d.processing_sum,
+                     case((d.latency_bucket.is_(None), 0), else_=d.event_count).label("processing_count")).where(
+        d.bucket >= seg.start, d.bucket < seg.end, *_filter_clauses(d, query.filters))
+    u = union_all(rows, pending).subquery()
+    keys = ([u.c.bucket] if timed else []) + [u.c[x] for x in dims]
+    total = lambda column: cast(func.sum(column), BigInteger)  # noqa: E731  (Postgres sums bigint as numeric)
+    stmt = select(*keys, *[total(case((u.c.status == s, u.c.event_count), else_=0)) for s in STATUSES],
+                  total(u.c.processing_sum), total(u.c.processing_count)).group_by(*keys)
+    width, nd = len(keys), len(dims)
     for row in conn.execute(stmt):
-        *key, status, count, psum, pcount = row
-        bucket = truncate(key.pop(0), gran) if timed else None
-        acc = _acc(accs, bucket, dims, key, status, query)
-        acc.counts[status] = acc.counts.get(status, 0) + int(count)
-        acc.psum += int(psum or 0)
-        acc.pcount += int(pcount or 0)
+        acc = _group(accs, query, (row[0], *row[1:1 + nd]) if timed else (None, *row[:nd]))
+        for status, n in zip(STATUSES, row[width:width + len(STATUSES)]):
+            if n:
+                acc.counts[status] = acc.counts.get(status, 0) + int(n)
+        acc.psum += int(row[-2] or 0)
+        acc.pcount += int(row[-1] or 0)
     if with_histograms:
-        hist_stmt = select(*keys, table.c.latency_histogram).where(*where, table.c.latency_histogram.is_not(None))
-        for row in conn.execute(hist_stmt):
-            *key, status, blob = row
-            bucket = truncate(key.pop(0), gran) if timed else None
-            acc = _acc(accs, bucket, dims, key, status, query)
-            for index, n in latency.decode(blob).items():
+        hist_rows = select(table.c.bucket.label("bucket"), *[table.c[x] for x in dims],
+                           table.c.latency_histogram).where(
+            table.c.bucket >= seg.start, table.c.bucket < seg.end, table.c.latency_histogram.is_not(None),
+            *_filter_clauses(table.c, query.filters))
+        for row in conn.execute(hist_rows):
+            acc = _group(accs, query, (row[0] if timed else None, *row[1:1 + nd]))
+            for index, n in latency.decode(row[-1]).items():
                 acc.histogram[index] = acc.histogram.get(index, 0) + n
+        pending_keys = [delta_bucket.label("bucket")] + [d[x] for x in dims] + [d.latency_bucket]
+        hist_pending = select(*pending_keys, func.sum(d.event_count)).where(
+            d.bucket >= seg.start, d.bucket < seg.end, d.latency_bucket.is_not(None),
+            *_filter_clauses(d, query.filters)).group_by(*pending_keys)
+        for row in conn.execute(hist_pending):
+            acc = _group(accs, query, (row[0] if timed else None, *row[1:1 + nd]))
+            acc.histogram[row[-2]] = acc.histogram.get(row[-2], 0) + int(row[-1])
 
 
 def _fetch_raw(conn, query: Query, with_histograms: bool, seg: Segment, accs: dict) -> None:
     e = notification_events.c
-    dims = [d for d in query.group_by if d in ("channel", "template_id")]
+    dims = [x for x in query.group_by if x != "time"]
     cols = {"channel": e.channel, "template_id": func.coalesce(e.template_id, NO_TEMPLATE), "status": e.status}
     timed = "time" in query.group_by
     keys = ([dialect.time_bucket(conn, query.window.granularity, e.created_at)] if timed else []) + \
-        [cols[d] for d in dims] + [e.status]
+        [cols[x] for x in dims] + [e.status]
     extra = [e.latency_bucket] if with_histograms else []
     filter_cols = {"channel": e.channel, "template_id": e.template_id, "status": e.status}
     stmt = (select(*keys, *extra, func.count(), func.sum(e.processing_time_ms), func.count(e.processing_time_ms))
             .where(e.created_at >= seg.start, e.created_at < seg.end,
                    *_filter_clauses(filter_cols, query.filters))
             .group_by(*keys, *extra))
+    width, nd = len(dims) + (1 if timed else 0), len(dims)
     for row in conn.execute(stmt):
-        row = list(row)
-        bucket = row.pop(0) if timed else None
-        key = [row.pop(0) for _ in dims]
-        status = row.pop(0)
-        lb = row.pop(0) if extra else None
-        count, psum, pcount = row
-        acc = _acc(accs, bucket, dims, key, status, query)
+        acc = _group(accs, query, (row[0], *row[1:1 + nd]) if timed else (None, *row[:nd]))
+        status = row[width]
+        lb = row[width + 1] if extra else None
+        count, psum, pcount = row[-3:]
         acc.counts[status] = acc.counts.get(status, 0) + int(count)
         acc.psum += int(psum or 0)
         acc.pcount += int(pcount or 0)
@@ -331,16 +336,48 @@ def _fetch_raw(conn, query: Query, with_histograms: bool, seg: Segment, accs: di
             acc.histogram[lb] = acc.histogram.get(lb, 0) + int(pcount)
 
 
-def _acc(accs: dict, bucket, dims: list[str], key: list, status: str, query: Query) -> Totals:
-    values = [None if (d == "template_id" and v == NO_TEMPLATE) else v for d, v in zip(dims, key)]
-    dim_map = dict(zip(dims, values))
-    if "status" in query.group_by:
-        dim_map["status"] = status
-    dim_key = tuple((d, dim_map[d]) for d in query.group_by if d != "time")
-    acc = accs.get((bucket, dim_key))
+def _group(accs: dict, query: Query, key: Sequence) -> Totals:
+    """The accumulator of (bucket, dimension values...) — template −1 stands for none."""
+    dims = [x for x in query.group_by if x != "time"]
+    values = tuple((x, None if (x == "template_id" and v == NO_TEMPLATE) else v) for x, v in zip(dims, key[1:]))
+    bucket = key[0]
+    if bucket is not None and query.window.granularity:
+        bucket = truncate(bucket, query.window.granularity)
+    acc = accs.get((bucket, values))
     if acc is None:
-        acc = accs[(bucket, dim_key)] = Totals()
+        acc = accs[(bucket, values)] = Totals()
     return acc
+
+
+def measures_to_plain(accs: dict) -> list[tuple]:
+    """Measures as plain tuples (fast to pickle for the cache): (bucket, dims, counts in
+    STATUSES order, processing sum, processing count, histogram or None)."""
+    return [(bucket, dims, tuple(m.counts.get(s, 0) for s in STATUSES), m.psum, m.pcount, m.histogram or None)
+            for (bucket, dims), m in accs.items()]
+
+
+def measures_from_plain(rows: list[tuple]) -> dict:
+    out = {}
+    for bucket, dims, counts, psum, pcount, histogram in rows:
+        out[(bucket, dims)] = Totals({s: n for s, n in zip(STATUSES, counts) if n}, psum, pcount,
+                                     dict(histogram) if histogram else {})
+    return out
+
+
+def merge_measures(into: dict, other: dict) -> dict:
+    """Add the groups of `other` to `into` (in place) and return it."""
+    for key, m in other.items():
+        acc = into.get(key)
+        if acc is None:
+            into[key] = Totals(dict(m.counts), m.psum, m.pcount, dict(m.histogram))
+            continue
+        for status, n in m.counts.items():
+            acc.counts[status] = acc.counts.get(status, 0) + n
+        acc.psum += m.psum
+        acc.pcount += m.pcount
+        for index, n in m.histogram.items():
+            acc.histogram[index] = acc.histogram.get(index, 0) + n
+    return into
 
 
 # ---------------------------------------------------------------- evaluating
@@ -380,10 +417,18 @@ def query_metrics(conn: Connection, metric: str, group_by=("time",), start=None,
 
 def run_query(conn: Connection, query: Query, *, now: datetime, minute_retention_hours: int = 48,
               raw_retention_days: int = 30) -> Series:
-    metric = formula_metric(query.metric, query.formula, query.unit) if query.formula else get_metric(query.metric)
+    metric = metric_of(query)
     accs, source, live = collect_measures(conn, query, needs_histograms(metric), now=now,
                                           minute_retention_hours=minute_retention_hours,
                                           raw_retention_days=raw_retention_days)
+    return series_of(query, metric, accs, source, live)
+
+
+def metric_of(query: Query) -> Metric:
+    return formula_metric(query.metric, query.formula, query.unit) if query.formula else get_metric(query.metric)
+
+
+def series_of(query: Query, metric: Metric, accs: dict, source: str, live: bool) -> Series:
     window = query.window
     return Series(metric=metric.name, unit=metric.unit, granularity=window.granularity, group_by=query.group_by,
                   start=window.start, end=window.end, source=source, live=live, points=_points(query, metric, accs))
@@ -414,24 +459,18 @@ def needs_histograms(metric: Metric) -> bool:
 def collect_measures(conn: Connection, query: Query, with_histograms: bool, *, now: datetime,
                      minute_retention_hours: int = 48, raw_retention_days: int = 30) -> tuple[dict, str, bool]:
     """The base measures of every group — counts by status, processing sum and count, and
-    (when asked) the merged latency histogram — in one pass over the planned sources.
-    Returns ({(bucket, dims): measures}, source, live)."""
+    (when asked) the merged latency histogram — from the planned sources. Returns
+    ({(bucket, dims): measures}, source, live)."""
     window = query.window
-    cutoff = raw_retention_cutoff(now, raw_retention_days)
-    raw_floor = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=timezone.utc)
-    dirty = dirty_hours_in(conn, window.start, window.end, raw_floor)
-    # minute rows exist for hours the rollup saw inside minute retention; one hour of margin
-    minute_floor = truncate(now - timedelta(hours=minute_retention_hours), "hour") + timedelta(hours=1)
-    segments = plan_segments(window, dirty, minute_floor)
     accs: dict = {}
     sources = set()
-    for seg in segments:
+    for seg in plan_segments(window, minute_floor_at(now, minute_retention_hours)):
         if seg.source == "raw":
             _fetch_raw(conn, query, with_histograms, seg, accs)
         else:
             _fetch_rollup(conn, query, with_histograms, seg, accs)
         sources.add("raw" if seg.source == "raw" else "rollup")
-    live = bool(dirty) or window.end > truncate(now, window.granularity)
+    live = seal_edge(window, now) < window.end
     return accs, sources.pop() if len(sources) == 1 else "mixed", live
 
 
@@ -460,10 +499,14 @@ def template_names(conn: Connection) -> dict[int, str]:
 def series_records(series: Series, names: Mapping[int, str] | None = None) -> list[dict]:
     """Points as flat JSON-ready records: time (ISO, UTC), one key per dimension, value."""
     out = []
+    stamps: dict = {}  # each bucket is written once, however many groups share it
     for p in series.points:
         record: dict = {}
         if p.time is not None:
-            record["time"] = p.time.isoformat().replace("+00:00", "Z")
+            stamp = stamps.get(p.time)
+            if stamp is None:
+                stamp = stamps[p.time] = p.time.isoformat().replace("+00:00", "Z")
+            record["time"] = stamp
         for d, v in p.dims:
             record[d] = v
             if d == "template_id" and names is not None:

@@ -627,7 +627,6 @@ def _exact(z_history, lower, upper, observed, center, trials) -> tuple[np.ndarra
     """Combine the history's score with the exact sampling tail (Poisson with mean `center`
     when `trials` is None, else binomial with probability `center` over `trials`): the less
     extreme score wins, and the band widens to hold what sampling noise alone allows."""
-    n = len(observed)
     z = np.array(z_history, dtype=float)
     lo, hi = np.array(lower, float), np.array(upper, float)
     ok = np.isfinite(observed) & np.isfinite(center) & np.isfinite(z)

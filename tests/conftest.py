@@ -52,11 +52,18 @@ def pytest_sessionstart(session):
 
 
 _CLOCK = time_machine.travel(TEST_NOW, tick=True)
+_COORDINATES: list = []
 
 
 def pytest_configure(config):
     """The clock is frozen before collection, so module-level `now`s see TEST_NOW too."""
-    _CLOCK.start()
+    _COORDINATES.append(_CLOCK.start())
+
+
+@pytest.fixture
+def clock():
+    """The session's clock, to move it on (`clock.shift(seconds)`) instead of sleeping."""
+    return _COORDINATES[-1]
 
 
 def pytest_unconfigure(config):
@@ -72,7 +79,7 @@ def _real_clock_when_marked(request):
     try:
         yield
     finally:
-        _CLOCK.start()
+        _COORDINATES.append(_CLOCK.start())
 
 
 @contextmanager

@@ -15,9 +15,10 @@ QUERY = "/api/analytics/chart?metric=delivery_rate&group_by=time,channel&start=n
 
 
 @pytest.fixture
-def setup(pg_engine, redis_url, monkeypatch):
+def setup(pg_engine, redis_url, monkeypatch, clock):
     seed_demo(pg_engine.begin, days=2, per_hour=80, seed=13)
     rollup_pending(pg_engine)
+    clock.shift(10)  # nothing has arrived for a while: whole answers are cached
     monkeypatch.setattr(caching, "BREAKER_SECONDS", 0.5)
     proxy = TcpProxy("127.0.0.1", 6379)
     app = create_app({"DATABASE_URL": pg_engine.url.render_as_string(hide_password=False),

@@ -85,23 +85,24 @@ def test_every_metric_by_time_and_channel_on_fixed_data(engine, metric):
                 check(conn, engine, metric, group_by, *window, {}, now)
 
 
-def test_sources_are_reported(engine):
+def test_an_event_is_in_the_next_answer_before_any_fold_and_sources_are_reported(engine):
     now = datetime.now(timezone.utc)
     hour = (now - timedelta(hours=30)).replace(minute=0, second=0, microsecond=0)
     ingest(engine, [make_event(created_at=iso(hour + timedelta(minutes=5)))], now=now)
-    with engine.connect() as conn:
-        only_dirty = query_metrics(conn, "delivered", ("time",), hour, hour + timedelta(hours=1), {}, "hour", now=now)
-        assert only_dirty.source == "raw" and [p.value for p in only_dirty.points] == [1.0]
-        assert query_metrics(conn, "sent", ("time",), "now-2d", now=now).source == "mixed"
+    with engine.connect() as conn:  # pending deltas are read with the rollup rows
+        pending = query_metrics(conn, "delivered", ("time",), hour, hour + timedelta(hours=1), {}, "hour", now=now)
+        assert pending.source == "rollup" and [p.value for p in pending.points] == [1.0] and not pending.live
     rollup_pending(engine, now=now)
-    with engine.connect() as conn:
-        series = query_metrics(conn, "sent", ("time",), "now-2d", None, {}, now=now)
-        assert series.source == "rollup"
     ingest(engine, [make_event(created_at=iso(now - timedelta(minutes=2)))], now=now)
     with engine.connect() as conn:
         series = query_metrics(conn, "delivered", ("time",), "now-2d", None, {}, now=now)
-    assert series.source == "mixed" and series.live
-    assert sum(p.value for p in series.points) == 2
+        assert series.source == "rollup" and series.live and sum(p.value for p in series.points) == 2
+        old = query_metrics(conn, "delivered", ("time",), hour, hour + timedelta(hours=1), {}, "minute",
+                            now=now + timedelta(days=3))  # past the minute retention: raw events
+        assert old.source == "raw" and sum(p.value for p in old.points) == 1
+        straddling = query_metrics(conn, "delivered", ("time",), now - timedelta(hours=49), now - timedelta(hours=46),
+                                   {}, "minute", now=now)
+        assert straddling.source == "mixed"
 
 
 def test_missing_buckets_are_zero_counts_and_null_rates(engine):

@@ -2,36 +2,38 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.query import (CATALOGUE, Segment, Totals, build_query, evaluate, parse_filters, plan_segments)
+from services.query import (CATALOGUE, Segment, Totals, build_query, evaluate, parse_filters, plan_segments, restricted,
+                            seal_edge)
 from services.timerange import QueryError, TimeWindow
 
 DAY = datetime(2026, 11, 20, tzinfo=timezone.utc)
 H = timedelta(hours=1)
 
 
-def test_clean_days_come_from_the_day_table_and_dirty_hours_from_raw():
-    window = TimeWindow(DAY, DAY + timedelta(days=3), "day")
-    segments = plan_segments(window, {DAY + timedelta(days=1, hours=5)}, minute_floor=DAY)
-    assert segments == [
-        Segment("day", DAY, DAY + timedelta(days=1)),
-        Segment("hour", DAY + timedelta(days=1), DAY + timedelta(days=1, hours=5)),
-        Segment("raw", DAY + timedelta(days=1, hours=5), DAY + timedelta(days=1, hours=6)),
-        Segment("hour", DAY + timedelta(days=1, hours=6), DAY + timedelta(days=2)),
-        Segment("day", DAY + timedelta(days=2), DAY + timedelta(days=3)),
-    ]
+def test_each_granularity_reads_its_own_table():
+    for granularity, span in (("day", timedelta(days=3)), ("hour", 48 * H), ("minute", 3 * H)):
+        window = TimeWindow(DAY + H, DAY + H + span, granularity)
+        assert plan_segments(window, minute_floor=DAY) == [Segment(granularity, DAY + H, DAY + H + span)]
 
 
 def test_minute_windows_use_raw_outside_minute_retention():
     start = DAY + timedelta(minutes=30)
     window = TimeWindow(start, start + 3 * H, "minute")
-    segments = plan_segments(window, {DAY + 2 * H}, minute_floor=DAY + H)
-    assert segments == [Segment("raw", start, DAY + H), Segment("minute", DAY + H, DAY + 2 * H),
-                        Segment("raw", DAY + 2 * H, DAY + 3 * H), Segment("minute", DAY + 3 * H, start + 3 * H)]
+    assert plan_segments(window, minute_floor=DAY + H) == [Segment("raw", start, DAY + H),
+                                                           Segment("minute", DAY + H, start + 3 * H)]
+    assert plan_segments(window, minute_floor=DAY + 5 * H) == [Segment("raw", start, start + 3 * H)]
 
 
-def test_hour_windows_with_nothing_dirty_are_one_rollup_read():
-    window = TimeWindow(DAY, DAY + 48 * H, "hour")
-    assert plan_segments(window, set(), DAY) == [Segment("hour", DAY, DAY + 48 * H)]
+def test_the_seal_edge_leaves_the_last_minutes_live():
+    now = DAY + 10 * H + timedelta(minutes=3, seconds=20)
+    hours = TimeWindow(DAY, DAY + 11 * H, "hour")
+    assert seal_edge(hours, now) == DAY + 9 * H  # 09:58:20 is in the 09:00 bucket: sealed up to it
+    minutes = TimeWindow(DAY + 9 * H, DAY + 10 * H + timedelta(minutes=4), "minute")
+    assert seal_edge(minutes, now) == DAY + 9 * H + timedelta(minutes=58)
+    past = TimeWindow(DAY, DAY + 2 * H, "hour")
+    assert seal_edge(past, now) == past.end  # all sealed
+    assert restricted(build_query("sent", ("time",), DAY, DAY + 3 * H, now=now), DAY, DAY + H).window == \
+        TimeWindow(DAY, DAY + H, "minute")
 
 
 def test_evaluate_each_kind_and_zero_denominators():

@@ -1,0 +1,21 @@
+"""gunicorn settings for `gunicorn wsgi:app` (read from the working directory).
+
+Chart answers are short and mostly wait on Postgres or Redis for a millisecond or two, so
+each process runs a few threads: a request that waits lets another one run, and a slow
+client holds one thread, not a whole process. Command-line flags (-w, -b) override these.
+"""
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count())))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = 30                 # a request still running after this is killed with its worker
+graceful_timeout = 20
+keepalive = 5                # dashboards poll every few seconds: reuse their connections
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+max_requests = 20000         # recycle workers now and then, staggered
+max_requests_jitter = 2000
