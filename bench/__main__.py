@@ -336,7 +336,7 @@ def main(argv=None) -> int:
         log(f"  bulk ingest: {rows:,} rows in {seconds:.1f} s")
 
         log("full rollup")
-        with engine.connect() as conn:
+        with engine.begin() as conn:  # statistics are transactional: commit them
             conn.execute(text("ANALYZE"))
         invalidate_all(engine)
         started = time.perf_counter()

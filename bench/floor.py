@@ -1,0 +1,59 @@
+"""The floor: each chart question of the live workload answered by one hand-written SQL
+query over a rollup table, behind a bare WSGI endpoint (no framework, no cache, no
+freshness: it never reads what the rollup has not folded yet). The product's chart
+figures are reported as ratios to it, measured in the same run.
+
+    gunicorn -w 2 -b 127.0.0.1:18090 'bench.floor:app'   (FLOOR_DATABASE_URL, FLOOR_SCHEMA)
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs
+
+import orjson
+import psycopg
+
+# name → (table, granularity, span, value expression over the grouped status counts)
+QUESTIONS = {
+    "events_1h": ("metrics_minute_channel", "minute", timedelta(hours=1), "sum(event_count)"),
+    "events_24h": ("metrics_hourly_channel", "hour", timedelta(hours=24), "sum(event_count)"),
+    "events_7d": ("metrics_hourly_channel", "hour", timedelta(days=7), "sum(event_count)"),
+    "delivery_rate_24h": ("metrics_hourly_channel", "hour", timedelta(hours=24),
+                          "100.0 * sum(event_count) FILTER (WHERE status = 'delivered') / "
+                          "nullif(sum(event_count) FILTER (WHERE status = 'sent'), 0)"),
+    "events_by_channel_24h": ("metrics_hourly_channel", None, timedelta(hours=24), "sum(event_count)"),
+}
+_connection: psycopg.Connection | None = None
+
+
+def _conn() -> psycopg.Connection:
+    global _connection
+    if _connection is None or _connection.closed:
+        url = os.environ["FLOOR_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+        _connection = psycopg.connect(url, autocommit=True, options=f"-csearch_path={os.environ['FLOOR_SCHEMA']}")
+    return _connection
+
+
+def answer(name: str, now: datetime) -> list[dict]:
+    table, granularity, span, value = QUESTIONS[name]
+    if granularity is None:
+        sql = (f"SELECT channel, {value} FROM {table} WHERE bucket >= %s AND bucket < %s "
+               "GROUP BY channel ORDER BY channel")
+        rows = _conn().execute(sql, (now - span, now)).fetchall()
+        return [{"channel": c, "value": None if v is None else float(v)} for c, v in rows]
+    sql = (f"SELECT date_trunc('{granularity}', bucket) AS t, channel, {value} FROM {table} "
+           "WHERE bucket >= %s AND bucket < %s GROUP BY 1, 2 ORDER BY 2, 1")
+    rows = _conn().execute(sql, (now - span, now)).fetchall()
+    return [{"time": t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"), "channel": c,
+             "value": None if v is None else float(v)} for t, c, v in rows]
+
+
+def app(environ, start_response):
+    name = parse_qs(environ.get("QUERY_STRING", "")).get("q", [""])[0]
+    if name not in QUESTIONS:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"unknown question"]
+    body = orjson.dumps({"data": answer(name, datetime.now(timezone.utc))})
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
