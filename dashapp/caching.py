@@ -23,6 +23,7 @@ import orjson
 from flask import current_app
 
 from dashapp.extensions import cache, db
+from services import dialect
 from services import query as query_service
 from services.rollup import DataVersion, data_version
 
@@ -92,7 +93,7 @@ def measures(conn, query: query_service.Query, with_histograms: bool, now: datet
     fresh, in the connection's one snapshot."""
     window = query.window
     edge = query_service.seal_edge(window, now)
-    version = version or data_version(conn, window.start, edge)
+    version = version or data_version(conn, window.start, edge, window.end)
     settings = settings_for_queries()
     accs: dict = {}
     sources, from_cache, live_done = set(), False, False
@@ -109,7 +110,8 @@ def measures(conn, query: query_service.Query, with_histograms: bool, now: datet
             timed = "time" in query.group_by
             # by time, one read covers both parts and splits at the edge
             whole = query if timed else query_service.restricted(query, window.start, edge)
-            accs, source, _ = query_service.collect_measures(conn, whole, with_histograms, now=now, **settings)
+            accs, source, _ = query_service.collect_measures(conn, whole, with_histograms, now=now,
+                                                             raw_days=version.raw_days, **settings)
             live_done = timed
             part = {k: m for k, m in accs.items() if k[0] < edge} if timed else accs
             plain = query_service.measures_to_plain(part)
@@ -117,7 +119,8 @@ def measures(conn, query: query_service.Query, with_histograms: bool, now: datet
             sources.add(source)
     if edge < window.end and not live_done:
         part, source, _ = query_service.collect_measures(
-            conn, query_service.restricted(query, edge, window.end), with_histograms, now=now, **settings)
+            conn, query_service.restricted(query, edge, window.end), with_histograms, now=now,
+            raw_days=version.raw_days, **settings)
         sources.add(source)
         query_service.merge_measures(accs, part)
     step = query_service.STEP[window.granularity]
@@ -146,8 +149,11 @@ def chart_answer(query: query_service.Query, now: datetime) -> ChartAnswer:
     what it covers; otherwise the sealed measures from the cache and the live edge fresh."""
     metric = query_service.metric_of(query)
     with db.read_engine.connect() as conn:
+        # the version alone needs no snapshot: read it outside a transaction (two round trips
+        # fewer on a hit); read before the answer, it can only be older than what it keys
+        snapshot = dialect.outside_transaction(conn)
         edge = query_service.seal_edge(query.window, now)
-        version = data_version(conn, query.window.start, edge)
+        version = data_version(conn, query.window.start, edge, query.window.end)
         live = edge < query.window.end
         # while batches keep arriving, an answer holding the newest buckets is stale within
         # a second: neither look for it nor store it
@@ -159,6 +165,7 @@ def chart_answer(query: query_service.Query, now: datetime) -> ChartAnswer:
             data, metadata = hit
             return ChartAnswer(data, {**metadata, "sealed_from_cache": True}, True)
         _count("misses")
+        snapshot()
         m = measures(conn, query, query_service.needs_histograms(metric), now, version)
         names = query_service.template_names(conn) if "template_id" in query.group_by else None
     series = query_service.series_of(query, metric, m.accs, m.source, m.live)

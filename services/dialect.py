@@ -22,6 +22,27 @@ def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def outside_transaction(conn: Connection):
+    """Postgres: run the next statements without a transaction (no BEGIN, no ROLLBACK);
+    returns a function that puts the connection back to one-snapshot (repeatable read)
+    transactions, as the read engine makes them. SQLite reads stay as they are."""
+    if not is_postgres(conn):
+        return lambda: None
+    conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    def back() -> None:
+        conn.commit()  # ends SQLAlchemy's bookkeeping only: in autocommit nothing is sent
+        conn.execution_options(isolation_level="REPEATABLE READ")
+    return back
+
+
+def vacuum(engine, table: str) -> None:
+    """Postgres: clear a table's dead rows now (outside any transaction)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f"VACUUM {table}"))
+
+
 def snapshot_isolation(engine) -> dict:
     """Execution options under which every statement of a transaction sees one snapshot
     (SQLite's transactions already do)."""
@@ -67,6 +88,54 @@ def insert_events(conn: Connection, rows: Sequence[tuple], now: datetime) -> Ins
         if is_postgres(conn):
             return _copy_events(conn, rows, now)
         return _sqlite_events(conn, rows, now)
+
+
+def insert_events_only(conn: Connection, rows: Sequence[tuple]) -> Inserted:
+    """Insert rows as `insert_events` does, without deltas (a backfill, rebuilt from raw).
+    On Postgres the rows are first copied straight into the table — the fastest write
+    there is — and only if one of them exists already does the batch take the
+    de-duplicating path. The touched span is the batch's, duplicates included."""
+    if not rows:
+        return Inserted(0, None, None)
+    first = min(r[0] for r in rows).astimezone(timezone.utc).replace(second=0, microsecond=0)
+    last = max(r[0] for r in rows).astimezone(timezone.utc).replace(second=0, microsecond=0)
+    with driver_errors(conn):
+        if not is_postgres(conn):
+            created, ingested = EVENT_COLUMNS.index("created_at"), EVENT_COLUMNS.index("ingested_at")
+            raw = conn.connection.dbapi_connection
+            before = raw.total_changes
+            cursor = raw.cursor()
+            cursor.executemany(f"INSERT OR IGNORE INTO notification_events ({', '.join(EVENT_COLUMNS)}) "
+                               f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})",
+                               ((*r[:created], sqlite_time(r[created]), *r[created + 1:ingested],
+                                 sqlite_time(r[ingested]), *r[ingested + 1:]) for r in rows))
+            cursor.close()
+            return Inserted(raw.total_changes - before, first, last)
+        from psycopg.errors import UniqueViolation
+
+        ensure_partitions(conn, {r[0].astimezone(timezone.utc).date() for r in rows})
+        columns = ", ".join(EVENT_COLUMNS)
+        unique = len({(r[0], r[1]) for r in rows}) == len(rows)
+        raw = conn.connection.dbapi_connection
+        if unique:
+            try:
+                with raw.transaction(), raw.cursor() as cursor:  # a savepoint
+                    with cursor.copy(f"COPY notification_events ({columns}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                return Inserted(len(rows), first, last)
+            except UniqueViolation:
+                pass  # some of them were stored before: de-duplicate instead
+        with raw.cursor() as cursor:
+            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_staging "
+                           "(LIKE notification_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+            cursor.execute("TRUNCATE ingest_staging")
+            with cursor.copy(f"COPY ingest_staging ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(f"INSERT INTO notification_events ({columns}) SELECT {columns} FROM ingest_staging "
+                           "ON CONFLICT DO NOTHING")
+            return Inserted(cursor.rowcount, first, last)
 
 
 def _copy_events(conn: Connection, rows: Sequence[tuple], now: datetime) -> Inserted:

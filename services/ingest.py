@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import Connection, insert, update
 
 from services import dialect, latency
-from services.schema import CHANNELS, EVENT_COLUMNS, STATUSES, late_marks, rollup_state
+from services.schema import CHANNELS, EVENT_COLUMNS, STATUSES, late_marks, rollup_invalidations, rollup_state
 
 MAX_FUTURE = timedelta(minutes=5)
 MAX_METADATA_BYTES = 4096
@@ -168,15 +168,28 @@ assert EVENT_COLUMNS == ("created_at", "event_id", "notification_id", "ingested_
 # ---------------------------------------------------------------- storage
 
 SEAL_MARGIN = timedelta(minutes=5)  # events older than this when they arrive are late
+BACKFILL_ROWS = 5000                # a batch this large, all older than BACKFILL_AGE, is a backfill
+BACKFILL_AGE = timedelta(hours=1)
 
 
-def store_rows(conn: Connection, rows: Sequence[tuple], now: datetime | None = None) -> int:
-    """Write valid rows and the rollup deltas of those really inserted, in the caller's
-    transaction (so a batch and its deltas commit together or not at all); a batch holding
-    events older than SEAL_MARGIN also marks the minutes it touched as changed late.
-    Returns rows inserted."""
+def store_rows(conn: Connection, rows: Sequence[tuple], now: datetime | None = None,
+               backfill: bool | None = None) -> int:
+    """Write valid rows in the caller's transaction, so a batch commits whole or not at all,
+    with what the rollup needs to stay exact: the deltas of the rows really inserted, or —
+    for a backfill (a large batch of old events; `None` decides by size and age) — the
+    hours it touched, queued for a rebuild from raw and read from raw until then. A batch
+    holding events older than SEAL_MARGIN also marks the minutes it touched as changed
+    late. Returns rows inserted."""
     now = now or datetime.now(timezone.utc)
-    inserted = dialect.insert_events(conn, rows, now)
+    if backfill is None:
+        backfill = len(rows) >= BACKFILL_ROWS and max(r[0] for r in rows) < now - BACKFILL_AGE
+    if backfill:
+        inserted = dialect.insert_events_only(conn, rows)
+        if inserted.rows:
+            hours = sorted({r[0].astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0) for r in rows})
+            conn.execute(insert(rollup_invalidations), [{"bucket_hour": h, "logged_at": now} for h in hours])
+    else:
+        inserted = dialect.insert_events(conn, rows, now)
     if inserted.rows:
         if inserted.first_bucket < now - SEAL_MARGIN:
             conn.execute(insert(late_marks).values(bucket_start=inserted.first_bucket,

@@ -5,7 +5,7 @@ and count, latency histograms), so it is exact at any grouping and granularity. 
 is answered from the rollup table of its granularity plus the deltas ingest has written
 and the rollup has not folded yet, in one statement (one snapshot): an event ingested now
 is in the next answer and nothing is counted twice. Minute questions older than the minute
-retention read raw events. Planning reads nothing from the database.
+retention, and days a backfill queued for a rebuild, read raw events.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, Connection, case, cast, func, select, union_a
 from services import dialect, formulas, latency
 from services.ingest import SEAL_MARGIN
 from services.schema import (CHANNELS, NO_TEMPLATE, ROLLUP_TABLES, STATUSES, notification_events, rollup_deltas,
-                             templates)
+                             rollup_invalidations, templates)
 from services.timerange import STEP, QueryError, TimeWindow, resolve_window
 from services.timerange import floor_to as truncate
 
@@ -208,15 +208,38 @@ class Segment:
     end: datetime
 
 
-def plan_segments(window: TimeWindow, minute_floor: datetime) -> list[Segment]:
-    """The rollup table of the window's granularity; for minutes older than the minute
-    retention (`minute_floor`), raw events."""
-    if window.granularity != "minute" or window.start >= minute_floor:
-        return [Segment(window.granularity, window.start, window.end)]
-    pieces = [Segment("raw", window.start, min(window.end, minute_floor))]
-    if window.end > minute_floor:
-        pieces.append(Segment("minute", minute_floor, window.end))
-    return pieces
+def plan_segments(window: TimeWindow, minute_floor: datetime, raw_days: Sequence[datetime] = ()) -> list[Segment]:
+    """The rollup table of the window's granularity; raw events for minutes older than the
+    minute retention (`minute_floor`) and for days queued for a rebuild (`raw_days`: a
+    backfill lands there before the rollup rebuilds them)."""
+    cuts = sorted({window.start, window.end, *(t for d in raw_days for t in (d, d + STEP["day"])
+                                                 if window.start < t < window.end)})
+    raw = {truncate(d, "day") for d in raw_days}
+    pieces: list[Segment] = []
+    for a, b in zip(cuts, cuts[1:]):
+        if truncate(a, "day") in raw:
+            pieces.append(Segment("raw", a, b))
+        elif window.granularity != "minute" or a >= minute_floor:
+            pieces.append(Segment(window.granularity, a, b))
+        else:
+            pieces.append(Segment("raw", a, min(b, minute_floor)))
+            if b > minute_floor:
+                pieces.append(Segment("minute", minute_floor, b))
+    merged: list[Segment] = []
+    for piece in pieces:
+        if merged and merged[-1].source == piece.source and merged[-1].end == piece.start:
+            merged[-1] = Segment(piece.source, merged[-1].start, piece.end)
+        else:
+            merged.append(piece)
+    return merged
+
+
+def queued_days(conn: Connection, start: datetime, end: datetime) -> tuple[datetime, ...]:
+    """Days holding hours queued for a rebuild: read from raw events until it is done."""
+    hours = conn.execute(select(rollup_invalidations.c.bucket_hour).distinct().where(
+        rollup_invalidations.c.bucket_hour >= truncate(start, "day"),
+        rollup_invalidations.c.bucket_hour < end)).scalars()
+    return tuple(sorted({truncate(h, "day") for h in hours}))
 
 
 def minute_floor_at(now: datetime, minute_retention_hours: int) -> datetime:
@@ -457,14 +480,18 @@ def needs_histograms(metric: Metric) -> bool:
 
 
 def collect_measures(conn: Connection, query: Query, with_histograms: bool, *, now: datetime,
-                     minute_retention_hours: int = 48, raw_retention_days: int = 30) -> tuple[dict, str, bool]:
+                     minute_retention_hours: int = 48, raw_retention_days: int = 30,
+                     raw_days: Sequence[datetime] | None = None) -> tuple[dict, str, bool]:
     """The base measures of every group — counts by status, processing sum and count, and
-    (when asked) the merged latency histogram — from the planned sources. Returns
-    ({(bucket, dims): measures}, source, live)."""
+    (when asked) the merged latency histogram — from the planned sources. `raw_days`: the
+    days queued for a rebuild, when the caller knows them. Returns ({(bucket, dims):
+    measures}, source, live)."""
     window = query.window
     accs: dict = {}
     sources = set()
-    for seg in plan_segments(window, minute_floor_at(now, minute_retention_hours)):
+    if raw_days is None:
+        raw_days = queued_days(conn, window.start, window.end)
+    for seg in plan_segments(window, minute_floor_at(now, minute_retention_hours), raw_days):
         if seg.source == "raw":
             _fetch_raw(conn, query, with_histograms, seg, accs)
         else:

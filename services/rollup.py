@@ -24,6 +24,7 @@ from sqlalchemy import BigInteger, Connection, Engine, cast, delete, func, inser
 
 from services import dialect, latency
 from services.ingest import raw_retention_cutoff
+from services.query import queued_days
 from services.schema import (NO_TEMPLATE, ROLLUP_TABLES, late_marks, notification_events, rollup_deltas,
                              rollup_invalidations, rollup_runs, rollup_state)
 from services.timerange import MAX_RANGE
@@ -35,6 +36,7 @@ LOCK_NAME = "rollup"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 FOLD_CHUNK = 100_000  # delta rows folded per transaction
+VACUUM_AFTER = 50_000  # folded delta rows after which their dead versions are cleared at once
 
 
 @dataclass(frozen=True)
@@ -278,23 +280,32 @@ class DataVersion:
     sealed: str
     live: str
     last_batch: datetime | None = None
+    raw_days: tuple[datetime, ...] = ()   # days of the range queued for a rebuild: read from raw
 
     def quiet_since(self, now: datetime) -> float:
         """Seconds since the last batch that added events (forever when there was none)."""
         return float("inf") if self.last_batch is None else (now - self.last_batch).total_seconds()
 
 
-def data_version(conn: Connection, start: datetime, end: datetime) -> DataVersion:
-    """One cheap read: the newest late mark overlapping [start, end) and the counters of
-    batches, folds and rebuilds."""
+def data_version(conn: Connection, start: datetime, sealed_end: datetime, end: datetime | None = None) -> DataVersion:
+    """One cheap read: the newest late mark overlapping the sealed part [start, sealed_end),
+    the counters of batches, folds and rebuilds, and the days of [start, end) queued for a
+    rebuild."""
+    end = end or sealed_end
     marks, state = late_marks.c, rollup_state.c
-    mark = select(func.max(marks.id)).where(marks.bucket_end > start, marks.bucket_start < end).scalar_subquery()
+    mark = select(func.max(marks.id)).where(marks.bucket_end > start, marks.bucket_start < sealed_end).scalar_subquery()
     counters = {name: select(state.generation).where(state.name == name).scalar_subquery()
                 for name in ("rebuild", "fold", "ingest")}
     last_batch = select(state.updated_at).where(state.name == "ingest").scalar_subquery()
-    m, r, f, i, last = conn.execute(select(mark, *counters.values(), last_batch)).one()
+    queue = rollup_invalidations.c
+    queued = select(func.count()).where(queue.bucket_hour >= truncate(start, "day"),
+                                        queue.bucket_hour < end).scalar_subquery()
+    m, r, f, i, last, q = conn.execute(select(mark, *counters.values(), last_batch, queued)).one()
     sealed = f"m{m or 0}.r{r or 0}"
-    return DataVersion(sealed, f"{sealed}.f{f or 0}.i{i or 0}", last)
+    raw_days = ()
+    if q:  # only after a backfill, until the rollup has rebuilt it
+        raw_days = queued_days(conn, start, end)
+    return DataVersion(sealed, f"{sealed}.f{f or 0}.i{i or 0}", last, raw_days)
 
 
 # ---------------------------------------------------------------- the job
@@ -334,6 +345,8 @@ def rollup_pending(engine: Engine, *, now: datetime | None = None, minute_retent
             totals["batches"] += 1
             if progress:
                 progress(totals["folded_rows"], max(pending or 0, totals["folded_rows"]))
+        if totals["folded_rows"] >= VACUUM_AFTER:
+            dialect.vacuum(engine, rollup_deltas.name)  # reads of the pending deltas stay one index hop
     except Exception as exc:
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:1000]
         raise
@@ -434,9 +447,12 @@ def apply_retention(engine: Engine, now: datetime | None = None, raw_retention_d
 
 def rollup_watermark(conn: Connection, now: datetime | None = None) -> dict:
     """Everything ingested before the watermark is in the rollup tables: the oldest pending
-    delta's arrival, or the last fold when none is pending. Cheap: the dashboard asks often."""
+    delta's or queued hour's arrival, or the last fold when none is pending. Cheap: the
+    dashboard asks often."""
     now = now or datetime.now(timezone.utc)
-    pending = conn.execute(select(func.min(rollup_deltas.c.ingested_at))).scalar()
+    oldest = [conn.execute(select(func.min(rollup_deltas.c.ingested_at))).scalar(),
+              conn.execute(select(func.min(rollup_invalidations.c.logged_at))).scalar()]
+    pending = min((t for t in oldest if t is not None), default=None)
     last_fold = conn.execute(select(rollup_state.c.updated_at).where(rollup_state.c.name == "fold")).scalar()
     watermark = pending if pending is not None else (last_fold or None)
     lag = (now - pending).total_seconds() if pending is not None else 0.0

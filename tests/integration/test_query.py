@@ -46,12 +46,14 @@ def check(conn, engine, metric, group_by, start, end, granularity, filters, now)
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rolled=st.lists(event_strategy, min_size=1, max_size=25), live=st.lists(event_strategy, max_size=10),
+       backfilled=st.lists(event_strategy, max_size=10),
        metric=st.sampled_from(sorted(CATALOGUE)), group_by=st.sampled_from(GROUPINGS),
        channel_filter=st.sampled_from([None, ("email",), ("sms", "push")]),
        template_filter=st.sampled_from([None, (1,), (2, 3)]),
        window=st.sampled_from([("now-5h", None, None), ("now-2d", None, None), ("now-5d", None, "hour"),
                                ("now-20d", None, None), ("now-3h", "now-1h", "minute")]))
-def test_answers_equal_raw(engine, rolled, live, metric, group_by, channel_filter, template_filter, window):
+def test_answers_equal_raw(engine, rolled, live, backfilled, metric, group_by, channel_filter, template_filter,
+                          window):
     reset(engine)
     now = datetime.now(timezone.utc)
 
@@ -62,6 +64,7 @@ def test_answers_equal_raw(engine, rolled, live, metric, group_by, channel_filte
     ingest(engine, events(rolled), now=now)
     rollup_pending(engine, now=now)
     ingest(engine, events(live), now=now)  # the live tail and late events, not rolled up yet
+    ingest(engine, events(backfilled), now=now, backfill=True)  # read from raw until rebuilt
     filters = {k: v for k, v in (("channel", channel_filter), ("template_id", template_filter)) if v}
     with engine.connect() as conn:
         check(conn, engine, metric, group_by, *window, filters, now)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
 from services import latency
-from services.ingest import ingest_events
+from services.ingest import ingest_events, store_rows, validate_event
 from services.rollup import invalidate_all, rollup_pending, rollup_status
 from services.schema import ROLLUP_TABLES, metadata, rollup_deltas, rollup_invalidations
 from tests.factories import iso, make_event, make_events
@@ -30,9 +30,15 @@ def reset(engine) -> None:
             conn.execute(delete(table))
 
 
-def ingest(engine, events, now=None):
+def ingest(engine, events, now=None, backfill: bool | None = None):
+    """Through validation; `backfill=True` stores the valid rows the way a large batch of
+    old events is stored (no deltas: its hours queued for a rebuild, read from raw)."""
     with engine.begin() as conn:
-        return ingest_events(conn, events, now=now)
+        if not backfill:
+            return ingest_events(conn, events, now=now)
+        now = now or datetime.now(timezone.utc)
+        rows = [validate_event(e, now) for e in events]
+        return store_rows(conn, list({(r[0], r[1]): r for r in rows}.values()), now=now, backfill=True)
 
 
 def assert_rollups_match_raw(engine, now):
@@ -54,15 +60,16 @@ event_strategy = st.fixed_dictionaries({
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(st.lists(event_strategy, max_size=15), min_size=1, max_size=4),
        rollup_after=st.lists(st.booleans(), min_size=4, max_size=4),
+       backfills=st.lists(st.booleans(), min_size=4, max_size=4),
        duplicate_every=st.integers(2, 6))
-def test_rollups_equal_raw_for_any_batches(engine, batches, rollup_after, duplicate_every):
+def test_rollups_equal_raw_for_any_batches(engine, batches, rollup_after, backfills, duplicate_every):
     reset(engine)
     now = datetime.now(timezone.utc)
     sent: list[dict] = []
     for number, batch in enumerate(batches):
         events = [make_event(created_at=iso(now - timedelta(minutes=e.pop("minutes_ago"))), **e) for e in batch]
         events += sent[::duplicate_every]  # retries of earlier events
-        ingest(engine, events, now=now)
+        ingest(engine, events, now=now, backfill=backfills[number] and bool(events))
         sent += events
         if rollup_after[number]:
             rollup_pending(engine, now=now)
@@ -199,3 +206,19 @@ def test_ingest_in_another_process_while_rolling_up(engine):
     rollup_pending(engine)
     assert len(raw_events(engine)) == 3000
     assert_rollups_match_raw(engine, datetime.now(timezone.utc))
+
+
+def test_a_backfill_is_copied_straight_in_and_a_resent_one_is_deduplicated(engine):
+    now = datetime.now(timezone.utc)
+    events = [make_event(created_at=iso(now - timedelta(days=2, minutes=i))) for i in range(300)]
+    assert ingest(engine, events, now=now, backfill=True) == 300
+    assert ingest(engine, events, now=now, backfill=True) == 0  # every one exists: the de-duplicating path
+    assert ingest(engine, events[:10] + [make_event(created_at=iso(now - timedelta(days=2)))], now=now,
+                  backfill=True) == 1
+    assert len(raw_events(engine)) == 301
+    with engine.connect() as conn:
+        queued = conn.execute(select(func.count(func.distinct(rollup_invalidations.c.bucket_hour)))).scalar()
+        assert queued >= 5 and conn.execute(select(func.count()).select_from(rollup_deltas)).scalar() == 0
+    report = rollup_pending(engine, now=now)
+    assert report.hours >= 5 and report.folded_rows == 0
+    assert_rollups_match_raw(engine, now)

@@ -24,6 +24,18 @@ def test_minute_windows_use_raw_outside_minute_retention():
     assert plan_segments(window, minute_floor=DAY + 5 * H) == [Segment("raw", start, start + 3 * H)]
 
 
+def test_days_queued_for_a_rebuild_are_read_from_raw():
+    window = TimeWindow(DAY, DAY + timedelta(days=4), "hour")
+    queued = [DAY + timedelta(days=1), DAY + timedelta(days=2)]
+    assert plan_segments(window, minute_floor=DAY, raw_days=queued) == [
+        Segment("hour", DAY, DAY + timedelta(days=1)), Segment("raw", DAY + timedelta(days=1), DAY + timedelta(days=3)),
+        Segment("hour", DAY + timedelta(days=3), DAY + timedelta(days=4))]
+    minutes = TimeWindow(DAY + timedelta(hours=23), DAY + timedelta(days=1, hours=1), "minute")
+    assert plan_segments(minutes, minute_floor=DAY, raw_days=queued) == [
+        Segment("minute", DAY + timedelta(hours=23), DAY + timedelta(days=1)),
+        Segment("raw", DAY + timedelta(days=1), DAY + timedelta(days=1, hours=1))]
+
+
 def test_the_seal_edge_leaves_the_last_minutes_live():
     now = DAY + 10 * H + timedelta(minutes=3, seconds=20)
     hours = TimeWindow(DAY, DAY + 11 * H, "hour")
