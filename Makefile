@@ -42,7 +42,7 @@ bench: .stamp-install-dev
 	$(PY) -m bench --events 10000000
 
 bench-quick: .stamp-install-dev
-	$(PY) -m bench --events 1000000 --load-seconds 30 --repeats 9
+	$(PY) -m bench --events 1000000 --load-seconds 30 --repeats 9 --live-seconds 120 --live-runs 1 --ramp 4000,8000
 
 # Known vulnerabilities in the pinned requirements. Needs the PyPI advisory service, which CI's
 # network does not reach: --strict makes "could not be audited" a failure instead of a pass.

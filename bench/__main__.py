@@ -3,19 +3,18 @@
 speed-ups are ratios against a baseline measured in the same run. Results go to
 bench/results/<timestamp>.json and a table on stdout.
 
-Phases: bulk and HTTP ingest, full and incremental rollup, dashboard queries through the
-HTTP API (cache miss, cache hit, and the same answer straight from raw events), a load test
-(concurrent clients replaying a dashboard session mix), freshness (ingest → chart), and the
-time headless Chromium takes to show the Overview's charts.
+Phases: bulk ingest and the fold of what it wrote, a full rebuild from raw, an incremental
+fold of a million events in one hour, HTTP ingest, dashboard queries through the HTTP API
+(cache miss, cache hit, the floor — one hand-written SQL query behind a bare WSGI endpoint
+— and the same answer straight from raw events), a load test (concurrent clients replaying
+a dashboard session mix), freshness (ingest → chart), the time headless Chromium takes to
+show the Overview's charts, and the live workload (bench.live: ingest while viewers refresh).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -28,95 +27,24 @@ import numpy as np
 import orjson
 import redis
 import requests
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 
-from dashapp.extensions import make_engine
-from services import demo
+from bench.harness import (REDIS, RESULTS, TEMPLATE_VARIANTS, TOKEN, Server, analyze, fresh_schema, load_bulk, log,
+                           machine, percentile, start_floor)
+from bench.live import live_phase
 from services.ingest import store_rows
 from services.rollup import invalidate_all, rollup_pending
-from services.schema import notification_events, upgrade_database
+from services.schema import notification_events
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-DATABASE = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
-TOKEN = "bench-token"
-TEMPLATE_VARIANTS = 4  # 12 demo templates × 4 variants ≈ 50 templates
-FIGURE_KEYS = ("bulk_ingest_events_per_s", "http_ingest_events_per_s", "full_rollup_events_per_s",
-               "incremental_rollup_1m_s", "chart_miss_p50_ms", "chart_hit_p50_ms", "raw_over_rollup_90d",
-               "load_rps", "load_p99_ms", "load_errors", "freshness_s", "dashboard_first_charts_s")
+FIGURE_KEYS = ("bulk_ingest_events_per_s", "bulk_fold_events_per_s", "full_rollup_events_per_s",
+               "incremental_fold_1m_s", "http_ingest_events_per_s", "chart_miss_p50_ms", "chart_miss_over_floor",
+               "chart_hit_p50_ms", "chart_hit_over_floor", "raw_over_rollup_90d", "load_rps", "load_p99_ms",
+               "load_errors", "freshness_s", "dashboard_first_charts_s", "live_p50_ms", "live_p99_ms",
+               "live_p50_over_floor", "live_sealed_from_cache", "live_ingest_events_per_s", "live_batches_dropped",
+               "live_rollup_lag_max_s", "live_freshness_max_s", "live_cpu_busy", "live_highest_rate_holding")
 
 
-def log(message: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.array(values), q)) if values else float("nan")
-
-
-# ---------------------------------------------------------------- dataset
-
-def dataset_rows(events: int, seed: int, end: datetime):
-    """Batches of rows: the demo's realistic mix over the last 14 days plus a 90-day tail at
-    a tenth of the rate, with ~50 templates."""
-    hours_equivalent = 14 * 24 + 0.1 * 76 * 24
-    per_hour = max(1, int(events / 2.35 / hours_equivalent))
-    recent_start = end - timedelta(days=14)
-    parts = [demo.generate(14, per_hour, seed, end)[0],
-             demo.generate(76, max(1, per_hour // 10), seed + 1, recent_start)[0]]
-    rng = np.random.default_rng(seed)
-    now = datetime.now(timezone.utc)
-    for part_no, columns in enumerate(parts):
-        total = len(columns["time_us"])
-        variants = rng.integers(0, TEMPLATE_VARIANTS, int(columns["notification"].max()) + 1 if total else 0)
-        for lo in range(0, total, 100_000):
-            hi = min(total, lo + 100_000)
-            rows = demo.to_rows(columns, seed * 10 + part_no, now, lo, hi)
-            notes = columns["notification"][lo:hi]
-            shift = (variants[notes] * 100).tolist()
-            yield [r[:5] + (r[5] + s,) + r[6:] for r, s in zip(rows, shift)]
-
-
-def load_bulk(engine, events: int, seed: int, end: datetime) -> tuple[int, float]:
-    """Write every batch through the ingest storage path (COPY, ON CONFLICT de-duplication).
-    Returns (rows, seconds spent writing), generation excluded."""
-    written, spent = 0, 0.0
-    for rows in dataset_rows(events, seed, end):
-        started = time.perf_counter()
-        with engine.begin() as conn:
-            store_rows(conn, rows)
-        spent += time.perf_counter() - started
-        written += len(rows)
-    return written, spent
-
-
-# ---------------------------------------------------------------- servers
-
-class Server:
-    """gunicorn serving the app on a loopback port, for the HTTP phases."""
-
-    def __init__(self, url: str, workers: int, port: int):
-        self.base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS, "SCHEDULER": "off", "INGEST_TOKEN": TOKEN,
-               "RAW_RETENTION_DAYS": "120", "RATE_LIMIT": "off"}  # one address plays 50 clients
-        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b",
-                                      f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
-                                     cwd=ROOT, env=env)
-        for _ in range(100):
-            try:
-                if requests.get(self.base + "/health", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-
+# ---------------------------------------------------------------- ingest
 
 def http_ingest(server: Server, events: int, seed: int) -> float:
     """4 clients posting 5,000-event JSON batches; events per second."""
@@ -156,27 +84,34 @@ QUERIES = {
     "trends_sms_delivery": "/api/analytics/trends?metric=delivery_rate&days=7&channel=sms",
     "compare_channels": "/api/analytics/compare?metric=delivery_rate&start=now-7d&compare_to=previous_week",
 }
+FLOOR_OF = {"7d_hourly_by_channel": "delivery_rate_7d"}  # the chart figures' question, answered by bench.floor
 
 
-def time_queries(server: Server, repeats: int) -> dict:
+def timed_get(session, url: str) -> float:
+    started = time.perf_counter()
+    session.get(url, timeout=120).raise_for_status()
+    return (time.perf_counter() - started) * 1000
+
+
+def time_queries(server: Server, floor: str, repeats: int) -> dict:
+    """Miss (Redis flushed before each request), hit, and the floor, interleaved."""
     cache = redis.Redis.from_url(REDIS)
     session = requests.Session()
     out = {}
     for name, path in QUERIES.items():
-        miss, hit = [], []
+        miss, hit, bottom = [], [], []
         for _ in range(repeats):
             cache.flushdb()
-            started = time.perf_counter()
-            response = session.get(server.base + path, timeout=120)
-            miss.append((time.perf_counter() - started) * 1000)
-            response.raise_for_status()
-        for _ in range(repeats):
-            started = time.perf_counter()
-            session.get(server.base + path, timeout=120).raise_for_status()
-            hit.append((time.perf_counter() - started) * 1000)
+            miss.append(timed_get(session, server.base + path))
+            hit.append(timed_get(session, server.base + path))
+            if name in FLOOR_OF:
+                bottom.append(timed_get(session, f"{floor}/?q={FLOOR_OF[name]}"))
         out[name] = {"miss_p50_ms": statistics.median(miss), "miss_p95_ms": percentile(miss, 95),
                      "hit_p50_ms": statistics.median(hit), "hit_p95_ms": percentile(hit, 95)}
-        log(f"  {name}: miss p50 {out[name]['miss_p50_ms']:.1f} ms, hit p50 {out[name]['hit_p50_ms']:.1f} ms")
+        if bottom:
+            out[name]["floor_p50_ms"] = statistics.median(bottom)
+        log(f"  {name}: miss p50 {out[name]['miss_p50_ms']:.1f} ms, hit p50 {out[name]['hit_p50_ms']:.1f} ms"
+            + (f", floor p50 {out[name]['floor_p50_ms']:.1f} ms" if bottom else ""))
     return out
 
 
@@ -291,16 +226,14 @@ def dashboard_time(server: Server) -> dict:
 
 # ---------------------------------------------------------------- main
 
-def machine(engine) -> dict:
-    with engine.connect() as conn:
-        settings = {name: conn.execute(text(f"SHOW {name}")).scalar()
-                    for name in ("shared_buffers", "work_mem", "effective_cache_size", "max_connections",
-                                 "synchronous_commit")}
-        version = conn.execute(text("SHOW server_version")).scalar()
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
-    return {"cores": os.cpu_count(), "memory_gib": round(memory, 1), "python": platform.python_version(),
-            "postgres": version, "postgres_settings": settings,
-            "redis": redis.Redis.from_url(REDIS).info("server")["redis_version"]}
+def one_hour_of(events: int, seed: int) -> list[tuple]:
+    """`events` rows spread over the last complete hour (for the incremental fold)."""
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    offsets = np.random.default_rng(seed).uniform(0, 3600, events)
+    now = datetime.now(timezone.utc)
+    return [(hour + timedelta(seconds=float(o)), f"inc-{i}", None, now, ("email", "sms", "push")[i % 3],
+             int(i % 50), None, ("sent", "delivered")[i % 2], 300 if i % 2 else None, 287 if i % 2 else None,
+             None) for i, o in enumerate(offsets)]
 
 
 def main(argv=None) -> int:
@@ -311,20 +244,15 @@ def main(argv=None) -> int:
     parser.add_argument("--load-seconds", type=float, default=60)
     parser.add_argument("--load-clients", type=int, default=50)
     parser.add_argument("--http-events", type=int, default=200_000)
+    parser.add_argument("--live-seconds", type=float, default=300)
+    parser.add_argument("--live-runs", type=int, default=2)
+    parser.add_argument("--live-rate", type=float, default=2000)
+    parser.add_argument("--ramp", default="4000,8000,16000", help="rates for 60-second steps; empty: no ramp")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(DATABASE)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(DATABASE).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False)
-    engine = make_engine(url)
     figures: dict = {}
     details: dict = {}
-    try:
-        upgrade_database(engine)
+    with fresh_schema() as (url, schema, engine):
         end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
         log(f"generating and loading {args.events:,} events")
         rows, seconds = load_bulk(engine, args.events, args.seed, end)
@@ -334,10 +262,16 @@ def main(argv=None) -> int:
         figures["bulk_ingest_events_per_s"] = rows / seconds
         details["dataset_rows"] = rows
         log(f"  bulk ingest: {rows:,} rows in {seconds:.1f} s")
+        analyze(engine)
 
-        log("full rollup")
-        with engine.begin() as conn:  # statistics are transactional: commit them
-            conn.execute(text("ANALYZE"))
+        log("fold of what the bulk ingest wrote")
+        started = time.perf_counter()
+        report = rollup_pending(engine, raw_retention_days=120)
+        figures["bulk_fold_events_per_s"] = report.folded_events / (time.perf_counter() - started)
+        details["bulk_fold"] = report.summary()
+        log(f"  {report.summary()}")
+
+        log("full rebuild from raw")
         invalidate_all(engine)
         started = time.perf_counter()
         report = rollup_pending(engine, raw_retention_days=120)
@@ -346,36 +280,36 @@ def main(argv=None) -> int:
         log(f"  {report.summary()}")
 
         hour_events = min(1_000_000, max(10_000, args.events // 10))
-        log(f"incremental rollup of one hour holding {hour_events:,} events")
-        hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-        rng = np.random.default_rng(args.seed + 7)
-        offsets = rng.uniform(0, 3600, hour_events)
-        now = datetime.now(timezone.utc)
-        batch = [(hour + timedelta(seconds=float(o)), f"inc-{i}", None, now, ("email", "sms", "push")[i % 3],
-                  int(i % 50), None, ("sent", "delivered")[i % 2], 300 if i % 2 else None, 287 if i % 2 else None,
-                  None) for i, o in enumerate(offsets)]
+        log(f"incremental fold of one hour holding {hour_events:,} new events")
+        batch = one_hour_of(hour_events, args.seed + 7)
         for i in range(0, len(batch), 100_000):
             with engine.begin() as conn:
                 store_rows(conn, batch[i:i + 100_000])
         started = time.perf_counter()
-        rollup_pending(engine, raw_retention_days=120)
-        figures["incremental_rollup_1m_s"] = time.perf_counter() - started
+        report = rollup_pending(engine, raw_retention_days=120)
+        figures["incremental_fold_1m_s"] = time.perf_counter() - started
         started = time.perf_counter()
         rerun = rollup_pending(engine, raw_retention_days=120)
         details["rollup_rerun_ms"] = (time.perf_counter() - started) * 1000
-        details["incremental_rollup_events"] = hour_events
-        assert rerun.hours == 0
-        log(f"  incremental {figures['incremental_rollup_1m_s']:.2f} s, rerun {details['rollup_rerun_ms']:.0f} ms")
+        details["incremental_fold_events"] = hour_events
+        assert report.folded_events == hour_events and not rerun.did_work
+        log(f"  incremental {figures['incremental_fold_1m_s']:.2f} s, rerun {details['rollup_rerun_ms']:.0f} ms")
+        analyze(engine)
 
+        floor, floor_base = start_floor(schema)
         server = Server(url, workers=2, port=18081)
         try:
             log(f"HTTP ingest of {args.http_events:,} events (2 workers, 4 clients)")
             figures["http_ingest_events_per_s"] = http_ingest(server, args.http_events, args.seed)
             rollup_pending(engine, raw_retention_days=120)
-            log("queries through the API")
-            details["queries"] = time_queries(server, args.repeats)
-            figures["chart_miss_p50_ms"] = details["queries"]["7d_hourly_by_channel"]["miss_p50_ms"]
-            figures["chart_hit_p50_ms"] = details["queries"]["7d_hourly_by_channel"]["hit_p50_ms"]
+            time.sleep(6)  # data at rest: whole answers are cached again
+            log("queries through the API, against the floor")
+            details["queries"] = time_queries(server, floor_base, args.repeats)
+            chart = details["queries"]["7d_hourly_by_channel"]
+            figures["chart_miss_p50_ms"] = chart["miss_p50_ms"]
+            figures["chart_hit_p50_ms"] = chart["hit_p50_ms"]
+            figures["chart_miss_over_floor"] = chart["miss_p50_ms"] / chart["floor_p50_ms"]
+            figures["chart_hit_over_floor"] = chart["hit_p50_ms"] / chart["floor_p50_ms"]
             raw_ms = raw_baseline_90d(engine, max(3, args.repeats // 3))
             details["raw_90d_p50_ms"] = raw_ms
             figures["raw_over_rollup_90d"] = raw_ms / details["queries"]["90d_daily_by_channel_status"]["miss_p50_ms"]
@@ -386,8 +320,11 @@ def main(argv=None) -> int:
             figures["dashboard_first_charts_s"] = details["dashboard"]["first_s"]
         finally:
             server.stop()
+            floor.stop()
 
         log(f"load: {args.load_clients} clients for {args.load_seconds:.0f} s against 4 workers")
+        rollup_pending(engine, raw_retention_days=120)
+        time.sleep(6)
         server = Server(url, workers=4, port=18082)
         try:
             details["load"] = load_test(server, args.load_clients, args.load_seconds)
@@ -397,6 +334,23 @@ def main(argv=None) -> int:
         figures["load_p99_ms"] = details["load"]["p99_ms"]
         figures["load_errors"] = details["load"]["errors"]
 
+        log("live workload")
+        ramp = [float(r) for r in args.ramp.split(",") if r]
+        details["live"] = live_phase(url, schema, args.live_rate, args.load_clients, args.live_seconds,
+                                     args.live_runs, ramp)
+        runs = details["live"]["runs"]
+        worst = lambda key, f=max: f(r[key] if not isinstance(r[key], dict) else r[key]["max"] for r in runs)  # noqa: E731
+        figures["live_p50_ms"] = max(r["all"]["p50_ms"] for r in runs)
+        figures["live_p99_ms"] = max(r["all"]["p99_ms"] for r in runs)
+        figures["live_p50_over_floor"] = max(r["all"]["p50_over_floor"] for r in runs)
+        figures["live_sealed_from_cache"] = min(r["sealed_from_cache"] or 0 for r in runs)
+        figures["live_ingest_events_per_s"] = min(r["ingest"]["accepted_per_s"] for r in runs)
+        figures["live_batches_dropped"] = sum(r["ingest"]["batches_dropped"] for r in runs)
+        figures["live_rollup_lag_max_s"] = worst("rollup_lag_s")
+        figures["live_freshness_max_s"] = worst("freshness_s")
+        figures["live_cpu_busy"] = max(r["cpu_busy"] for r in runs)
+        figures["live_highest_rate_holding"] = details["live"].get("highest_rate_holding")
+
         result = {
             "started": end.isoformat(), "command": " ".join(sys.argv),
             "dataset": {"events": rows, "days": 90, "recent_days": 14, "templates": 12 * TEMPLATE_VARIANTS},
@@ -404,21 +358,16 @@ def main(argv=None) -> int:
             "figures": {k: round(figures[k], 3) if isinstance(figures[k], float) else figures[k] for k in FIGURE_KEYS},
             "details": details,
         }
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-        print()
-        print(f"{'figure':32s} value")
-        for key in FIGURE_KEYS:
-            print(f"{key:32s} {result['figures'][key]}")
-        print(f"\nwrote {path}")
-        return 0
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print()
+    print(f"{'figure':32s} value")
+    for key in FIGURE_KEYS:
+        print(f"{key:32s} {result['figures'][key]}")
+    print(f"\nwrote {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,14 +14,15 @@ from urllib.parse import parse_qs
 import orjson
 import psycopg
 
+DELIVERY_RATE = ("100.0 * sum(event_count) FILTER (WHERE status = 'delivered') / "
+                 "nullif(sum(event_count) FILTER (WHERE status = 'sent'), 0)")
 # name → (table, granularity, span, value expression over the grouped status counts)
 QUESTIONS = {
     "events_1h": ("metrics_minute_channel", "minute", timedelta(hours=1), "sum(event_count)"),
     "events_24h": ("metrics_hourly_channel", "hour", timedelta(hours=24), "sum(event_count)"),
     "events_7d": ("metrics_hourly_channel", "hour", timedelta(days=7), "sum(event_count)"),
-    "delivery_rate_24h": ("metrics_hourly_channel", "hour", timedelta(hours=24),
-                          "100.0 * sum(event_count) FILTER (WHERE status = 'delivered') / "
-                          "nullif(sum(event_count) FILTER (WHERE status = 'sent'), 0)"),
+    "delivery_rate_24h": ("metrics_hourly_channel", "hour", timedelta(hours=24), DELIVERY_RATE),
+    "delivery_rate_7d": ("metrics_hourly_channel", "hour", timedelta(days=7), DELIVERY_RATE),
     "events_by_channel_24h": ("metrics_hourly_channel", None, timedelta(hours=24), "sum(event_count)"),
 }
 _connection: psycopg.Connection | None = None

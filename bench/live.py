@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -33,13 +31,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from bench.__main__ import DATABASE, REDIS, RESULTS, ROOT, TOKEN, Server, load_bulk, log, machine, percentile
-from dashapp.extensions import make_engine
-from services.rollup import invalidate_all, rollup_pending
-from services.schema import upgrade_database
+from bench.harness import (REDIS, RESULTS, TOKEN, Process, Server, analyze, fresh_schema, load_bulk, log, machine,
+                           percentile, start_floor)
+from services.rollup import rollup_pending
 
 CHARTS = {
     "events_1h": "/api/analytics/chart?metric=events&group_by=time,channel&start=now-1h",
@@ -52,21 +47,6 @@ REFRESH_S = 30.0
 BATCH = 500
 LATE_DROP_S = 5.0
 TARGETS = {"p50_ms": 10.0, "p99_ms": 100.0, "sealed_from_cache": 0.9, "freshness_s": 5.0, "rollup_lag_s": 60.0}
-
-
-class Process:
-    """A helper process (the scheduler, the floor) that is stopped at the end."""
-
-    def __init__(self, args: list[str], env: dict):
-        self.proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def cpu_times() -> tuple[int, int]:
@@ -272,20 +252,12 @@ def live_phase(url: str, schema: str, rate: float, viewers: int, seconds: float,
            "RAW_RETENTION_DAYS": "120", "RATE_LIMIT": "off", "SCHEDULER_STANDBY_POLL": "1"}
     server = Server(url, workers=2, port=18083)
     scheduler = Process([sys.executable, "-m", "scheduler"], env)
-    floor = Process([sys.executable, "-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:18090", "--log-level", "warning",
-                     "bench.floor:app"], {"FLOOR_DATABASE_URL": DATABASE, "FLOOR_SCHEMA": schema})
+    floor, floor_base = start_floor(schema)
     try:
-        for _ in range(100):
-            try:
-                if requests.get("http://127.0.0.1:18090/?q=events_24h", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
         out = {"runs": []}
         for k in range(runs):
             log(f"  live run {k + 1}/{runs}: {rate:,.0f} events/s, {viewers} viewers, {seconds:.0f} s")
-            result = Run(server.base, "http://127.0.0.1:18090", rate, viewers, seconds).run()
+            result = Run(server.base, floor_base, rate, viewers, seconds).run()
             out["runs"].append(result)
             log(f"    p50 {result['all']['p50_ms']:.1f} ms, p99 {result['all']['p99_ms']:.1f} ms "
                 f"({result['all']['p50_over_floor'] or 0:.2f}× floor), answers from cache "
@@ -297,7 +269,7 @@ def live_phase(url: str, schema: str, rate: float, viewers: int, seconds: float,
             out["ramp"] = []
             for step in ramp:
                 log(f"  ramp: {step:,.0f} events/s for 60 s")
-                result = Run(server.base, "http://127.0.0.1:18090", step, viewers, 60).run()
+                result = Run(server.base, floor_base, step, viewers, 60).run()
                 result["holds"] = holds(result)
                 out["ramp"].append(result)
                 log(f"    p50 {result['all']['p50_ms']:.1f} ms, p99 {result['all']['p99_ms']:.1f} ms, ingest "
@@ -326,38 +298,22 @@ def main(argv=None) -> int:
     parser.add_argument("--label", default="")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(DATABASE)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(DATABASE).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False)
-    engine = make_engine(url)
-    try:
-        upgrade_database(engine)
+    with fresh_schema() as (url, schema, engine):
         end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
         log(f"loading {args.events:,} events")
         rows, _ = load_bulk(engine, args.events, args.seed, end)
-        invalidate_all(engine)
         rollup_pending(engine, raw_retention_days=120)
-        with engine.begin() as conn:  # statistics are transactional: commit them
-            conn.execute(text("ANALYZE"))
+        analyze(engine)
         ramp = [float(r) for r in args.ramp.split(",") if r]
         live = live_phase(url, schema, args.rate, args.viewers, args.seconds, args.runs, ramp)
         result = {"label": args.label, "command": " ".join(sys.argv), "dataset": {"events": rows},
                   "machine": machine(engine), "targets": TARGETS, "live": live}
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"live-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-        log(f"wrote {path}")
-        return 0
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
-
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"live-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    log(f"wrote {path}")
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())
