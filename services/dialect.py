@@ -216,15 +216,28 @@ def _sqlite_events(conn: Connection, rows: Sequence[tuple], now: datetime) -> In
 FOLDING = "folding"  # a temporary table: the deltas one fold took
 
 
-def _folding_table():
+def _folding_table(*, whole: bool = False):
+    """The temporary table as a SQLAlchemy construct: the fine-row columns aggregations
+    read, or (`whole`) every column, for writing into it."""
     from sqlalchemy import BigInteger, Integer, SmallInteger, String, column, table
 
     from services.schema import UTCDateTime
 
-    return table(FOLDING, column("bucket", UTCDateTime), column("channel", String), column("template_id", Integer),
-                 column("status", String), column("latency_bucket", SmallInteger), column("event_count", BigInteger),
-                 column("processing_sum", BigInteger), column("processing_min", Integer),
-                 column("processing_max", Integer))
+    ids = (column("id", BigInteger), column("ingested_at", UTCDateTime)) if whole else ()
+    return table(FOLDING, *ids, column("bucket", UTCDateTime), column("channel", String),
+                 column("template_id", Integer), column("status", String), column("latency_bucket", SmallInteger),
+                 column("event_count", BigInteger), column("processing_sum", BigInteger),
+                 column("processing_min", Integer), column("processing_max", Integer))
+
+
+def _empty_folding(conn: Connection) -> None:
+    """Create the temporary table if this session has none, and empty it."""
+    if is_postgres(conn):
+        conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {FOLDING} (LIKE rollup_deltas) ON COMMIT DELETE ROWS"))
+        conn.execute(text(f"TRUNCATE {FOLDING}"))
+    else:
+        conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {FOLDING} AS SELECT * FROM rollup_deltas WHERE 0"))
+        conn.execute(text(f"DELETE FROM {FOLDING}"))
 
 
 def consume_deltas(conn: Connection, limit: int):
@@ -247,21 +260,39 @@ def consume_deltas(conn: Connection, limit: int):
     params = [bindparam(f"{side}{k}", value, type_=UTCDateTime)
               for k, (a, b) in enumerate(ranges) for side, value in (("a", a), ("b", b))]
     columns = ", ".join(DELTA_COLUMNS)
+    _empty_folding(conn)
     if is_postgres(conn):
-        conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {FOLDING} (LIKE rollup_deltas) ON COMMIT DELETE ROWS"))
-        conn.execute(text(f"TRUNCATE {FOLDING}"))
         conn.execute(text(f"""
             WITH consumed AS (DELETE FROM rollup_deltas WHERE {where} RETURNING id, {columns})
             INSERT INTO {FOLDING} (id, {columns}) SELECT id, {columns} FROM consumed""").bindparams(*params))
     else:
         # SQLite: the caller's transaction holds the write lock (write_intent), so nothing
         # commits between copying these rows and deleting them
-        conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {FOLDING} AS SELECT * FROM rollup_deltas WHERE 0"))
-        conn.execute(text(f"DELETE FROM {FOLDING}"))
         conn.execute(text(f"INSERT INTO {FOLDING} SELECT * FROM rollup_deltas WHERE {where}").bindparams(*params))
         conn.execute(text(f"DELETE FROM rollup_deltas WHERE {where}").bindparams(*params))
     rows, events = conn.execute(text(f"SELECT count(*), coalesce(sum(event_count), 0) FROM {FOLDING}")).one()
     return int(rows), int(events), _folding_table()
+
+
+def stage_events(conn: Connection, start: datetime, end: datetime, granularity: str):
+    """Sum the raw events of [start, end) per `granularity` bucket, channel, template,
+    status and latency bucket into the temporary table — one pass over raw, which every
+    rollup table of those buckets is then aggregated from. Returns the table to read."""
+    from sqlalchemy import BigInteger, func, insert, literal, select
+
+    from services.schema import NO_TEMPLATE, UTCDateTime, notification_events
+
+    e = notification_events.c
+    keys = [time_bucket(conn, granularity, e.created_at), e.channel, func.coalesce(e.template_id, NO_TEMPLATE),
+            e.status, e.latency_bucket]
+    rows = select(literal(0, BigInteger), literal(start, UTCDateTime), *keys, func.count(),
+                  func.coalesce(func.sum(e.processing_time_ms), 0), func.min(e.processing_time_ms),
+                  func.max(e.processing_time_ms)
+                  ).where(e.created_at >= start, e.created_at < end).group_by(*keys)
+    _empty_folding(conn)
+    whole = _folding_table(whole=True)
+    conn.execute(insert(whole).from_select([c.name for c in whole.columns], rows))
+    return _folding_table()
 
 
 def histogram_aggregate(conn: Connection, index, count) -> list:

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import BigInteger, Connection, Engine, cast, delete, func, insert, literal, select, update
+from sqlalchemy import BigInteger, Connection, Engine, cast, delete, func, insert, select, update
 
 from services import dialect, latency
 from services.ingest import raw_retention_cutoff
 from services.query import queued_days
-from services.schema import (NO_TEMPLATE, ROLLUP_TABLES, late_marks, notification_events, rollup_deltas,
+from services.schema import (ROLLUP_TABLES, late_marks, notification_events, rollup_deltas,
                              rollup_invalidations, rollup_runs, rollup_state)
 from services.timerange import MAX_RANGE
 from services.timerange import floor_to as truncate
@@ -106,18 +106,6 @@ TARGETS = tuple((g, with_template) for g in ("minute", "hour", "day") for with_t
 
 
 # ---------------------------------------------------------------- aggregating (in the database)
-
-def raw_source(start: datetime, end: datetime):
-    """Raw events in [start, end) as fine rows: (bucket, channel, template_id, status,
-    latency_bucket, n, processing sum, min, max) — the shape of a delta."""
-    e = notification_events.c
-    return select(e.created_at.label("bucket"), e.channel,
-                  func.coalesce(e.template_id, NO_TEMPLATE).label("template_id"), e.status, e.latency_bucket,
-                  literal(1, BigInteger).label("event_count"),
-                  func.coalesce(e.processing_time_ms, 0).label("processing_sum"),
-                  e.processing_time_ms.label("processing_min"), e.processing_time_ms.label("processing_max")
-                  ).where(e.created_at >= start, e.created_at < end).subquery()
-
 
 def _aggregate_statement(conn: Connection, source, granularity: str, with_template: bool, since: datetime | None,
                          histogram_in_sql: bool):
@@ -245,7 +233,7 @@ def rebuild_day(conn: Connection, day: datetime, minute_floor: datetime) -> tupl
     end = day + DAY
     conn.execute(delete(rollup_deltas).where(rollup_deltas.c.bucket >= day, rollup_deltas.c.bucket < end))
     dialect.roomy_sorts(conn)
-    source = raw_source(day, end)
+    source = dialect.stage_events(conn, day, end, "minute" if minute_floor < end else "hour")
     written = 0
     for granularity, with_template in TARGETS:
         table = ROLLUP_TABLES[(granularity, with_template)]
