@@ -10,9 +10,10 @@ retention, and days a backfill queued for a rebuild, read raw events.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from sqlalchemy import BigInteger, Connection, case, cast, func, select, union_all
 
@@ -177,8 +178,7 @@ def _text(value) -> str | None:
 
 # ---------------------------------------------------------------- results
 
-@dataclass(frozen=True)
-class Point:
+class Point(NamedTuple):
     time: datetime | None
     dims: tuple[tuple[str, object], ...]
     value: float | None
@@ -275,7 +275,7 @@ def first_event_time(conn: Connection, filters: tuple[tuple[str, tuple], ...] = 
 
 # ---------------------------------------------------------------- fetching
 
-@dataclass
+@dataclass(slots=True)
 class Totals:
     counts: dict = field(default_factory=dict)
     psum: int = 0
@@ -308,11 +308,13 @@ def _fetch_rollup(conn, query: Query, with_histograms: bool, seg: Segment, accs:
     stmt = select(*keys, *[total(case((u.c.status == s, u.c.event_count), else_=0)) for s in STATUSES],
                   total(u.c.processing_sum), total(u.c.processing_count)).group_by(*keys)
     width, nd = len(keys), len(dims)
+    group = _grouper(accs, query, aligned=seg.source == gran)
     for row in conn.execute(stmt):
-        acc = _group(accs, query, (row[0], *row[1:1 + nd]) if timed else (None, *row[:nd]))
+        acc = group(row[0], row[1:1 + nd]) if timed else group(None, row[:nd])
+        counts = acc.counts
         for status, n in zip(STATUSES, row[width:width + len(STATUSES)]):
             if n:
-                acc.counts[status] = acc.counts.get(status, 0) + int(n)
+                counts[status] = counts.get(status, 0) + int(n)
         acc.psum += int(row[-2] or 0)
         acc.pcount += int(row[-1] or 0)
     if with_histograms:
@@ -321,7 +323,7 @@ def _fetch_rollup(conn, query: Query, with_histograms: bool, seg: Segment, accs:
             table.c.bucket >= seg.start, table.c.bucket < seg.end, table.c.latency_histogram.is_not(None),
             *_filter_clauses(table.c, query.filters))
         for row in conn.execute(hist_rows):
-            acc = _group(accs, query, (row[0] if timed else None, *row[1:1 + nd]))
+            acc = group(row[0] if timed else None, row[1:1 + nd])
             for index, n in latency.decode(row[-1]).items():
                 acc.histogram[index] = acc.histogram.get(index, 0) + n
         pending_keys = [delta_bucket.label("bucket")] + [d[x] for x in dims] + [d.latency_bucket]
@@ -329,7 +331,7 @@ def _fetch_rollup(conn, query: Query, with_histograms: bool, seg: Segment, accs:
             d.bucket >= seg.start, d.bucket < seg.end, d.latency_bucket.is_not(None),
             *_filter_clauses(d, query.filters)).group_by(*pending_keys)
         for row in conn.execute(hist_pending):
-            acc = _group(accs, query, (row[0] if timed else None, *row[1:1 + nd]))
+            acc = group(row[0] if timed else None, row[1:1 + nd])
             acc.histogram[row[-2]] = acc.histogram.get(row[-2], 0) + int(row[-1])
 
 
@@ -347,8 +349,9 @@ def _fetch_raw(conn, query: Query, with_histograms: bool, seg: Segment, accs: di
                    *_filter_clauses(filter_cols, query.filters))
             .group_by(*keys, *extra))
     width, nd = len(dims) + (1 if timed else 0), len(dims)
+    group = _grouper(accs, query, aligned=True)
     for row in conn.execute(stmt):
-        acc = _group(accs, query, (row[0], *row[1:1 + nd]) if timed else (None, *row[:nd]))
+        acc = group(row[0], row[1:1 + nd]) if timed else group(None, row[:nd])
         status = row[width]
         lb = row[width + 1] if extra else None
         count, psum, pcount = row[-3:]
@@ -359,17 +362,21 @@ def _fetch_raw(conn, query: Query, with_histograms: bool, seg: Segment, accs: di
             acc.histogram[lb] = acc.histogram.get(lb, 0) + int(pcount)
 
 
-def _group(accs: dict, query: Query, key: Sequence) -> Totals:
-    """The accumulator of (bucket, dimension values...) — template −1 stands for none."""
-    dims = [x for x in query.group_by if x != "time"]
-    values = tuple((x, None if (x == "template_id" and v == NO_TEMPLATE) else v) for x, v in zip(dims, key[1:]))
-    bucket = key[0]
-    if bucket is not None and query.window.granularity:
-        bucket = truncate(bucket, query.window.granularity)
-    acc = accs.get((bucket, values))
-    if acc is None:
-        acc = accs[(bucket, values)] = Totals()
-    return acc
+def _grouper(accs: dict, query: Query, aligned: bool) -> Callable[[datetime | None, Sequence], Totals]:
+    """A function giving the accumulator of (bucket, dimension values) — template −1
+    stands for none; buckets not `aligned` to the window's granularity are truncated to it."""
+    dims = tuple(x for x in query.group_by if x != "time")
+    granularity = None if aligned else query.window.granularity
+
+    def group(bucket: datetime | None, values: Sequence) -> Totals:
+        key = tuple((x, None if (x == "template_id" and v == NO_TEMPLATE) else v) for x, v in zip(dims, values))
+        if bucket is not None and granularity:
+            bucket = truncate(bucket, granularity)
+        acc = accs.get((bucket, key))
+        if acc is None:
+            acc = accs[(bucket, key)] = Totals()
+        return acc
+    return group
 
 
 def measures_to_plain(accs: dict) -> list[tuple]:
@@ -382,8 +389,7 @@ def measures_to_plain(accs: dict) -> list[tuple]:
 def measures_from_plain(rows: list[tuple]) -> dict:
     out = {}
     for bucket, dims, counts, psum, pcount, histogram in rows:
-        out[(bucket, dims)] = Totals({s: n for s, n in zip(STATUSES, counts) if n}, psum, pcount,
-                                     dict(histogram) if histogram else {})
+        out[(bucket, dims)] = Totals(dict(zip(STATUSES, counts)), psum, pcount, histogram or {})
     return out
 
 
