@@ -96,7 +96,7 @@ def clock_at(instant: datetime):
 @pytest.fixture(scope="session")
 def pg_schema():
     name = f"t_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(TEST_DATABASE_URL, pool_pre_ping=True)  # survives the fault tests' restart
+    engine = create_engine(TEST_DATABASE_URL, pool_pre_ping=True)
     with engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{name}"'))
     yield name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 
 class TcpProxy:
@@ -18,6 +19,7 @@ class TcpProxy:
         self.port = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
         self._running = True
+        self._refusing = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -29,6 +31,9 @@ class TcpProxy:
             if not self._running:
                 client.close()
                 return
+            if self._refusing:  # as a server that is restarting: the connection is dropped at once
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -56,13 +61,42 @@ class TcpProxy:
                 except OSError:
                     pass
 
-    def stop(self) -> None:
-        """Refuse new connections and cut the open ones: the server seems gone."""
-        self._running = False
-        self._listener.close()
-        for s in self._sockets:
+    def cut(self) -> None:
+        """The server goes away (a restart, a failover): open connections are cut and new
+        ones are dropped until `restore`."""
+        self._refusing = True
+        self._close_open()
+
+    def restore(self) -> None:
+        self._refusing = False
+
+    def _close_open(self) -> None:
+        sockets, self._sockets = self._sockets, []
+        for s in sockets:
             try:
                 s.shutdown(socket.SHUT_RDWR)
                 s.close()
             except OSError:
                 pass
+
+    def stop(self) -> None:
+        """Refuse new connections and cut the open ones: the server seems gone."""
+        self._running = False
+        self._listener.close()
+        self._close_open()
+
+
+def proxy_for(url: str) -> tuple[TcpProxy, str]:
+    """A proxy in front of the server of `url` (redis://… or a SQLAlchemy database URL) and
+    the same URL — same database, same Redis db — through the proxy."""
+    if url.startswith("redis"):
+        parts = urlsplit(url)
+        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+        auth = parts.netloc.rpartition("@")[0]
+        netloc = (auth + "@" if auth else "") + f"127.0.0.1:{proxy.port}"
+        return proxy, urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    from sqlalchemy import make_url
+
+    parsed = make_url(url)
+    proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+    return proxy, parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)

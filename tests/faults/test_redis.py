@@ -9,7 +9,7 @@ import pytest
 from dashapp import caching, create_app
 from services.demo import seed_demo
 from services.rollup import rollup_pending
-from tests.proxy import TcpProxy
+from tests.proxy import proxy_for
 
 QUERY = "/api/analytics/chart?metric=delivery_rate&group_by=time,channel&start=now-2d"
 
@@ -20,9 +20,9 @@ def setup(pg_engine, redis_url, monkeypatch, clock):
     rollup_pending(pg_engine)
     clock.shift(10)  # nothing has arrived for a while: whole answers are cached
     monkeypatch.setattr(caching, "BREAKER_SECONDS", 0.5)
-    proxy = TcpProxy("127.0.0.1", 6379)
+    proxy, proxied = proxy_for(redis_url)
     app = create_app({"DATABASE_URL": pg_engine.url.render_as_string(hide_password=False),
-                      "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/15", "REDIS_SOCKET_TIMEOUT": 0.2})
+                      "REDIS_URL": proxied, "REDIS_SOCKET_TIMEOUT": 0.2})
     yield app.test_client(), proxy
     proxy.stop()
 

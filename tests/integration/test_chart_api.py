@@ -20,7 +20,7 @@ from services.rollup import rollup_pending
 from tests.factories import iso, make_event
 from tests.integration.test_rollup import reset
 from tests.oracle import expected_chart, raw_events
-from tests.proxy import TcpProxy
+from tests.proxy import proxy_for
 
 AUTH = {"Authorization": "Bearer test-token"}
 
@@ -196,10 +196,10 @@ def test_same_filters_in_another_order_share_the_cache(demo_engine, redis_url):
     assert get(client, "metric=sent&group_by=channel&start=now-3d&end=now-1d&channel=email,sms")["metadata"]["cached"]
 
 
-def test_redis_stopping_mid_test_costs_speed_not_answers(demo_engine, clock):
+def test_redis_stopping_mid_test_costs_speed_not_answers(demo_engine, redis_url, clock):
     clock.shift(10)  # the demo was loaded moments ago; now nothing has arrived for a while
-    proxy = TcpProxy("127.0.0.1", 6379)
-    app = make_app(demo_engine, REDIS_URL=f"redis://127.0.0.1:{proxy.port}/15", REDIS_SOCKET_TIMEOUT=0.2)
+    proxy, proxied = proxy_for(redis_url)
+    app = make_app(demo_engine, REDIS_URL=proxied, REDIS_SOCKET_TIMEOUT=0.2)
     client = app.test_client()
     query = "metric=delivery_rate&group_by=time,channel&start=now-2d"
     warm = get(client, query)
