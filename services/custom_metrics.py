@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from services import formulas
 from services.query import CATALOGUE, Metric, build_query, formula_metric, run_query
@@ -16,6 +16,8 @@ from services.timerange import QueryError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 UNITS = ("%", "ms", "count", "none")
+MAX_METRICS = 500
+_WRITE_LOCK = 0x6E61_6D65  # advisory lock id: metric writes one at a time (no cycle from two concurrent saves)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ def list_metrics(conn: Connection) -> list[CustomMetric]:
 
 
 def get_custom(conn: Connection, name: str) -> CustomMetric:
+    if not isinstance(name, str) or not NAME.match(name):  # nothing else was ever saved
+        raise QueryError(f"no custom metric named {str(name)[:40]!r}", "name")
     row = conn.execute(select(custom_metrics).where(custom_metrics.c.name == name)).first()
     if row is None:
         raise QueryError(f"no custom metric named {str(name)[:40]!r}", "name")
@@ -49,10 +53,6 @@ def get_custom(conn: Connection, name: str) -> CustomMetric:
 
 def formulas_by_name(conn: Connection) -> dict[str, str]:
     return dict(conn.execute(select(custom_metrics.c.name, custom_metrics.c.formula)).all())
-
-
-def known_names(conn: Connection) -> list[str]:
-    return list(CATALOGUE) + sorted(formulas_by_name(conn))
 
 
 def resolve_metric(conn: Connection, name: str) -> Metric:
@@ -67,9 +67,20 @@ def resolve_metric(conn: Connection, name: str) -> Metric:
     row = get_custom(conn, name)
     try:
         tree = formulas.expand(formulas.parse(row.formula, list(CATALOGUE) + list(custom)), custom, CATALOGUE)
+        return formula_metric(name, formulas.to_text(tree), row.unit, row.display_name)
     except formulas.FormulaError as exc:  # another metric it uses was changed into something broken
         raise QueryError(f"custom metric {name!r} cannot be computed: {exc.message}", "metric") from None
-    return formula_metric(name, formulas.to_text(tree), row.unit, row.display_name)
+
+
+def _expansion_error(formula: str, custom: Mapping[str, str]) -> formulas.FormulaError | None:
+    """Why `formula` could not be computed once every custom metric in it is expanded into
+    catalogue metrics (too long, too deep, circular), or None."""
+    try:
+        tree = formulas.expand(formulas.parse(formula, list(CATALOGUE) + list(custom)), custom, CATALOGUE)
+        formulas.parse(formulas.to_text(tree), CATALOGUE)  # what every use of the metric parses
+    except formulas.FormulaError as exc:
+        return exc
+    return None
 
 
 def check_formula(conn: Connection, formula: str, own_name: str | None = None) -> dict:
@@ -81,12 +92,12 @@ def check_formula(conn: Connection, formula: str, own_name: str | None = None) -
     errors = formulas.validate(formula, names)
     references: list[str] = []
     if not errors:
-        tree = formulas.parse(formula, names)
-        references = formulas.references(tree)
-        try:
-            formulas.expand(tree, custom, CATALOGUE)
-        except formulas.FormulaError as exc:
-            errors = [exc]
+        references = formulas.references(formulas.parse(formula, names))
+        problem = _expansion_error(formula, custom)
+        if problem is not None:
+            expanded = any(r in custom for r in references)
+            errors = [formulas.FormulaError(("once the custom metrics in it are expanded, " if expanded else "")
+                                            + problem.message, problem.position)]
     return {"valid": not errors, "errors": [{"message": e.message, "position": e.position} for e in errors],
             "references": references}
 
@@ -109,30 +120,65 @@ def _validated(conn: Connection, fields: Mapping, name: str, creating: bool) -> 
     if not check["valid"]:
         first = check["errors"][0]
         raise QueryError(first["message"], "formula")
+    if not creating:  # the metrics built on this one must stay computable with its new formula
+        custom = {**formulas_by_name(conn), name: formula}
+        for other in _users(custom, name):
+            problem = _expansion_error(custom[other], custom)
+            if problem is not None:
+                raise QueryError(f"custom metric {other!r} uses {name!r} and could no longer be computed: "
+                                 f"{problem.message}", "formula")
     unit = fields.get("unit", "none")
     if unit not in UNITS:
         raise QueryError(f"unit must be one of {', '.join(UNITS)}", "unit")
     display = fields.get("display_name") or name
     description = fields.get("description") or ""
-    if not isinstance(display, str) or len(display) > 100:
-        raise QueryError("display_name must be text of at most 100 characters", "display_name")
-    if not isinstance(description, str) or len(description) > 1000:
-        raise QueryError("description must be text of at most 1,000 characters", "description")
+    if not isinstance(display, str) or len(display) > 100 or "\x00" in display:
+        raise QueryError("display_name must be text of at most 100 characters (no NUL)", "display_name")
+    if not isinstance(description, str) or len(description) > 1000 or "\x00" in description:
+        raise QueryError("description must be text of at most 1,000 characters (no NUL)", "description")
     return {"name": name, "display_name": display.strip(), "formula": formula.strip(), "unit": unit,
             "description": description.strip()}
 
 
+def _lock_writes(conn: Connection) -> None:
+    """Metric writes one at a time (Postgres): two concurrent saves that would each be fine
+    alone (a = b + 1, b = a + 1) cannot both pass the cycle check."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_WRITE_LOCK)))
+
+
+def _users(custom: Mapping[str, str], name: str) -> list[str]:
+    """The custom metrics whose formula names `name` (each formula parsed once)."""
+    names = list(CATALOGUE) + list(custom)
+    users = []
+    for other, formula in custom.items():
+        if other == name or name not in formula:
+            continue
+        try:
+            if name in formulas.references(formulas.parse(formula, names)):
+                users.append(other)
+        except formulas.FormulaError:
+            continue
+    return sorted(users)
+
+
 def create_metric(conn: Connection, fields: Mapping) -> CustomMetric:
+    _lock_writes(conn)
     name = fields.get("name") if isinstance(fields, Mapping) else None
     values = _validated(conn, fields, name, creating=True)
     if conn.execute(select(custom_metrics.c.name).where(custom_metrics.c.name == name)).first():
         raise QueryError(f"a custom metric named {name!r} exists; edit it instead", "name")
+    count = conn.execute(select(func.count()).select_from(custom_metrics)).scalar()
+    if count >= MAX_METRICS:
+        raise QueryError(f"there are already {count:,} custom metrics, the most allowed; delete unused ones first",
+                         "name")
     now = datetime.now(timezone.utc)
     conn.execute(insert(custom_metrics).values(**values, created_at=now, updated_at=now))
     return get_custom(conn, name)
 
 
 def update_metric(conn: Connection, name: str, fields: Mapping) -> CustomMetric:
+    _lock_writes(conn)
     current = get_custom(conn, name)
     merged = {**current.as_dict(), **(fields if isinstance(fields, Mapping) else {})}
     merged = {k: v for k, v in merged.items() if k in ("name", "display_name", "formula", "unit", "description")}
@@ -145,11 +191,15 @@ def update_metric(conn: Connection, name: str, fields: Mapping) -> CustomMetric:
 
 
 def delete_metric(conn: Connection, name: str) -> None:
+    """Refused while another computable metric uses it; a metric that can no longer be
+    computed (it is part of a cycle saved before cycles were refused) does not hold it."""
+    _lock_writes(conn)
     get_custom(conn, name)
-    users = [other for other, formula in formulas_by_name(conn).items() if other != name and name in
-             formulas.references(formulas.parse(formula, known_names(conn)))]
+    custom = formulas_by_name(conn)
+    users = [other for other in _users(custom, name) if _expansion_error(custom[other], custom) is None]
     if users:
-        raise QueryError(f"{name!r} is used by {', '.join(users)}; change or delete those first", "name")
+        listed = ", ".join(users[:5]) + (f" and {len(users) - 5:,} more" if len(users) > 5 else "")
+        raise QueryError(f"{name!r} is used by {listed}; change or delete those first", "name")
     conn.execute(delete(custom_metrics).where(custom_metrics.c.name == name))
 
 

@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import Connection, func, select, tuple_
 
 from services.custom_metrics import resolve_metric
+from services.ingest import ID_PATTERN, MAX_INT
 from services.query import DIMENSIONS, parse_filters, query_metrics, template_names
 from services.schema import CHANNELS, EVENT_COLUMNS, channel_label, notification_events
 from services.timerange import QueryError, resolve_range
@@ -127,7 +128,9 @@ def decode_cursor(cursor: str, sort: str, descending: bool) -> tuple:
             sort_value = datetime.fromisoformat(sort_value)
         elif not isinstance(sort_value, int) or isinstance(sort_value, bool):
             raise ValueError
-        if not isinstance(event_id, str) or created_at.tzinfo is None:
+        if not isinstance(event_id, str) or not ID_PATTERN.match(event_id) or created_at.tzinfo is None:
+            raise ValueError
+        if not isinstance(sort_value, datetime) and not -1 <= sort_value <= MAX_INT:
             raise ValueError
     except (ValueError, TypeError, orjson.JSONDecodeError):
         raise QueryError("cursor is not one this API issued; start again without it", "cursor") from None
@@ -196,6 +199,17 @@ def event_record(row: Mapping) -> dict:
     return record
 
 
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A CSV cell a spreadsheet will show as text, never run as a formula (OWASP CSV
+    injection): text starting with = + - @ tab or carriage return gets a leading '."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
 def events_csv(conn_factory, filters: Mapping, start=None, end=None, sort: str | None = None, *,
                now: datetime | None = None, channels: Sequence[str] = CHANNELS, cap: int = CSV_CAP,
                page: int = 5000) -> Iterator[str]:
@@ -218,8 +232,8 @@ def events_csv(conn_factory, filters: Mapping, start=None, end=None, sort: str |
                 result = list_events(conn, filters, start, end, min(page, cap - written, MAX_PAGE), cursor, sort,
                                      now=now, channels=channels)
             for event in result.events:
-                writer.writerow([orjson.dumps(event[f]).decode() if f == "metadata" and event[f] is not None
-                                 else event[f] for f in EVENT_FIELDS])
+                writer.writerow([spreadsheet_safe(orjson.dumps(event[f]).decode() if f == "metadata"
+                                                  and event[f] is not None else event[f]) for f in EVENT_FIELDS])
             written += len(result.events)
             yield buffer.getvalue()
             cursor = result.next_cursor

@@ -81,7 +81,10 @@ def _parse_time(value) -> datetime:
                          "such as 2026-11-28T09:30:00Z") from None
     if parsed.tzinfo is None:
         raise EventError("created_at needs a time zone: end it with Z or an offset like +02:00")
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+01:00 or 9999-12-31T23:59-01:00: outside every supported year
+        raise EventError(f"created_at {value[:40]!r} is outside the supported dates") from None
 
 
 def _optional_id(event: Mapping, name: str) -> str | None:
@@ -107,6 +110,16 @@ def _optional_int(event: Mapping, name: str, maximum: int) -> int | None:
     if not 0 <= value <= maximum:
         raise EventError(f"{name} must be from 0 to {maximum:,}, got {value:,}")
     return value
+
+
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def validate_event(event, now: datetime, channels: Sequence[str] = CHANNELS,
@@ -147,6 +160,8 @@ def validate_event(event, now: datetime, channels: Sequence[str] = CHANNELS,
             metadata_text = orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS).decode()
         except TypeError:
             raise EventError("metadata must hold only JSON values") from None
+        if "\\u0000" in metadata_text and _holds_nul(metadata):  # Postgres jsonb cannot hold one
+            raise EventError("metadata must not contain the NUL character (\\u0000)")
         if len(metadata_text.encode()) > MAX_METADATA_BYTES:
             raise EventError(f"metadata is larger than {MAX_METADATA_BYTES:,} bytes")
     event_id = _optional_id(event, "event_id")

@@ -107,6 +107,17 @@ class Query:
                 f"{self.window.start.isoformat()}|{self.window.end.isoformat()}|{filters}")
 
 
+def _template_id(value) -> int | None:
+    """A template id from a number or from ASCII digits only (not '1.7', '1_000' or '١٢')."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        number = int(value)
+    else:
+        return None
+    return number if 0 <= number <= 2_147_483_647 else None
+
+
 def parse_filters(raw: Mapping[str, object], channels: Sequence[str] = CHANNELS) -> tuple[tuple[str, tuple], ...]:
     """{dimension: "a,b" | [a, b]} → sorted, validated filter tuples."""
     out = []
@@ -128,13 +139,10 @@ def parse_filters(raw: Mapping[str, object], channels: Sequence[str] = CHANNELS)
             if bad:
                 raise QueryError(f"status {str(bad[0])[:40]!r} is not one of {', '.join(STATUSES)}", dim)
         else:
-            try:
-                values = [int(v) for v in values if not isinstance(v, bool)] if all(
-                    not isinstance(v, bool) for v in values) else None
-            except (TypeError, ValueError):
-                values = None
-            if values is None or any(not 0 <= v <= 2_147_483_647 for v in values):
-                raise QueryError("template_id takes whole numbers (comma-separated for several)", dim)
+            values = [_template_id(v) for v in values]
+            if any(v is None for v in values):
+                raise QueryError("template_id takes whole numbers written with the digits 0-9, from 0 to "
+                                 "2147483647 (comma-separated for several)", dim)
         if values:
             out.append((dim, tuple(sorted(set(values)))))
     return tuple(sorted(out))

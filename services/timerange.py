@@ -14,6 +14,8 @@ MAX_POINTS = 2000
 DEFAULT_SPAN = timedelta(hours=24)
 _RELATIVE = re.compile(r"^now(?:\s*-\s*(\d{1,6})\s*([mhdw]))?$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)   # times outside these are refused, so bucket
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)     # and history arithmetic never overflows
 
 
 class QueryError(ValueError):
@@ -28,19 +30,30 @@ def parse_time(text: str, now: datetime, field: str) -> datetime:
     """`now`, `now-15m|h|d|w`, an ISO date (midnight UTC) or an ISO datetime (UTC if no zone)."""
     value = text.strip()
     match = _RELATIVE.match(value)
-    if match:
-        amount, unit = match.groups()
-        return now - timedelta(**{_UNITS[unit]: int(amount)}) if amount else now
     try:
-        if len(value) == 10:
+        if match:
+            amount, unit = match.groups()
+            parsed = now - timedelta(**{_UNITS[unit]: int(amount)}) if amount else now
+        elif len(value) == 10:
             day = date.fromisoformat(value)
-            return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-        parsed = datetime.fromisoformat(value.replace(" ", "T", 1) if "T" not in value else value)
+            parsed = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        else:
+            parsed = datetime.fromisoformat(value.replace(" ", "T", 1) if "T" not in value else value)
+            parsed = parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise _unsupported(text, field) from None
     except ValueError:
         raise QueryError(f"{field} {text[:40]!r} is not a date: use an ISO date (2026-11-01), an ISO "
                          "datetime (2026-11-01T08:00:00Z) or a relative time (now, now-24h, now-7d)",
                          field) from None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    if not EARLIEST <= parsed < LATEST:
+        raise _unsupported(text, field)
+    return parsed
+
+
+def _unsupported(text: str, field: str) -> QueryError:
+    return QueryError(f"{field} {text[:40]!r} is outside the supported dates "
+                      f"(from {EARLIEST:%Y-%m-%d}, before {LATEST:%Y-%m-%d})", field)
 
 
 def floor_to(value: datetime, granularity: str) -> datetime:
