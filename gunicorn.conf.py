@@ -1,8 +1,12 @@
 """gunicorn settings for `gunicorn wsgi:app` (read from the working directory).
 
 Chart answers are short and mostly wait on Postgres or Redis for a millisecond or two, so
-each process runs a few threads: a request that waits lets another one run, and a slow
-client holds one thread, not a whole process. Command-line flags (-w, -b) override these.
+each process runs threads (gthread): a request that waits lets another one run. A client
+that connects and sends nothing waits in the worker's poller, not in a thread; one that
+trickles its headers holds one thread, not a whole process, so it takes more slow clients
+than workers × threads to stall a server. Facing the internet, put a proxy that buffers
+requests (nginx) in front. Bodies are capped by the app (2 MB, ingest 10 MB: 413 before the
+body is read). Command-line flags (-w, -b) override these.
 """
 import multiprocessing
 import os
@@ -10,7 +14,7 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count())))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = 30                 # a request still running after this is killed with its worker
 graceful_timeout = 20
 keepalive = 5                # dashboards poll every few seconds: reuse their connections

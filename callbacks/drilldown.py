@@ -72,17 +72,33 @@ def search_after_bar_click(search: str, click: dict, channels: tuple[str, ...]) 
 
 
 def sort_of(request: dict) -> str:
+    """The grid's sort as the events API takes it (the API refuses unknown columns)."""
     model = (request or {}).get("sortModel") or []
-    if not model:
+    first = model[0] if isinstance(model, list) and model and isinstance(model[0], dict) else {}
+    column, direction = first.get("colId"), first.get("sort")
+    if not isinstance(column, str):
         return "-created_at"
-    column, direction = model[0]["colId"], model[0]["sort"]
     return ("-" if direction == "desc" else "") + column
+
+
+def _row_number(value, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10_000_000 else default
+
+
+def _known_cursors(cursors) -> dict[str, str]:
+    """The remembered cursors ("sort|row" → cursor) the store holds, anything else dropped."""
+    if not isinstance(cursors, dict):
+        return {}
+    return {k: v for k, v in cursors.items() if isinstance(k, str) and isinstance(v, str) and k.count("|") == 1
+            and k.split("|")[1].isdigit()}
 
 
 def rows_for(state: ViewState, request: dict, cursors: dict) -> tuple[dict, dict]:
     """One block of the grid: walk keyset cursors to its first row (remembered per block)."""
     window = window_of(state)
-    start_row, end_row = int(request.get("startRow", 0)), int(request.get("endRow", 100))
+    cursors = _known_cursors(cursors)
+    start_row = _row_number(request.get("startRow"), 0)
+    end_row = _row_number(request.get("endRow"), start_row + 100)
     size = max(1, min(end_row - start_row, 1000))
     sort = sort_of(request)
     known = {int(k.split("|")[1]): v for k, v in cursors.items() if k.startswith(sort + "|")}

@@ -5,6 +5,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, no_update
 
 from callbacks.common import alert, guarded
 from callbacks.view import channel_filter, parse_search, window_of
+from dashapp.access import may_write_metrics
 from dashapp.caching import settings_for_queries
 from dashapp.extensions import db
 from layouts import figures, ids
@@ -42,8 +43,11 @@ def check_and_preview(formula: str | None, unit: str | None, search: str, channe
 
 def save(fields: dict) -> tuple:
     """(message, saved?) — create, or change the metric of that name."""
+    if not may_write_metrics():
+        return alert("Saving custom metrics needs the admin token; this session signed in with the read token."), False
+
     def work():
-        with db.engine.begin() as conn:
+        with db.writing() as conn:
             exists = fields["name"] in {m.name for m in custom_metrics.list_metrics(conn)}
             if exists:
                 return custom_metrics.update_metric(conn, fields["name"], fields), "changed"
@@ -105,9 +109,12 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
         if not any(clicks or []):
             return no_update, no_update
         name = ctx.triggered_id["name"]
+        if not may_write_metrics():
+            return alert("Deleting custom metrics needs the admin token; this session signed in with the read "
+                         "token."), no_update
 
         def work():
-            with db.engine.begin() as conn:
+            with db.writing() as conn:
                 custom_metrics.delete_metric(conn, name)
         _, error = guarded(work)
         if error:

@@ -12,7 +12,7 @@ from callbacks.view import (ViewState, channel_filter, drilled, focused_on_bucke
                             window_of)
 from layouts import figures, ids, overview
 from services.query import get_metric, kpis, series_records, volume_heatmap
-from services.timerange import STEP, resolve_window
+from services.timerange import EARLIEST, LATEST, STEP, resolve_window
 
 INVALID_RANGE = "The custom range is not valid: pick an end after the start."
 
@@ -76,7 +76,12 @@ def search_after_time_click(search: str, click: dict, channels: tuple[str, ...])
     """A click on the time chart: the bucket becomes the range, its channel the first drill."""
     state = parse_search(search, channels)
     point = click["points"][0]
-    when = datetime.fromisoformat(str(point["x"]).replace(" ", "T")).replace(tzinfo=timezone.utc)
+    try:
+        when = datetime.fromisoformat(str(point.get("x")).replace(" ", "T")).replace(tzinfo=timezone.utc)
+    except ValueError:  # not a point of this chart
+        return no_update
+    if not EARLIEST <= when < LATEST:
+        return no_update
     window = window_of(state)
     granularity = resolve_window(window[0], window[1], None, datetime.now(timezone.utc)).granularity
     channel = point.get("customdata")

@@ -91,7 +91,9 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
     @dash_app.callback(Output(ids.REFRESH, "interval"), Output(ids.REFRESH, "disabled"),
                        Input(ids.REFRESH_CHOICE, "value"))
     def _refresh(seconds):
-        return max(int(seconds or 0), 1) * 1000, not seconds
+        if seconds not in {value for value, _ in shell.REFRESH_CHOICES}:  # not one the dropdown offers
+            seconds = shell.DEFAULT_REFRESH
+        return max(seconds, 1) * 1000, not seconds
 
     @dash_app.callback(Output(ids.DATA_AS_OF, "children"), Input(ids.REFRESH, "n_intervals"),
                        Input(ids.URL, "search"))

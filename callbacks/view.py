@@ -11,6 +11,7 @@ from services.query import CATALOGUE
 from services.compare import COMPARE_TO
 from services.custom_metrics import NAME as CUSTOM_NAME
 from services.schema import STATUSES
+from services.timerange import EARLIEST, LATEST
 from services.trends import BASELINES
 
 DEFAULT_METRIC = "delivery_rate"
@@ -40,11 +41,14 @@ def iso_time(text: str | None) -> str | None:
     text = text.strip()
     try:
         if len(text) == 10:
-            return date.fromisoformat(text).isoformat()
+            day = date.fromisoformat(text)
+            return day.isoformat() if EARLIEST.date() <= day < LATEST.date() else None
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         return None
-    parsed = parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    if not EARLIEST <= parsed < LATEST:
+        return None
     return parsed.isoformat().replace("+00:00", "Z")
 
 

@@ -13,7 +13,7 @@ from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state, short_error
 from services.ingest import ingest_events
-from dashapp.caching import cache_stats, chart_answer, settings_for_queries
+from dashapp.caching import cache_stats, cached_report, chart_answer, settings_for_queries
 from services import compare as compare_service
 from services import custom_metrics as custom_service
 from services import drilldown as drilldown_service
@@ -29,11 +29,15 @@ register_blueprint_handlers(api)
 @api.get("/health")
 def health():
     problem = database_problem(db.engine)
+    if problem is not None:  # the driver's text names hosts and ports: logged, never shown
+        current_app.logger.error("health: database not answering: %s", problem)
     cache_status = cache_state(cache, bool(current_app.config.get("REDIS_URL")))
+    if cache_status.startswith("error"):
+        current_app.logger.error("health: cache %s", cache_status)
     body = {
         "status": "healthy" if problem is None and not cache_status.startswith("error") else "degraded",
-        "database": "ok" if problem is None else f"error: {problem}",
-        "cache": cache_status,
+        "database": "ok" if problem is None else "not answering",
+        "cache": "unreachable" if cache_status.startswith("error") else cache_status,
         "scheduler": scheduler_state(db.engine, current_app.extensions.get("analytics_scheduler_state", "off"))
         if problem is None else current_app.extensions.get("analytics_scheduler_state", "off"),
     }
@@ -88,12 +92,12 @@ def ingest():
     _check_ingest_token()
     events = _read_events()
     try:
-        with db.engine.begin() as conn:
+        with db.writing() as conn:
             report = ingest_events(conn, events, channels=current_app.config["CHANNELS"],
                                    raw_retention_days=current_app.config["RAW_RETENTION_DAYS"])
     except DBAPIError as exc:  # a full disk, a lost connection: the transaction rolled back whole
         current_app.logger.error("ingest batch refused by the database: %s", short_error(exc))
-        raise ApiError(f"The database refused the batch ({short_error(exc)[:120]}); nothing of it was stored. "
+        raise ApiError("The database could not store the batch just now; nothing of it was stored. "
                        "Retry the same batch later: duplicates are skipped.", "body", 503,
                        {"Retry-After": "5"}) from None
     return jsonify(report.as_dict())
@@ -182,14 +186,18 @@ def drilldown():
         filters = orjson.loads(args.get("filters") or "{}")
     except orjson.JSONDecodeError:
         raise ApiError('filters must be JSON such as {"channel": "email", "status": "bounced"}', "filters") from None
-    with db.read_engine.connect() as conn:
+    settings = settings_for_queries()
+
+    def compute(conn):
         level = drilldown_service.drill_level(
             conn, filters, args.get("start"), args.get("end"), args.get("dimension") or None,
-            args.get("metric") or "events", channels=current_app.config["CHANNELS"], **settings_for_queries())
-    return json_response({
-        "level": level.level, "dimension": level.dimension, "metric": level.metric,
-        "parent_filters": level.parent_filters, "data": level.data, "next_dimensions": level.next_dimensions,
-        "can_drill_down": level.can_drill_down, "breadcrumbs": level.breadcrumbs})
+            args.get("metric") or "events", channels=current_app.config["CHANNELS"], **settings)
+        return {"level": level.level, "dimension": level.dimension, "metric": level.metric,
+                "parent_filters": level.parent_filters, "data": level.data, "next_dimensions": level.next_dimensions,
+                "can_drill_down": level.can_drill_down, "breadcrumbs": level.breadcrumbs}
+
+    body, cached = cached_report("drilldown", {**args, "filters": filters}, compute)
+    return json_response({**body, "cached": cached})
 
 
 EVENTS_PARAMETERS = ("start", "end", "limit", "cursor", "sort", "format") + query_service.DIMENSIONS
@@ -228,11 +236,11 @@ def trends():
     require_metric(args)
     days = number_param(args, "days", int, 1, 400, None, "days must be a whole number from 1 to 400")
     filters = dimension_filters(args)
-    with db.read_engine.connect() as conn:
-        report = trend_report(conn, args["metric"], args.get("start"), args.get("end"), days, filters,
-                              args.get("granularity") or None, args.get("detector") or None,
-                              channels=current_app.config["CHANNELS"], **settings_for_queries())
-    return json_response(report)
+    settings = settings_for_queries()
+    report, cached = cached_report("trends", dict(args), lambda conn: trend_report(
+        conn, args["metric"], args.get("start"), args.get("end"), days, filters, args.get("granularity") or None,
+        args.get("detector") or None, channels=current_app.config["CHANNELS"], **settings))
+    return json_response({**report, "cached": cached})
 
 
 COMPARE_PARAMETERS = ("metric", "dimensions", "start", "end", "compare_to", "min_volume") + query_service.DIMENSIONS
@@ -246,11 +254,11 @@ def compare():
     min_volume = number_param(args, "min_volume", float, 0, 1e12, compare_service.DEFAULT_MIN_VOLUME,
                               "min_volume must be a number of events from 0 up")
     filters = dimension_filters(args)
-    with db.read_engine.connect() as conn:
-        body = compare_service.compare(conn, args["metric"], args.get("dimensions") or None, args.get("start"),
-                                       args.get("end"), args.get("compare_to") or None, filters, min_volume,
-                                       channels=current_app.config["CHANNELS"], **settings_for_queries())
-    return json_response(body)
+    settings = settings_for_queries()
+    body, cached = cached_report("compare", dict(args), lambda conn: compare_service.compare(
+        conn, args["metric"], args.get("dimensions") or None, args.get("start"), args.get("end"),
+        args.get("compare_to") or None, filters, min_volume, channels=current_app.config["CHANNELS"], **settings))
+    return json_response({**body, "cached": cached})
 
 
 CORRELATION_PARAMETERS = ("metrics", "start", "end", "granularity", "lag_max", "detrend")
@@ -264,11 +272,11 @@ def correlations():
     detrend_text = (args.get("detrend") or "true").lower()
     if detrend_text not in ("true", "false", "1", "0"):
         raise ApiError("detrend must be true or false", "detrend")
-    with db.read_engine.connect() as conn:
-        body = correlation_report(conn, args.get("metrics"), args.get("start"), args.get("end"),
-                                  args.get("granularity") or None, lag_max, detrend_text in ("true", "1"),
-                                  channels=current_app.config["CHANNELS"], **settings_for_queries())
-    return json_response(body)
+    settings = settings_for_queries()
+    body, cached = cached_report("correlations", dict(args), lambda conn: correlation_report(
+        conn, args.get("metrics"), args.get("start"), args.get("end"), args.get("granularity") or None, lag_max,
+        detrend_text in ("true", "1"), channels=current_app.config["CHANNELS"], **settings))
+    return json_response({**body, "cached": cached})
 
 
 MAX_FORM_BYTES = 64 * 1024
@@ -302,7 +310,7 @@ def list_custom_metrics():
 @api.post("/api/analytics/metrics")
 def create_custom_metric():
     body = _json_body()
-    with db.engine.begin() as conn:
+    with db.writing() as conn:
         created = custom_service.create_metric(conn, body)
     return json_response(created.as_dict(), 201)
 
@@ -317,14 +325,14 @@ def get_custom_metric(name: str):
 @api.put("/api/analytics/metrics/<name>")
 def update_custom_metric(name: str):
     body = _json_body()
-    with db.engine.begin() as conn:
+    with db.writing() as conn:
         updated = custom_service.update_metric(conn, name, body)
     return json_response(updated.as_dict())
 
 
 @api.delete("/api/analytics/metrics/<name>")
 def delete_custom_metric(name: str):
-    with db.engine.begin() as conn:
+    with db.writing() as conn:
         custom_service.delete_metric(conn, name)
     return Response(status=204)
 

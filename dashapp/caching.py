@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 from flask import current_app
+from sqlalchemy import Connection, event, func, select
 
 from dashapp.extensions import cache, db
 from services import dialect
@@ -180,3 +182,58 @@ def chart_answer(query: query_service.Query, now: datetime) -> ChartAnswer:
     if whole:
         _call(lambda: cache.set(key, (data, metadata), timeout=timeout))
     return ChartAnswer(data, {**metadata, "sealed_from_cache": m.sealed_from_cache}, False)
+
+
+# ---------------------------------------------------------------- reports (trends, compare, correlations, drill-down)
+
+class ReportTooLong(Exception):
+    """A report used up REPORT_BUDGET_SECONDS of database work; it is stopped between statements."""
+
+
+@contextmanager
+def report_connection() -> Iterator[Connection]:
+    """A read connection for one report whose statements may start only within
+    REPORT_BUDGET_SECONDS of the first (each is also bounded by the statement timeout):
+    one heavy report cannot hold a worker for minutes."""
+    budget = current_app.config["REPORT_BUDGET_SECONDS"]
+    with db.read_engine.connect() as conn:
+        deadline = time.monotonic() + budget
+
+        def check(*_args):
+            if time.monotonic() > deadline:
+                raise ReportTooLong(budget)
+
+        event.listen(conn, "before_cursor_execute", check)
+        yield conn
+
+
+def report_version(conn: Connection) -> str:
+    """What any report's answer depends on beyond its parameters: every batch, fold,
+    rebuild and late event (data_version over all time) and every custom-metric edit."""
+    from services.schema import custom_metrics
+
+    now = datetime.now(timezone.utc)
+    version = data_version(conn, datetime(1970, 1, 1, tzinfo=timezone.utc), now, now)
+    edited = conn.execute(select(func.max(custom_metrics.c.updated_at), func.count())).one()
+    return f"{version.live}|{edited[0].isoformat() if edited[0] else '-'}.{edited[1]}"
+
+
+def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], Any]) -> tuple[Any, bool]:
+    """(answer, from_cache): a report keyed by its parameters, the data and metric version
+    it read and the current minute (relative windows move with the clock), kept for
+    LIVE_CACHE_TIMEOUT. Viewers refreshing the same report on data at rest share one
+    computation; any new batch, fold or metric edit changes the key."""
+    minute = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M")
+    with report_connection() as conn:
+        snapshot = dialect.outside_transaction(conn)
+        key = "report|" + kind + "|" + orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode() + "|" + \
+            report_version(conn) + "|" + minute
+        hit = _call(lambda: cache.get(key))
+        if hit is not None:
+            _count("hits")
+            return hit, True
+        _count("misses")
+        snapshot()
+        answer = compute(conn)
+    _call(lambda: cache.set(key, answer, timeout=current_app.config["LIVE_CACHE_TIMEOUT"]))
+    return answer, False

@@ -19,9 +19,12 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_READ_URL": None,
     "REDIS_URL": None,
     "REDIS_SOCKET_TIMEOUT": 0.25,
+    "CACHE_PREFIX": "",  # added to every cache key, beside the database's identity
     "SCHEDULER": None,  # None: decided by how the process was started (see scheduler_mode)
     "URL_PREFIX": "/analytics/",
     "INGEST_TOKEN": None,
+    "READ_TOKEN": None,    # standalone app: reads the dashboard and API (dashapp.access)
+    "ADMIN_TOKEN": None,   # standalone app: also saves and deletes custom metrics
     "RAW_RETENTION_DAYS": 30,
     "MINUTE_RETENTION_HOURS": 48,
     "CHANNELS": ("email", "sms", "push"),
@@ -30,13 +33,15 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_CACHE_TIMEOUT": 30,
     "ROLLUP_INTERVAL_SECONDS": 2.0,  # how often the scheduler folds what ingest wrote
     "QUERY_TIMEOUT_SECONDS": 15.0,
+    "REPORT_BUDGET_SECONDS": 10.0,  # database work one trend, comparison, correlation or drill level may do
+    "WRITE_TIMEOUT_SECONDS": 10.0,  # a request's write waiting on a lock or running longer gives up: 503
     "RATE_LIMIT": "1200 per minute",  # per client address, on /api/*; "off" disables it
 }
 
 _INT_SETTINGS = ("RAW_RETENTION_DAYS", "MINUTE_RETENTION_HOURS", "CACHE_DEFAULT_TIMEOUT", "LIVE_CACHE_TIMEOUT")
-_FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT", "QUERY_TIMEOUT_SECONDS", "ROLLUP_INTERVAL_SECONDS")
-_STR_SETTINGS = ("ENV", "DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL", "SCHEDULER", "URL_PREFIX",
-                 "INGEST_TOKEN", "SECRET_KEY", "RATE_LIMIT")
+_FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT", "QUERY_TIMEOUT_SECONDS", "REPORT_BUDGET_SECONDS", "WRITE_TIMEOUT_SECONDS", "ROLLUP_INTERVAL_SECONDS")
+_STR_SETTINGS = ("ENV", "DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL", "CACHE_PREFIX", "SCHEDULER", "URL_PREFIX",
+                 "INGEST_TOKEN", "READ_TOKEN", "ADMIN_TOKEN", "SECRET_KEY", "RATE_LIMIT")
 
 
 class ConfigError(ValueError):
@@ -95,6 +100,10 @@ def validate_settings(settings: dict[str, Any], explicit_database: bool) -> dict
             raise ConfigError(f"{name} must be at least 1, got {settings[name]}")
     if not 0.1 <= settings["ROLLUP_INTERVAL_SECONDS"] <= 3600:
         raise ConfigError(f"ROLLUP_INTERVAL_SECONDS must be from 0.1 to 3600, got {settings['ROLLUP_INTERVAL_SECONDS']}")
+    if not settings["REPORT_BUDGET_SECONDS"] > 0:
+        raise ConfigError(f"REPORT_BUDGET_SECONDS must be more than 0, got {settings['REPORT_BUDGET_SECONDS']}")
+    if not 0.5 <= settings["WRITE_TIMEOUT_SECONDS"] <= 25:  # below gunicorn's 30 s worker timeout
+        raise ConfigError(f"WRITE_TIMEOUT_SECONDS must be from 0.5 to 25, got {settings['WRITE_TIMEOUT_SECONDS']}")
     if not settings["CHANNELS"]:
         raise ConfigError("CHANNELS must name at least one channel")
     return settings

@@ -1,6 +1,7 @@
 """Mount the Dash dashboard on any Flask server, under any prefix, behind any login."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     callbacks.compare.register(dash_app, channels)
     callbacks.correlations.register(dash_app, channels)
     callbacks.metrics.register(dash_app, channels)
+    _guard_dash_views(server, url_base_pathname, dash_app)
     if protect is not None:
         _protect_views(server, url_base_pathname, protect)
     add_security_headers(server, dash_app, url_base_pathname)
@@ -65,6 +67,105 @@ def _dashboard_database_problem() -> str | None:
     current_app.logger.warning("dashboard: database unavailable: %s", problem)
     return ("The analytics database is not answering, so charts cannot load right now. "
             "They will come back on their own once it does.")
+
+
+# What the page's components send for each property a callback reads; a value of another
+# type or shape did not come from this dashboard (None is what a component sends before
+# any input). Dropdowns and text inputs send text unless listed.
+PROPERTY_TYPES: dict[str, tuple[type, ...]] = {
+    "search": (str,), "active_tab": (str,), "n_intervals": (int,), "n_clicks": (int,), "clickData": (dict,),
+    "getRowsRequest": (dict,), "start_date": (str,), "end_date": (str,),
+}
+VALUE_TYPES: dict[str, tuple[type, ...]] = {
+    "refresh-choice": (int,), "corr-lag": (int,), "corr-metrics": (list,), "corr-detrend": (bool,), "channels": (list,),
+}
+DATA_TYPES: dict[str, tuple[type, ...]] = {"metrics-version": (int,), "corr-report": (dict,)}
+
+
+def _value_problem(item: dict) -> str | None:
+    prop, value, component = item["property"], item.get("value"), item["id"]
+    if value is None:
+        return None
+    named = component if isinstance(component, str) else None
+    if prop == "value":
+        expected = VALUE_TYPES.get(named, (str,))
+    elif prop == "data":
+        expected = DATA_TYPES.get(named)
+    else:
+        expected = PROPERTY_TYPES.get(prop)
+    if expected is None:
+        return None
+    wrong = (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected)
+    if not wrong and prop == "clickData":
+        points = value.get("points")
+        wrong = not (isinstance(points, list) and points and all(isinstance(p, dict) for p in points))
+    if not wrong and isinstance(value, list):
+        wrong = not all(isinstance(v, str) for v in value)
+    if wrong:
+        return f"The callback request's {prop} has a value this dashboard never sends; reload the page."
+    return None
+
+
+def callback_body_problem(body, callback_map: dict) -> str | None:
+    """What is wrong with a Dash callback request body, or None: a malformed one is the
+    client's mistake (400), not an error of ours."""
+    if not isinstance(body, dict):
+        return "A callback request must be a JSON object."
+    output = body.get("output")
+    if not isinstance(output, str) or output not in callback_map:
+        return "The callback request names no callback of this dashboard; reload the page."
+    if not isinstance(body.get("outputs"), (dict, list)):
+        return "The callback request has no outputs; reload the page."
+    for part in ("inputs", "state", "changedPropIds"):
+        items = body.get(part, [])
+        if not isinstance(items, list):
+            return f"The callback request's {part} must be a list; reload the page."
+        flat = [i for item in items for i in (item if isinstance(item, list) else [item])]
+        if part != "changedPropIds" and not all(isinstance(i, dict) and "id" in i and isinstance(i.get("property"), str)
+                                               for i in flat):
+            return f"The callback request's {part} are malformed; reload the page."
+        if part != "changedPropIds":
+            problem = next((p for p in map(_value_problem, flat) if p), None)
+            if problem:
+                return problem
+        if part == "changedPropIds" and not all(isinstance(i, str) for i in flat):
+            return "The callback request's changedPropIds are malformed; reload the page."
+    return None
+
+
+def _guard_dash_views(server: Flask, prefix: str, dash_app: Dash) -> None:
+    """Dash's own routes answer like the API: a malformed callback body is a 400, a file
+    that is not part of the dashboard a 404, an error of ours a logged 500 — JSON, never
+    an HTML error page or a traceback."""
+    from dash.exceptions import DependencyException, InvalidResourceError, PreventUpdate
+    from flask import request
+    from werkzeug.exceptions import HTTPException
+
+    from dashapp.errors import error_response
+
+    def guard(view, endpoint: str):
+        @functools.wraps(view)
+        def guarded(*args, **kwargs):
+            if endpoint.endswith("_dash-update-component"):
+                body = request.get_json(silent=True)
+                problem = callback_body_problem(body, dash_app.callback_map)
+                if problem:
+                    server.logger.warning("refused a callback request: %s (%.300s)", problem, body)
+                    return error_response(problem, "body", 400)
+            try:
+                return view(*args, **kwargs)
+            except (DependencyException, InvalidResourceError):
+                return error_response("No such file in this dashboard.", None, 404)
+            except (HTTPException, PreventUpdate):
+                raise
+            except Exception:
+                server.logger.exception("dashboard request failed: %s", request.path)
+                return error_response("Something went wrong on our side; it has been logged.", None, 500)
+        return guarded
+
+    for rule in server.url_map.iter_rules():
+        if rule.rule.startswith(prefix) and "_dash-" in rule.rule:
+            server.view_functions[rule.endpoint] = guard(server.view_functions[rule.endpoint], rule.endpoint)
 
 
 # Endpoints that authenticate on their own: load balancers probe /health, and producers

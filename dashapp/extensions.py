@@ -5,17 +5,20 @@ Nothing here holds an engine at import time: each app keeps its own in
 """
 from __future__ import annotations
 
-import os
-import weakref
-from pathlib import Path
-
+import hashlib
 import logging
+import math
+import os
 import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask_caching import Cache
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 
 from dashapp.config import DEFAULTS, build_settings, scheduler_mode
 
@@ -97,6 +100,18 @@ class Database:
             else engine
         app.extensions[self.key] = {"engine": engine, "read_engine": read_engine}
 
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A request's write transaction that gives up instead of waiting: on Postgres, a
+        lock held elsewhere or a statement running longer than WRITE_TIMEOUT_SECONDS
+        cancels it (rolled back whole), well before gunicorn would kill the worker."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                milliseconds = int(current_app.config["WRITE_TIMEOUT_SECONDS"] * 1000)
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+            yield conn
+
     @property
     def engine(self) -> Engine:
         return current_app.extensions[self.key]["engine"]
@@ -110,6 +125,16 @@ class Database:
 db = Database()
 
 
+def cache_namespace(settings: dict) -> str:
+    """The prefix of every cache key: CACHE_PREFIX and the identity of the database the
+    answers come from (its URL without password), so deployments sharing a Redis never
+    answer from each other's data."""
+    url = make_url(settings["DATABASE_URL"]).render_as_string(hide_password=True)
+    identity = hashlib.sha256(url.encode()).hexdigest()[:12]
+    prefix = settings.get("CACHE_PREFIX") or ""
+    return f"na:{prefix + ':' if prefix else ''}{identity}:"
+
+
 def cache_config(settings: dict) -> dict:
     """Flask-Caching settings: Redis with short socket timeouts, or in-process."""
     if settings.get("REDIS_URL"):
@@ -117,7 +142,7 @@ def cache_config(settings: dict) -> dict:
         return {
             "CACHE_TYPE": "RedisCache",
             "CACHE_REDIS_URL": settings["REDIS_URL"],
-            "CACHE_KEY_PREFIX": "na:",
+            "CACHE_KEY_PREFIX": cache_namespace(settings),
             "CACHE_DEFAULT_TIMEOUT": settings["CACHE_DEFAULT_TIMEOUT"],
             "CACHE_OPTIONS": {"socket_timeout": timeout, "socket_connect_timeout": timeout},
         }
@@ -143,7 +168,7 @@ def ensure_extensions(app: Flask) -> None:
     from dashapp.api import api
     from dashapp.errors import register_app_handlers
 
-    register_app_handlers(app)
+    register_app_handlers(app, settings["URL_PREFIX"])
     _limit_api(app, api, settings)
     _compress_responses(app, settings)
     app.register_blueprint(api)
@@ -191,14 +216,15 @@ def _limit_api(app: Flask, blueprint, settings: dict) -> None:
     timeout = settings["REDIS_SOCKET_TIMEOUT"]
 
     def breached(limit):
-        retry = int(limit.reset_at - time.time()) + 1
+        # whole seconds until the window frees a request, never more than the window itself
+        retry = min(max(1, math.ceil(limit.reset_at - time.time())), limit.limit.get_expiry())
         return error_response(f"Too many requests from this client: at most {limit.limit}. Retry in {retry} s.",
-                              None, 429, {"Retry-After": str(max(retry, 1))})
+                              None, 429, {"Retry-After": str(retry)})
 
     limiter = Limiter(get_remote_address, app=app, storage_uri=settings.get("REDIS_URL") or "memory://",
                       storage_options={"socket_timeout": timeout, "socket_connect_timeout": timeout}
                       if settings.get("REDIS_URL") else {},
-                      swallow_errors=True, in_memory_fallback_enabled=True, headers_enabled=True,
-                      key_prefix="na-limit", on_breach=breached)
+                      swallow_errors=True, in_memory_fallback_enabled=True, headers_enabled=False,
+                      key_prefix="limit:" + cache_namespace(settings), on_breach=breached)
     limiter.limit(settings["RATE_LIMIT"], exempt_when=lambda: request.endpoint == "api.health")(blueprint)
     app.extensions["analytics_limiter"] = limiter

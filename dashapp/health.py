@@ -25,7 +25,12 @@ QUERY_TOO_LONG = ("The query took longer than the query timeout and was stopped;
 
 
 def is_timeout(exc: BaseException) -> bool:
-    return "statement timeout" in str(getattr(exc, "orig", None) or exc)
+    """Stopped by the statement or the lock timeout (Postgres)."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return "statement timeout" in text or "lock timeout" in text
+
+
+WRITE_BUSY = "The database is busy with other writes; nothing was changed. Retry in a few seconds."
 
 
 def database_problem(engine: Engine) -> str | None:

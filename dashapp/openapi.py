@@ -18,7 +18,9 @@ TIME_PARAMETER_HELP = ("ISO date (2026-11-01), ISO datetime (2026-11-01T08:00:00
 
 def _error_responses(*codes: int) -> dict:
     text = {400: "Bad input; `field` names the parameter", 401: "Missing or wrong token",
-            403: "Disabled on this server", 413: "Too large", 503: "Database unavailable (see Retry-After)"}
+            403: "Not allowed: disabled on this server, another origin, or a token that may not write",
+            413: "Too large", 415: "A write not sent as application/json",
+            503: "Database unavailable or busy, or a report over its budget (see Retry-After)"}
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
 
@@ -199,7 +201,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                 "post": {"summary": "Save a custom metric",
                          "requestBody": {"required": True, "content": {"application/json": {"schema": CUSTOM}}},
                          "responses": {"201": {"description": "Saved", "content": {"application/json": {
-                             "schema": CUSTOM}}}, **_error_responses(400, 503)}}},
+                             "schema": CUSTOM}}}, **_error_responses(400, 403, 413, 415, 503)}}},
             "/api/analytics/metrics/{name}": {
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "get": {"summary": "One custom metric", "responses": {
@@ -209,16 +211,16 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                         "requestBody": {"required": True, "content": {"application/json": {"schema": {
                             "type": "object"}}}},
                         "responses": {"200": {"description": "Changed", "content": {"application/json": {
-                            "schema": CUSTOM}}}, **_error_responses(400, 503)}},
+                            "schema": CUSTOM}}}, **_error_responses(400, 403, 413, 415, 503)}},
                 "delete": {"summary": "Delete a custom metric no other one uses",
-                           "responses": {"204": {"description": "Deleted"}, **_error_responses(400, 503)}}},
+                           "responses": {"204": {"description": "Deleted"}, **_error_responses(400, 403, 503)}}},
             "/api/analytics/metrics/validate": {"post": {
                 "summary": "Check a formula: errors with their positions, and the names it uses",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["formula"], "properties": {"formula": {"type": "string"}}}}}},
                 "responses": {"200": {"description": "The check", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["valid", "errors", "references"]}}}},
-                              **_error_responses(400, 503)}}},
+                              **_error_responses(400, 403, 413, 415, 503)}}},
             "/api/analytics/metrics/preview": {"post": {
                 "summary": "A series of an unsaved formula over a range",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -226,7 +228,8 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                         "formula": {"type": "string"}, "start": {"type": "string"}, "end": {"type": "string"},
                         "group_by": {"type": "string"}, "unit": {"type": "string"}}}}}},
                 "responses": {"200": {"description": "The series", "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["data", "metadata"]}}}}, **_error_responses(400, 503)}}},
+                    "type": "object", "required": ["data", "metadata"]}}}},
+                              **_error_responses(400, 403, 413, 415, 503)}}},
             "/api/analytics/drilldown": {"get": {
                 "summary": "One level of channel → status → template, with its breadcrumb trail",
                 "parameters": [
