@@ -74,7 +74,8 @@ def test_a_batch_the_database_refuses_is_a_clear_503_and_nothing_is_stored(pg_en
         response = app.test_client().post("/api/events", data=orjson.dumps(batch),
                                           headers={"Authorization": "Bearer test-token"})
         assert response.status_code == 503
-        assert "No space left on device" in response.json["error"] and "nothing of it was stored" in response.json["error"]
+        assert "nothing of it was stored" in response.json["error"]
+        assert "No space left" not in response.json["error"]  # the driver's words go to the log only
         with pg_engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(notification_events)).scalar() == 0
     finally:
