@@ -12,7 +12,7 @@ import dash_bootstrap_components as dbc
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
-from dashapp.caching import cached_series, settings_for_queries
+from dashapp.caching import ReportTooLong, cached_report, cached_series, settings_for_queries
 from dashapp.extensions import db
 from dashapp.health import QUERY_TOO_LONG, SCHEMA_MISSING, is_missing_schema, is_timeout
 from services.query import build_query
@@ -30,6 +30,9 @@ def guarded(work: Callable[[], Any]) -> tuple[Any, str | None]:
         return work(), None
     except QueryError as exc:
         return None, exc.message
+    except ReportTooLong as exc:
+        return None, (f"This report needs more than {exc.args[0]:.0f} s of database work and was stopped; "
+                      "narrow the time range or pick fewer channels.")
     except DBAPIError as exc:
         log.warning("dashboard query failed: %s", exc)
         if is_timeout(exc):
@@ -51,6 +54,23 @@ def ask(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str | None]:
     def work():
         with db.read_engine.connect() as conn:
             return service(conn, *args, **extra, **kwargs)
+    return guarded(work)
+
+
+def ask_report(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str | None]:
+    """A report (trend, comparison, correlation, drill level) through the shared report
+    cache and within the report budget, guarded: viewers refreshing the same view share one
+    computation while no batch, fold or metric edit changes what it read."""
+    accepted = inspect.signature(service).parameters
+    context = {"channels": current_app.config["CHANNELS"], **settings_for_queries()}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    extra = {k: v for k, v in context.items() if takes_any or k in accepted}
+    parameters = {"args": args, "kwargs": kwargs}
+
+    def work():
+        answer, _ = cached_report(f"{service.__module__}.{service.__name__}", parameters,
+                                  lambda conn: service(conn, *args, **extra, **kwargs))
+        return answer
     return guarded(work)
 
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from dash import Dash, Input, Output, State, html, no_update
 
-from callbacks.common import alert, ask
+from callbacks.common import alert, ask_report
 from callbacks.view import ViewState, parse_search, to_search, window_of
 from layouts import compare as layout
 from layouts import figures, ids
@@ -50,7 +50,7 @@ def compare_view(state: ViewState) -> tuple:
     if window is None:
         return None, [], empty, empty, None, alert("The custom range is not valid.", "warning")
     channels = ",".join(f"channel:{c}" for c in state.channels) if len(state.channels) >= 2 else None
-    result, error = ask(compare, state.metric, channels, *window, state.compare_to)
+    result, error = ask_report(compare, state.metric, channels, *window, state.compare_to)
     if error:
         return None, [], figures.empty_figure(error), empty, None, alert(error)
     metric = get_metric(state.metric)
@@ -62,7 +62,7 @@ def compare_view(state: ViewState) -> tuple:
     revision = to_search(state)
     overlay = figures.time_series(records, metric.label, metric.unit, revision)
     period = figures.period_chart(result["period"], metric.label, metric.unit, revision)
-    templates, template_error = ask(compare, state.metric, "template_id", *window, None,
+    templates, template_error = ask_report(compare, state.metric, "template_id", *window, None,
                                     {"channel": list(state.channels)} if state.channels else None)
     table = layout.template_table(templates, metric.unit) if not template_error else alert(template_error)
     text = html.Div([html.H4(summary_sentence(result, metric.unit), className="fw-semibold mb-1"),

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 from dash import Dash, Input, Output, State, no_update
 
-from callbacks.common import alert, ask
+from callbacks.common import alert, ask_report
 from callbacks.view import ViewState, parse_search, to_search, window_of
 from layouts import correlations, figures, ids
 from services import correlation
@@ -20,7 +20,7 @@ def matrix_view(state: ViewState) -> tuple:
     if window is None:
         return figures.empty_figure("Pick an end after the start."), None, alert("The custom range is not valid.")
     chosen = state.correlate or correlations.DEFAULT_SET
-    report, error = ask(correlation_report, list(chosen), *window, None, state.lag_max, state.detrend)
+    report, error = ask_report(correlation_report, list(chosen), *window, None, state.lag_max, state.detrend)
     if error:
         return figures.empty_figure(error), None, alert(error)
     return figures.correlation_matrix(report, to_search(state)), report, None

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import orjson
 from dash import MATCH, Dash, Input, Output, State, no_update
 
-from callbacks.common import alert, ask
+from callbacks.common import alert, ask, ask_report
 from callbacks.view import ViewState, drilled, parse_search, to_search, window_of
 from layouts import drilldown, figures, ids
 from services.drilldown import HIERARCHY, drill_level, list_events
@@ -40,7 +40,7 @@ def level_view(state: ViewState, prefix: str, current_key: str | None) -> tuple:
     if window is None:
         return ([{"label": "All", "active": True}], "", figures.empty_figure("Pick an end after the start."),
                 shown, hidden, "#", no_update, "", alert("The custom range is not valid.", "warning"))
-    level, error = ask(drill_level, drill_filters(state), *window)
+    level, error = ask_report(drill_level, drill_filters(state), *window)
     if error:
         return ([{"label": "All", "active": True}], "", figures.empty_figure(error), shown, hidden, "#",
                 no_update, "", alert(error))

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from dash import Dash, Input, Output, State, no_update
 
-from callbacks.common import alert, ask
+from callbacks.common import alert, ask_report
 from callbacks.view import ViewState, channel_filter, parse_search, to_search, window_of
 from layouts import figures, ids, trends
 from services.trend_report import trend_report
@@ -20,7 +20,7 @@ def trend_view(state: ViewState, prefix: str) -> tuple:
     empty = figures.empty_figure("")
     if window is None:
         return None, empty, None, empty, empty, alert("The custom range is not valid.", "warning")
-    report, error = ask(trend_report, state.metric, *window, None, channel_filter(state), None, state.detector)
+    report, error = ask_report(trend_report, state.metric, *window, None, channel_filter(state), None, state.detector)
     if error:
         return None, figures.empty_figure(error), None, empty, empty, alert(error)
     label, unit = report["label"], report["unit"]

@@ -387,3 +387,19 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(pg_engine):
     cells = [cell for row in rows[1:] for cell in row]
     assert "'-A1-B1" in cells and "'-2-3" in cells and "plain" in cells
     assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
+
+
+def test_the_dashboards_reports_share_the_report_cache(pg_engine, redis_url):
+    from callbacks.common import ask_report
+    from dashapp.caching import cache_stats
+    from services.trend_report import trend_report
+
+    app = pg_app(pg_engine, REDIS_URL=redis_url)
+    app.test_client().post("/api/events", data=orjson.dumps(make_events(20)), headers=AUTH)
+    with app.test_request_context():
+        before = cache_stats()
+        first, error = ask_report(trend_report, "sent", "now-2d", None, None, {}, None, None)
+        again, _ = ask_report(trend_report, "sent", "now-2d", None, None, {}, None, None)
+        after = cache_stats()
+    assert error is None and again == first
+    assert (after["misses"] - before["misses"], after["hits"] - before["hits"]) == (1, 1)

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.faults.test_worker_kill import free_port
+from tests.faults.test_worker_kill import free_port, wait_until_healthy
 from tests.integration.test_rollup import ROOT
 
 
@@ -25,12 +25,7 @@ def server(sqlite_url):
     master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--log-level", "warning",
                                "wsgi:app"], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if requests.get(base + "/health", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            time.sleep(0.1)
+    wait_until_healthy(base)
     yield port, base
     master.terminate()
     master.wait(timeout=30)

@@ -28,6 +28,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_healthy(base: str, attempts: int = 150) -> None:
+    """Until the server at `base` answers /health with 200 (it is starting)."""
+    for _ in range(attempts):
+        try:
+            if requests.get(base + "/health", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+
+
 @pytest.mark.real_clock
 def test_killing_a_worker_under_load_gives_no_500(pg_engine, redis_url):
     seed_demo(pg_engine.begin, days=2, per_hour=60, seed=21)
@@ -39,12 +50,7 @@ def test_killing_a_worker_under_load_gives_no_500(pg_engine, redis_url):
                                "--log-level", "warning", "wsgi:app"], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                if requests.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
+        wait_until_healthy(base)
         statuses: list[int] = []
         cut = [0]
         deadline = time.monotonic() + 5
