@@ -110,7 +110,7 @@ class Server:
         self.base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS, "SCHEDULER": "off", "INGEST_TOKEN": TOKEN,
                "RAW_RETENTION_DAYS": "120", "RATE_LIMIT": "off"}  # one address plays 50 clients
-        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b",
+        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", str(workers), "-b",
                                       f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
                                      cwd=ROOT, env=env)
         for _ in range(100):
@@ -144,7 +144,7 @@ class Process:
 
 def start_floor(schema: str) -> tuple[Process, str]:
     """bench.floor under gunicorn (2 workers) on the benchmark schema; (process, base URL)."""
-    floor = Process([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{FLOOR_PORT}", "--log-level",
+    floor = Process([sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", "2", "-b", f"127.0.0.1:{FLOOR_PORT}", "--log-level",
                      "warning", "bench.floor:app"], {"FLOOR_DATABASE_URL": DATABASE, "FLOOR_SCHEMA": schema})
     base = f"http://127.0.0.1:{FLOOR_PORT}"
     for _ in range(100):

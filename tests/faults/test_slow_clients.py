@@ -22,7 +22,7 @@ def server(sqlite_url):
            "GUNICORN_BIND": f"127.0.0.1:{port}"}
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "init-db"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
-    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--log-level", "warning",
+    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--no-control-socket", "--log-level", "warning",
                                "wsgi:app"], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     wait_until_healthy(base)

@@ -46,7 +46,7 @@ def test_killing_a_worker_under_load_gives_no_500(pg_engine, redis_url):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": pg_engine.url.render_as_string(hide_password=False), "REDIS_URL": redis_url,
            "SCHEDULER": "off"}
-    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
+    master = subprocess.Popen([sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", "2", "-b", f"127.0.0.1:{port}",
                                "--log-level", "warning", "wsgi:app"], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
