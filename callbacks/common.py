@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from dashapp.caching import ReportTooLong, cached_report, cached_series, settings_for_queries
 from dashapp.extensions import db
 from dashapp.health import QUERY_TOO_LONG, SCHEMA_MISSING, is_missing_schema, is_timeout
+from services.custom_metrics import resolve_metric
 from services.query import build_query
 from services.timerange import QueryError
 
@@ -75,12 +76,19 @@ def ask_report(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str |
 
 
 def ask_series(metric: str, group_by, start, end, filters) -> tuple[Any, str | None]:
-    """A chart series through the shared cache, guarded."""
+    """A chart series (catalogue or saved metric) through the shared cache, guarded."""
     def work():
         now = datetime.now(timezone.utc)
-        query = build_query(metric, group_by, start, end, filters, None, now, current_app.config["CHANNELS"])
+        with db.read_engine.connect() as conn:
+            resolved = resolve_metric(conn, metric)
+        query = build_query(resolved, group_by, start, end, filters, None, now, current_app.config["CHANNELS"])
         return cached_series(query, now)
     return guarded(work)
+
+
+def ask_metric(name: str) -> tuple[Any, str | None]:
+    """The definition of a catalogue or saved metric (label, unit), guarded."""
+    return ask(resolve_metric, name)
 
 
 def alert(message: str | None, colour: str = "danger"):

@@ -6,12 +6,11 @@ from dataclasses import replace
 
 from dash import Dash, Input, Output, State, html, no_update
 
-from callbacks.common import alert, ask_report
+from callbacks.common import alert, ask_metric, ask_report
 from callbacks.view import ViewState, parse_search, to_search, window_of
 from layouts import compare as layout
 from layouts import figures, ids
 from services.compare import compare
-from services.query import get_metric
 from services.trends import percent_change
 
 
@@ -51,9 +50,9 @@ def compare_view(state: ViewState) -> tuple:
         return None, [], empty, empty, None, alert("The custom range is not valid.", "warning")
     channels = ",".join(f"channel:{c}" for c in state.channels) if len(state.channels) >= 2 else None
     result, error = ask_report(compare, state.metric, channels, *window, state.compare_to)
-    if error:
-        return None, [], figures.empty_figure(error), empty, None, alert(error)
-    metric = get_metric(state.metric)
+    metric, metric_error = ask_metric(state.metric)
+    if error or metric_error:
+        return None, [], figures.empty_figure(error or metric_error), empty, None, alert(error or metric_error)
     summary = result["summary"]
     roles = {summary["best_performer"]: "best", summary["worst_performer"]: "worst"}
     cards = [layout.value_card(entry, metric.unit, roles.get(key)) for key, entry in result["comparisons"].items()]

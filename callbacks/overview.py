@@ -7,11 +7,11 @@ from datetime import datetime, timezone
 
 from dash import Dash, Input, Output, State, no_update
 
-from callbacks.common import alert, ask, ask_series
+from callbacks.common import alert, ask, ask_metric, ask_series
 from callbacks.view import (ViewState, channel_filter, drilled, focused_on_bucket, parse_search, to_search,
                             window_of)
 from layouts import figures, ids, overview
-from services.query import get_metric, kpis, series_records, volume_heatmap
+from services.query import kpis, series_records, volume_heatmap
 from services.timerange import EARLIEST, LATEST, STEP, resolve_window
 
 INVALID_RANGE = "The custom range is not valid: pick an end after the start."
@@ -32,9 +32,9 @@ def timeseries_figure(state: ViewState):
     if window is None:
         return figures.empty_figure(INVALID_RANGE)
     series, error = ask_series(state.metric, ("time", "channel"), *window, channel_filter(state))
-    if error:
-        return figures.empty_figure(error)
-    metric = get_metric(state.metric)
+    metric, metric_error = ask_metric(state.metric)
+    if error or metric_error:
+        return figures.empty_figure(error or metric_error)
     return figures.time_series(series_records(series), metric.label, metric.unit, revision=to_search(state))
 
 
@@ -43,9 +43,9 @@ def channel_figure(state: ViewState):
     if window is None:
         return figures.empty_figure(INVALID_RANGE)
     series, error = ask_series(state.metric, ("channel",), *window, channel_filter(state))
-    if error:
-        return figures.empty_figure(error)
-    metric = get_metric(state.metric)
+    metric, metric_error = ask_metric(state.metric)
+    if error or metric_error:
+        return figures.empty_figure(error or metric_error)
     return figures.bars(series_records(series), "channel", metric.label, metric.unit, revision=to_search(state),
                         height=372)
 

@@ -592,7 +592,8 @@ def kpis(conn: Connection, metrics: Sequence[str], start=None, end=None, filters
         span = current.end - current.start
         previous = query_metrics(conn, name, (), current.start - span, current.start, filters,
                                  current.granularity, now=now, channels=channels, **settings)
-        metric = get_metric(name)
+        from services.custom_metrics import resolve_metric  # saved metrics live in the database
+        metric = resolve_metric(conn, name)
         value, before = current.points[0].value, previous.points[0].value
         change, direction, good = change_between(metric, value, before)
         out.append(Kpi(name, metric.label, metric.unit, value, before, change, direction, good))
