@@ -102,8 +102,9 @@ class Query:
 
     def cache_key(self) -> str:
         filters = ";".join(f"{d}={','.join(map(str, v))}" for d, v in self.filters)
-        # a custom metric is keyed by its formula too, so an edit is a new answer
-        return (f"chart|{self.metric}|{self.formula or ''}|{','.join(self.group_by)}|{self.window.granularity}|"
+        # a custom metric is keyed by its formula and unit too, so an edit is a new answer
+        return (f"chart|{self.metric}|{self.formula or ''}|{self.unit or ''}|{','.join(self.group_by)}|"
+                f"{self.window.granularity}|"
                 f"{self.window.start.isoformat()}|{self.window.end.isoformat()}|{filters}")
 
 

@@ -403,3 +403,18 @@ def test_the_dashboards_reports_share_the_report_cache(pg_engine, redis_url):
         after = cache_stats()
     assert error is None and again == first
     assert (after["misses"] - before["misses"], after["hits"] - before["hits"]) == (1, 1)
+
+
+def test_editing_a_metrics_unit_changes_its_cached_chart(pg_engine, redis_url, clock):
+    app = pg_app(pg_engine, REDIS_URL=redis_url)
+    client = app.test_client()
+    client.post("/api/events", data=orjson.dumps(make_events(20)), headers=AUTH)
+    assert client.post("/api/analytics/metrics", json={"name": "ctr", "formula": "clicked / delivered * 100"}
+                       ).status_code == 201
+    clock.shift(10)  # data at rest: whole chart answers are cached
+    path = "/api/analytics/chart?metric=ctr&group_by=channel&start=now-2d&end=now-1h"
+    assert client.get(path).json["metadata"]["unit"] == "none"
+    assert client.get(path).json["metadata"]["cached"] is True
+    assert client.put("/api/analytics/metrics/ctr", json={"unit": "%"}).status_code == 200
+    edited = client.get(path).json["metadata"]
+    assert edited["unit"] == "%" and edited["cached"] is False
