@@ -2,6 +2,7 @@
 `ensure_extensions` for embedding in an existing portal."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask
@@ -14,8 +15,18 @@ from dashapp.extensions import ensure_extensions
 __all__ = ["create_app", "init_dashboard", "ensure_extensions"]
 
 
+def configure_logging() -> None:
+    """Logging for our own processes (the standalone app, the CLI, the scheduler): INFO with
+    times, third-party chatter at WARNING. Only where nothing configured logging before us;
+    embedded in a portal (init_dashboard) the portal's logging is left as it is."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "apscheduler.executors", "apscheduler.scheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Defaults, then the environment, then `config`; the API and the dashboard mounted."""
+    configure_logging()
     app = Flask(__name__, instance_relative_config=True)
     settings = build_settings(config)
     if settings["ENV"] == "production" and not (settings["READ_TOKEN"] or settings["ADMIN_TOKEN"]):

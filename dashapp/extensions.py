@@ -6,7 +6,6 @@ Nothing here holds an engine at import time: each app keeps its own in
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import os
 import time
@@ -158,9 +157,6 @@ def ensure_extensions(app: Flask) -> None:
     settings = build_settings(overrides)
     app.config.update(settings)
     app.config.update(cache_config(settings))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "apscheduler.executors", "apscheduler.scheduler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     db.init_app(app)
     cache.init_app(app)
 

@@ -95,3 +95,25 @@ def test_the_api_is_behind_the_portal_login_too(portal, path):
 def test_ingest_keeps_its_own_token_check_behind_the_portal(portal):
     response = portal.test_client().post("/api/events", data=b"[]")
     assert response.status_code in (401, 403)  # the token decides, not the portal's login
+
+
+def test_embedding_leaves_the_portals_logging_alone(sqlite_url):
+    import logging
+
+    from flask import Flask
+
+    from dashapp import init_dashboard
+
+    root, alembic = logging.getLogger(), logging.getLogger("alembic")
+    saved = (root.level, list(root.handlers), alembic.level)
+    root.handlers.clear()  # a portal that has not configured logging (yet)
+    alembic.setLevel(logging.NOTSET)
+    try:
+        portal_app = Flask("some_portal")
+        portal_app.config.update(DATABASE_URL=sqlite_url, SECRET_KEY="k" * 32)
+        init_dashboard(portal_app, url_base_pathname="/ops/analytics/")
+        assert root.handlers == [] and alembic.level == logging.NOTSET
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        alembic.setLevel(saved[2])
