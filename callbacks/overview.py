@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from dash import Dash, Input, Output, State, no_update
 
-from callbacks.common import alert, ask, ask_metric, ask_series
+from callbacks.common import alert, ask, ask_metric, ask_report, ask_series
 from callbacks.view import (ViewState, channel_filter, drilled, focused_on_bucket, parse_search, to_search,
                             window_of)
 from layouts import figures, ids, overview
@@ -21,7 +21,7 @@ def kpi_row(state: ViewState):
     window = window_of(state)
     if window is None:
         return [], alert(INVALID_RANGE, "warning")
-    tiles, error = ask(kpis, overview.KPI_METRICS, *window, channel_filter(state))
+    tiles, error = ask_report(kpis, overview.KPI_METRICS, *window, channel_filter(state))
     if error:
         return [], alert(error)
     return [overview.kpi_tile(k.label, k.unit, k.value, k.change_percent, k.direction, k.good) for k in tiles], None
