@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import BigInteger, Connection, Engine, cast, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Connection, Engine, bindparam, cast, delete, func, insert, select, update
 
 from services import dialect, latency
 from services.ingest import raw_retention_cutoff
@@ -275,20 +275,29 @@ class DataVersion:
         return float("inf") if self.last_batch is None else (now - self.last_batch).total_seconds()
 
 
+def _version_statement():
+    """The version read, built once with bound parameters (it runs on every chart request)."""
+    marks, state, queue = late_marks.c, rollup_state.c, rollup_invalidations.c
+    start, sealed_end, day, end = (bindparam(name, type_=marks.bucket_end.type)
+                                   for name in ("start", "sealed_end", "day", "end"))
+    mark = select(func.max(marks.id)).where(marks.bucket_end > start, marks.bucket_start < sealed_end).scalar_subquery()
+    counters = [select(state.generation).where(state.name == name).scalar_subquery()
+                for name in ("rebuild", "fold", "ingest")]
+    last_batch = select(state.updated_at).where(state.name == "ingest").scalar_subquery()
+    queued = select(func.count()).where(queue.bucket_hour >= day, queue.bucket_hour < end).scalar_subquery()
+    return select(mark, *counters, last_batch, queued)
+
+
+_VERSION = _version_statement()
+
+
 def data_version(conn: Connection, start: datetime, sealed_end: datetime, end: datetime | None = None) -> DataVersion:
     """One cheap read: the newest late mark overlapping the sealed part [start, sealed_end),
     the counters of batches, folds and rebuilds, and the days of [start, end) queued for a
     rebuild."""
     end = end or sealed_end
-    marks, state = late_marks.c, rollup_state.c
-    mark = select(func.max(marks.id)).where(marks.bucket_end > start, marks.bucket_start < sealed_end).scalar_subquery()
-    counters = {name: select(state.generation).where(state.name == name).scalar_subquery()
-                for name in ("rebuild", "fold", "ingest")}
-    last_batch = select(state.updated_at).where(state.name == "ingest").scalar_subquery()
-    queue = rollup_invalidations.c
-    queued = select(func.count()).where(queue.bucket_hour >= truncate(start, "day"),
-                                        queue.bucket_hour < end).scalar_subquery()
-    m, r, f, i, last, q = conn.execute(select(mark, *counters.values(), last_batch, queued)).one()
+    m, r, f, i, last, q = conn.execute(_VERSION, {"start": start, "sealed_end": sealed_end,
+                                                  "day": truncate(start, "day"), "end": end}).one()
     sealed = f"m{m or 0}.r{r or 0}"
     raw_days = ()
     if q:  # only after a backfill, until the rollup has rebuilt it
