@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from dashapp.extensions import make_engine
 from services import demo
 from services.ingest import store_rows
-from services.schema import upgrade_database
+from services.dialect import upgrade_database
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

@@ -15,8 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from dashapp.caching import ReportTooLong, cached_report, cached_series, settings_for_queries
 from dashapp.extensions import db
 from dashapp.health import QUERY_TOO_LONG, SCHEMA_MISSING, is_missing_schema, is_timeout
-from services.custom_metrics import resolve_metric
-from services.query import build_query
+from services.query import build_query, resolve_metric
 from services.timerange import QueryError
 
 log = logging.getLogger(__name__)

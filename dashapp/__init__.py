@@ -10,7 +10,7 @@ from flask import Flask
 from dashapp.access import token_protect
 from dashapp.config import ConfigError, build_settings
 from dashapp.dashboard import init_dashboard
-from dashapp.extensions import ensure_extensions
+from dashapp.factory import ensure_extensions
 
 __all__ = ["create_app", "init_dashboard", "ensure_extensions"]
 

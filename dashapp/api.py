@@ -157,7 +157,7 @@ def chart():
     metric = args["metric"]
     if metric not in query_service.CATALOGUE:
         with db.read_engine.connect() as conn:
-            metric = custom_service.resolve_metric(conn, metric)
+            metric = query_service.resolve_metric(conn, metric)
     query = query_service.build_query(
         metric, args.get("group_by") or "time", args.get("start"), args.get("end"),
         dimension_filters(args), args.get("granularity") or None, now,

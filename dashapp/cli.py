@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from dashapp.extensions import db
-from services import demo, eventfiles, ingest, rollup, schema
+from services import demo, dialect, eventfiles, ingest, rollup, schema
 
 BATCH = 5000
 
@@ -24,7 +24,7 @@ def register(app: Flask) -> None:
 @with_appcontext
 def init_db():
     """Create or upgrade the schema (idempotent)."""
-    schema.upgrade_database(db.engine)
+    dialect.upgrade_database(db.engine)
     click.echo(f"database ready: {db.engine.url.render_as_string(hide_password=True)}")
 
 
@@ -86,7 +86,7 @@ def seed_demo(days: int, per_hour: int, seed: int, if_empty: bool):
     """Generate and load demo data; incidents go to instance/demo_incidents.json."""
     from sqlalchemy import func, select
 
-    schema.upgrade_database(db.engine)
+    dialect.upgrade_database(db.engine)
     if if_empty:
         with db.engine.connect() as conn:
             if conn.execute(select(func.count()).select_from(

@@ -8,7 +8,8 @@ from pathlib import Path
 from dash import Dash
 from flask import Flask, current_app
 
-from dashapp.extensions import db, ensure_extensions
+from dashapp.extensions import db
+from dashapp.factory import ensure_extensions
 from dashapp.health import database_problem
 from dashapp.security import add_security_headers
 from layouts import shell

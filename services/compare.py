@@ -22,9 +22,8 @@ from sqlalchemy import Connection
 
 from services import latency
 from services.drilldown import value_label
-from services.custom_metrics import resolve_metric
 from services.query import (DIMENSIONS, Metric, Totals, build_query, collect_measures, evaluate, parse_filters,
-                            query_metrics, template_names)
+                            query_metrics, resolve_metric, template_names)
 from services.schema import CHANNELS
 from services.timerange import QueryError, parse_time
 

@@ -9,8 +9,7 @@ import numpy as np
 from sqlalchemy import Connection
 
 from services import correlation
-from services.custom_metrics import resolve_metric
-from services.query import CATALOGUE, Metric, build_query, get_metric, query_long, references
+from services.query import CATALOGUE, Metric, build_query, get_metric, query_long, references, resolve_metric
 from services.schema import CHANNELS, STATUSES, channel_label
 from services.timerange import STEP, QueryError
 

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from services import formulas
-from services.query import CATALOGUE, Metric, build_query, formula_metric, run_query
+from services.query import CATALOGUE, build_query, formula_metric, run_query
 from services.schema import CHANNELS, custom_metrics
 from services.timerange import QueryError
 
@@ -53,23 +53,6 @@ def get_custom(conn: Connection, name: str) -> CustomMetric:
 
 def formulas_by_name(conn: Connection) -> dict[str, str]:
     return dict(conn.execute(select(custom_metrics.c.name, custom_metrics.c.formula)).all())
-
-
-def resolve_metric(conn: Connection, name: str) -> Metric:
-    """A catalogue metric, or a custom one with its references to other custom metrics
-    expanded into one formula over catalogue metrics."""
-    if name in CATALOGUE:
-        return CATALOGUE[name]
-    custom = formulas_by_name(conn)
-    if name not in custom:
-        known = ", ".join(list(CATALOGUE) + sorted(custom))
-        raise QueryError(f"unknown metric {str(name)[:40]!r}; known metrics: {known}", "metric")
-    row = get_custom(conn, name)
-    try:
-        tree = formulas.expand(formulas.parse(row.formula, list(CATALOGUE) + list(custom)), custom, CATALOGUE)
-        return formula_metric(name, formulas.to_text(tree), row.unit, row.display_name)
-    except formulas.FormulaError as exc:  # another metric it uses was changed into something broken
-        raise QueryError(f"custom metric {name!r} cannot be computed: {exc.message}", "metric") from None
 
 
 def _expansion_error(formula: str, custom: Mapping[str, str]) -> formulas.FormulaError | None:

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from services.schema import EVENT_COLUMNS, NO_TEMPLATE
+from services.schema import EVENT_COLUMNS, MIGRATIONS, NO_TEMPLATE
 
 SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores datetimes on SQLite
 PARTITION_DAYS_AHEAD = 7
@@ -489,3 +489,20 @@ class LeaderLock:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+# ---------------------------------------------------------------- migrations
+
+def upgrade_database(engine) -> None:
+    """Apply every migration not yet applied (idempotent), then create the raw partitions
+    for the days ahead on Postgres."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    with engine.begin() as conn:
+        ensure_partitions_ahead(conn)

@@ -13,9 +13,8 @@ from datetime import datetime, timezone
 import orjson
 from sqlalchemy import Connection, func, select, tuple_
 
-from services.custom_metrics import resolve_metric
 from services.ingest import ID_PATTERN, MAX_INT
-from services.query import DIMENSIONS, parse_filters, query_metrics, template_names
+from services.query import DIMENSIONS, parse_filters, query_metrics, resolve_metric, template_names
 from services.schema import CHANNELS, EVENT_COLUMNS, channel_label, notification_events
 from services.timerange import QueryError, resolve_range
 

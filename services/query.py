@@ -19,8 +19,8 @@ from sqlalchemy import BigInteger, Connection, case, cast, func, select, union_a
 
 from services import dialect, formulas, latency
 from services.ingest import SEAL_MARGIN
-from services.schema import (CHANNELS, NO_TEMPLATE, ROLLUP_TABLES, STATUSES, notification_events, rollup_deltas,
-                             rollup_invalidations, templates)
+from services.schema import (CHANNELS, NO_TEMPLATE, ROLLUP_TABLES, STATUSES, custom_metrics, notification_events,
+                             rollup_deltas, rollup_invalidations, templates)
 from services.timerange import STEP, QueryError, TimeWindow, resolve_window
 from services.timerange import floor_to as truncate
 
@@ -445,8 +445,6 @@ def query_metrics(conn: Connection, metric: str, group_by=("time",), start=None,
     """Answer one chart question; see the module docstring for where the numbers come from."""
     now = now or datetime.now(timezone.utc)
     if isinstance(metric, str) and metric not in CATALOGUE:
-        from services.custom_metrics import resolve_metric  # custom metrics live in the database
-
         metric = resolve_metric(conn, metric)
     query = build_query(metric, group_by, start, end, filters, granularity, now, channels)
     return run_query(conn, query, now=now, minute_retention_hours=minute_retention_hours,
@@ -477,6 +475,26 @@ def formula_metric(name: str, formula: str, unit: str | None = None, label: str 
     _parsed_formula(formula)  # validated on save; this keeps a hand-made Metric honest
     return Metric(name, label or name, unit or "none", "formula", better="neutral", description=formula,
                   formula=formula)
+
+
+def resolve_metric(conn: Connection, name: str) -> Metric:
+    """The one resolver, for every service, callback and endpoint: a catalogue metric, or a
+    saved one with every custom metric it uses expanded into one formula over catalogue
+    metrics (services.custom_metrics only stores and validates them)."""
+    if name in CATALOGUE:
+        return CATALOGUE[name]
+    c = custom_metrics.c
+    saved = {row.name: row for row in conn.execute(select(c.name, c.formula, c.unit, c.display_name))}
+    if name not in saved:
+        known = ", ".join(list(CATALOGUE) + sorted(saved))
+        raise QueryError(f"unknown metric {str(name)[:40]!r}; known metrics: {known}", "metric")
+    row, formulas_by_name = saved[name], {n: r.formula for n, r in saved.items()}
+    try:
+        tree = formulas.expand(formulas.parse(row.formula, list(CATALOGUE) + list(formulas_by_name)),
+                               formulas_by_name, CATALOGUE)
+        return formula_metric(name, formulas.to_text(tree), row.unit, row.display_name)
+    except formulas.FormulaError as exc:  # another metric it uses was changed into something broken
+        raise QueryError(f"custom metric {name!r} cannot be computed: {exc.message}", "metric") from None
 
 
 def references(metric: Metric) -> set[str]:
@@ -593,7 +611,6 @@ def kpis(conn: Connection, metrics: Sequence[str], start=None, end=None, filters
         span = current.end - current.start
         previous = query_metrics(conn, name, (), current.start - span, current.start, filters,
                                  current.granularity, now=now, channels=channels, **settings)
-        from services.custom_metrics import resolve_metric  # saved metrics live in the database
         metric = resolve_metric(conn, name)
         value, before = current.points[0].value, previous.points[0].value
         change, direction, good = change_between(metric, value, before)

@@ -115,23 +115,6 @@ templates = Table(
 )
 
 
-def upgrade_database(engine) -> None:
-    """Apply every migration not yet applied (idempotent), then create the raw partitions
-    for the days ahead on Postgres."""
-    from alembic import command
-    from alembic.config import Config
-
-    from services import dialect
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
-    with engine.begin() as conn:
-        dialect.ensure_partitions_ahead(conn)
-
-
 # ---------------------------------------------------------------- rollups
 # Each granularity has a full table keyed by (bucket, channel, template_id, status) and a
 # narrow one without template, so top-level charts read a few rows per bucket. Events

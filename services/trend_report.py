@@ -14,8 +14,8 @@ import numpy as np
 from sqlalchemy import Connection
 
 from services import trends
-from services.custom_metrics import resolve_metric
-from services.query import Metric, Point, build_query, first_event_time, query_long, query_metrics, template_names
+from services.query import (Metric, Point, build_query, first_event_time, query_long, query_metrics, resolve_metric,
+                            template_names)
 from services.schema import CHANNELS, NO_TEMPLATE, channel_label
 from services.timerange import STEP, QueryError, floor_to
 

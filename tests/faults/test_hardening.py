@@ -65,7 +65,7 @@ def test_two_deployments_sharing_one_redis_db_never_answer_each_others_charts(pg
     apps = [pg_app(pg_engine, REDIS_URL=redis_url),
             create_app({"DATABASE_URL": sqlite_url, "INGEST_TOKEN": "test-token", "REDIS_URL": redis_url})]
     from dashapp.extensions import db
-    from services.schema import upgrade_database
+    from services.dialect import upgrade_database
     with apps[1].app_context():
         upgrade_database(db.engine)
     path = "/api/analytics/chart?metric=events&group_by=channel&start=now-24h"
