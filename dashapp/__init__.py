@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask
+from flask import Flask, redirect
 
 from dashapp.access import token_protect
 from dashapp.config import ConfigError, build_settings
@@ -37,4 +37,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     protect = token_protect(settings["READ_TOKEN"], settings["ADMIN_TOKEN"]) \
         if settings["READ_TOKEN"] or settings["ADMIN_TOKEN"] else None
     init_dashboard(app, url_base_pathname=settings["URL_PREFIX"], protect=protect)
+    if settings["URL_PREFIX"] != "/":  # the standalone app's root is the dashboard
+
+        @app.get("/")
+        def root():
+            return redirect(settings["URL_PREFIX"])
     return app

@@ -105,3 +105,8 @@ def test_dashboard_and_api_carry_security_headers_the_portal_pages_do_not(sqlite
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert client.get("/health").headers["X-Content-Type-Options"] == "nosniff"
     assert "Content-Security-Policy" not in client.get("/").headers
+
+
+def test_the_standalone_root_opens_the_dashboard(sqlite_url):
+    response = create_app({"DATABASE_URL": sqlite_url}).test_client().get("/")
+    assert response.status_code == 302 and response.headers["Location"] == "/analytics/"
