@@ -41,6 +41,13 @@ def pytest_sessionstart(session):
     if make_url(TEST_DATABASE_URL).database == "postgres" or TEST_REDIS_URL.rstrip("/").endswith("/0"):
         pytest.exit("Tests never use the 'postgres' database or Redis db 0; set TEST_DATABASE_URL / "
                     "TEST_REDIS_URL to others.", returncode=4)
+
+
+def pytest_collection_finish(session):
+    """Unit tests (tests/unit) need no services; anything else needs Postgres and Redis,
+    checked once before the first test."""
+    if all("tests/unit/" in str(item.fspath) for item in session.items):
+        return
     try:
         engine = create_engine(TEST_DATABASE_URL, connect_args={"connect_timeout": 3})
         with engine.connect() as conn:
