@@ -127,15 +127,20 @@ def insert_events_only(conn: Connection, rows: Sequence[tuple]) -> Inserted:
             except UniqueViolation:
                 pass  # some of them were stored before: de-duplicate instead
         with raw.cursor() as cursor:
-            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_staging "
-                           "(LIKE notification_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-            cursor.execute("TRUNCATE ingest_staging")
-            with cursor.copy(f"COPY ingest_staging ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            _stage(cursor, rows, columns)
             cursor.execute(f"INSERT INTO notification_events ({columns}) SELECT {columns} FROM ingest_staging "
                            "ON CONFLICT DO NOTHING")
             return Inserted(cursor.rowcount, first, last)
+
+
+def _stage(cursor, rows: Sequence[tuple], columns: str) -> None:
+    """COPY `rows` into this session's empty staging table, ingest_staging (Postgres)."""
+    cursor.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_staging "
+                   "(LIKE notification_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+    cursor.execute("TRUNCATE ingest_staging")
+    with cursor.copy(f"COPY ingest_staging ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _copy_events(conn: Connection, rows: Sequence[tuple], now: datetime) -> Inserted:
@@ -143,12 +148,7 @@ def _copy_events(conn: Connection, rows: Sequence[tuple], now: datetime) -> Inse
     columns = ", ".join(EVENT_COLUMNS)
     raw = conn.connection.dbapi_connection
     with raw.cursor() as cursor:
-        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_staging "
-                       "(LIKE notification_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-        cursor.execute("TRUNCATE ingest_staging")
-        with cursor.copy(f"COPY ingest_staging ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        _stage(cursor, rows, columns)
         # one statement: the rows the conflict check let through are exactly the ones counted
         cursor.execute(f"""
             WITH inserted AS (
