@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from dashapp.caching import ReportTooLong, cached_report, cached_series, settings_for_queries
 from dashapp.extensions import db
 from dashapp.health import QUERY_TOO_LONG, SCHEMA_MISSING, is_missing_schema, is_timeout
-from services.query import build_query, resolve_metric
+from services.query import CATALOGUE, Metric, build_query, resolve_metric
 from services.timerange import QueryError
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,7 @@ def guarded(work: Callable[[], Any]) -> tuple[Any, str | None]:
     except QueryError as exc:
         return None, exc.message
     except ReportTooLong as exc:
-        return None, (f"This report needs more than {exc.args[0]:.0f} s of database work and was stopped; "
-                      "narrow the time range or pick fewer channels.")
+        return None, exc.message
     except DBAPIError as exc:
         log.warning("dashboard query failed: %s", exc)
         if is_timeout(exc):
@@ -43,13 +42,18 @@ def guarded(work: Callable[[], Any]) -> tuple[Any, str | None]:
         return None, UNEXPECTED
 
 
-def ask(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str | None]:
-    """A service call on a read connection, guarded, given the deployment's channels and
-    retention settings where it takes them."""
+def _deployment_arguments(service: Callable[..., Any]) -> dict:
+    """The deployment's channels and retention settings, for the ones `service` takes."""
     accepted = inspect.signature(service).parameters
     context = {"channels": current_app.config["CHANNELS"], **settings_for_queries()}
     takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-    extra = {k: v for k, v in context.items() if takes_any or k in accepted}
+    return {k: v for k, v in context.items() if takes_any or k in accepted}
+
+
+def ask(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str | None]:
+    """A service call on a read connection, guarded, given the deployment's channels and
+    retention settings where it takes them."""
+    extra = _deployment_arguments(service)
 
     def work():
         with db.read_engine.connect() as conn:
@@ -61,10 +65,7 @@ def ask_report(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str |
     """A report (trend, comparison, correlation, drill level) through the shared report
     cache and within the report budget, guarded: viewers refreshing the same view share one
     computation while no batch, fold or metric edit changes what it read."""
-    accepted = inspect.signature(service).parameters
-    context = {"channels": current_app.config["CHANNELS"], **settings_for_queries()}
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-    extra = {k: v for k, v in context.items() if takes_any or k in accepted}
+    extra = _deployment_arguments(service)
     parameters = {"args": args, "kwargs": kwargs}
 
     def work():
@@ -78,16 +79,23 @@ def ask_series(metric: str, group_by, start, end, filters) -> tuple[Any, str | N
     """A chart series (catalogue or saved metric) through the shared cache, guarded."""
     def work():
         now = datetime.now(timezone.utc)
-        with db.read_engine.connect() as conn:
-            resolved = resolve_metric(conn, metric)
-        query = build_query(resolved, group_by, start, end, filters, None, now, current_app.config["CHANNELS"])
+        query = build_query(_definition(metric), group_by, start, end, filters, None, now, current_app.config["CHANNELS"])
         return cached_series(query, now)
     return guarded(work)
 
 
+def _definition(name: str) -> Metric:
+    """A catalogue metric as it is; a saved one read from the database (no connection is
+    taken for the catalogue, which every chart of the default view uses)."""
+    if name in CATALOGUE:
+        return CATALOGUE[name]
+    with db.read_engine.connect() as conn:
+        return resolve_metric(conn, name)
+
+
 def ask_metric(name: str) -> tuple[Any, str | None]:
     """The definition of a catalogue or saved metric (label, unit), guarded."""
-    return ask(resolve_metric, name)
+    return guarded(lambda: _definition(name))
 
 
 def alert(message: str | None, colour: str = "danger"):

@@ -189,6 +189,12 @@ def chart_answer(query: query_service.Query, now: datetime) -> ChartAnswer:
 class ReportTooLong(Exception):
     """A report used up REPORT_BUDGET_SECONDS of database work; it is stopped between statements."""
 
+    def __init__(self, budget: float):
+        super().__init__(budget)
+        self.budget = budget
+        self.message = (f"This report needs more than {budget:.0f} s of database work and was stopped; "
+                        "narrow the time range, pick a coarser granularity or add filters.")
+
 
 @contextmanager
 def report_connection() -> Iterator[Connection]:

@@ -47,10 +47,8 @@ def register_blueprint_handlers(blueprint: Blueprint) -> None:
 
     @blueprint.errorhandler(ReportTooLong)
     def _report_too_long(exc: ReportTooLong):
-        current_app.logger.warning("report stopped after %.0f s of database work: %s", exc.args[0], request.full_path)
-        return error_response(f"This report needs more than {exc.args[0]:.0f} s of database work and was stopped; "
-                              "narrow the time range, pick a coarser granularity or add filters.", None, 503,
-                              {"Retry-After": "30"})
+        current_app.logger.warning("report stopped after %.0f s of database work: %s", exc.budget, request.full_path)
+        return error_response(exc.message, None, 503, {"Retry-After": "30"})
 
     @blueprint.errorhandler(OperationalError)
     def _operational(exc: OperationalError):
