@@ -1,7 +1,11 @@
 """What /health reports: database, cache and scheduler, each as one short word or sentence."""
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import Engine, text
+
+log = logging.getLogger(__name__)
 
 
 def short_error(exc: BaseException) -> str:
@@ -43,14 +47,17 @@ def database_problem(engine: Engine) -> str | None:
 
 
 def cache_state(cache, redis_configured: bool) -> str:
+    """"simple", "redis", or "unreachable" (the reason goes to the log, never to the caller)."""
     if not redis_configured:
         return "simple"
     try:
         cache.set("health:probe", "1", timeout=10)
         if cache.get("health:probe") != "1":
-            return "error: redis did not return what was stored"
+            log.error("health: redis did not return what was stored")
+            return "unreachable"
     except Exception as exc:
-        return f"error: {short_error(exc)}"
+        log.error("health: cache %s", short_error(exc))
+        return "unreachable"
     return "redis"
 
 
