@@ -64,9 +64,10 @@ def data_as_of_text(status: dict, state) -> str:
     if not watermark:
         return "No rollup has run yet; charts read raw events"
     when = datetime.fromisoformat(watermark)
-    text = f"Rolled up to {when:%Y-%m-%d %H:%M:%S} UTC"
-    if status.get("lag_seconds") is not None:
-        text += f" ({status['lag_seconds']:.0f} s ago)"
+    if not status.get("lag_seconds"):  # nothing waits: the watermark is the last fold, not a delay
+        text = f"Everything ingested is rolled up (last fold {when:%Y-%m-%d %H:%M:%S} UTC)"
+    else:
+        text = f"Rolled up to {when:%Y-%m-%d %H:%M:%S} UTC ({status['lag_seconds']:.0f} s ago)"
     if state.range != "custom":
         text += " · newest bucket still filling"
     return text

@@ -109,6 +109,8 @@ def test_data_as_of_line(app):
     text = shell.data_as_of_text({"watermark": "2026-11-28T06:00:00+00:00", "lag_seconds": 12}, view("?range=24h"))
     assert text == "Rolled up to 2026-11-28 06:00:00 UTC (12 s ago) · newest bucket still filling"
     assert shell.data_as_of_text({"watermark": None}, view("")).startswith("No rollup has run yet")
+    idle = shell.data_as_of_text({"watermark": "2026-11-28T06:00:00+00:00", "lag_seconds": 0.0}, view("?range=24h"))
+    assert idle == "Everything ingested is rolled up (last fold 2026-11-28 06:00:00 UTC) · newest bucket still filling"
 
 
 def test_trends_tab_shows_headline_band_anomalies_and_profiles(app):
