@@ -14,6 +14,8 @@ from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state, short_error
 from services.ingest import ingest_events
 from dashapp.caching import cache_stats, cached_report, chart_answer, settings_for_queries
+from dashapp.alerting import rule_options
+from services import alert_rules as alert_service
 from services import compare as compare_service
 from services import custom_metrics as custom_service
 from services import drilldown as drilldown_service
@@ -280,17 +282,21 @@ def correlations():
 MAX_FORM_BYTES = 64 * 1024
 
 
-def _json_body() -> dict:
+METRIC_EXAMPLE = '{"name": "ctr", "formula": "(clicked / delivered) * 100", "unit": "%"}'
+ALERT_EXAMPLE = ('{"name": "SMS delivery", "metric": "delivery_rate", "channel": "sms", "condition": "anomaly", '
+                 '"min_severity": "medium"}')
+
+
+def _json_body(example: str = METRIC_EXAMPLE) -> dict:
     if (request.content_length or 0) > MAX_FORM_BYTES:
-        raise ApiError("The body is larger than 64 KB; a metric definition is far smaller.", "body", 413)
+        raise ApiError("The body is larger than 64 KB; a definition is far smaller.", "body", 413)
     raw = request.stream.read(MAX_FORM_BYTES + 1)
     if len(raw) > MAX_FORM_BYTES:
-        raise ApiError("The body is larger than 64 KB; a metric definition is far smaller.", "body", 413)
+        raise ApiError("The body is larger than 64 KB; a definition is far smaller.", "body", 413)
     try:
         body = orjson.loads(raw or b"null")
     except orjson.JSONDecodeError:
-        raise ApiError("The body is not JSON; send an object such as {\"name\": \"ctr\", \"formula\": "
-                       "\"(clicked / delivered) * 100\", \"unit\": \"%\"}.", "body") from None
+        raise ApiError(f"The body is not JSON; send an object such as {example}.", "body") from None
     if not isinstance(body, dict):
         raise ApiError("The body must be a JSON object.", "body")
     return body
@@ -357,3 +363,42 @@ def preview_formula():
                                         **settings_for_queries())
     return json_response({"data": query_service.series_records(series), "metadata": {
         "granularity": series.granularity, "start": series.start, "end": series.end, "source": series.source}})
+
+
+@api.get("/api/analytics/alerts")
+def list_alert_rules():
+    with db.read_engine.connect() as conn:
+        rules = [r.as_dict() for r in alert_service.list_rules(conn)]
+    return json_response({"rules": rules, "firing": [r["name"] for r in rules if r["enabled"] and r["state"] == "firing"]})
+
+
+@api.post("/api/analytics/alerts")
+def create_alert_rule():
+    body = _json_body(ALERT_EXAMPLE)
+    with db.writing() as conn:
+        created = alert_service.create_rule(conn, body, **rule_options(current_app.config))
+    return json_response(created.as_dict(), 201)
+
+
+@api.get("/api/analytics/alerts/<rule_id>")
+def get_alert_rule(rule_id: str):
+    with db.read_engine.connect() as conn:
+        rule = alert_service.get_rule(conn, rule_id)
+        body = {**rule.as_dict(), "history": alert_service.history(conn, rule.id),
+                "deliveries": alert_service.deliveries(conn, rule.id)}
+    return json_response(body)
+
+
+@api.put("/api/analytics/alerts/<rule_id>")
+def update_alert_rule(rule_id: str):
+    body = _json_body(ALERT_EXAMPLE)
+    with db.writing() as conn:
+        updated = alert_service.update_rule(conn, rule_id, body, **rule_options(current_app.config))
+    return json_response(updated.as_dict())
+
+
+@api.delete("/api/analytics/alerts/<rule_id>")
+def delete_alert_rule(rule_id: str):
+    with db.writing() as conn:
+        alert_service.delete_rule(conn, rule_id)
+    return Response(status=204)

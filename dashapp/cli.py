@@ -1,4 +1,5 @@
-"""Flask CLI commands: `flask --app wsgi init-db | ingest FILE | seed-demo`."""
+"""Flask CLI commands: `flask --app wsgi init-db | ingest FILE | seed-demo | rollup | retention |
+evaluate-alerts`."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from dashapp.alerting import deliver_alerts, evaluate_alerts
 from dashapp.extensions import db
 from services import demo, dialect, eventfiles, ingest, rollup, schema
 
@@ -16,7 +18,7 @@ BATCH = 5000
 
 
 def register(app: Flask) -> None:
-    for command in (init_db, ingest_file, seed_demo, rollup_command, retention_command):
+    for command in (init_db, ingest_file, seed_demo, rollup_command, retention_command, evaluate_alerts_command):
         app.cli.add_command(command)
 
 
@@ -140,3 +142,35 @@ def retention_command():
     result = rollup.apply_retention(db.engine, raw_retention_days=config["RAW_RETENTION_DAYS"],
                                     minute_retention_hours=config["MINUTE_RETENTION_HOURS"])
     click.echo(f"dropped {result['raw_dropped']} raw days, {result['minute_rows_deleted']:,} minute rows")
+
+
+class IsoTime(click.ParamType):
+    name = "ISO-TIME"
+
+    def convert(self, value, param, ctx):
+        from datetime import datetime, timezone
+
+        from services.timerange import QueryError, parse_time
+        try:
+            return parse_time(value, datetime.now(timezone.utc), param.name if param else "time")
+        except QueryError as exc:
+            self.fail(exc.message, param, ctx)
+
+
+@click.command("evaluate-alerts")
+@click.option("--at", type=IsoTime(), help="judge as if it were this time (default now): for backfills and tests")
+@click.option("--since", type=IsoTime(), help="rules never judged start here instead of at the last complete bucket")
+@click.option("--send", is_flag=True, help="also send the queued notifications now (the scheduler does it otherwise)")
+@with_appcontext
+def evaluate_alerts_command(at, since, send: bool):
+    """Judge every enabled alert rule's complete buckets not judged yet (each bucket once)."""
+    config = current_app.config
+    report = evaluate_alerts(db.engine, config, at=at, since=since)
+    click.echo(report.summary())
+    for t in report.transitions:
+        click.echo(f"  {t['rule']}: {t['state']} at {t['bucket']}: {t['explanation']}")
+    if send:
+        sent = deliver_alerts(db.engine, config)
+        click.echo(f"notifications: {sent.sent} sent, {sent.retrying} to retry, {sent.failed} failed for good")
+    if report.errors:
+        sys.exit(1)

@@ -10,6 +10,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from services.webhooks import allowlist_from
+
 DEFAULT_DATABASE_URL = "sqlite:///instance/analytics.db"
 SCHEDULER_MODES = ("inprocess", "off")
 
@@ -36,12 +38,19 @@ DEFAULTS: dict[str, Any] = {
     "REPORT_BUDGET_SECONDS": 10.0,  # database work one trend, comparison, correlation or drill level may do
     "WRITE_TIMEOUT_SECONDS": 10.0,  # a request's write waiting on a lock or running longer gives up: 503
     "RATE_LIMIT": "1200 per minute",  # per client address, on /api/*; "off" disables it
+    "PUBLIC_URL": None,  # e.g. https://portal.example.com: alert links become absolute
+    "ALERT_WEBHOOK_ALLOWLIST": (),  # hosts alert webhooks may call: host, host:port or *.domain
+    "ALERT_SETTLE_SECONDS": 60.0,   # a bucket is judged this long after it ends (late events settle)
+    "ALERT_WEBHOOK_TIMEOUT_SECONDS": 5.0,
+    "ALERT_DIGEST_HOUR": 8,         # UTC hour the daily digests go out
 }
 
-_INT_SETTINGS = ("RAW_RETENTION_DAYS", "MINUTE_RETENTION_HOURS", "CACHE_DEFAULT_TIMEOUT", "LIVE_CACHE_TIMEOUT")
-_FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT", "QUERY_TIMEOUT_SECONDS", "REPORT_BUDGET_SECONDS", "WRITE_TIMEOUT_SECONDS", "ROLLUP_INTERVAL_SECONDS")
+_INT_SETTINGS = ("RAW_RETENTION_DAYS", "MINUTE_RETENTION_HOURS", "CACHE_DEFAULT_TIMEOUT", "LIVE_CACHE_TIMEOUT",
+                 "ALERT_DIGEST_HOUR")
+_FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT", "QUERY_TIMEOUT_SECONDS", "REPORT_BUDGET_SECONDS", "WRITE_TIMEOUT_SECONDS",
+                   "ROLLUP_INTERVAL_SECONDS", "ALERT_SETTLE_SECONDS", "ALERT_WEBHOOK_TIMEOUT_SECONDS")
 _STR_SETTINGS = ("ENV", "DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL", "CACHE_PREFIX", "SCHEDULER", "URL_PREFIX",
-                 "INGEST_TOKEN", "READ_TOKEN", "ADMIN_TOKEN", "SECRET_KEY", "RATE_LIMIT")
+                 "INGEST_TOKEN", "READ_TOKEN", "ADMIN_TOKEN", "SECRET_KEY", "RATE_LIMIT", "PUBLIC_URL")
 
 
 class ConfigError(ValueError):
@@ -67,6 +76,8 @@ def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
                 found[name] = float(environ[name])
             except ValueError:
                 raise ConfigError(f"{name} must be a number of seconds, got {environ[name]!r}") from None
+    if environ.get("ALERT_WEBHOOK_ALLOWLIST"):
+        found["ALERT_WEBHOOK_ALLOWLIST"] = allowlist_from(environ["ALERT_WEBHOOK_ALLOWLIST"])
     if environ.get("CHANNELS"):
         found["CHANNELS"] = tuple(c.strip() for c in environ["CHANNELS"].split(",") if c.strip())
     return found
@@ -104,6 +115,18 @@ def validate_settings(settings: dict[str, Any], explicit_database: bool) -> dict
         raise ConfigError(f"REPORT_BUDGET_SECONDS must be more than 0, got {settings['REPORT_BUDGET_SECONDS']}")
     if not 0.5 <= settings["WRITE_TIMEOUT_SECONDS"] <= 25:  # below gunicorn's 30 s worker timeout
         raise ConfigError(f"WRITE_TIMEOUT_SECONDS must be from 0.5 to 25, got {settings['WRITE_TIMEOUT_SECONDS']}")
+    if not 0 <= settings["ALERT_DIGEST_HOUR"] <= 23:
+        raise ConfigError(f"ALERT_DIGEST_HOUR must be an hour from 0 to 23 (UTC), got {settings['ALERT_DIGEST_HOUR']}")
+    if not 0 <= settings["ALERT_SETTLE_SECONDS"] <= 86400:
+        raise ConfigError(f"ALERT_SETTLE_SECONDS must be from 0 to 86400, got {settings['ALERT_SETTLE_SECONDS']}")
+    if not 0.5 <= settings["ALERT_WEBHOOK_TIMEOUT_SECONDS"] <= 30:
+        raise ConfigError("ALERT_WEBHOOK_TIMEOUT_SECONDS must be from 0.5 to 30, got "
+                          f"{settings['ALERT_WEBHOOK_TIMEOUT_SECONDS']}")
+    public = settings.get("PUBLIC_URL")
+    if public and not (public.startswith(("http://", "https://")) and not public.endswith("/")):
+        raise ConfigError(f"PUBLIC_URL must start with http:// or https:// and not end with '/', got {public!r}")
+    if isinstance(settings["ALERT_WEBHOOK_ALLOWLIST"], str):
+        settings["ALERT_WEBHOOK_ALLOWLIST"] = allowlist_from(settings["ALERT_WEBHOOK_ALLOWLIST"])
     if not settings["CHANNELS"]:
         raise ConfigError("CHANNELS must name at least one channel")
     return settings

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from flask import Flask
 
+from dashapp.alerting import deliver_alerts, evaluate_alerts
 from dashapp.extensions import db
 from services import dialect, rollup
 
@@ -23,6 +24,21 @@ def run_rollup(app: Flask) -> None:
     # every two seconds: only a run that did something (or could not) is worth a line
     if report.did_work or report.locked_out:
         log.info("job rollup: %s", report.summary())
+    if report.locked_out:
+        return
+    with app.app_context():  # right after the rollup: the rules whose next bucket is complete
+        judged = evaluate_alerts(db.engine, app.config)
+    if judged.transitions or judged.skipped:
+        log.info("job rollup: alerts: %s", judged.summary())
+
+
+def run_alert_delivery(app: Flask) -> None:
+    """Webhooks on their own job, so a slow receiver never holds up a rollup."""
+    with app.app_context():
+        report = deliver_alerts(db.engine, app.config)
+    if report.did_work():
+        log.info("job alert-delivery: %d sent, %d to retry, %d failed for good", report.sent, report.retrying,
+                 report.failed)
 
 
 def run_retention(app: Flask) -> None:
@@ -51,6 +67,7 @@ class JobSpec:
 
 JOBS: tuple[JobSpec, ...] = (
     JobSpec("rollup", run_rollup, {"seconds": 2}, misfire_grace_time=30, interval_setting="ROLLUP_INTERVAL_SECONDS"),
+    JobSpec("alert-delivery", run_alert_delivery, {"seconds": 5}, misfire_grace_time=30),
     JobSpec("retention", run_retention, {"hours": 1}, misfire_grace_time=600),
     JobSpec("partition-maintenance", run_partition_maintenance, {"hours": 24}, misfire_grace_time=3600),
 )

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from services import formulas
 from services.query import CATALOGUE, build_query, formula_metric, run_query
-from services.schema import CHANNELS, custom_metrics
+from services.schema import CHANNELS, alert_rules, custom_metrics
 from services.timerange import QueryError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -183,6 +183,12 @@ def delete_metric(conn: Connection, name: str) -> None:
     if users:
         listed = ", ".join(users[:5]) + (f" and {len(users) - 5:,} more" if len(users) > 5 else "")
         raise QueryError(f"{name!r} is used by {listed}; change or delete those first", "name")
+    watching = conn.execute(select(alert_rules.c.name).where(alert_rules.c.metric == name)
+                            .order_by(alert_rules.c.name)).scalars().all()
+    if watching:
+        listed = ", ".join(repr(w) for w in watching[:5]) + (f" and {len(watching) - 5:,} more" if len(watching) > 5 else "")
+        raise QueryError(f"{name!r} is watched by the alert rule{'s' if len(watching) > 1 else ''} {listed}; "
+                         "change or delete those first", "name")
     conn.execute(delete(custom_metrics).where(custom_metrics.c.name == name))
 
 

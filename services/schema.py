@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, SmallInteger,
-                        String, Table, TypeDecorator)
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, Integer, LargeBinary, MetaData,
+                        SmallInteger, String, Table, TypeDecorator, UniqueConstraint)
 from sqlalchemy.dialects.postgresql import JSONB
 
 CHANNELS = ("email", "sms", "push")
@@ -180,4 +180,74 @@ custom_metrics = Table(
     Column("description", String(1000), nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# ---------------------------------------------------------------- alerts
+# A rule watches one metric; the scheduler judges each complete bucket once (`version` is
+# the optimistic lock that makes "once" hold with two evaluators), records every state
+# change as a transition, and queues what must be sent in alert_deliveries (an outbox
+# written in the same transaction, so a transition and its notification exist together).
+alert_rules = Table(
+    "alert_rules", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("metric", String(40), nullable=False),
+    Column("filters", JSON, nullable=False),               # {"channel": ["sms"], ...}
+    Column("granularity", String(8), nullable=False),
+    Column("condition", String(16), nullable=False),       # "anomaly" | "threshold"
+    Column("direction", String(8), nullable=False),        # "above" | "below" | "both" (anomaly only)
+    Column("min_severity", String(8)),                     # anomaly: "low" | "medium" | "high"
+    Column("threshold", Float),                            # threshold: the value
+    Column("for_buckets", Integer, nullable=False),        # threshold: consecutive buckets past it
+    Column("min_volume", Float, nullable=False),
+    Column("webhook_url", String(2000)),
+    Column("notify", String(16), nullable=False),          # "immediate" | "daily_digest"
+    Column("silenced_from", UTCDateTime),
+    Column("silenced_until", UTCDateTime),
+    Column("enabled", Boolean, nullable=False),
+    Column("state", String(10), nullable=False),           # "ok" | "firing" | "resolved"
+    Column("state_since", UTCDateTime),
+    Column("evaluated_through", UTCDateTime),              # start of the last bucket judged
+    Column("last_value", Float),
+    Column("last_error", String(500)),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+alert_transitions = Table(
+    "alert_transitions", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("rule_id", Integer, nullable=False),
+    Column("bucket", UTCDateTime, nullable=False),
+    Column("state", String(10), nullable=False),           # the state entered
+    Column("previous_state", String(10), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("value", Float),
+    Column("expected", Float),
+    Column("lower", Float),
+    Column("upper", Float),
+    Column("score", Float),
+    Column("severity", String(8)),
+    Column("explanation", String(2000), nullable=False),
+    Column("drilldown", String(1000), nullable=False),
+    UniqueConstraint("rule_id", "bucket", name="uq_alert_transitions_rule_bucket"),
+    sqlite_autoincrement=True,
+)
+
+alert_deliveries = Table(
+    "alert_deliveries", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("rule_id", Integer, nullable=False, index=True),
+    Column("dedupe_key", String(64), nullable=False, unique=True),  # "transition:<id>" | "digest:<rule>:<day>"
+    Column("url", String(2000), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(10), nullable=False),          # "pending" | "sent" | "failed" | "silenced"
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", String(500)),
+    Column("last_status_code", Integer),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    sqlite_autoincrement=True,
 )

@@ -1,0 +1,34 @@
+"""The deployment's settings applied to alert evaluation and delivery: one place the
+scheduler's jobs, the CLI and the API take them from."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from services import alerts, webhooks
+
+
+def dashboard_base(config: Mapping) -> str:
+    """Where links in alerts point: the dashboard, absolute when PUBLIC_URL is set."""
+    return (config.get("PUBLIC_URL") or "") + config["URL_PREFIX"]
+
+
+def evaluate_alerts(engine: Engine, config: Mapping, at: datetime | None = None,
+             since: datetime | None = None) -> alerts.EvaluationReport:
+    return alerts.evaluate_due(engine, at, settle=timedelta(seconds=config["ALERT_SETTLE_SECONDS"]), since=since,
+                               channels=config["CHANNELS"], base=dashboard_base(config),
+                               minute_retention_hours=config["MINUTE_RETENTION_HOURS"],
+                               raw_retention_days=config["RAW_RETENTION_DAYS"])
+
+
+def deliver_alerts(engine: Engine, config: Mapping, now: datetime | None = None) -> webhooks.DeliveryReport:
+    alerts.queue_digests(engine, now, hour=config["ALERT_DIGEST_HOUR"], base=dashboard_base(config))
+    return webhooks.deliver_due(engine, now, allowlist=config["ALERT_WEBHOOK_ALLOWLIST"],
+                                timeout=config["ALERT_WEBHOOK_TIMEOUT_SECONDS"])
+
+
+def rule_options(config: Mapping) -> dict:
+    """What validating a rule needs to know about the deployment."""
+    return {"channels": config["CHANNELS"], "allowlist": config["ALERT_WEBHOOK_ALLOWLIST"]}
