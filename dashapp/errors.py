@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from dashapp.caching import ReportTooLong
 from dashapp.health import QUERY_TOO_LONG, SCHEMA_MISSING, WRITE_BUSY, is_missing_schema, is_timeout, short_error
-from services.timerange import QueryError
+from services.timerange import NotFound, QueryError
 
 JSON_PATHS = ("/api/", "/health")
 
@@ -43,7 +43,7 @@ def register_blueprint_handlers(blueprint: Blueprint) -> None:
 
     @blueprint.errorhandler(QueryError)
     def _query_error(exc: QueryError):
-        return error_response(exc.message, exc.field, 400)
+        return error_response(exc.message, exc.field, 404 if isinstance(exc, NotFound) else 400)
 
     @blueprint.errorhandler(ReportTooLong)
     def _report_too_long(exc: ReportTooLong):

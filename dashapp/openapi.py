@@ -12,12 +12,29 @@ ERROR = {"type": "object", "required": ["error", "field"],
 CUSTOM = {"type": "object", "required": ["name", "formula"], "properties": {
     "name": {"type": "string"}, "display_name": {"type": "string"}, "formula": {"type": "string"},
     "unit": {"type": "string", "enum": ["%", "ms", "count", "none"]}, "description": {"type": "string"}}}
+ALERT_FIELDS = {
+    "name": {"type": "string", "maxLength": 100}, "metric": {"type": "string"},
+    "channel": {"type": "string"}, "status": {"type": "string"}, "template_id": {"type": "string"},
+    "granularity": {"type": "string", "enum": ["minute", "hour", "day"]},
+    "condition": {"type": "string", "enum": ["anomaly", "threshold"]},
+    "direction": {"type": "string", "enum": ["above", "below", "both"]},
+    "min_severity": {"type": ["string", "null"], "enum": ["low", "medium", "high", None]},
+    "threshold": {"type": ["number", "null"]}, "for_buckets": {"type": "integer", "minimum": 1, "maximum": 60},
+    "min_volume": {"type": "number", "minimum": 0}, "webhook_url": {"type": ["string", "null"]},
+    "notify": {"type": "string", "enum": ["immediate", "daily_digest"]},
+    "silenced_from": {"type": ["string", "null"]}, "silenced_until": {"type": ["string", "null"]},
+    "enabled": {"type": "boolean"}}
+ALERT_RULE = {"type": "object", "required": ["id", "name", "metric", "condition", "state", "description"],
+              "properties": {**ALERT_FIELDS, "id": {"type": "integer"},
+                             "state": {"type": "string", "enum": ["ok", "firing", "resolved"]},
+                             "description": {"type": "string"}, "filters": {"type": "object"}}}
+ALERT_BODY = {"type": "object", "additionalProperties": False, "properties": ALERT_FIELDS}
 TIME_PARAMETER_HELP = ("ISO date (2026-11-01), ISO datetime (2026-11-01T08:00:00Z; UTC when no zone) or "
                        "relative time (now, now-30m, now-24h, now-7d, now-2w).")
 
 
 def _error_responses(*codes: int) -> dict:
-    text = {400: "Bad input; `field` names the parameter", 401: "Missing or wrong token",
+    text = {400: "Bad input; `field` names the parameter", 401: "Missing or wrong token", 404: "No such item",
             403: "Not allowed: disabled on this server, another origin, or a token that may not write",
             413: "Too large", 415: "A write not sent as application/json",
             503: "Database unavailable or busy, or a report over its budget (see Retry-After)"}
@@ -230,6 +247,32 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                 "responses": {"200": {"description": "The series", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["data", "metadata"]}}}},
                               **_error_responses(400, 403, 413, 415, 503)}}},
+            "/api/analytics/alerts": {
+                "get": {"summary": "Every alert rule with its state, and the names of those firing",
+                        "responses": {"200": {"description": "Rules", "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["rules", "firing"], "properties": {
+                                "rules": {"type": "array", "items": ALERT_RULE},
+                                "firing": {"type": "array", "items": {"type": "string"}}}}}}},
+                            **_error_responses(503)}},
+                "post": {"summary": "Create an alert rule: condition anomaly (min_severity, direction) or threshold "
+                                    "(direction above|below, threshold, for_buckets); webhook_url must be on the "
+                                    "server's allow-list",
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                             **ALERT_BODY, "required": ["name", "metric", "condition"]}}}},
+                         "responses": {"201": {"description": "Created", "content": {"application/json": {
+                             "schema": ALERT_RULE}}}, **_error_responses(400, 403, 413, 415, 503)}}},
+            "/api/analytics/alerts/{rule_id}": {
+                "parameters": [{"name": "rule_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "get": {"summary": "One rule, its transitions (newest first) and its recent notifications",
+                        "responses": {"200": {"description": "The rule", "content": {"application/json": {
+                            "schema": {**ALERT_RULE, "required": ALERT_RULE["required"] + ["history", "deliveries"]}}}},
+                            **_error_responses(400, 404, 503)}},
+                "put": {"summary": "Change some fields of a rule; a change to what is judged starts it afresh at ok",
+                        "requestBody": {"required": True, "content": {"application/json": {"schema": ALERT_BODY}}},
+                        "responses": {"200": {"description": "Changed", "content": {"application/json": {
+                            "schema": ALERT_RULE}}}, **_error_responses(400, 403, 404, 413, 415, 503)}},
+                "delete": {"summary": "Delete a rule with its history",
+                           "responses": {"204": {"description": "Deleted"}, **_error_responses(400, 403, 404, 503)}}},
             "/api/analytics/drilldown": {"get": {
                 "summary": "One level of channel → status → template, with its breadcrumb trail",
                 "parameters": [

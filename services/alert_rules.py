@@ -12,7 +12,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from services import webhooks
 from services.query import Metric, parse_filters, resolve_metric
 from services.schema import CHANNELS, alert_deliveries, alert_rules, alert_transitions
-from services.timerange import GRANULARITIES, QueryError, parse_time
+from services.timerange import GRANULARITIES, NotFound, QueryError, parse_time
 from services.trends import SEVERITIES
 
 CONDITIONS = ("anomaly", "threshold")
@@ -108,7 +108,7 @@ def get_rule(conn: Connection, rule_id) -> AlertRule:
     rid = parse_rule_id(rule_id)
     row = conn.execute(select(alert_rules).where(alert_rules.c.id == rid)).first()
     if row is None:
-        raise QueryError(f"no alert rule with id {rid}", "id")
+        raise NotFound(f"no alert rule with id {rid}", "id")
     return _rule(row)
 
 

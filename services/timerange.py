@@ -26,6 +26,10 @@ class QueryError(ValueError):
         self.message, self.field = message, field
 
 
+class NotFound(QueryError):
+    """A well-formed id that names nothing stored (HTTP 404)."""
+
+
 def parse_time(text: str, now: datetime, field: str) -> datetime:
     """`now`, `now-15m|h|d|w`, an ISO date (midnight UTC) or an ISO datetime (UTC if no zone)."""
     value = text.strip()
