@@ -14,7 +14,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from dashapp import create_app
 from scheduler.jobs import JOBS, add_jobs
+from services import alert_rules
 from tests.factories import make_events
+from tests.receiver import Receiver
 from tests.integration.test_rollup import ROOT, ingest, url_of
 
 
@@ -24,7 +26,8 @@ def test_jobs_are_registered_once_with_stable_ids(sqlite_url):
     add_jobs(scheduler, app, start_now=False)
     add_jobs(scheduler, app, start_now=False)  # a restart re-registers: still one of each
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert sorted(jobs) == sorted(spec.id for spec in JOBS) == ["partition-maintenance", "retention", "rollup"]
+    assert sorted(jobs) == sorted(spec.id for spec in JOBS) == ["alert-delivery", "partition-maintenance",
+                                                                     "retention", "rollup"]
     assert jobs["rollup"].trigger.interval.total_seconds() == 2  # ROLLUP_INTERVAL_SECONDS
     assert jobs["retention"].trigger.interval.total_seconds() == 3600
     assert all(job.coalesce and job.max_instances == 1 and job.misfire_grace_time for job in jobs.values())
@@ -33,8 +36,8 @@ def test_jobs_are_registered_once_with_stable_ids(sqlite_url):
 class Process:
     """A `python -m scheduler` process whose log lines are collected as they come."""
 
-    def __init__(self, url: str):
-        env = {**os.environ, "DATABASE_URL": url, "SCHEDULER_STANDBY_POLL": "0.3"}
+    def __init__(self, url: str, **settings: str):
+        env = {**os.environ, "DATABASE_URL": url, "SCHEDULER_STANDBY_POLL": "0.3", **settings}
         self.proc = subprocess.Popen([sys.executable, "-m", "scheduler"], cwd=ROOT, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
@@ -79,6 +82,29 @@ def test_one_leader_and_the_standby_takes_over(pg_engine):
         first.stop(signal.SIGKILL)
         if second is not None:
             second.stop()
+
+
+@pytest.mark.real_clock
+def test_the_scheduler_judges_rules_after_its_rollups_and_sends_their_webhooks(pg_engine):
+    """A "nothing sent in a minute" rule fires at the first complete minute after the one
+    event (delivered, half an hour ago), whenever the test runs; the scheduler posts it to
+    a real local receiver."""
+    ingest(pg_engine, make_events(1))
+    receiver = Receiver()
+    with pg_engine.begin() as conn:
+        alert_rules.create_rule(conn, {"name": "no traffic", "metric": "sent", "granularity": "minute",
+                                       "condition": "threshold", "direction": "below", "threshold": 1,
+                                       "webhook_url": receiver.url()}, allowlist=("127.0.0.1",))
+    process = Process(url_of(pg_engine), ALERT_WEBHOOK_ALLOWLIST="127.0.0.1", ALERT_SETTLE_SECONDS="0")
+    try:
+        assert process.wait_for("alerts: 1 rules, 1 buckets judged, no traffic firing at"), process.lines
+        assert process.wait_for("job alert-delivery: 1 sent"), process.lines
+        (body,) = receiver.bodies()
+        assert body["state"] == "firing" and body["value"] == 0 and body["rule"]["name"] == "no traffic"
+        assert body["explanation"].startswith("Sent was 0 in the minute from ")
+    finally:
+        process.stop()
+        receiver.close()
 
 
 def test_in_process_mode_rolls_up_without_a_separate_scheduler(engine):
