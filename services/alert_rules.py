@@ -292,7 +292,7 @@ def delete_rule(conn: Connection, rule_id) -> None:
 def history(conn: Connection, rule_id: int, limit: int = 100) -> list[dict]:
     rows = conn.execute(select(alert_transitions).where(alert_transitions.c.rule_id == rule_id)
                         .order_by(alert_transitions.c.bucket.desc()).limit(limit))
-    return [{**{k: v for k, v in r._mapping.items() if k not in ("bucket", "recorded_at", "rule_id")},
+    return [{**{str(k): v for k, v in r._mapping.items() if k not in ("bucket", "recorded_at", "rule_id")},
              "bucket": _z(r.bucket), "recorded_at": _z(r.recorded_at)} for r in rows]
 
 
@@ -305,7 +305,7 @@ def deliveries(conn: Connection, rule_id: int, limit: int = 20) -> list[dict]:
                         .order_by(alert_deliveries.c.id.desc()).limit(limit))
     out = []
     for r in rows:
-        item = dict(r._mapping)
+        item = {str(k): v for k, v in r._mapping.items()}
         item["kind"] = item.pop("dedupe_key").split(":")[0]
         for key in ("next_attempt_at", "created_at", "sent_at"):
             item[key] = _z(item[key])

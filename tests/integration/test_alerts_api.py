@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dashapp import create_app
+from services import alerts
+from services.ingest import ingest_events
+from tests.factories import iso, make_events, recent
 
 ALLOW = "127.0.0.1:9999,*.example.com"
 GOOD = {"name": "SMS delivery", "metric": "delivery_rate", "channel": "sms", "condition": "anomaly",
@@ -81,6 +84,22 @@ def test_bad_rules_are_refused_naming_the_field(client, change, field, words):
     response = client.post("/api/analytics/alerts", json={**GOOD, **change})
     assert response.status_code == 400, response.json
     assert response.json["field"] == field and words in response.json["error"], response.json
+
+
+def test_a_rule_shows_its_transitions_and_notifications(client, engine):
+    created = client.post("/api/analytics/alerts", json={
+        "name": "no traffic", "metric": "sent", "condition": "threshold", "direction": "below", "threshold": 1,
+        "webhook_url": "http://127.0.0.1:9999/hook"}).json
+    with engine.begin() as conn:  # one delivered event: the hours after it hold zero sends
+        ingest_events(conn, make_events(1, created_at=iso(recent(minutes=150))))
+    alerts.evaluate_due(engine)
+    one = client.get(f"/api/analytics/alerts/{created['id']}")
+    assert one.status_code == 200, one.json
+    (moved,) = one.json["history"]
+    assert moved["state"] == "firing" and moved["value"] == 0 and moved["expected"] == 1
+    (queued,) = one.json["deliveries"]
+    assert (queued["kind"], queued["status"], queued["attempts"]) == ("transition", "pending", 0)
+    assert client.get("/api/analytics/alerts").json["firing"] == ["no traffic"]
 
 
 def test_bad_bodies_and_ids(client):
