@@ -45,6 +45,7 @@ class Verdict:
     score: float | None = None
     severity: str | None = None
     volume: float | None = None
+    numerator: float | None = None   # a rate's events (delivered, …) out of `volume`
     reason: str = ""
 
 
@@ -136,7 +137,7 @@ def judge_anomalies(rule: AlertRule, metric: Metric, data: SeriesData, indices: 
                              numerators=data.numerators[:i + 1] if kind == "rate" else None,
                              denominators=data.denominators[:i + 1] if kind != "count" else None,
                              lookahead=False)
-        numbers = dict(value=float(value), volume=volume)
+        numbers = dict(value=float(value), volume=volume, numerator=float(data.numerators[i]))
         if not band.judged[i] or not np.isfinite(band.score[i]):
             out.append(Verdict(t, "unknown", **numbers, reason=band.reason or "too little history to judge"))
             continue
@@ -164,7 +165,7 @@ def judge_threshold(rule: AlertRule, metric: Metric, data: SeriesData, indices: 
     for i in indices:
         t, value = data.times[i], data.values[i]
         numbers = dict(value=float(value) if np.isfinite(value) else None, volume=volume_of(metric, data, i),
-                       expected=rule.threshold)
+                       numerator=float(data.numerators[i]), expected=rule.threshold)
         if not known[i]:
             reason = "no value in this bucket" if not np.isfinite(value) else \
                 f"under the minimum volume {rule.min_volume:,.0f}"
@@ -237,12 +238,13 @@ def _explain_firing(conn, rule: AlertRule, metric: Metric, data: SeriesData, ind
         side = "above" if rule.direction == "above" else "below"
         first = verdict.bucket - step * (rule.for_buckets - 1)
         if rule.for_buckets == 1:
-            return (f"{subject[:1].upper() + subject[1:]} was {fmt(verdict.value, unit)} in the {rule.granularity} "
-                    f"from {verdict.bucket:%Y-%m-%d %H:%M} UTC, {side} the threshold {fmt(rule.threshold, unit)}.",
-                    link)
+            return (f"{subject[:1].upper() + subject[1:]} was {fmt(verdict.value, unit)}{_made_of(metric, verdict)} "
+                    f"in the {rule.granularity} from {verdict.bucket:%Y-%m-%d %H:%M} UTC, {side} the threshold "
+                    f"{fmt(rule.threshold, unit)}.", link)
         return (f"{subject[:1].upper() + subject[1:]} has been {side} the threshold {fmt(rule.threshold, unit)} for "
                 f"{rule.for_buckets} {rule.granularity}s, from {first:%Y-%m-%d %H:%M} to "
-                f"{verdict.bucket + step:%Y-%m-%d %H:%M} UTC; {fmt(verdict.value, unit)} in the last.", link)
+                f"{verdict.bucket + step:%Y-%m-%d %H:%M} UTC; {fmt(verdict.value, unit)}{_made_of(metric, verdict)} "
+                "in the last.", link)
     i = index[verdict.bucket]
     kind = KIND[metric.kind]
     band = trends.detect(data.times[:i + 1], data.values[:i + 1], kind, rule.granularity,
@@ -265,10 +267,17 @@ def _explain_firing(conn, rule: AlertRule, metric: Metric, data: SeriesData, ind
     return answer["sentence"], link if answer["drilldown"] == plain else answer["drilldown"]
 
 
+def _made_of(metric: Metric, verdict: Verdict) -> str:
+    """" (2 delivered of 6 sent)" for a rate, so a small sample shows as one."""
+    if metric.kind != "rate" or verdict.volume is None or verdict.numerator is None:
+        return ""
+    return f" ({fmt(verdict.numerator, 'count')} {metric.numerator} of {fmt(verdict.volume, 'count')} {metric.denominator})"
+
+
 def _explain_resolved(rule: AlertRule, metric: Metric, verdict: Verdict, subject: str) -> str:
     unit = metric.unit
-    text = f"{subject[:1].upper() + subject[1:]} back to normal: {fmt(verdict.value, unit)} in the {rule.granularity} " \
-           f"from {verdict.bucket:%Y-%m-%d %H:%M} UTC"
+    text = f"{subject[:1].upper() + subject[1:]} back to normal: {fmt(verdict.value, unit)}{_made_of(metric, verdict)} " \
+           f"in the {rule.granularity} from {verdict.bucket:%Y-%m-%d %H:%M} UTC"
     if rule.condition == "threshold":
         side = "at or below" if rule.direction == "above" else "at or above"
         return text + f", {side} the threshold {fmt(rule.threshold, unit)}."
@@ -314,6 +323,7 @@ def payload(rule: AlertRule, metric: Metric, t: Transition, base: str, recorded_
             "bucket": {"start": _z(t.bucket), "end": _z(t.bucket + step)},
             "value": v.value, "expected": v.expected, "lower": v.lower, "upper": v.upper,
             "score": None if v.score is None else round(v.score, 2), "severity": v.severity, "volume": v.volume,
+            "numerator": v.numerator if metric.kind == "rate" else None,
             "explanation": t.explanation, "link": view_link(base, rule, t.bucket), "drilldown": t.drilldown,
             "recorded_at": _z(recorded_at)}
 

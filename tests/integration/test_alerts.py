@@ -119,6 +119,8 @@ def test_an_sms_anomaly_rule_fires_once_for_the_planted_drop_and_resolves_after_
     assert "tab=trends" in fired["link"] and "metric=delivery_rate" in fired["link"] and "channel=sms" in fired["link"]
     assert "tab=drilldown" in fired["drilldown"] and "drill=sms" in fired["drilldown"]
     assert f"{resolved['value']:.1f} %" in resolved["explanation"]
+    made_of = f"({resolved['numerator']:,.0f} delivered of {resolved['volume']:,.0f} sent)"
+    assert made_of in resolved["explanation"], resolved["explanation"]
     assert resolved["value"] == pytest.approx(raw_delivery_rate(engine, "sms", drop[1], drop[1] + HOUR))
     assert fired["id"] != resolved["id"] and fired["attempt"] == resolved["attempt"] == 1
 
