@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import takewhile
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -23,8 +24,8 @@ MAX_ATTEMPTS = 8                    # then the delivery is marked failed (about 
 FIRST_RETRY = timedelta(seconds=15)
 LONGEST_WAIT = timedelta(minutes=15)
 LEASE = timedelta(seconds=60)       # a claimed delivery whose sender died is retried after this
-BATCH = 20
-SENDERS = 4                         # deliveries sent at once, so one slow receiver holds up no other
+BATCH = 20                          # per rule and run
+SENDERS = 4                         # rules served at once, so one slow receiver holds up no other
 
 
 def allowlist_from(text: str | None) -> tuple[str, ...]:
@@ -108,24 +109,28 @@ class DeliveryReport:
 
 def deliver_due(engine: Engine, now: datetime | None = None, *, allowlist: Sequence[str] = (), timeout: float = 5.0,
                 send: Callable[[str, dict, float], Outcome] = post_json) -> DeliveryReport:
-    """Send the pending deliveries that are due. Each is claimed first (attempts + 1 and a
-    lease), so two schedulers never send the same try twice; the outcome is written after."""
+    """Send the pending deliveries that are due, each rule's in the order they were queued
+    (a rule's later notification waits while an earlier one is being retried), several
+    rules at once. Each try is claimed first (attempts + 1 and a lease), so two schedulers
+    never send the same try twice; its outcome is written right after."""
     now = now or datetime.now(timezone.utc)
-    report = DeliveryReport()
     with engine.connect() as conn:
-        due = conn.execute(select(alert_deliveries.c.id, alert_deliveries.c.attempts, alert_deliveries.c.url,
-                                  alert_deliveries.c.payload)
-                           .where(alert_deliveries.c.status == "pending", alert_deliveries.c.next_attempt_at <= now)
-                           .order_by(alert_deliveries.c.next_attempt_at, alert_deliveries.c.id).limit(BATCH)).all()
-    claimed = []
-    for row in due:
+        pending = conn.execute(select(alert_deliveries.c.id, alert_deliveries.c.rule_id, alert_deliveries.c.attempts,
+                                      alert_deliveries.c.next_attempt_at, alert_deliveries.c.url,
+                                      alert_deliveries.c.payload)
+                               .where(alert_deliveries.c.status == "pending")
+                               .order_by(alert_deliveries.c.rule_id, alert_deliveries.c.id).limit(BATCH * 10)).all()
+    queues: dict[int, list] = {}
+    for row in pending:
+        queues.setdefault(row.rule_id, []).append(row)
+    due = [list(takewhile(lambda r: r.next_attempt_at <= now, rows)) for rows in queues.values()]
+
+    def claim(row) -> bool:
         with engine.begin() as conn:
-            done = conn.execute(update(alert_deliveries).where(
+            return conn.execute(update(alert_deliveries).where(
                 alert_deliveries.c.id == row.id, alert_deliveries.c.status == "pending",
                 alert_deliveries.c.attempts == row.attempts).values(attempts=row.attempts + 1,
-                                                                    next_attempt_at=now + LEASE))
-        if done.rowcount == 1:
-            claimed.append(row)
+                                                                    next_attempt_at=now + LEASE)).rowcount == 1
 
     def attempt(row) -> Outcome:
         problem = url_problem(row.url, allowlist)
@@ -133,22 +138,36 @@ def deliver_due(engine: Engine, now: datetime | None = None, *, allowlist: Seque
             return Outcome(False, None, problem, final=True)
         return send(row.url, {**row.payload, "id": row.id, "attempt": row.attempts + 1}, timeout)
 
-    with ThreadPoolExecutor(max_workers=SENDERS) as pool:
-        outcomes = list(pool.map(attempt, claimed))
-    for row, outcome in zip(claimed, outcomes):
+    def record(row, outcome: Outcome) -> str:
         tries = row.attempts + 1
         if outcome.ok:
-            values = {"status": "sent", "sent_at": datetime.now(timezone.utc), "last_error": None,
-                      "last_status_code": outcome.status_code}
-            report.sent += 1
+            values, result = {"status": "sent", "sent_at": datetime.now(timezone.utc), "last_error": None,
+                              "last_status_code": outcome.status_code}, "sent"
         elif tries >= MAX_ATTEMPTS or outcome.final:
-            values = {"status": "failed", "last_error": outcome.error[:500], "last_status_code": outcome.status_code}
-            report.failed += 1
+            values, result = {"status": "failed", "last_error": outcome.error[:500],
+                              "last_status_code": outcome.status_code}, "failed"
             log.warning("alert delivery %s failed for good after %d tries: %s", row.id, tries, outcome.error)
         else:
-            values = {"next_attempt_at": now + backoff(tries), "last_error": outcome.error[:500],
-                      "last_status_code": outcome.status_code}
-            report.retrying += 1
+            values, result = {"next_attempt_at": now + backoff(tries), "last_error": outcome.error[:500],
+                              "last_status_code": outcome.status_code}, "retrying"
         with engine.begin() as conn:
             conn.execute(update(alert_deliveries).where(alert_deliveries.c.id == row.id).values(**values))
+        return result
+
+    def drain(queue: list) -> list[str]:
+        results = []
+        for row in queue[:BATCH]:
+            if not claim(row):
+                break
+            results.append(record(row, attempt(row)))
+            if results[-1] == "retrying":
+                break
+        return results
+
+    report = DeliveryReport()
+    with ThreadPoolExecutor(max_workers=SENDERS) as pool:
+        for results in pool.map(drain, [q for q in due if q]):
+            report.sent += results.count("sent")
+            report.retrying += results.count("retrying")
+            report.failed += results.count("failed")
     return report

@@ -235,6 +235,18 @@ def test_a_receiver_that_fails_is_retried_with_backoff_and_never_holds_up_the_ot
     assert len(receiver.bodies("/ok")) == 1
 
 
+def test_a_rules_notifications_arrive_in_order_even_when_the_first_is_retried(engine, drop, receiver):
+    receiver.answers["/hook"] = [500, 200]
+    rule = create(engine, **SMS_ANOMALY, webhook_url=receiver.url())
+    replay(engine, drop[0] - 2 * HOUR, drop[1] + HOUR)
+    assert [m.state for m in transitions(engine, rule.id)] == ["firing", "resolved"]
+    t = datetime.now(timezone.utc)
+    assert webhooks.deliver_due(engine, t, allowlist=ALLOW).retrying == 1
+    assert [b["state"] for b in receiver.bodies()] == ["firing"]  # the resolution waits behind it
+    assert webhooks.deliver_due(engine, t + webhooks.backoff(1), allowlist=ALLOW).sent == 2
+    assert [(b["state"], b["attempt"]) for b in receiver.bodies()] == [("firing", 1), ("firing", 2), ("resolved", 1)]
+
+
 def test_a_host_taken_off_the_allow_list_is_not_called(engine, receiver):
     create(engine, name="n", metric="sent", condition="threshold", direction="above", threshold=0,
            webhook_url=receiver.url())
