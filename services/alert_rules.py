@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from services import webhooks
-from services.query import Metric, parse_filters, resolve_metric
+from services.query import CATALOGUE, Metric, parse_filters, resolve_metric
 from services.schema import CHANNELS, alert_deliveries, alert_rules, alert_transitions
 from services.timerange import GRANULARITIES, NotFound, QueryError, parse_time
 from services.trends import SEVERITIES
@@ -60,14 +60,17 @@ class AlertRule:
         return (self.silenced_until is not None and when < self.silenced_until
                 and (self.silenced_from is None or when >= self.silenced_from))
 
-    def describe(self) -> str:
-        """The condition in words: "anomaly of severity medium or more, either way"."""
+    def describe(self, unit: str | None = None) -> str:
+        """The condition in words: "anomaly of severity medium or more, either way", "below
+        80 % for 3 consecutive hours" (`unit`: the metric's, when known)."""
         if self.condition == "anomaly":
             way = {"both": "either way", "above": "above the expected band", "below": "below the expected band"}
             return f"anomaly of severity {self.min_severity} or more, {way[self.direction]}"
-        buckets = f"for {self.for_buckets} consecutive {self.granularity}s" if self.for_buckets > 1 \
-            else f"in a {self.granularity}"
-        return f"{self.direction} {self.threshold:g} {buckets}"
+        unit = unit or (CATALOGUE[self.metric].unit if self.metric in CATALOGUE else None)
+        value = f"{self.threshold:,g}" + {"%": " %", "ms": " ms", "count": " events"}.get(unit or "", "")
+        span = f"for {self.for_buckets} consecutive {self.granularity}s" if self.for_buckets > 1 \
+            else f"in {'an' if self.granularity == 'hour' else 'a'} {self.granularity}"
+        return f"{self.direction} {value} {span}"
 
     def as_dict(self) -> dict:
         z = _z
@@ -193,10 +196,11 @@ def validated(conn: Connection, fields: Mapping, *, channels: Sequence[str] = CH
             raise QueryError("threshold is required for a threshold rule", "threshold")
         low, high, what = threshold_bounds(metric)
         threshold = _number(threshold, "threshold", -1e15, 1e15, what)
-        if (direction == "above" and threshold >= high) or (direction == "below" and threshold <= low) \
-                or not low <= threshold <= high:
-            raise QueryError(f"{metric.name} is never {direction} {threshold:g}: the threshold must be {what}, "
-                             f"with room {direction} it", "threshold")
+        if not low <= threshold <= high:
+            raise QueryError(f"{metric.name} is {what}; a threshold of {threshold:g} is outside it", "threshold")
+        if (direction == "above" and threshold >= high) or (direction == "below" and threshold <= low):
+            raise QueryError(f"{metric.name} is never {direction} {threshold:g}: pick a threshold with room "
+                             f"{direction} it", "threshold")
     url = values.get("webhook_url")
     if url in ("", None):
         url = None

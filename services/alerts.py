@@ -276,12 +276,21 @@ def _made_of(metric: Metric, verdict: Verdict) -> str:
 
 def _explain_resolved(rule: AlertRule, metric: Metric, verdict: Verdict, subject: str) -> str:
     unit = metric.unit
-    text = f"{subject[:1].upper() + subject[1:]} back to normal: {fmt(verdict.value, unit)}{_made_of(metric, verdict)} " \
-           f"in the {rule.granularity} from {verdict.bucket:%Y-%m-%d %H:%M} UTC"
+    value = f"{fmt(verdict.value, unit)}{_made_of(metric, verdict)} in the {rule.granularity} from " \
+            f"{verdict.bucket:%Y-%m-%d %H:%M} UTC"
+    subject = subject[:1].upper() + subject[1:]
     if rule.condition == "threshold":
         side = "at or below" if rule.direction == "above" else "at or above"
-        return text + f", {side} the threshold {fmt(rule.threshold, unit)}."
-    return text + f", within the expected band ({fmt(verdict.lower, unit)} to {fmt(verdict.upper, unit)})."
+        return f"{subject} back to normal: {value}, {side} the threshold {fmt(rule.threshold, unit)}."
+    band = f"{fmt(verdict.lower, unit)} to {fmt(verdict.upper, unit)}"
+    if verdict.lower <= verdict.value <= verdict.upper:
+        return f"{subject} back to normal: {value}, within the expected band ({band})."
+    other_way = rule.direction != "both" and (rule.direction == "above") != (verdict.score > 0)
+    how = "out of the band the other way" if other_way else \
+        (f"a {verdict.severity} anomaly" if verdict.severity else "outside the band by less than an anomaly") + \
+        f", under the rule's {rule.min_severity}"
+    return (f"{subject} no longer a {rule.min_severity} anomaly: {value} against an expected "
+            f"{fmt(verdict.expected, unit)} (band {band}), {how}.")
 
 
 def judge_rule(conn: Connection, rule: AlertRule, metric: Metric, buckets: Sequence[datetime], *, now: datetime,
@@ -318,7 +327,7 @@ def payload(rule: AlertRule, metric: Metric, t: Transition, base: str, recorded_
     return {"kind": "transition",
             "rule": {"id": rule.id, "name": rule.name, "metric": rule.metric, "metric_label": metric.label,
                      "unit": metric.unit, "filters": rule.filters, "granularity": rule.granularity,
-                     "condition": rule.condition, "description": rule.describe()},
+                     "condition": rule.condition, "description": rule.describe(metric.unit)},
             "state": t.state, "previous_state": t.previous_state,
             "bucket": {"start": _z(t.bucket), "end": _z(t.bucket + step)},
             "value": v.value, "expected": v.expected, "lower": v.lower, "upper": v.upper,

@@ -11,13 +11,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from services import alert_rules, alerts, webhooks
-from services.demo import seed_demo
-from services.rollup import rollup_pending
 from services.schema import alert_deliveries, alert_transitions, notification_events
-from tests.conftest import clock_at, fresh_engine
+from tests.alert_data import seeded_demo, without_alerts
+from tests.conftest import clock_at
 from tests.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,21 +28,13 @@ HOUR = timedelta(hours=1)
 
 @pytest.fixture(scope="module")
 def demo(pg_url):
-    with clock_at(NOW):
-        engine = fresh_engine(pg_url)
-        result = seed_demo(engine.begin, days=12, per_hour=400, seed=42, end=NOW)
-        rollup_pending(engine)
-        yield engine, {i.kind: i for i in result.incidents}
-        engine.dispose()
+    yield from seeded_demo(pg_url, NOW)
 
 
 @pytest.fixture
 def engine(demo):
-    eng, _ = demo
-    with eng.begin() as conn:
-        conn.execute(text("TRUNCATE alert_deliveries, alert_transitions, alert_rules RESTART IDENTITY"))
     with clock_at(NOW):
-        yield eng
+        yield without_alerts(demo[0])
 
 
 @pytest.fixture

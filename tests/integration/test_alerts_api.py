@@ -37,7 +37,7 @@ def test_a_rule_is_created_read_edited_and_deleted(client):
     switched = client.put(f"/api/analytics/alerts/{rule['id']}", json={
         "condition": "threshold", "direction": "below", "threshold": 80, "for_buckets": 3})
     assert switched.status_code == 200, switched.json
-    assert switched.json["description"] == "below 80 for 3 consecutive hours"
+    assert switched.json["description"] == "below 80 % for 3 consecutive hours"
     assert switched.json["min_severity"] is None
     back = client.put(f"/api/analytics/alerts/{rule['id']}", json={"condition": "anomaly", "direction": "below"})
     assert back.status_code == 200, back.json
@@ -65,6 +65,8 @@ def test_a_rule_is_created_read_edited_and_deleted(client):
     ({"condition": "threshold", "direction": "below"}, "threshold", "threshold is required"),
     ({"condition": "threshold", "direction": "both", "threshold": 50}, "direction", "above or below"),
     ({"condition": "threshold", "direction": "above", "threshold": 150}, "threshold", "a percentage from 0 to 100"),
+    ({"condition": "threshold", "direction": "below", "threshold": 150}, "threshold",
+     "delivery_rate is a percentage from 0 to 100; a threshold of 150 is outside it"),
     ({"condition": "threshold", "direction": "above", "threshold": 100}, "threshold", "never above 100"),
     ({"condition": "threshold", "direction": "below", "threshold": 0}, "threshold", "never below 0"),
     ({"condition": "threshold", "direction": "below", "threshold": "80"}, "threshold", "a percentage"),
