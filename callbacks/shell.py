@@ -7,9 +7,11 @@ from datetime import datetime
 
 from dash import Dash, Input, Output, State, ctx, no_update
 
+from callbacks.alerts import DEFAULT_FORM, draft_from_view
 from callbacks.common import ask
-from callbacks.view import iso_time, parse_search, to_search
-from layouts import compare, correlations, drilldown, ids, metrics, overview, shell, trends
+from callbacks.view import ViewState, iso_time, parse_search, to_search
+from layouts import alerts, compare, correlations, drilldown, ids, metrics, overview, shell, trends
+from services.alerts import firing_rules
 from services.custom_metrics import list_metrics
 from services.rollup import rollup_watermark
 
@@ -55,7 +57,17 @@ def tab_content(tab: str, state, channels: tuple[str, ...] = ("email", "sms", "p
         return correlations.layout(state.correlate, state.lag_max, state.detrend, channels, custom)
     if tab == "metrics":
         return metrics.layout()
+    if tab == "alerts":
+        drafted = state.alert == "new"
+        values = draft_from_view(state, custom) if drafted else DEFAULT_FORM
+        return alerts.layout(values, custom, channels, drafted=drafted)
     return overview.layout(state.metric, custom)  # an unknown tab shows the default one
+
+
+def keeps_content(tab, rendered) -> bool:
+    """Whether the tab on show stays as it is when the URL changes. The Alerts tab does: it
+    holds a form being filled in, and its table and history follow the URL themselves."""
+    return tab == "alerts" and rendered == "alerts"
 
 
 def data_as_of_text(status: dict, state) -> str:
@@ -73,7 +85,15 @@ def data_as_of_text(status: dict, state) -> str:
     return text
 
 
+def firing_link(state: ViewState, firing: list[dict], prefix: str) -> str:
+    """The Alerts tab in the current view, with the rule picked when a single one fires."""
+    picked = str(firing[0]["id"]) if len(firing) == 1 else None
+    return prefix + to_search(replace(state, tab="alerts", alert=picked))
+
+
 def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -> None:
+    prefix = dash_app.config.requests_pathname_prefix
+
     @dash_app.callback(
         Output(ids.URL, "search"), Output(ids.TABS, "active_tab"), Output(ids.RANGE, "value"),
         Output(ids.CUSTOM_RANGE, "start_date"), Output(ids.CUSTOM_RANGE, "end_date"),
@@ -85,9 +105,13 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
     def _sync(search, tab, rng, start, end, channels):
         return sync_view(search, tab, rng, start, end, channels, known_channels, ctx.triggered_id)
 
-    @dash_app.callback(Output(ids.TAB_CONTENT, "children"), Input(ids.TABS, "active_tab"), State(ids.URL, "search"))
-    def _tab_content(tab, search):
-        return tab_content(tab, parse_search(search, known_channels), known_channels)
+    @dash_app.callback(Output(ids.TAB_CONTENT, "children"), Output(ids.RENDERED_TAB, "data"),
+                       Input(ids.TABS, "active_tab"), State(ids.URL, "search"), State(ids.RENDERED_TAB, "data"))
+    def _tab_content(tab, search, rendered):
+        if keeps_content(tab, rendered):
+            return no_update, no_update
+        state = parse_search(search, known_channels)
+        return tab_content(tab, state, known_channels), tab if tab in shell.TAB_IDS else None
 
     @dash_app.callback(Output(ids.REFRESH, "interval"), Output(ids.REFRESH, "disabled"),
                        Input(ids.REFRESH_CHOICE, "value"))
@@ -106,3 +130,12 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
     def _status(_n):
         problem = database_status()
         return shell.error_alert(problem) if problem else None
+
+    @dash_app.callback(Output(ids.FIRING_BADGE, "children"), Input(ids.STATUS_POLL, "n_intervals"),
+                       Input(ids.URL, "search"), Input(ids.ALERTS_VERSION, "data"))
+    def _firing(_tick, search, _version):
+        firing, error = ask(firing_rules)
+        if error or not firing:
+            return None
+        state = parse_search(search, known_channels)
+        return shell.firing_badge([f["name"] for f in firing], firing_link(state, firing, prefix))

@@ -46,6 +46,11 @@ def search_after_anomaly_click(search: str, click: dict, channels: tuple[str, ..
     return data[3]
 
 
+def alert_me_search(search: str, channels: tuple[str, ...]) -> str:
+    """The Alerts tab with a rule drafted from this view (metric, channels, range)."""
+    return to_search(replace(parse_search(search, channels), tab="alerts", alert="new"))
+
+
 def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
     prefix = dash_app.config.requests_pathname_prefix
 
@@ -68,3 +73,8 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
                        State(ids.URL, "search"), prevent_initial_call=True)
     def _anomaly_click(click, search):
         return search_after_anomaly_click(search, click, channels) if click else no_update
+
+    @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.TREND_ALERT_ME, "n_clicks"),
+                       State(ids.URL, "search"), prevent_initial_call=True)
+    def _alert_me(clicks, search):
+        return alert_me_search(search, channels) if clicks else no_update

@@ -32,6 +32,14 @@ class ViewState:
     correlate: tuple[str, ...] = ()  # correlations: metric specs; empty means the default set
     lag_max: int = 3
     detrend: bool = True
+    alert: str | None = None  # alerts: "new" opens the form drafted from this view; a rule id picks that rule
+
+
+def valid_alert(value: str | None) -> str | None:
+    """"new" or a rule id (whole number, as the rule service takes it); anything else None."""
+    if value == "new" or (value and value.isascii() and value.isdigit() and len(value) <= 9):
+        return value
+    return None
 
 
 def iso_time(text: str | None) -> str | None:
@@ -93,7 +101,8 @@ def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewSta
     lag_max = int(lag) if lag.isdigit() and int(lag) <= 24 else 3
     return ViewState(tab=tab, range=rng, start=start, end=end, channels=channels, metric=metric, drill=drill,
                      detector=detector, compare_to=compare_to, correlate=correlate[:10], lag_max=lag_max,
-                     detrend=first.get("detrend") != "false")
+                     detrend=first.get("detrend") != "false",
+                     alert=valid_alert(first.get("alert")) if tab == "alerts" else None)
 
 
 def valid_spec(spec: str, channels: tuple[str, ...]) -> bool:
@@ -122,6 +131,8 @@ def to_search(state: ViewState) -> str:
         params["lag"] = str(state.lag_max)
     if not state.detrend:
         params["detrend"] = "false"
+    if state.alert and state.tab == "alerts":
+        params["alert"] = state.alert
     return "?" + urlencode(params, safe=",:")
 
 

@@ -25,6 +25,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     its assets, its layout and dependencies, and every callback request.
     """
     # callbacks import dashapp's helpers; importing them here keeps `import dashapp` acyclic
+    import callbacks.alerts
     import callbacks.compare
     import callbacks.correlations
     import callbacks.drilldown
@@ -54,6 +55,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     callbacks.compare.register(dash_app, channels)
     callbacks.correlations.register(dash_app, channels)
     callbacks.metrics.register(dash_app, channels)
+    callbacks.alerts.register(dash_app, channels)
     _guard_dash_views(server, url_base_pathname, dash_app)
     if protect is not None:
         _protect_views(server, url_base_pathname, protect)
@@ -75,12 +77,17 @@ def _dashboard_database_problem() -> str | None:
 # any input). Dropdowns and text inputs send text unless listed.
 PROPERTY_TYPES: dict[str, tuple[type, ...]] = {
     "search": (str,), "active_tab": (str,), "n_intervals": (int,), "n_clicks": (int,), "clickData": (dict,),
-    "getRowsRequest": (dict,), "start_date": (str,), "end_date": (str,),
+    "getRowsRequest": (dict,), "start_date": (str,), "end_date": (str,), "submit_n_clicks": (int,),
 }
 VALUE_TYPES: dict[str, tuple[type, ...]] = {
     "refresh-choice": (int,), "corr-lag": (int,), "corr-metrics": (list,), "corr-detrend": (bool,), "channels": (list,),
+    "alert-channel": (list,), "alert-threshold": (int, float), "alert-for-buckets": (int, float),
+    "alert-min-volume": (int, float), "alert-enabled": (bool,),
 }
-DATA_TYPES: dict[str, tuple[type, ...]] = {"metrics-version": (int,), "corr-report": (dict,)}
+DATA_TYPES: dict[str, tuple[type, ...]] = {
+    "metrics-version": (int,), "corr-report": (dict,), "alerts-version": (int,), "rendered-tab": (str,),
+    "alert-editing": (dict,), "alert-error-field": (str,), "alert-pending-delete": (int,),
+}
 
 
 def _value_problem(item: dict) -> str | None:

@@ -13,6 +13,9 @@ STATUS_POLL = "status-poll"
 REFRESH = "refresh"
 REFRESH_CHOICE = "refresh-choice"
 DATA_AS_OF = "data-as-of"
+FIRING_BADGE = "firing-badge"
+RENDERED_TAB = "rendered-tab"
+ALERTS_VERSION = "alerts-version"  # bumped by every rule save or delete: the table and the badge follow
 
 # overview
 KPI_ROW = "kpi-row"
@@ -32,6 +35,7 @@ TREND_HOURS = "trend-hours"
 TREND_WEEKDAYS = "trend-weekdays"
 TREND_ALERT = "trend-alert"
 TREND_ANOMALIES = "trend-anomalies"
+TREND_ALERT_ME = "trend-alert-me"
 
 # compare
 COMPARE_METRIC = "compare-metric"
@@ -68,6 +72,52 @@ FORMULA_SAVE = "formula-save"
 FORMULA_MESSAGE = "formula-message"
 SAVED_METRICS = "saved-metrics"
 METRICS_VERSION = "metrics-version"
+
+# alerts
+ALERTS_MESSAGE = "alerts-message"
+ALERT_RULES = "alert-rules"
+ALERT_HISTORY = "alert-history"
+ALERT_FORM_TITLE = "alert-form-title"
+ALERT_DRAFT_NOTE = "alert-draft-note"
+ALERT_EDITING = "alert-editing"
+ALERT_NAME = "alert-name"
+ALERT_METRIC = "alert-metric"
+ALERT_CHANNEL = "alert-channel"
+ALERT_GRANULARITY = "alert-granularity"
+ALERT_CONDITION = "alert-condition"
+ALERT_ANOMALY_FIELDS = "alert-anomaly-fields"
+ALERT_THRESHOLD_FIELDS = "alert-threshold-fields"
+ALERT_FOR_FIELDS = "alert-for-fields"
+ALERT_SEVERITY = "alert-severity"
+ALERT_DIRECTION = "alert-direction"
+ALERT_THRESHOLD = "alert-threshold"
+ALERT_THRESHOLD_UNIT = "alert-threshold-unit"
+ALERT_FOR_BUCKETS = "alert-for-buckets"
+ALERT_MIN_VOLUME = "alert-min-volume"
+ALERT_WEBHOOK = "alert-webhook"
+ALERT_NOTIFY = "alert-notify"
+ALERT_SILENCE_UNTIL = "alert-silence-until"
+ALERT_ENABLED = "alert-enabled"
+ALERT_SAVE = "alert-save"
+ALERT_NEW = "alert-new"
+ALERT_FORM_MESSAGE = "alert-form-message"
+ALERT_ERROR_FIELD = "alert-error-field"
+ALERT_CONFIRM_DELETE = "alert-confirm-delete"
+ALERT_PENDING_DELETE = "alert-pending-delete"
+
+
+def alert_select(rule_id: int | str) -> dict:
+    """A rule's name in the table: picks it, to show its history."""
+    return {"type": "alert-select", "id": rule_id}
+
+
+def alert_edit(rule_id: int | str) -> dict:
+    return {"type": "alert-edit", "id": rule_id}
+
+
+def alert_delete(rule_id: int | str) -> dict:
+    return {"type": "alert-delete", "id": rule_id}
+
 
 # drill-down
 BREADCRUMB = "breadcrumb"

@@ -10,7 +10,7 @@ from services.schema import channel_label
 
 TABS: tuple[tuple[str, str], ...] = (
     ("overview", "Overview"), ("trends", "Trends"), ("compare", "Compare"), ("drilldown", "Drill-down"),
-    ("metrics", "Metrics"), ("correlations", "Correlations"),
+    ("metrics", "Metrics"), ("correlations", "Correlations"), ("alerts", "Alerts"),
 )
 TAB_IDS = tuple(tab_id for tab_id, _ in TABS)
 DEFAULT_TAB = "overview"
@@ -32,6 +32,7 @@ def navbar(title: str = "Notification Analytics") -> dbc.Navbar:
     return dbc.Navbar(
         dbc.Container([
             dbc.NavbarBrand(title, className="fw-semibold"),
+            html.Span(id=ids.FIRING_BADGE, className="me-3"),
             html.Span(id=ids.DATA_AS_OF, className="small text-white-50 ms-auto"),
         ], fluid=True),
         color="dark", dark=True, className="mb-3",
@@ -71,6 +72,8 @@ def page(channels: tuple[str, ...]) -> html.Div:
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Interval(id=ids.STATUS_POLL, interval=30_000),
         dcc.Interval(id=ids.REFRESH, interval=DEFAULT_REFRESH * 1000),
+        dcc.Store(id=ids.ALERTS_VERSION, data=0),
+        dcc.Store(id=ids.RENDERED_TAB, data=None),
         navbar(),
         dbc.Container([
             html.Div(id=ids.STATUS_ALERT),
@@ -84,3 +87,14 @@ def page(channels: tuple[str, ...]) -> html.Div:
 
 def error_alert(message: str) -> dbc.Alert:
     return dbc.Alert(message, color="danger", className="mb-3")
+
+
+def firing_badge(names: list[str], href: str) -> dcc.Link | None:
+    """"2 firing", red, naming the rules on hover and linking to the Alerts tab; nothing
+    when no rule fires."""
+    if not names:
+        return None
+    shown = names[:20]
+    more = f" and {len(names) - len(shown)} more" if len(names) > len(shown) else ""
+    return dcc.Link(f"{len(names)} firing", href=href, title="Firing: " + ", ".join(shown) + more,
+                    className="badge rounded-pill bg-danger text-decoration-none firing-badge")

@@ -32,3 +32,22 @@ def test_url_drives_controls_on_load():
 def test_controls_drive_the_url():
     out = sync_view("?tab=overview", "drilldown", "30d", None, None, ["push", "email"], CHANNELS, ids.TABS)
     assert out[0] == "?tab=drilldown&range=30d&channel=email,push"
+
+
+def test_the_alerts_tab_carries_a_draft_or_a_picked_rule():
+    for alert in ("new", "12"):
+        state = ViewState(tab="alerts", range="7d", channels=("sms",), alert=alert)
+        assert parse_search(to_search(state), CHANNELS) == state
+    assert to_search(ViewState(tab="alerts", alert="new")) == "?tab=alerts&range=24h&alert=new"
+
+
+def test_an_alert_parameter_means_nothing_off_the_alerts_tab_or_when_malformed():
+    assert parse_search("?tab=trends&alert=new", CHANNELS).alert is None
+    assert to_search(ViewState(tab="trends", alert="new")) == "?tab=trends&range=24h"
+    for junk in ("old", "-1", "1.5", "١٢", "1234567890", ""):
+        assert parse_search(f"?tab=alerts&alert={junk}", CHANNELS).alert is None, junk
+
+
+def test_leaving_the_alerts_tab_drops_the_alert_from_the_url():
+    out = sync_view("?tab=alerts&range=7d&alert=new", "trends", "7d", None, None, [], CHANNELS, ids.TABS)
+    assert out[0] == "?tab=trends&range=7d"
