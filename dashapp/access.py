@@ -18,7 +18,8 @@ from dashapp.errors import error_response
 
 REALM = 'Basic realm="Notification Analytics", charset="UTF-8"'
 ADMIN_WRITES = ("/api/analytics/metrics", "/api/analytics/alerts")
-READ_ONLY_POSTS = ("/api/analytics/metrics/validate", "/api/analytics/metrics/preview")
+READ_ONLY_POSTS = ("/api/analytics/metrics/validate", "/api/analytics/metrics/preview",
+                   "/api/analytics/alerts/preview")
 
 
 def presented_token() -> str:

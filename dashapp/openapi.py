@@ -261,6 +261,17 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                              **ALERT_BODY, "required": ["name", "metric", "condition"]}}}},
                          "responses": {"201": {"description": "Created", "content": {"application/json": {
                              "schema": ALERT_RULE}}}, **_error_responses(400, 403, 413, 415, 503)}}},
+            "/api/analytics/alerts/preview": {"post": {
+                "summary": "What a rule would have done over its recent buckets (2 hours of minutes, 7 days of "
+                           "hours, 90 days of days), judged as the scheduler would; nothing stored or sent",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    **ALERT_BODY, "required": ["name", "metric", "condition"]}}}},
+                "responses": {"200": {"description": "The preview", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["buckets", "judged", "fired", "sentence", "transitions"],
+                    "properties": {"buckets": {"type": "integer"}, "judged": {"type": "integer"},
+                                   "fired": {"type": "integer"}, "sentence": {"type": "string"},
+                                   "transitions": {"type": "array"}}}}}},
+                              **_error_responses(400, 403, 413, 415, 503)}}},
             "/api/analytics/alerts/{rule_id}": {
                 "parameters": [{"name": "rule_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "get": {"summary": "One rule, its transitions (newest first) and its recent notifications",

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services import trends
-from services.alert_rules import AlertRule, list_rules
+from services.alert_rules import AlertRule, list_rules, validated
 from services.query import Metric, first_event_time, parse_filters, query_long, resolve_metric, template_names
 from services.schema import CHANNELS, NO_TEMPLATE, alert_deliveries, alert_rules, alert_transitions
 from services.timerange import STEP, floor_to
@@ -412,6 +412,46 @@ def evaluate_due(engine: Engine, at: datetime | None = None, *, settle: timedelt
         report.transitions += [{"rule": rule.name, "state": t.state, "bucket": _z(t.bucket),
                                 "explanation": t.explanation} for t in transitions]
     return report
+
+
+# ---------------------------------------------------------------- preview
+
+PREVIEW_SPAN = {"minute": timedelta(hours=2), "hour": timedelta(days=7), "day": timedelta(days=90)}
+
+
+def preview(conn: Connection, fields, *, now: datetime | None = None, settle: timedelta = timedelta(seconds=60),
+            channels: Sequence[str] = CHANNELS, base: str = "/analytics/", **settings) -> dict:
+    """What an unsaved (or changed) rule would have done over its recent buckets — judged
+    exactly as the scheduler would, nothing recorded, nothing sent. The span is bounded by
+    granularity (2 hours of minutes, 7 days of hours, 90 days of days) to stay quick."""
+    now = now or datetime.now(timezone.utc)
+    values = validated(conn, {k: v for k, v in fields.items() if k != "webhook_url"}, channels=channels)
+    rule = AlertRule(id=0, **values, state="ok", state_since=None, evaluated_through=None, last_value=None,
+                     last_error=None, version=0, created_at=now, updated_at=now)
+    metric = resolve_metric(conn, rule.metric)
+    span = PREVIEW_SPAN[rule.granularity]
+    buckets = due_buckets(rule, now, settle, since=last_complete_bucket(now, rule.granularity, settle) - span
+                          + STEP[rule.granularity], cap=10_000)
+    verdicts, moves = judge_rule(conn, rule, metric, buckets, now=now, channels=channels, base=base, **settings)
+    fired = sum(t.state == "firing" for t in moves)
+    judged = sum(v.status != "unknown" for v in verdicts)
+    span_text = {"minute": "2 hours", "hour": "7 days", "day": "90 days"}[rule.granularity]
+    if not judged:
+        reasons = sorted({v.reason for v in verdicts if v.reason})
+        sentence = (f"Not enough data: none of the last {len(verdicts):,} {rule.granularity}s could be judged"
+                    + (f" ({reasons[0]})." if reasons else "."))
+    else:
+        sentence = (f"Over the last {span_text} ({judged:,} of {len(verdicts):,} {rule.granularity}s judged) this rule "
+                    + (f"would have fired {fired} time{'s' if fired != 1 else ''}." if fired else "would not have fired."))
+    return {"rule": {**{k: v for k, v in values.items() if k not in ("silenced_from", "silenced_until")},
+                     "description": rule.describe(metric.unit)},
+            "start": _z(buckets[0]) if buckets else None,
+            "end": _z(buckets[-1] + STEP[rule.granularity]) if buckets else None,
+            "buckets": len(verdicts), "judged": judged, "fired": fired, "sentence": sentence,
+            "transitions": [{"bucket": _z(t.bucket), "state": t.state, "value": t.verdict.value,
+                             "expected": t.verdict.expected, "lower": t.verdict.lower, "upper": t.verdict.upper,
+                             "severity": t.verdict.severity, "explanation": t.explanation, "drilldown": t.drilldown}
+                            for t in moves]}
 
 
 # ---------------------------------------------------------------- digests

@@ -290,3 +290,30 @@ def test_a_custom_metric_watched_by_a_rule_cannot_be_deleted(engine):
     with engine.begin() as conn:
         alert_rules.delete_rule(conn, rule.id)
         custom_metrics.delete_metric(conn, "undelivered_pct")
+
+
+def test_a_preview_shows_what_the_rule_would_have_done_and_records_nothing(engine, drop):
+    """The preview judges the last 7 days of hours exactly as the scheduler does (the same
+    transitions as a replay), and leaves no trace."""
+    with clock_at(drop[1] + 2 * HOUR):
+        with engine.connect() as conn:
+            answer = alerts.preview(conn, {**SMS_ANOMALY, "webhook_url": "https://not-even-allowed.example/x"},
+                                    settle=SETTLE)
+        assert answer["buckets"] == 7 * 24 and answer["fired"] == 1
+        assert answer["sentence"] == f"Over the last 7 days ({answer['judged']:,} of 168 hours judged) this rule would " \
+                                     "have fired 1 time."
+        assert [(t["state"], t["bucket"]) for t in answer["transitions"]] == [
+            ("firing", drop[0].isoformat().replace("+00:00", "Z")), ("resolved", drop[1].isoformat().replace("+00:00", "Z"))]
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(alert_transitions)).scalar() == 0
+    rule = create(engine, **SMS_ANOMALY)
+    alerts.evaluate_due(engine, drop[1] + HOUR + SETTLE, settle=SETTLE, since=drop[1] + 2 * HOUR - timedelta(days=7))
+    replayed = transitions(engine, rule.id)
+    assert [(m.state, m.explanation) for m in replayed] == [(t["state"], t["explanation"]) for t in answer["transitions"]]
+
+
+def test_a_preview_without_history_says_not_enough_data(engine):
+    with engine.connect() as conn:
+        answer = alerts.preview(conn, {**SMS_ANOMALY, "template_id": "999"}, settle=SETTLE)
+    assert answer["judged"] == 0 and answer["fired"] == 0
+    assert answer["sentence"].startswith("Not enough data: none of the last 168 hours could be judged")

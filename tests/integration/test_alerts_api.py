@@ -104,6 +104,16 @@ def test_a_rule_shows_its_transitions_and_notifications(client, engine):
     assert client.get("/api/analytics/alerts").json["firing"] == ["no traffic"]
 
 
+def test_a_preview_answers_and_refuses_like_a_save(client):
+    answer = client.post("/api/analytics/alerts/preview", json=GOOD)
+    assert answer.status_code == 200, answer.json
+    assert answer.json["sentence"].startswith("Not enough data") and answer.json["transitions"] == []
+    refused = client.post("/api/analytics/alerts/preview", json={**GOOD, "condition": "threshold", "direction": "above",
+                                                                 "threshold": 101})
+    assert refused.status_code == 400 and refused.json["field"] == "threshold"
+    assert client.get("/api/analytics/alerts").json["rules"] == []
+
+
 def test_bad_bodies_and_ids(client):
     assert client.post("/api/analytics/alerts", data="{", content_type="application/json").json["field"] == "body"
     assert client.post("/api/analytics/alerts", json=[1]).json["field"] == "body"
@@ -136,4 +146,5 @@ def test_only_admins_write_rules(pg_engine):
     assert client.get("/api/analytics/alerts", headers=reader).status_code == 200
     refused = client.post("/api/analytics/alerts", json=GOOD, headers=reader)
     assert refused.status_code == 403 and "admin token" in refused.json["error"]
+    assert client.post("/api/analytics/alerts/preview", json=GOOD, headers=reader).status_code == 200
     assert client.post("/api/analytics/alerts", json=GOOD, headers=admin).status_code == 201
