@@ -12,7 +12,7 @@ from flask import current_app
 from callbacks.common import alert, ask_metric, ask_series, guarded
 from callbacks.view import ViewState, parse_search, to_search, window_of
 from dashapp.access import may_write_metrics
-from dashapp.alerting import rule_options
+from dashapp.alerting import dashboard_base, rule_options
 from dashapp.extensions import db
 from layouts import alerts as layout
 from layouts import ids
@@ -229,6 +229,21 @@ def save(fields: dict, editing) -> tuple:
     return alert(text, "success"), rule, None
 
 
+def preview(fields: dict):
+    """What the form's rule would have done lately, or the refusal naming its field."""
+    config = current_app.config
+
+    def work():
+        with db.read_engine.connect() as conn:
+            return alerts.preview(conn, fields, settle=timedelta(seconds=config["ALERT_SETTLE_SECONDS"]),
+                                  channels=config["CHANNELS"], base=dashboard_base(config),
+                                  minute_retention_hours=config["MINUTE_RETENTION_HOURS"],
+                                  raw_retention_days=config["RAW_RETENTION_DAYS"])
+
+    answer, error = guarded(work)
+    return layout.preview_result(answer) if error is None else alert(error)
+
+
 def delete(rule_id: int) -> tuple:
     """(message, deleted?)."""
     if not may_write_metrics():
@@ -367,6 +382,11 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
         picked = to_search(replace(state, tab="alerts", alert=str(rule.id)))
         return (message, _next(version), {"id": rule.id, "name": rule.name}, None,
                 picked if picked != search else no_update)
+
+    @dash_app.callback(Output(ids.ALERT_PREVIEW_RESULT, "children"), Input(ids.ALERT_PREVIEW, "n_clicks"),
+                       *[State(i, "value") for i in FORM_IDS], prevent_initial_call=True)
+    def _preview(clicks, *values):
+        return preview(form_fields(*values)) if clicks else no_update
 
     @dash_app.callback(*[Output(i, "invalid") for i in FIELD_INPUTS.values()], Input(ids.ALERT_ERROR_FIELD, "data"))
     def _invalid(field):

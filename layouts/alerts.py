@@ -310,8 +310,11 @@ def rule_form(values: Mapping, custom: list | None, channels: Sequence[str], dra
                     className="pt-md-4"),
         ], className="g-2 mb-2"),
         html.Div([dbc.Button("Create rule", id=ids.ALERT_SAVE, color="primary", className="me-2"),
+                  dbc.Button("Preview", id=ids.ALERT_PREVIEW, color="secondary", outline=True, className="me-2",
+                             title="What this rule would have done over its recent buckets; nothing is saved"),
                   dbc.Button("New rule", id=ids.ALERT_NEW, color="secondary", outline=True)]),
         html.Div(id=ids.ALERT_FORM_MESSAGE, className="mt-2"),
+        dcc.Loading(html.Div(id=ids.ALERT_PREVIEW_RESULT, className="mt-2"), type="dot"),
     ])
 
 
@@ -336,3 +339,14 @@ def layout(values: Mapping, custom: list | None, channels: Sequence[str], drafte
 def pick_a_rule() -> html.P:
     return html.P("Pick a rule's name in the table to see when it fired and resolved, and what was sent.",
                   className="text-muted mb-0")
+
+
+def preview_result(answer: dict) -> html.Div:
+    """The preview's sentence and the changes of state it would have made."""
+    rows = [html.Tr([html.Td(when(t["bucket"]), className="text-nowrap"),
+                     html.Td(state_badge(t["state"])), html.Td(t["explanation"], className="small")])
+            for t in answer["transitions"]]
+    return html.Div([
+        html.P(answer["sentence"], className="mb-1 fw-semibold"),
+        dbc.Table(html.Tbody(rows), size="sm", className="mb-0") if rows else None,
+    ], className="border rounded p-2 bg-light")

@@ -179,6 +179,12 @@ def test_alert_me_on_trends_drafts_the_form_from_the_view(dash_br, server):
     assert Select(dash_br.find_element("#alert-direction")).first_selected_option.get_attribute("value") == "below"
     assert "Drafted from the view" in dash_br.find_element("#alert-draft-note").text
 
+    click(dash_br, dash_br.find_element("#alert-preview"))  # the planted drop, found before saving
+    dash_br.wait_for_contains_text("#alert-preview-result", "this rule would have fired 1 time.", timeout=30)
+    result = dash_br.find_element("#alert-preview-result").text
+    assert "firing" in result and "SMS delivery rate was" in result and "resolved" in result
+    assert "No alert rules yet" in dash_br.find_element("#alert-rules").text  # nothing saved by a preview
+
     click(dash_br, dash_br.find_element("#alert-save"))
     dash_br.wait_for_contains_text("#alert-form-message", "Rule “Delivery rate, SMS” created", timeout=15)
     dash_br.wait_for_contains_text("#alert-rules", "Delivery rate · SMS · by hour", timeout=15)
