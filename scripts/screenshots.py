@@ -24,6 +24,7 @@ VIEWS = (
     ("compare", "?tab=compare&range=7d"),
     ("metrics", "?tab=metrics&range=7d"),
     ("correlations", "?tab=correlations&range=7d"),
+    ("alerts", "?tab=alerts&range=24h&alert=1"),  # after a rule exists (see README, Alerts)
 )
 
 
