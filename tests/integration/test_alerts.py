@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from dashapp import create_app
 from services import alert_rules, alerts, webhooks
 from services.schema import alert_deliveries, alert_transitions, notification_events
 from tests.alert_data import seeded_demo, without_alerts
@@ -164,19 +165,20 @@ def test_two_evaluators_of_the_same_buckets_record_and_send_once(engine, drop, m
 
 
 def test_the_command_judges_each_bucket_once(engine, drop, pg_url):
+    """Once as a real process, then again (and with a bad time) through the same command in-process."""
     create(engine, **SMS_ANOMALY)
-    env = {**os.environ, "DATABASE_URL": pg_url, "SCHEDULER": "off"}
     at = (drop[1] + 2 * HOUR + SETTLE).isoformat()
     since = (drop[0] - timedelta(days=1)).isoformat()
-    command = [sys.executable, "-m", "flask", "--app", "wsgi", "evaluate-alerts", "--at", at, "--since", since]
-    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    arguments = ["evaluate-alerts", "--at", at, "--since", since]
+    first = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *arguments], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "DATABASE_URL": pg_url, "SCHEDULER": "off"})
     assert first.returncode == 0, first.stderr
     assert "SMS delivery firing at " + drop[0].isoformat().replace("+00:00", "Z") in first.stdout
-    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0 and again.stdout.startswith("0 rules, 0 buckets judged"), again.stdout
-    bad = subprocess.run(command[:-4] + ["--at", "yesterday"], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert bad.returncode == 2 and "'yesterday' is not a date" in bad.stderr
+    runner = create_app({"DATABASE_URL": pg_url, "SCHEDULER": "off"}).test_cli_runner()
+    again = runner.invoke(args=arguments)
+    assert again.exit_code == 0 and again.output.startswith("0 rules, 0 buckets judged"), again.output
+    bad = runner.invoke(args=["evaluate-alerts", "--at", "yesterday"])
+    assert bad.exit_code == 2 and "'yesterday' is not a date" in bad.output
 
 
 def test_a_threshold_rule_fires_after_its_consecutive_buckets(engine, drop):
