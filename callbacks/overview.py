@@ -24,7 +24,8 @@ def kpi_row(state: ViewState):
     tiles, error = ask_report(kpis, overview.KPI_METRICS, *window, channel_filter(state))
     if error:
         return [], alert(error)
-    return [overview.kpi_tile(k.label, k.unit, k.value, k.change_percent, k.direction, k.good) for k in tiles], None
+    return [overview.kpi_tile(k.label, k.unit, k.value, k.change_percent, k.direction, k.good, k.untracked,
+                              k.previous) for k in tiles], None
 
 
 def timeseries_figure(state: ViewState):

@@ -51,12 +51,18 @@ def layout(metric: str, custom: list | None = None) -> html.Div:
     ])
 
 
-def kpi_tile(label: str, unit: str, value, change: float | None, direction: str, good: bool | None) -> dbc.Col:
+def kpi_tile(label: str, unit: str, value, change: float | None, direction: str, good: bool | None,
+             untracked: str | None = None, previous: float | None = None) -> dbc.Col:
     arrow = {"up": "▲", "down": "▼", "flat": "●"}[direction]
     colour = "text-muted" if good is None else ("text-success" if good else "text-danger")
     change_text = "no previous data" if change is None else f"{arrow} {change:+.1f} % vs previous period"
+    if change is not None and unit == "%" and previous is not None:  # a rate moves by points, not by percent
+        points = value - previous
+        change_text = f"{arrow} {points:+.1f} percentage point{'' if abs(round(points, 1)) == 1 else 's'} vs previous period"
+    if untracked:
+        change_text = f"no {untracked} events recorded for this selection"
     return dbc.Col(dbc.Card(dbc.CardBody([
         html.Div(label, className="small text-uppercase text-muted fw-semibold"),
-        html.Div(format_value(value, unit), className="fs-3 fw-semibold kpi-value"),
+        html.Div("n/a" if untracked else format_value(value, unit), className="fs-3 fw-semibold kpi-value"),
         html.Div(change_text, className=f"small {colour} kpi-change"),
     ]), className="h-100 shadow-sm kpi-tile"), xs=6, md=4, xl=True)

@@ -588,6 +588,7 @@ class Kpi:
     change_percent: float | None
     direction: str             # "up" | "down" | "flat"
     good: bool | None          # whether the change is welcome, given the metric's direction
+    untracked: str | None = None  # a rate whose events never occur in this scope: its status, e.g. "opened"
 
 
 def change_between(metric: Metric, value: float | None, previous: float | None) -> tuple[float | None, str, bool | None]:
@@ -613,9 +614,27 @@ def kpis(conn: Connection, metrics: Sequence[str], start=None, end=None, filters
                                  current.granularity, now=now, channels=channels, **settings)
         metric = resolve_metric(conn, name)
         value, before = current.points[0].value, previous.points[0].value
+        if metric.kind == "rate" and not current.points[0].numerator and not previous.points[0].numerator \
+                and not status_ever_seen(conn, metric.numerator, current.start, _parsed(filters, channels)):
+            # e.g. SMS open rate: SMS reports no opens, so 0 % would be a guess, not a measurement
+            out.append(Kpi(name, metric.label, metric.unit, None, None, None, "flat", None, metric.numerator))
+            continue
         change, direction, good = change_between(metric, value, before)
         out.append(Kpi(name, metric.label, metric.unit, value, before, change, direction, good))
     return out
+
+
+def _parsed(filters, channels: Sequence[str]) -> tuple[tuple[str, tuple], ...]:
+    return filters if isinstance(filters, tuple) else parse_filters(filters, channels)
+
+
+def status_ever_seen(conn: Connection, status: str, before: datetime, filters: tuple[tuple[str, tuple], ...]) -> bool:
+    """Whether any `status` event of the filtered scope was rolled up before `before` (the
+    daily rollup: a few rows per day, so the answer is cheap whatever the history)."""
+    table = ROLLUP_TABLES[("day", any(d == "template_id" for d, _ in filters))]
+    clauses = [table.c.status == status, table.c.bucket < before,
+               *_filter_clauses(table.c, [(d, v) for d, v in filters if d != "status"])]
+    return conn.execute(select(table.c.bucket).where(*clauses).limit(1)).first() is not None
 
 
 def query_long(conn: Connection, metric: str, group_by, start: datetime, end: datetime, filters, granularity: str,

@@ -33,6 +33,25 @@ def test_kpi_tiles_show_values_and_changes(app):
     assert problem is None and len(tiles) == 5
     text = str(tiles)
     assert "SENT" not in text and "Sent" in text and "vs previous period" in text
+    assert "percentage point" in text  # the rates' changes, in points
+
+def test_a_rate_a_channel_never_reports_reads_n_a_not_zero(app, engine):
+    """SMS reports no opens or clicks: its open and click rates are not measured, so the tiles
+    say n/a; email's are real measurements."""
+    from services.query import kpis
+
+    with engine.connect() as conn:
+        sms = {k.metric: k for k in kpis(conn, ["open_rate", "click_rate", "delivery_rate"], "now-24h",
+                                         filters={"channel": ["sms"]})}
+        email = {k.metric: k for k in kpis(conn, ["open_rate"], "now-24h", filters={"channel": ["email"]})}
+    assert (sms["open_rate"].value, sms["open_rate"].untracked) == (None, "opened")
+    assert (sms["click_rate"].value, sms["click_rate"].untracked) == (None, "clicked")
+    assert sms["delivery_rate"].untracked is None and sms["delivery_rate"].value > 50
+    assert email["open_rate"].untracked is None and email["open_rate"].value > 0
+    tiles, problem = overview.kpi_row(view("?range=24h&channel=sms"))
+    text = str(tiles)
+    assert problem is None and "n/a" in text and "no opened events recorded for this selection" in text
+    assert "0.0 %" not in text
 
 
 def test_figures_have_units_and_one_trace_per_channel(app):
