@@ -24,6 +24,9 @@ def unit_suffix(unit: str) -> str:
 
 
 def axis_title(label: str, unit: str) -> str:
+    """The label with its unit once: "Delivery rate (%)", "Sent (events)", "Events"."""
+    if unit == "count" and label.strip().lower() == "events":
+        return label
     return {"%": f"{label} (%)", "ms": f"{label} (ms)", "count": f"{label} (events)"}.get(unit, label)
 
 

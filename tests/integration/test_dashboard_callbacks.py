@@ -60,6 +60,8 @@ def test_figures_have_units_and_one_trace_per_channel(app):
     assert figure.layout.yaxis.title.text == "Delivery rate (%)"
     bars = overview.channel_figure(view("?range=7d&metric=sent"))
     assert list(bars.data[0].customdata) and bars.layout.yaxis.title.text == "Sent (events)"
+    by_status = overview.status_figure(view("?range=7d"))
+    assert by_status.layout.yaxis.title.text == "Events"  # the unit once, not "Events (events)"
     heat = overview.heatmap_figure(view("?range=7d"))
     assert len(heat.data[0].z) == 7 and len(heat.data[0].z[0]) == 24
 
