@@ -12,6 +12,7 @@ from callbacks.common import alert, ask, ask_report
 from callbacks.view import ViewState, drilled, parse_search, to_search, window_of
 from layouts import drilldown, figures, ids
 from services.drilldown import HIERARCHY, drill_level, list_events
+from services.query import template_names
 from services.query import query_metrics
 
 DIMENSION_TITLES = {"channel": "channel", "status": "status", "template_id": "template"}
@@ -119,15 +120,20 @@ def rows_for(state: ViewState, request: dict, cursors: dict) -> tuple[dict, dict
         walked += 1
     if page.next_cursor:
         cursors = {**cursors, f"{sort}|{start_row + len(page.events)}": page.next_cursor}
-    response = {"rowData": [grid_row(e) for e in page.events]}
+    names, _ = ask(template_names)
+    response = {"rowData": [grid_row(e, names) for e in page.events]}
     if page.next_cursor is None:
         response["rowCount"] = start_row + len(page.events)
     return response, cursors
 
 
-def grid_row(event: dict) -> dict:
-    """An event as the grid shows it: readable times (to the millisecond), metadata as text."""
+def grid_row(event: dict, names: dict | None = None) -> dict:
+    """An event as the grid shows it: readable times (to the millisecond), the template by
+    name (with its id), metadata as text."""
     row = dict(event)
+    template = row.get("template_id")
+    row["template"] = "" if template is None else (f"{names[template]} (#{template})" if names and template in names
+                                                   else f"#{template}")
     for key in ("created_at", "ingested_at"):
         row[key] = row[key].replace("T", " ").rstrip("Z")[:23]
     row["metadata"] = orjson.dumps(row["metadata"]).decode() if row["metadata"] is not None else ""

@@ -13,7 +13,7 @@ EVENT_COLUMNS = [
     {"field": "created_at", "headerName": "Time (UTC)", "sortable": True, "minWidth": 200},
     {"field": "channel", "sortable": False, "width": 100},
     {"field": "status", "sortable": False, "width": 110},
-    {"field": "template_id", "headerName": "Template", "sortable": False, "width": 110},
+    {"field": "template", "headerName": "Template", "sortable": False, "minWidth": 180},
     {"field": "processing_time_ms", "headerName": "Processing (ms)", "sortable": True, "width": 150},
     {"field": "event_id", "headerName": "Event", "sortable": False, "minWidth": 220},
     {"field": "notification_id", "headerName": "Notification", "sortable": False, "minWidth": 160},

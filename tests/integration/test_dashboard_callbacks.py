@@ -114,6 +114,7 @@ def test_grid_blocks_page_with_cursors_and_jumps(app):
     jumped, _ = drilldown.rows_for(state, {"startRow": 50, "endRow": 100}, {})
     assert len(first["rowData"]) == 50 and second["rowData"] == jumped["rowData"]
     assert first["rowData"][-1]["created_at"] >= second["rowData"][0]["created_at"]
+    assert {r["template"] for r in first["rowData"]} == {"Order confirmation (#2)"}  # by name, not a bare id
     ascending, _ = drilldown.rows_for(state, {"startRow": 0, "endRow": 5,
                                               "sortModel": [{"colId": "created_at", "sort": "asc"}]}, {})
     times = [r["created_at"] for r in ascending["rowData"]]
