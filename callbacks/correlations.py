@@ -30,7 +30,7 @@ def pair_view(report: dict | None, pair: list | None, revision: str) -> tuple:
     """(sentence, overlay, scatter, lag chart) for the pair a cell click picked (or the
     strongest significant pair)."""
     empty = figures.empty_figure("Click a cell of the matrix", 300)
-    if not report or not report["pairs"]:
+    if not well_formed(report) or not report["pairs"]:
         return "", empty, empty, empty
     if pair:
         found = [p for p in report["pairs"] if {p["a"], p["b"]} == set(pair)]
@@ -50,6 +50,19 @@ def pair_view(report: dict | None, pair: list | None, revision: str) -> tuple:
     lag_fig = figures.lag_chart(lags, (chosen["best_lag"] or {}).get("lag", 0), report["granularity"], revision)
     scatter = figures.pair_scatter(a["residuals"], b["residuals"], labels[chosen["a"]], labels[chosen["b"]], revision)
     return chosen["sentence"], overlay, scatter, lag_fig
+
+
+def well_formed(report) -> bool:
+    """Whether the stored report has the shape matrix_view stored (the store comes back from
+    the browser: anything else is drawn as nothing, not a server error)."""
+    if not isinstance(report, dict) or not isinstance(report.get("pairs"), list):
+        return False
+    matrix, series = report.get("matrix"), report.get("series")
+    return (isinstance(matrix, dict) and isinstance(series, dict) and isinstance(report.get("findings"), list)
+            and all(isinstance(matrix.get(k), list) for k in ("metrics", "labels"))
+            and isinstance(report.get("granularity"), str)
+            and all(isinstance(p, dict) and {"a", "b", "best_lag", "sentence"} <= set(p) and p["a"] in series
+                    and p["b"] in series for p in report["pairs"]))
 
 
 def report_lag(report: dict) -> int:

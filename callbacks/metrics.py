@@ -101,22 +101,35 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
             return (no_update,) * 5
         return metric.name, metric.display_name, metric.formula, metric.unit, metric.description
 
+    @dash_app.callback(Output(ids.METRIC_CONFIRM_DELETE, "displayed"), Output(ids.METRIC_CONFIRM_DELETE, "message"),
+                       Output(ids.METRIC_PENDING_DELETE, "data"),
+                       Input({"type": "delete-metric", "name": ALL}, "n_clicks"), prevent_initial_call=True)
+    def _ask_delete(clicks):
+        if not any(clicks or []) or not isinstance(ctx.triggered_id, dict):
+            return no_update, no_update, no_update
+        name = ctx.triggered_id["name"]
+        return True, f"Delete the custom metric “{name}”? Charts and links that use it will stop working.", name
+
     @dash_app.callback(Output(ids.FORMULA_MESSAGE, "children", allow_duplicate=True),
                        Output(ids.METRICS_VERSION, "data", allow_duplicate=True),
-                       Input({"type": "delete-metric", "name": ALL}, "n_clicks"), State(ids.METRICS_VERSION, "data"),
-                       prevent_initial_call=True)
-    def _delete(clicks, version):
-        if not any(clicks or []):
+                       Input(ids.METRIC_CONFIRM_DELETE, "submit_n_clicks"), State(ids.METRIC_PENDING_DELETE, "data"),
+                       State(ids.METRICS_VERSION, "data"), prevent_initial_call=True)
+    def _delete(confirmed, name, version):
+        if not confirmed or not isinstance(name, str):
             return no_update, no_update
-        name = ctx.triggered_id["name"]
-        if not may_write_metrics():
-            return alert("Deleting custom metrics needs the admin token; this session signed in with the read "
-                         "token."), no_update
+        return delete_metric(name, version)
 
-        def work():
-            with db.writing() as conn:
-                custom_metrics.delete_metric(conn, name)
-        _, error = guarded(work)
-        if error:
-            return alert(error), no_update
-        return alert(f"{name} deleted.", "success"), (version or 0) + 1
+
+def delete_metric(name: str, version) -> tuple:
+    """(message, new version or no_update): the confirmed deletion, or why it was refused."""
+    if not may_write_metrics():
+        return alert("Deleting custom metrics needs the admin token; this session signed in with the read "
+                     "token."), no_update
+
+    def work():
+        with db.writing() as conn:
+            custom_metrics.delete_metric(conn, name)
+    _, error = guarded(work)
+    if error:
+        return alert(error), no_update
+    return alert(f"{name} deleted.", "success"), (version or 0) + 1

@@ -87,6 +87,7 @@ VALUE_TYPES: dict[str, tuple[type, ...]] = {
 DATA_TYPES: dict[str, tuple[type, ...]] = {
     "metrics-version": (int,), "corr-report": (dict,), "alerts-version": (int,), "rendered-tab": (str,),
     "alert-editing": (dict,), "alert-error-field": (str,), "alert-pending-delete": (int,),
+    "metric-pending-delete": (str,),
 }
 
 

@@ -72,6 +72,8 @@ FORMULA_SAVE = "formula-save"
 FORMULA_MESSAGE = "formula-message"
 SAVED_METRICS = "saved-metrics"
 METRICS_VERSION = "metrics-version"
+METRIC_CONFIRM_DELETE = "metric-confirm-delete"
+METRIC_PENDING_DELETE = "metric-pending-delete"
 
 # alerts
 ALERTS_MESSAGE = "alerts-message"

@@ -40,6 +40,8 @@ def layout() -> html.Div:
     ], size="sm", className="mb-0")
     return html.Div([
         dcc.Store(id=ids.METRICS_VERSION, data=0),
+        dcc.Store(id=ids.METRIC_PENDING_DELETE, data=None),
+        dcc.ConfirmDialog(id=ids.METRIC_CONFIRM_DELETE),
         dbc.Row([
             dbc.Col(card("Write a formula", form, "Operators + − × ÷ ( ), functions abs, min, max, round, "
                                                   "coalesce; names from the catalogue or other custom metrics."),

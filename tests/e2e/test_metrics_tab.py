@@ -3,6 +3,7 @@ ctr, and the chart API answers ctr with the numbers of click_rate."""
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from dashapp import create_app
@@ -41,4 +42,18 @@ def test_type_fix_preview_save_and_chart(dash_br, live_server, app):
     ctr = client.get("/api/analytics/chart?metric=ctr&group_by=time,channel&start=now-1d").json["data"]
     rate = client.get("/api/analytics/chart?metric=click_rate&group_by=time,channel&start=now-1d").json["data"]
     assert [r["value"] for r in ctr] == pytest.approx([r["value"] for r in rate], nan_ok=True)
+
+    # deleting asks first: dismissed, the metric stays; accepted, it goes
+    delete = lambda: dash_br.driver.execute_script(  # noqa: E731 (below the fold: scroll, then click)
+        "arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();",
+        dash_br.find_element("#saved-metrics .btn-outline-danger"))
+    delete()
+    WebDriverWait(dash_br.driver, 10).until(expected_conditions.alert_is_present()).dismiss()
+    assert client.get("/api/analytics/metrics/ctr").status_code == 200
+    delete()
+    confirm = WebDriverWait(dash_br.driver, 10).until(expected_conditions.alert_is_present())
+    assert "Delete the custom metric “ctr”?" in confirm.text
+    confirm.accept()
+    dash_br.wait_for_contains_text("#formula-message", "ctr deleted", timeout=15)
+    assert client.get("/api/analytics/metrics/ctr").status_code == 400
     assert dash_br.get_logs() == []
