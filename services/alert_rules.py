@@ -12,7 +12,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from services import webhooks
 from services.query import CATALOGUE, Metric, parse_filters, resolve_metric
 from services.schema import CHANNELS, alert_deliveries, alert_rules, alert_transitions
-from services.timerange import GRANULARITIES, NotFound, QueryError, parse_time
+from services.timerange import GRANULARITIES, NotFound, QueryError, iso_z, parse_time
 from services.trends import SEVERITIES
 
 CONDITIONS = ("anomaly", "threshold")
@@ -73,20 +73,15 @@ class AlertRule:
         return f"{self.direction} {value} {span}"
 
     def as_dict(self) -> dict:
-        z = _z
         return {"id": self.id, "name": self.name, "metric": self.metric, **{d: ",".join(map(str, v))
                 for d, v in self.filters.items()}, "filters": self.filters, "granularity": self.granularity,
                 "condition": self.condition, "direction": self.direction, "min_severity": self.min_severity,
                 "threshold": self.threshold, "for_buckets": self.for_buckets, "min_volume": self.min_volume,
-                "webhook_url": self.webhook_url, "notify": self.notify, "silenced_from": z(self.silenced_from),
-                "silenced_until": z(self.silenced_until), "enabled": self.enabled, "state": self.state,
-                "state_since": z(self.state_since), "evaluated_through": z(self.evaluated_through),
+                "webhook_url": self.webhook_url, "notify": self.notify, "silenced_from": iso_z(self.silenced_from),
+                "silenced_until": iso_z(self.silenced_until), "enabled": self.enabled, "state": self.state,
+                "state_since": iso_z(self.state_since), "evaluated_through": iso_z(self.evaluated_through),
                 "last_value": self.last_value, "last_error": self.last_error, "description": self.describe(),
-                "created_at": z(self.created_at), "updated_at": z(self.updated_at)}
-
-
-def _z(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+                "created_at": iso_z(self.created_at), "updated_at": iso_z(self.updated_at)}
 
 
 def _rule(row) -> AlertRule:
@@ -264,7 +259,7 @@ def update_rule(conn: Connection, rule_id, fields: Mapping, *, channels: Sequenc
     if not isinstance(fields, Mapping):
         raise QueryError("send a JSON object with the fields to change", "body")
     merged = {k: getattr(current, k) for k in FIELDS if hasattr(current, k)}
-    merged.update(silenced_from=_z(current.silenced_from), silenced_until=_z(current.silenced_until),
+    merged.update(silenced_from=iso_z(current.silenced_from), silenced_until=iso_z(current.silenced_until),
                   **current.filters)
     merged.update(fields)
     if merged.get("condition") == "anomaly":  # switching to anomaly drops what only thresholds use
@@ -297,7 +292,7 @@ def history(conn: Connection, rule_id: int, limit: int = 100) -> list[dict]:
     rows = conn.execute(select(alert_transitions).where(alert_transitions.c.rule_id == rule_id)
                         .order_by(alert_transitions.c.bucket.desc()).limit(limit))
     return [{**{str(k): v for k, v in r._mapping.items() if k not in ("bucket", "recorded_at", "rule_id")},
-             "bucket": _z(r.bucket), "recorded_at": _z(r.recorded_at)} for r in rows]
+             "bucket": iso_z(r.bucket), "recorded_at": iso_z(r.recorded_at)} for r in rows]
 
 
 def deliveries(conn: Connection, rule_id: int, limit: int = 20) -> list[dict]:
@@ -312,7 +307,7 @@ def deliveries(conn: Connection, rule_id: int, limit: int = 20) -> list[dict]:
         item = {str(k): v for k, v in r._mapping.items()}
         item["kind"] = item.pop("dedupe_key").split(":")[0]
         for key in ("next_attempt_at", "created_at", "sent_at"):
-            item[key] = _z(item[key])
+            item[key] = iso_z(item[key])
         if item["status"] != "pending":
             item["next_attempt_at"] = None
         out.append(item)

@@ -24,7 +24,7 @@ from services import trends
 from services.alert_rules import AlertRule, list_rules, validated
 from services.query import Metric, first_event_time, parse_filters, query_long, resolve_metric, template_names
 from services.schema import CHANNELS, NO_TEMPLATE, alert_deliveries, alert_rules, alert_transitions
-from services.timerange import STEP, floor_to
+from services.timerange import STEP, floor_to, iso_z
 from services.trend_report import HISTORY, KIND, describe, explain, fmt, segments_of
 
 log = logging.getLogger("analytics.alerts")
@@ -73,10 +73,6 @@ class EvaluationReport:
         if self.errors:
             text += "; errors: " + "; ".join(f"{k}: {v}" for k, v in self.errors.items())
         return text
-
-
-def _z(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def last_complete_bucket(now: datetime, granularity: str, settle: timedelta) -> datetime:
@@ -213,7 +209,7 @@ def view_link(base: str, rule: AlertRule, bucket: datetime) -> str:
     """The Trends tab around the bucket: the day before it and the bucket itself."""
     step = STEP[rule.granularity]
     span = {"minute": timedelta(hours=6), "hour": timedelta(days=2), "day": timedelta(days=28)}[rule.granularity]
-    params = {"tab": "trends", "range": "custom", "start": _z(bucket + step - span), "end": _z(bucket + step)}
+    params = {"tab": "trends", "range": "custom", "start": iso_z(bucket + step - span), "end": iso_z(bucket + step)}
     if rule.filters.get("channel"):
         params["channel"] = ",".join(rule.filters["channel"])
     params["metric"] = rule.metric
@@ -222,7 +218,7 @@ def view_link(base: str, rule: AlertRule, bucket: datetime) -> str:
 
 def drilldown_link(base: str, rule: AlertRule, bucket: datetime, into_channel: bool = True) -> str:
     """The Drill-down tab over the bucket, into the rule's channel when it watches one."""
-    params = {"tab": "drilldown", "range": "custom", "start": _z(bucket), "end": _z(bucket + STEP[rule.granularity])}
+    params = {"tab": "drilldown", "range": "custom", "start": iso_z(bucket), "end": iso_z(bucket + STEP[rule.granularity])}
     channels = rule.filters.get("channel") or []
     if into_channel and len(channels) == 1:
         params["drill"] = channels[0]
@@ -329,12 +325,12 @@ def payload(rule: AlertRule, metric: Metric, t: Transition, base: str, recorded_
                      "unit": metric.unit, "filters": rule.filters, "granularity": rule.granularity,
                      "condition": rule.condition, "description": rule.describe(metric.unit)},
             "state": t.state, "previous_state": t.previous_state,
-            "bucket": {"start": _z(t.bucket), "end": _z(t.bucket + step)},
+            "bucket": {"start": iso_z(t.bucket), "end": iso_z(t.bucket + step)},
             "value": v.value, "expected": v.expected, "lower": v.lower, "upper": v.upper,
             "score": None if v.score is None else round(v.score, 2), "severity": v.severity, "volume": v.volume,
             "numerator": v.numerator if metric.kind == "rate" else None,
             "explanation": t.explanation, "link": view_link(base, rule, t.bucket), "drilldown": t.drilldown,
-            "recorded_at": _z(recorded_at)}
+            "recorded_at": iso_z(recorded_at)}
 
 
 class _Superseded(Exception):
@@ -409,7 +405,7 @@ def evaluate_due(engine: Engine, at: datetime | None = None, *, settle: timedelt
                 conn.execute(update(alert_rules).where(alert_rules.c.id == rule.id).values(last_error=message))
             continue
         report.buckets += len(verdicts)
-        report.transitions += [{"rule": rule.name, "state": t.state, "bucket": _z(t.bucket),
+        report.transitions += [{"rule": rule.name, "state": t.state, "bucket": iso_z(t.bucket),
                                 "explanation": t.explanation} for t in transitions]
     return report
 
@@ -445,10 +441,10 @@ def preview(conn: Connection, fields, *, now: datetime | None = None, settle: ti
                     + (f"would have fired {fired} time{'s' if fired != 1 else ''}." if fired else "would not have fired."))
     return {"rule": {**{k: v for k, v in values.items() if k not in ("silenced_from", "silenced_until")},
                      "description": rule.describe(metric.unit)},
-            "start": _z(buckets[0]) if buckets else None,
-            "end": _z(buckets[-1] + STEP[rule.granularity]) if buckets else None,
+            "start": iso_z(buckets[0]) if buckets else None,
+            "end": iso_z(buckets[-1] + STEP[rule.granularity]) if buckets else None,
             "buckets": len(verdicts), "judged": judged, "fired": fired, "sentence": sentence,
-            "transitions": [{"bucket": _z(t.bucket), "state": t.state, "value": t.verdict.value,
+            "transitions": [{"bucket": iso_z(t.bucket), "state": t.state, "value": t.verdict.value,
                              "expected": t.verdict.expected, "lower": t.verdict.lower, "upper": t.verdict.upper,
                              "severity": t.verdict.severity, "explanation": t.explanation, "drilldown": t.drilldown}
                             for t in moves]}
@@ -485,11 +481,11 @@ def queue_digests(engine: Engine, now: datetime | None = None, *, hour: int = 8,
             firing = sum(r.state == "firing" for r in rows)
             body = {"kind": "digest", "rule": {"id": rule.id, "name": rule.name, "metric": rule.metric,
                                                "filters": rule.filters, "description": rule.describe()},
-                    "period": {"start": _z(start), "end": _z(end)}, "state": rule.state,
+                    "period": {"start": iso_z(start), "end": iso_z(end)}, "state": rule.state,
                     "summary": f"{rule.name}: {firing} time{'s' if firing != 1 else ''} firing, "
                                f"{len(rows) - firing} resolved in the 24 hours to {end:%Y-%m-%d %H:%M} UTC; "
                                f"now {rule.state}.",
-                    "transitions": [{"bucket": _z(r.bucket), "state": r.state, "value": r.value,
+                    "transitions": [{"bucket": iso_z(r.bucket), "state": r.state, "value": r.value,
                                      "expected": r.expected, "explanation": r.explanation,
                                      "drilldown": r.drilldown} for r in rows],
                     "link": view_link(base, rule, rows[-1].bucket)}
@@ -510,4 +506,4 @@ def firing_rules(conn: Connection) -> list[dict]:
     rows = conn.execute(select(alert_rules.c.id, alert_rules.c.name, alert_rules.c.state_since)
                         .where(alert_rules.c.enabled.is_(True), alert_rules.c.state == "firing")
                         .order_by(alert_rules.c.state_since))
-    return [{"id": r.id, "name": r.name, "since": _z(r.state_since) if r.state_since else None} for r in rows]
+    return [{"id": r.id, "name": r.name, "since": iso_z(r.state_since) if r.state_since else None} for r in rows]

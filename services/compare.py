@@ -25,7 +25,7 @@ from services.drilldown import value_label
 from services.query import (DIMENSIONS, Metric, Totals, build_query, collect_measures, evaluate, parse_filters,
                             query_metrics, resolve_metric, template_names)
 from services.schema import CHANNELS
-from services.timerange import QueryError, parse_time
+from services.timerange import QueryError, iso_z, parse_time
 
 Z95 = 1.959963984540054
 MAX_VALUES = 20
@@ -271,17 +271,13 @@ def compare(conn: Connection, metric: str, dimensions: str | None = None, start=
     floor = min_volume if pairs is None and dimension == "template_id" else 0
     summary = summarize(m, compared, floor)
     body = {"metric": m.name, "unit": m.unit, "better": m.better, "granularity": window.granularity,
-            "time_range": {"start": _z(window.start), "end": _z(window.end)}, "comparisons": comparisons,
+            "time_range": {"start": iso_z(window.start), "end": iso_z(window.end)}, "comparisons": comparisons,
             "summary": summary,
             "below_volume_floor": [c.key for c in compared if volume(m, c.measures) < floor]}
     if compare_to:
         body["period"] = compare_periods(conn, m, window, compare_to, filters, now=now, channels=channels,
                                          **settings)
     return body
-
-
-def _z(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def compare_periods(conn: Connection, metric: Metric, window, compare_to: str, filters: Mapping, *,
@@ -305,14 +301,14 @@ def compare_periods(conn: Connection, metric: Metric, window, compare_to: str, f
     points = []
     for offset, (c, p) in enumerate(zip(current, previous)):
         diff = None if c.value is None or p.value is None else c.value - p.value
-        points.append({"offset": offset, "time": _z(c.time), "value": c.value, "previous_time": _z(p.time),
+        points.append({"offset": offset, "time": iso_z(c.time), "value": c.value, "previous_time": iso_z(p.time),
                        "previous_value": p.value, "difference": diff,
                        "percent_difference": diff / abs(p.value) * 100 if diff is not None and p.value else None})
     a, b = current_acc.get((None, ()), Totals()), previous_acc.get((None, ()), Totals())
     va, vb = evaluate(metric, a)[0], evaluate(metric, b)[0]
     diff = None if va is None or vb is None else va - vb
     p_value = significance(metric, a, b) if diff not in (None, 0) else (1.0 if diff == 0 else None)
-    return {"compare_to": compare_to, "start": _z(previous_q.window.start), "end": _z(previous_q.window.end),
+    return {"compare_to": compare_to, "start": iso_z(previous_q.window.start), "end": iso_z(previous_q.window.end),
             "points": points, "total": {"value": va, "previous_value": vb, "difference": diff,
                                         "percent_difference": diff / abs(vb) * 100 if diff is not None and vb else None,
                                         "significant": p_value is not None and p_value < 0.05, "p_value": p_value}}

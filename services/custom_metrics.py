@@ -12,7 +12,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from services import formulas
 from services.query import CATALOGUE, build_query, formula_metric, run_query
 from services.schema import CHANNELS, alert_rules, custom_metrics
-from services.timerange import QueryError
+from services.timerange import QueryError, iso_z
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 UNITS = ("%", "ms", "count", "none")
@@ -33,8 +33,7 @@ class CustomMetric:
     def as_dict(self) -> dict:
         return {"name": self.name, "display_name": self.display_name, "formula": self.formula, "unit": self.unit,
                 "description": self.description,
-                "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
-                "updated_at": self.updated_at.isoformat().replace("+00:00", "Z")}
+                "created_at": iso_z(self.created_at), "updated_at": iso_z(self.updated_at)}
 
 
 def list_metrics(conn: Connection) -> list[CustomMetric]:

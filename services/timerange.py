@@ -30,6 +30,11 @@ class NotFound(QueryError):
     """A well-formed id that names nothing stored (HTTP 404)."""
 
 
+def iso_z(t: datetime | None) -> str | None:
+    """How every answer writes a time: ISO 8601 in UTC with a Z (None stays None)."""
+    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def parse_time(text: str, now: datetime, field: str) -> datetime:
     """`now`, `now-15m|h|d|w`, an ISO date (midnight UTC) or an ISO datetime (UTC if no zone)."""
     value = text.strip()

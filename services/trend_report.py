@@ -17,7 +17,7 @@ from services import trends
 from services.query import (Metric, Point, build_query, first_event_time, query_long, query_metrics, resolve_metric,
                             template_names)
 from services.schema import CHANNELS, NO_TEMPLATE, channel_label
-from services.timerange import STEP, QueryError, floor_to
+from services.timerange import STEP, QueryError, floor_to, iso_z
 
 HISTORY = {"minute": timedelta(hours=6), "hour": timedelta(days=21), "day": timedelta(days=56)}
 MOVING_WINDOW = {"minute": 15, "hour": 24, "day": 7}
@@ -27,10 +27,6 @@ MAX_SEGMENT_FINDINGS = 10
 KIND = {"count": "count", "rate": "rate", "average": "gauge", "quantile": "gauge", "formula": "gauge"}
 ADDITIVE = ("count", "rate", "average")   # kinds whose total is a sum over segments
 SEARCHED = ("count", "rate", "average")   # kinds searched segment by segment
-
-
-def _z(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _when(t: datetime) -> str:
@@ -263,7 +259,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     several_channels = len(channel_scope) != 1
     subject = describe(m, channel_scope)
     names = template_names(conn)
-    link_of = lambda t: f"?tab=drilldown&range=custom&start={_z(t)}&end={_z(t + step)}"  # noqa: E731
+    link_of = lambda t: f"?tab=drilldown&range=custom&start={iso_z(t)}&end={iso_z(t + step)}"  # noqa: E731
 
     segments = None
     single_template = any(d == "template_id" and len(v) == 1 for d, v in query.filters)
@@ -292,7 +288,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     anomalies = []
     for a in sorted(found, key=lambda a: times[a.index]):
         explanation = explanations.get(a.index)
-        anomalies.append({"time": _z(times[a.index]), "value": a.value, "expected": a.expected,
+        anomalies.append({"time": iso_z(times[a.index]), "value": a.value, "expected": a.expected,
                           "difference": a.value - a.expected, "lower": a.lower,
                           "upper": a.upper, "score": round(a.score, 2), "severity": a.severity,
                           "explanation": explanation["sentence"] if explanation else None,
@@ -310,15 +306,15 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
         "metric": m.name, "label": m.label, "unit": m.unit, "granularity": gran,
         "detector": {"daily": "seasonal", "weekly": "seasonal", "rolling": "robust"}.get(band.baseline, "none"),
         "baseline": band.baseline,
-        "time_range": {"start": _z(window.start), "end": _z(window.end)},
-        "first_event": _z(first) if first else None,
+        "time_range": {"start": iso_z(window.start), "end": iso_z(window.end)},
+        "first_event": iso_z(first) if first else None,
         "judged": coverage,
         **comparison,
         "trend": trend.direction, "slope": _num(trend.slope), "p_value": _num(trend.p_value),
-        "series": [{"time": _z(t), "value": _num(v), "expected": _num(band.expected[i]), "lower": _num(band.lower[i]),
+        "series": [{"time": iso_z(t), "value": _num(v), "expected": _num(band.expected[i]), "lower": _num(band.lower[i]),
                     "upper": _num(band.upper[i])}
                    for i, (t, v, keep) in enumerate(zip(times, values, inside)) if keep],
-        "moving_average": [{"time": _z(t), "value": _num(v)} for t, v in zip(range_times, moving)],
+        "moving_average": [{"time": iso_z(t), "value": _num(v)} for t, v in zip(range_times, moving)],
         "anomalies": anomalies, "anomaly_count": len(anomalies),
         "segment_anomalies": segment_findings,
         "segment_search": None if search is None else {
@@ -356,11 +352,11 @@ def _comparisons(conn, metric, window, gran, first, now, filters, channels, sett
         covered = first is not None and floor_to(first, gran) <= a and end > window.start
         previous = total(a, b) if covered else None
         change = trends.percent_change(current, previous) if covered else trends.Change(None, "flat")
-        return {"start": _z(a), "end": _z(b), "covered": covered, "previous_value": _num(previous),
+        return {"start": iso_z(a), "end": iso_z(b), "covered": covered, "previous_value": _num(previous),
                 "percent_change": _num(change.percent), "direction": change.direction}
 
     previous, week = against(span), against(timedelta(days=7))
-    return {"compared": {"start": _z(window.start), "end": _z(max(end, window.start)), "span_hours": span / timedelta(hours=1)},
+    return {"compared": {"start": iso_z(window.start), "end": iso_z(max(end, window.start)), "span_hours": span / timedelta(hours=1)},
             "current_value": _num(current),
             "previous_value": previous["previous_value"], "percent_change": previous["percent_change"],
             "direction": previous["direction"], "previous_period": previous, "week_over_week": week}
@@ -395,8 +391,8 @@ def _segment_findings(search: trends.SegmentSearch, segments: Segments, times, s
             findings.append({
                 "channel": key[0], "template_id": key[1],
                 "template_name": names.get(key[1]) if key[1] not in (None, NO_TEMPLATE) else None,
-                "start": _z(times[run[0].index]), "end": _z(times[run[-1].index] + step), "buckets": len(run),
-                "time": _z(times[peak.index]), "value": peak.value, "expected": peak.expected, "lower": peak.lower,
+                "start": iso_z(times[run[0].index]), "end": iso_z(times[run[-1].index] + step), "buckets": len(run),
+                "time": iso_z(times[peak.index]), "value": peak.value, "expected": peak.expected, "lower": peak.lower,
                 "upper": peak.upper, "score": round(peak.score, 2), "severity": peak.severity,
                 "numerator": float(segments.numerators[k, peak.index]) if metric.kind == "rate" else None,
                 "volume": volume, "sentence": sentence + ".",
