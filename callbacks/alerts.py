@@ -12,7 +12,7 @@ from flask import current_app
 from callbacks.common import alert, ask_metric, ask_series, guarded
 from callbacks.view import ViewState, parse_search, to_search, window_of
 from dashapp.access import may_write_metrics
-from dashapp.alerting import dashboard_base, rule_options
+from dashapp.alerting import preview_alert, rule_options
 from dashapp.extensions import db
 from layouts import alerts as layout
 from layouts import ids
@@ -231,14 +231,9 @@ def save(fields: dict, editing) -> tuple:
 
 def preview(fields: dict):
     """What the form's rule would have done lately, or the refusal naming its field."""
-    config = current_app.config
-
     def work():
         with db.read_engine.connect() as conn:
-            return alerts.preview(conn, fields, settle=timedelta(seconds=config["ALERT_SETTLE_SECONDS"]),
-                                  channels=config["CHANNELS"], base=dashboard_base(config),
-                                  minute_retention_hours=config["MINUTE_RETENTION_HOURS"],
-                                  raw_retention_days=config["RAW_RETENTION_DAYS"])
+            return preview_alert(conn, current_app.config, fields)
 
     answer, error = guarded(work)
     return layout.preview_result(answer) if error is None else alert(error)

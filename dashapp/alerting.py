@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from services import alerts, webhooks
 
@@ -15,12 +15,21 @@ def dashboard_base(config: Mapping) -> str:
     return (config.get("PUBLIC_URL") or "") + config["URL_PREFIX"]
 
 
+def _judging(config: Mapping) -> dict:
+    """How the deployment judges rules: settle time, channels, link base, retention."""
+    return {"settle": timedelta(seconds=config["ALERT_SETTLE_SECONDS"]), "channels": config["CHANNELS"],
+            "base": dashboard_base(config), "minute_retention_hours": config["MINUTE_RETENTION_HOURS"],
+            "raw_retention_days": config["RAW_RETENTION_DAYS"]}
+
+
 def evaluate_alerts(engine: Engine, config: Mapping, at: datetime | None = None,
-             since: datetime | None = None) -> alerts.EvaluationReport:
-    return alerts.evaluate_due(engine, at, settle=timedelta(seconds=config["ALERT_SETTLE_SECONDS"]), since=since,
-                               channels=config["CHANNELS"], base=dashboard_base(config),
-                               minute_retention_hours=config["MINUTE_RETENTION_HOURS"],
-                               raw_retention_days=config["RAW_RETENTION_DAYS"])
+                    since: datetime | None = None) -> alerts.EvaluationReport:
+    return alerts.evaluate_due(engine, at, since=since, **_judging(config))
+
+
+def preview_alert(conn: Connection, config: Mapping, fields: Mapping) -> dict:
+    """What an unsaved rule would have done lately (the API's and the Alerts tab's preview)."""
+    return alerts.preview(conn, fields, **_judging(config))
 
 
 def deliver_alerts(engine: Engine, config: Mapping, now: datetime | None = None) -> webhooks.DeliveryReport:

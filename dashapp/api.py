@@ -3,7 +3,7 @@ service function and returns its plain result as JSON."""
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import orjson
 from sqlalchemy.exc import DBAPIError
@@ -14,9 +14,8 @@ from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state, short_error
 from services.ingest import ingest_events
 from dashapp.caching import cache_stats, cached_report, chart_answer, settings_for_queries
-from dashapp.alerting import dashboard_base, rule_options
+from dashapp.alerting import preview_alert, rule_options
 from services import alert_rules as alert_service
-from services import alerts as alert_eval
 from services import compare as compare_service
 from services import custom_metrics as custom_service
 from services import drilldown as drilldown_service
@@ -384,11 +383,8 @@ def create_alert_rule():
 @api.post("/api/analytics/alerts/preview")
 def preview_alert_rule():
     body = _json_body(ALERT_EXAMPLE)
-    config = current_app.config
     with db.read_engine.connect() as conn:
-        answer = alert_eval.preview(conn, body, settle=timedelta(seconds=config["ALERT_SETTLE_SECONDS"]),
-                                    channels=config["CHANNELS"], base=dashboard_base(config), **settings_for_queries())
-    return json_response(answer)
+        return json_response(preview_alert(conn, current_app.config, body))
 
 
 @api.get("/api/analytics/alerts/<rule_id>")
