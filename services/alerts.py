@@ -47,6 +47,7 @@ class Verdict:
     volume: float | None = None
     numerator: float | None = None   # a rate's events (delivered, …) out of `volume`
     reason: str = ""
+    references: tuple[int, ...] = ()  # anomaly rules: the buckets the expectation came from
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,8 @@ def judge_anomalies(rule: AlertRule, metric: Metric, data: SeriesData, indices: 
             continue
         score = float(band.score[i])
         numbers.update(expected=float(band.expected[i]), lower=float(band.lower[i]), upper=float(band.upper[i]),
-                       score=score, severity=trends.severity_of(score))
+                       score=score, severity=trends.severity_of(score),
+                       references=tuple(int(r) for r in band.references[i] if r >= 0))
         if volume < rule.min_volume:
             out.append(Verdict(t, "unknown", **numbers, reason=f"{volume:,.0f} events, under the minimum volume "
                                                               f"{rule.min_volume:,.0f}"))
@@ -242,10 +244,6 @@ def _explain_firing(conn, rule: AlertRule, metric: Metric, data: SeriesData, ind
                 f"{verdict.bucket + step:%Y-%m-%d %H:%M} UTC; {fmt(verdict.value, unit)}{_made_of(metric, verdict)} "
                 "in the last.", link)
     i = index[verdict.bucket]
-    kind = KIND[metric.kind]
-    band = trends.detect(data.times[:i + 1], data.values[:i + 1], kind, rule.granularity,
-                         numerators=data.numerators[:i + 1] if kind == "rate" else None,
-                         denominators=data.denominators[:i + 1] if kind != "count" else None, lookahead=False)
     anomaly = trends.Anomaly(i, verdict.value, verdict.expected, verdict.lower, verdict.upper, verdict.score,
                              verdict.severity or rule.min_severity)
     single_template = len(rule.filters.get("template_id") or []) == 1
@@ -258,7 +256,7 @@ def _explain_firing(conn, rule: AlertRule, metric: Metric, data: SeriesData, ind
     segments.values[:, ~np.isfinite(data.values)] = np.nan
     several = len(rule.filters.get("channel") or channels) != 1
     plain = drilldown_link(base, rule, verdict.bucket, into_channel=False)
-    answer = explain(metric, segments, i, band.references[i], anomaly, names=template_names(conn),
+    answer = explain(metric, segments, i, np.array(verdict.references, dtype=int), anomaly, names=template_names(conn),
                      several_channels=several, subject=subject, link=plain)
     return answer["sentence"], link if answer["drilldown"] == plain else answer["drilldown"]
 
