@@ -49,6 +49,23 @@ CHANNEL_SHARE = {"email": 0.55, "push": 0.30, "sms": 0.15}
 OUTCOMES = {"email": (0.955, 0.010, 0.035), "sms": (0.920, 0.070, 0.010), "push": (0.970, 0.030, 0.0)}
 # lognormal processing time: median ms, sigma
 PROCESSING = {"email": (420.0, 0.5), "sms": (950.0, 0.45), "push": (140.0, 0.6)}
+# why failed and bounced notifications failed: (code, share) per channel and outcome
+FAILURE_CODES = {
+    ("email", "failed"): (("smtp_timeout", 0.5), ("throttled", 0.3), ("provider_error", 0.2)),
+    ("email", "bounced"): (("hard_bounce", 0.55), ("mailbox_full", 0.25), ("spam_block", 0.2)),
+    ("sms", "failed"): (("invalid_number", 0.45), ("carrier_rejected", 0.3), ("throttled", 0.25)),
+    ("sms", "bounced"): (("number_unreachable", 1.0),),
+    ("push", "failed"): (("token_expired", 0.6), ("device_unregistered", 0.25), ("throttled", 0.15)),
+    ("push", "bounced"): (("token_expired", 1.0),),
+}
+# what an incident's extra failures are: the code most of them carry during it
+INCIDENT_CODES = {"sms_delivery_drop": ("carrier_outage", 0.85), "email_bounce_spike": ("hard_bounce", 0.9)}
+EPISODE_CODE = ("carrier_rejected", 0.7)
+PROVIDERS = {"email": (("sendgrid", 0.7), ("ses", 0.3)), "sms": (("twilio", 0.6), ("vonage", 0.4)),
+             "push": (("fcm", 0.65), ("apns", 0.35))}
+CODES = tuple(sorted({c for pairs in FAILURE_CODES.values() for c, _ in pairs}
+                     | {c for c, _ in INCIDENT_CODES.values()} | {EPISODE_CODE[0]}))
+PROVIDER_NAMES = tuple(sorted({p for pairs in PROVIDERS.values() for p, _ in pairs}))
 OPEN_DELAY_S = {"email": 1200.0, "sms": 600.0, "push": 240.0}
 CLICK_DELAY_S = 90.0
 
@@ -178,6 +195,8 @@ def generate(days: int, per_hour: int, seed: int, end: datetime) -> tuple[dict[s
                                           "(~3.5% → ~11%)"))
     u = rng.random(n)
     outcome = np.where(u < probs[:, 0], 1, np.where(u < probs[:, 0] + probs[:, 1], 2, 3))  # STATUSES index
+    codes, providers = failure_reasons(np.random.default_rng(seed + 7919), outcome, tpl_channel, sent_us,
+                                       incidents, episodes)
     processing = np.maximum(1, np.round(median * np.exp(sigma * rng.standard_normal(n)))).astype(np.int64)
     processing = np.where(outcome == 2, processing * 3 // 2, processing)
     outcome_us = sent_us + processing * 1000
@@ -208,8 +227,40 @@ def generate(days: int, per_hour: int, seed: int, end: datetime) -> tuple[dict[s
     columns = {"notification": note[keep][order], "time_us": time_us[keep][order],
                "status": status[keep][order], "processing": ptime[keep][order],
                "template": tpl[note[keep][order]], "channel": tpl_channel[note[keep][order]],
-               "user": users[note[keep][order]]}
+               "user": users[note[keep][order]], "provider": providers[note[keep][order]],
+               "code": np.where(np.isin(status[keep][order], (2, 3)), codes[note[keep][order]], -1)}
     return columns, incidents
+
+
+def _pick(rng, pairs, size: int, names: tuple[str, ...]) -> np.ndarray:
+    shares = np.array([share for _, share in pairs])
+    return np.array([names.index(c) for c, _ in pairs])[rng.choice(len(pairs), size=size, p=shares / shares.sum())]
+
+
+def failure_reasons(rng, outcome: np.ndarray, tpl_channel: np.ndarray, sent_us: np.ndarray, incidents: list[dict],
+                    episodes: list[datetime]) -> tuple[np.ndarray, np.ndarray]:
+    """Per notification: the index in CODES of why it failed (-1 when it did not) and the
+    index in PROVIDER_NAMES of who carried it. Failures during an incident mostly carry the
+    incident's own code. A separate generator, so the events themselves do not change."""
+    channels = list(CHANNEL_SHARE)
+    n = len(outcome)
+    codes = np.full(n, -1)
+    providers = np.zeros(n, dtype=np.int64)
+    for c, channel in enumerate(channels):
+        on = tpl_channel == c
+        providers[on] = _pick(rng, PROVIDERS[channel], int(on.sum()), PROVIDER_NAMES)
+        for status_index, status in ((2, "failed"), (3, "bounced")):
+            mask = on & (outcome == status_index)
+            codes[mask] = _pick(rng, FAILURE_CODES[(channel, status)], int(mask.sum()), CODES)
+    spans = [(inc["start"], inc["hours"], inc["channel"], INCIDENT_CODES[inc["kind"]])
+             for inc in incidents if inc["kind"] in INCIDENT_CODES]
+    spans += [(hour, 1, "sms", EPISODE_CODE) for hour in episodes]
+    for start, hours, channel, (code, share) in spans:
+        lo = int((start - EPOCH).total_seconds()) * 1_000_000
+        failed = np.flatnonzero((sent_us >= lo) & (sent_us < lo + hours * 3_600_000_000)
+                                & (tpl_channel == channels.index(channel)) & (codes >= 0))
+        codes[failed[rng.random(len(failed)) < share]] = CODES.index(code)
+    return codes, providers
 
 
 def to_rows(columns: dict[str, np.ndarray], seed: int, now: datetime, lo: int, hi: int) -> list[tuple]:
@@ -225,13 +276,16 @@ def to_rows(columns: dict[str, np.ndarray], seed: int, now: datetime, lo: int, h
     tpl_ids = [TEMPLATES[i].template_id for i in columns["template"][lo:hi].tolist()]
     chans = [channels[i] for i in columns["channel"][lo:hi].tolist()]
     users = columns["user"][lo:hi].tolist()
+    codes = [CODES[i] if i >= 0 else None for i in columns["code"][lo:hi].tolist()]
+    providers = [PROVIDER_NAMES[i] for i in columns["provider"][lo:hi].tolist()]
     rows = []
     for k in range(hi - lo):
         nid = f"demo{seed}-{notes[k]}"
         status = STATUSES[statuses[k]]
         has_time = processing[k] >= 0
         rows.append((times[k], f"{nid}:{status}", nid, now, chans[k], tpl_ids[k], f"u{users[k]}", status,
-                     processing[k] if has_time else None, buckets[k] if has_time else None, None))
+                     processing[k] if has_time else None, buckets[k] if has_time else None, None, codes[k],
+                     providers[k]))
     return rows
 
 

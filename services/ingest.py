@@ -17,14 +17,15 @@ import orjson
 from sqlalchemy import Connection, insert, update
 
 from services import dialect, latency
-from services.schema import CHANNELS, EVENT_COLUMNS, STATUSES, late_marks, rollup_invalidations, rollup_state
+from services.schema import CHANNELS, EVENT_COLUMNS, FAILURE_STATUSES, STATUSES, late_marks, rollup_invalidations, rollup_state
 
 MAX_FUTURE = timedelta(minutes=5)
 MAX_METADATA_BYTES = 4096
 MAX_INT = 2_147_483_647
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 KNOWN_FIELDS = ("event_id", "notification_id", "created_at", "channel", "template_id", "user_id",
-                "status", "processing_time_ms", "metadata")
+                "status", "processing_time_ms", "error_code", "provider", "metadata")
 _DERIVED_ID_NAMESPACE = uuid.UUID("6f1d7c9e-33a5-4d0b-9a55-2b8f0f1e4c21")
 
 
@@ -99,6 +100,16 @@ def _optional_id(event: Mapping, name: str) -> str | None:
     return value
 
 
+def _optional_code(event: Mapping, name: str) -> str | None:
+    value = event.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CODE_PATTERN.match(value):
+        raise EventError(f"{name} must be 1–64 characters of letters, digits and . _ : - "
+                         "(for example invalid_number)")
+    return value
+
+
 def _optional_int(event: Mapping, name: str, maximum: int) -> int | None:
     value = event.get(name)
     if value is None:
@@ -151,6 +162,10 @@ def validate_event(event, now: datetime, channels: Sequence[str] = CHANNELS,
     user_id = _optional_id(event, "user_id")
     template_id = _optional_int(event, "template_id", MAX_INT)
     processing = _optional_int(event, "processing_time_ms", latency.MAX_MS)
+    error_code = _optional_code(event, "error_code")
+    if error_code is not None and status not in FAILURE_STATUSES:
+        raise EventError(f"error_code is only for {' and '.join(FAILURE_STATUSES)} events; this one is {status}")
+    provider = _optional_code(event, "provider")
     metadata = event.get("metadata")
     metadata_text = None
     if metadata is not None:
@@ -167,17 +182,20 @@ def validate_event(event, now: datetime, channels: Sequence[str] = CHANNELS,
     event_id = _optional_id(event, "event_id")
     if event_id is None:
         # a retried identical event gets the same id, so it still de-duplicates
-        content = orjson.dumps([created_at.isoformat(), channel, status, notification_id, template_id,
-                                user_id, processing, metadata_text])
+        content = [created_at.isoformat(), channel, status, notification_id, template_id, user_id, processing,
+                   metadata_text]
+        if error_code is not None or provider is not None:  # ids derived before these fields existed stay
+            content += [error_code, provider]
+        content = orjson.dumps(content)
         event_id = "d-" + uuid.uuid5(_DERIVED_ID_NAMESPACE, content.decode()).hex
     bucket = latency.bucket_index(processing) if processing is not None else None
     return (created_at, event_id, notification_id, now, channel, template_id, user_id, status,
-            processing, bucket, metadata_text)
+            processing, bucket, metadata_text, error_code, provider)
 
 
 assert EVENT_COLUMNS == ("created_at", "event_id", "notification_id", "ingested_at", "channel",
                          "template_id", "user_id", "status", "processing_time_ms", "latency_bucket",
-                         "metadata"), "validate_event builds rows in this order"
+                         "metadata", "error_code", "provider"), "validate_event builds rows in this order"
 
 
 # ---------------------------------------------------------------- storage

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 CHANNELS = ("email", "sms", "push")
 STATUSES = ("sent", "delivered", "failed", "bounced", "opened", "clicked")
 OUTCOME_STATUSES = ("delivered", "failed", "bounced")  # the events that carry processing time
+FAILURE_STATUSES = ("failed", "bounced")                # the events that may carry an error code
 _CHANNEL_LABELS = {"sms": "SMS"}
 
 
@@ -64,6 +65,8 @@ notification_events = Table(
     Column("processing_time_ms", Integer),
     Column("latency_bucket", SmallInteger),  # services.latency.bucket_index(processing_time_ms)
     Column("metadata", JSON().with_variant(JSONB(), "postgresql")),
+    Column("error_code", String(64)),   # why a failed or bounced event failed ("invalid_number")
+    Column("provider", String(64)),     # who carried it ("twilio")
 )
 EVENT_COLUMNS = tuple(str(c.name) for c in notification_events.columns)  # plain str: JSON keys
 

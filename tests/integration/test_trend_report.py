@@ -207,7 +207,7 @@ def hourly_sends(engine, start: datetime, end: datetime, seed: int, spike: datet
             k += 1
             t = hour + timedelta(seconds=float(rng.uniform(0, 3600)))
             if t < end:
-                rows.append((t, f"s{seed}-{k}", f"n{k}", now, "email", 1, "u1", "sent", None, None, None))
+                rows.append((t, f"s{seed}-{k}", f"n{k}", now, "email", 1, "u1", "sent", None, None, None, None, None))
         hour += timedelta(hours=1)
     with engine.begin() as conn:
         store_rows(conn, rows, now=now)

@@ -1,11 +1,12 @@
 """Every field's validation, and the promise that nothing but EventError comes out."""
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.ingest import EventError, UnreadableEvent, oldest_accepted, validate_event
+from services.ingest import _DERIVED_ID_NAMESPACE, EventError, UnreadableEvent, oldest_accepted, validate_event
 from services.latency import bucket_index
 from tests.factories import iso, make_event
 
@@ -18,10 +19,29 @@ def valid(**fields):
 
 def test_a_valid_event_becomes_a_row_in_column_order():
     row = validate_event(valid(event_id="abc", processing_time_ms=250), NOW)
-    created, event_id, _nid, ingested, channel, tpl, _user, status, ms, bucket, meta = row
+    created, event_id, _nid, ingested, channel, tpl, _user, status, ms, bucket, meta, code, provider = row
     assert (created, event_id, ingested, channel, tpl, status, ms) == (
         NOW - timedelta(hours=1), "abc", NOW, "email", 1, "delivered", 250)
     assert bucket == bucket_index(250) and meta == '{"campaign":"test"}'
+    assert (code, provider) == (None, None)
+
+
+def test_a_failure_carries_its_reason_and_provider():
+    row = validate_event(valid(status="bounced", error_code="hard_bounce", provider="sendgrid"), NOW)
+    assert row[-2:] == ("hard_bounce", "sendgrid")
+    assert validate_event(valid(status="sent", provider="ses"), NOW)[-2:] == (None, "ses")
+
+
+def test_the_reason_changes_a_derived_event_id_and_its_absence_keeps_the_old_one():
+    def derived(**fields):
+        return validate_event(valid(event_id=None, notification_id="n1", status="failed", **fields), NOW)[1]
+
+    assert derived() != derived(error_code="throttled") != derived(error_code="throttled", provider="ses")
+    assert derived() == derived(error_code=None, provider=None)
+    # the id of an event without the new fields is what it was before they existed
+    assert derived() == "d-" + uuid.uuid5(
+        _DERIVED_ID_NAMESPACE,
+        '["2026-11-28T11:00:00+00:00","email","failed","n1",1,"u-1",250,"{\\"campaign\\":\\"test\\"}"]').hex
 
 
 def test_offsets_are_normalised_to_utc():
@@ -50,6 +70,10 @@ def test_offsets_are_normalised_to_utc():
     ({"event_id": "has space"}, "event_id must be 1–100 characters"),
     ({"user_id": {"id": 1}}, "user_id must be a string"),
     ({"colour": "red"}, "unknown field 'colour'"),
+    ({"status": "delivered", "error_code": "x"}, "error_code is only for failed and bounced events; this one is delivered"),
+    ({"status": "failed", "error_code": "has space"}, "error_code must be 1–64 characters"),
+    ({"status": "failed", "error_code": 550}, "error_code must be 1–64 characters"),
+    ({"provider": "p" * 65}, "provider must be 1–64 characters"),
 ])
 def test_each_bad_field_is_named(fields, message):
     with pytest.raises(EventError, match=message):
@@ -91,7 +115,8 @@ json_values = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.sampled_from(["event_id", "notification_id", "created_at", "channel", "status",
-                                        "template_id", "user_id", "processing_time_ms", "metadata", "x"]),
+                                        "template_id", "user_id", "processing_time_ms", "metadata", "error_code",
+                                        "provider", "x"]),
                        json_values | st.sampled_from(["email", "sent", iso(NOW)])))
 def test_any_input_yields_a_row_or_an_event_error(event):
     try:
