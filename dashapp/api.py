@@ -19,6 +19,7 @@ from services import alert_rules as alert_service
 from services import compare as compare_service
 from services import custom_metrics as custom_service
 from services import drilldown as drilldown_service
+from services import investigate
 from services import query as query_service
 from services.correlation_report import correlation_report
 from services.rollup import rollup_status
@@ -200,14 +201,16 @@ def drilldown():
     return json_response({**body, "cached": cached})
 
 
-EVENTS_PARAMETERS = ("start", "end", "limit", "cursor", "sort", "format") + query_service.DIMENSIONS
+EVENTS_PARAMETERS = ("start", "end", "limit", "cursor", "sort", "format") + query_service.DIMENSIONS + \
+    drilldown_service.LOOKUPS
 
 
 @api.get("/api/analytics/events")
 def events():
     check_parameters(EVENTS_PARAMETERS)
     args = request.args
-    filters = dimension_filters(args)
+    filters = {name: args.get(name) for name in query_service.DIMENSIONS + drilldown_service.LOOKUPS
+               if args.get(name)}
     channels = current_app.config["CHANNELS"]
     fmt = args.get("format") or "json"
     if fmt == "csv":
@@ -224,6 +227,46 @@ def events():
         page = drilldown_service.list_events(conn, filters, args.get("start"), args.get("end"), limit,
                                              args.get("cursor") or None, args.get("sort"), channels=channels)
     return json_response({"events": page.events, "next_cursor": page.next_cursor})
+
+
+@api.get("/api/analytics/notifications/<notification_id>")
+def notification_lifecycle(notification_id: str):
+    with db.read_engine.connect() as conn:
+        found = investigate.lifecycle(conn, notification_id)
+    return json_response({"notification_id": found.notification_id, "summary": found.summary,
+                          "events": found.events, "steps": found.steps})
+
+
+USERS_PARAMETERS = ("metric", "start", "end", "order", "limit", "min_volume") + query_service.DIMENSIONS + \
+    ("notification_id", "error_code", "provider")
+
+
+@api.get("/api/analytics/users")
+def rank_users():
+    check_parameters(USERS_PARAMETERS)
+    args = request.args
+    if not args.get("metric"):
+        raise ApiError(f"metric is required; rankable metrics: {', '.join(investigate.RANKABLE)}", "metric")
+    limit = number_param(args, "limit", int, 1, investigate.MAX_USERS, 20,
+                         f"limit must be a whole number from 1 to {investigate.MAX_USERS}")
+    min_volume = number_param(args, "min_volume", float, 0, 1e12, None,
+                              "min_volume must be a number of events from 0 up")
+    filters = {name: args.get(name) for name in USERS_PARAMETERS[6:] if args.get(name)}
+    with db.read_engine.connect() as conn:
+        body = investigate.rank_users(conn, args["metric"], args.get("start"), args.get("end"), filters,
+                                      args.get("order") or None, limit, min_volume,
+                                      channels=current_app.config["CHANNELS"])
+    return json_response(body)
+
+
+@api.get("/api/analytics/users/<user_id>")
+def user_activity(user_id: str):
+    check_parameters(("start", "end"))
+    args = request.args
+    with db.read_engine.connect() as conn:
+        body = investigate.user_activity(conn, user_id, args.get("start"), args.get("end"),
+                                         channels=current_app.config["CHANNELS"])
+    return json_response(body)
 
 
 TRENDS_PARAMETERS = ("metric", "start", "end", "days", "granularity", "detector") + query_service.DIMENSIONS

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import orjson
-from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy import Connection, and_, func, select, tuple_
 
-from services.ingest import ID_PATTERN, MAX_INT
-from services.query import DIMENSIONS, parse_filters, query_metrics, resolve_metric, template_names
-from services.schema import CHANNELS, EVENT_COLUMNS, channel_label, notification_events
+from services.ingest import CODE_PATTERN, ID_PATTERN, MAX_INT
+from services.query import DIMENSIONS, MAX_FILTER_VALUES, parse_filters, query_metrics, resolve_metric, template_names
+from services.schema import CHANNELS, EVENT_COLUMNS, FAILURE_STATUSES, channel_label, notification_events
 from services.timerange import QueryError, resolve_range
 
 HIERARCHY = ("channel", "status", "template_id")
@@ -25,14 +25,88 @@ MAX_PAGE = 1000
 CSV_CAP = 1_000_000
 
 
+# Filters on raw columns that are not rolled up; the events list takes them beside DIMENSIONS.
+LOOKUPS = ("user_id", "notification_id", "error_code", "provider")
+REASONS = ("error_code", "provider")  # the drill levels below template, for failed and bounced events
+NO_VALUE = "(none)"                    # how a filter asks for events without an error code or provider
+
+def parse_lookups(raw: Mapping[str, object]) -> tuple[tuple[str, tuple], ...]:
+    """{"user_id": "u1,u2", "error_code": ["throttled"]} → sorted, validated filter tuples.
+    Ids are matched exactly; `(none)` asks for events without an error code or provider."""
+    out = []
+    for name, value in raw.items():
+        if name not in LOOKUPS or value in (None, "", [], ()):
+            continue
+        values = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+        values = [v for v in values if v != ""]
+        if len(values) > MAX_FILTER_VALUES:
+            raise QueryError(f"{name} has {len(values)} values; at most {MAX_FILTER_VALUES} are allowed", name)
+        pattern, limit = (ID_PATTERN, 100) if name in ("user_id", "notification_id") else (CODE_PATTERN, 64)
+        for v in values:
+            if v is None and name in REASONS:
+                continue
+            if not isinstance(v, str) or not (pattern.match(v) or (name in REASONS and v == NO_VALUE)):
+                raise QueryError(f"{name} must be 1–{limit} characters of letters, digits and . _ : - "
+                                 "(comma-separated for several)", name)
+        values = [None if v == NO_VALUE else v for v in values]
+        if values:
+            out.append((name, tuple(sorted(set(values), key=lambda v: (v is None, v or "")))))
+    return tuple(sorted(out))
+
+def split_filters(raw: Mapping[str, object], channels: Sequence[str]) -> tuple[tuple, tuple]:
+    """Dimension filters (rolled up) and lookup filters (raw only), each validated."""
+    unknown = sorted(k for k in raw if k not in DIMENSIONS and k not in LOOKUPS)
+    if unknown:
+        raise QueryError(f"unknown filter {str(unknown[0])[:40]!r}; filters are "
+                         f"{', '.join(DIMENSIONS + LOOKUPS)}", str(unknown[0])[:40])
+    return (parse_filters({k: v for k, v in raw.items() if k in DIMENSIONS}, channels),
+            parse_lookups({k: v for k, v in raw.items() if k in LOOKUPS}))
+
+def where_clauses(filters: Sequence[tuple[str, tuple]]) -> list:
+    """WHERE clauses on raw events for validated filters (a None value: the column is NULL)."""
+    e = notification_events.c
+    out = []
+    for name, values in filters:
+        present = [v for v in values if v is not None]
+        clause = e[name].in_(present) if present else None
+        if len(present) < len(values):
+            clause = e[name].is_(None) if clause is None else (clause | e[name].is_(None))
+        out.append(clause)
+    return out
+
+def reason_label(value: str | None, dimension: str) -> str:
+    return value if value is not None else ("No error code" if dimension == "error_code" else "No provider")
+
+def reason_counts(conn: Connection, dimension: str, start: datetime, end: datetime,
+                  dims: Sequence[tuple[str, tuple]], lookups: Sequence[tuple[str, tuple]] = ()) -> dict:
+    """{value of `dimension`: events} for failed and bounced events under the filters,
+    read through the index over failures only."""
+    e = notification_events.c
+    statuses = dict(dims).get("status", FAILURE_STATUSES)
+    conditions = [e.created_at >= start, e.created_at < end,
+                  e.status.in_([s for s in statuses if s in FAILURE_STATUSES]),
+                  *where_clauses([(d, v) for d, v in dims if d != "status"]), *where_clauses(lookups)]
+    rows = conn.execute(select(e[dimension], func.count()).where(and_(*conditions)).group_by(e[dimension])).all()
+    return {value: int(n) for value, n in rows}
+
+
+
 def value_label(dimension: str, value, names: Mapping[int, str]) -> str:
     if dimension == "channel":
         return channel_label(value)
     if dimension == "status":
         return str(value).capitalize()
+    if dimension in REASONS:
+        return reason_label(value, dimension)
     if value is None:
         return "No template"
     return names.get(value, f"Template {value}")
+
+
+def hierarchy(filters: Mapping) -> tuple[str, ...]:
+    """channel → status → template, then — for failed and bounced events — why (error
+    code) and through whom (provider)."""
+    return HIERARCHY + REASONS if filters.get("status") in FAILURE_STATUSES else HIERARCHY
 
 
 @dataclass(frozen=True)
@@ -51,7 +125,7 @@ def breadcrumbs(filters: Mapping[str, object], names: Mapping[int, str]) -> list
     """All › Email › Delivered › Password reset: each crumb carries the filters of its level."""
     crumbs = [{"label": "All", "filters": {}}]
     so_far: dict = {}
-    for dimension in HIERARCHY:
+    for dimension in hierarchy(filters):
         if dimension in filters:
             so_far = {**so_far, dimension: filters[dimension]}
             crumbs.append({"label": value_label(dimension, filters[dimension], names), "filters": dict(so_far)})
@@ -59,15 +133,30 @@ def breadcrumbs(filters: Mapping[str, object], names: Mapping[int, str]) -> list
 
 
 def single_value_filters(raw: Mapping, channels: Sequence[str]) -> dict:
-    """Drill filters hold one value per dimension; validated like chart filters."""
+    """Drill filters hold one value per dimension; validated like chart filters. An error
+    code or provider filter needs a failed or bounced status (`null` or "(none)": events
+    without one)."""
     if not isinstance(raw, Mapping):
         raise QueryError('filters must be a JSON object such as {"channel": "email", "status": "bounced"}',
                          "filters")
-    parsed = dict(parse_filters({k: (v if isinstance(v, (str, list)) else [v]) for k, v in raw.items()}, channels))
+    plain = {k: (v if isinstance(v, (str, list)) else [v]) for k, v in raw.items() if k not in REASONS}
+    for k in REASONS:
+        if k in raw:
+            plain[k] = [NO_VALUE if raw[k] is None else raw[k]] if not isinstance(raw[k], list) else raw[k]
+    dims, lookups = split_filters(plain, channels)
+    parsed = dict(dims + lookups)
     for dimension, values in parsed.items():
         if len(values) != 1:
             raise QueryError(f"filters.{dimension} takes a single value when drilling down", "filters")
-    return {d: v[0] for d, v in parsed.items()}
+    out = {d: v[0] for d, v in parsed.items()}
+    reasons = [k for k in out if k in REASONS]
+    if reasons and out.get("status") not in FAILURE_STATUSES:
+        raise QueryError(f"filters.{reasons[0]} needs status failed or bounced: only those events carry it", "filters")
+    others = [k for k in out if k in LOOKUPS and k not in REASONS]
+    if others:
+        raise QueryError(f"filters.{others[0]} is not a drill-down level; list those events with "
+                         f"/api/analytics/events?{others[0]}=…", "filters")
+    return out
 
 
 def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimension: str | None = None,
@@ -75,22 +164,36 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
                 **query_settings) -> DrillLevel:
     """One level: `metric` by `dimension` (by default the next one of the hierarchy) under
     `filters`. Below the last dimension there is nothing to group: `dimension` is None and
-    the caller lists events."""
+    the caller lists events. Failure reasons are not rolled up: levels by error code or
+    provider, or under one, count raw failed and bounced events."""
     now = now or datetime.now(timezone.utc)
     filters = single_value_filters(filters, channels)
-    remaining = [d for d in HIERARCHY if d not in filters]
+    path = hierarchy(filters)
+    remaining = [d for d in path if d not in filters]
     if dimension is None:
         dimension = remaining[0] if remaining else None
-    elif dimension not in DIMENSIONS:
-        raise QueryError(f"unknown dimension {str(dimension)[:40]!r}; drill down by {', '.join(HIERARCHY)}",
+    elif dimension not in path:
+        extra = f" ({', '.join(REASONS)} once status is failed or bounced)" if dimension in REASONS else ""
+        raise QueryError(f"unknown dimension {str(dimension)[:40]!r}; drill down by {', '.join(path)}{extra}",
                          "dimension")
     elif dimension in filters:
         raise QueryError(f"{dimension} is already filtered to {filters[dimension]!r}; pick another dimension",
                          "dimension")
-    resolve_metric(conn, metric)
+    m = resolve_metric(conn, metric)
     names = template_names(conn)
     data: list[dict] = []
-    if dimension is not None:
+    from_raw = dimension in REASONS or any(k in REASONS for k in filters)
+    if dimension is not None and from_raw:
+        if m.kind != "count" or m.numerator not in ("events", filters["status"]):
+            raise QueryError(f"failure reasons are counted, not rated: drill down by {dimension} with metric events "
+                             f"or {filters['status']}", "metric")
+        start_t, end_t = resolve_range(_text(start), _text(end), now)
+        dims = tuple((d, (v,)) for d, v in filters.items() if d in DIMENSIONS)
+        reasons = tuple((d, (v,)) for d, v in filters.items() if d in REASONS)
+        for key, value in reason_counts(conn, dimension, start_t, end_t, dims, reasons).items():
+            data.append({"key": key, "label": value_label(dimension, key, names), "value": value})
+        data.sort(key=lambda item: (-item["value"], str(item["key"])))
+    elif dimension is not None:
         series = query_metrics(conn, metric, (dimension,), start, end, {d: [v] for d, v in filters.items()},
                                now=now, channels=channels, **query_settings)
         for point in series.points:
@@ -138,13 +241,13 @@ def decode_cursor(cursor: str, sort: str, descending: bool) -> tuple:
     return sort_value, created_at, event_id
 
 
-def _events_query(filters: Mapping[str, tuple], start: datetime, end: datetime, sort: str, descending: bool):
+def _events_query(filters: Sequence[tuple[str, tuple]], start: datetime, end: datetime, sort: str,
+                  descending: bool):
     e = notification_events.c
     sort_column = e.created_at if sort == "created_at" else func.coalesce(e.processing_time_ms, -1)
     order_key = (sort_column, e.created_at, e.event_id) if sort != "created_at" else (e.created_at, e.event_id)
-    stmt = select(*[e[c] for c in EVENT_FIELDS]).where(e.created_at >= start, e.created_at < end)
-    for dimension, values in filters.items():
-        stmt = stmt.where(e[dimension].in_(values))
+    stmt = select(*[e[c] for c in EVENT_FIELDS]).where(e.created_at >= start, e.created_at < end,
+                                                       *where_clauses(filters))
     order = [c.desc() if descending else c.asc() for c in order_key]
     return stmt.order_by(*order), order_key
 
@@ -163,12 +266,14 @@ def resolve_sort(sort: str | None) -> tuple[str, bool]:
 def list_events(conn: Connection, filters: Mapping, start=None, end=None, limit: int = 100,
                 cursor: str | None = None, sort: str | None = None, *, now: datetime | None = None,
                 channels: Sequence[str] = CHANNELS) -> EventsPage:
-    """One page of events under `filters` (several values allowed per dimension)."""
+    """One page of events under `filters`: dimensions and lookups (user, notification,
+    error code, provider), several values allowed for each."""
     now = now or datetime.now(timezone.utc)
     start_t, end_t = resolve_range(_text(start), _text(end), now)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise QueryError(f"limit must be a whole number from 1 to {MAX_PAGE}", "limit")
-    parsed = dict(parse_filters(filters, channels))
+    dims, lookups = split_filters(filters, channels)
+    parsed = dims + lookups
     name, descending = resolve_sort(sort)
     stmt, order_key = _events_query(parsed, start_t, end_t, name, descending)
     if cursor:

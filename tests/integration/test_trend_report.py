@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import orjson
 import pytest
+from sqlalchemy import text
 
 from dashapp import create_app
 from services.demo import seed_demo
@@ -92,6 +93,34 @@ def test_the_sms_delivery_drop_is_found_and_explained_in_the_detectors_numbers(d
         assert_adds_up(anomaly)
         assert_numbers_come_from(anomaly["explanation"], anomaly)
     assert_numbers_come_from(" ".join(result["headline"]), result)
+
+
+def test_the_failure_reason_behind_the_drop_is_named_in_the_detectors_buckets(demo):
+    engine, incidents = demo
+    drop = incidents["sms_delivery_drop"]
+    result = report(engine, "delivery_rate", filters={"channel": ["sms"]})
+    middle = next(a for a in result["anomalies"] if a["time"] == f"{drop.start[:11]}15:00:00Z")
+    top = middle["reasons"][0]
+    assert (top["channel"], top["error_code"]) == ("sms", "carrier_outage")
+    assert "of the extra failed and bounced events are carrier_outage (" in middle["explanation"]
+    assert_numbers_come_from(middle["explanation"], middle)
+    # over every channel, failures: the reason is placed on its channel
+    failures = report(engine, "failure_rate")
+    peak = next(a for a in failures["anomalies"] if a["time"] == middle["time"])
+    assert "of the extra failed events are carrier_outage on SMS (" in peak["explanation"]
+    assert_numbers_come_from(peak["explanation"], peak)
+    # the count is the raw count of that hour; the shares split the positive differences
+    hour = datetime.fromisoformat(middle["time"].replace("Z", "+00:00"))
+    with engine.connect() as conn:
+        raw = conn.execute(text("SELECT count(*) FROM notification_events WHERE channel = 'sms' AND "
+                                "error_code = 'carrier_outage' AND created_at >= :a AND created_at < :b"),
+                           {"a": hour, "b": hour + timedelta(hours=1)}).scalar()
+    assert top["actual"] == raw and top["actual"] > 10 * max(top["usual"], 1)
+    assert sum(r["share_percent"] for r in middle["reasons"]) <= 100.0 + 1e-9
+    assert top["share_percent"] == pytest.approx(top["extra"] * 100 / sum(
+        r["extra"] for r in middle["reasons"]) if len(middle["reasons"]) < 5 else top["share_percent"])
+    # a rise in delivery (the good direction) names no failure reason
+    assert all(not a["reasons"] for a in result["anomalies"] if a["value"] > a["expected"])
 
 
 def assert_adds_up(anomaly: dict) -> None:
