@@ -3,6 +3,9 @@ true by tests that call every operation with generated input (schemathesis)."""
 from __future__ import annotations
 
 from services.custom_metrics import NAME as CUSTOM_NAME
+from services.drilldown import REASONS
+from services.ingest import ID_PATTERN as ID
+from services.investigate import DEFAULT_MIN_VOLUME, MAX_USER_RANGE, MAX_USERS, RANKABLE, USER_RANKING_TIMEOUT_S
 from services.query import CATALOGUE, DIMENSIONS, GROUPABLE
 from services.schema import STATUSES
 from services.timerange import GRANULARITIES
@@ -65,6 +68,12 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
         _query("status", f"One or several (comma-separated) of {', '.join(STATUSES)}.", _list_of(STATUSES)),
         _query("template_id", "One or several (comma-separated) template ids.",
                {"type": "string", "pattern": r"^\d{1,9}(,\d{1,9}){0,99}$"}),
+    ]
+    lookups = [
+        _query("user_id", "One or several (comma-separated) user ids.", {"type": "string"}),
+        _query("notification_id", "One or several (comma-separated) notification ids.", {"type": "string"}),
+        _query("error_code", "Failed and bounced events' reasons; (none) for events without one.", {"type": "string"}),
+        _query("provider", "One or several providers; (none) for events without one.", {"type": "string"}),
     ]
     chart_record = {"type": "object", "required": ["value"], "properties": {
         "time": {"type": "string", "format": "date-time"}, "channel": {"type": "string"},
@@ -285,11 +294,13 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                 "delete": {"summary": "Delete a rule with its history",
                            "responses": {"204": {"description": "Deleted"}, **_error_responses(400, 403, 404, 503)}}},
             "/api/analytics/drilldown": {"get": {
-                "summary": "One level of channel → status → template, with its breadcrumb trail",
+                "summary": "One level of channel → status → template (→ error code → provider for failed and "
+                           "bounced events), with its breadcrumb trail",
                 "parameters": [
                     _query("filters", 'JSON object of one value per dimension, e.g. {"channel": "email"}.'),
-                    _query("dimension", "Dimension to group by; default: the next one of the hierarchy.",
-                           {"type": "string", "enum": list(DIMENSIONS)}),
+                    _query("dimension", "Dimension to group by; default: the next one of the hierarchy. "
+                                        "error_code and provider follow template_id once status is failed or bounced.",
+                           {"type": "string", "enum": list(DIMENSIONS) + list(REASONS)}),
                     _metric_parameter(required=False),
                     _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
                 ],
@@ -315,13 +326,58 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                                        "created_at", "-created_at", "processing_time_ms", "-processing_time_ms"]}),
                     _query("format", "json (default) or csv (capped at 1,000,000 events).",
                            {"type": "string", "enum": ["json", "csv"]}),
-                    *filters,
+                    *filters, *lookups,
                 ],
                 "responses": {"200": {"description": "A page of events", "content": {
                     "application/json": {"schema": {"type": "object", "required": ["events", "next_cursor"],
                                                     "properties": {"events": {"type": "array"},
                                                                    "next_cursor": {"type": ["string", "null"]}}}},
                     "text/csv": {"schema": {"type": "string"}}}},
+                              **_error_responses(400, 503)}}},
+            "/api/analytics/notifications/{notification_id}": {"get": {
+                "summary": "One notification's lifecycle in order (sent → outcome → opened → clicked) with the "
+                           "time between steps; an id nothing carries answers an empty lifecycle",
+                "parameters": [{"name": "notification_id", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": ID.pattern}}],
+                "responses": {"200": {"description": "The lifecycle", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["notification_id", "summary", "events", "steps"],
+                    "properties": {"notification_id": {"type": "string"},
+                                   "summary": {"type": ["object", "null"]},
+                                   "events": {"type": "array"},
+                                   "steps": {"type": "array", "items": {"type": "object",
+                                                                        "required": ["from", "to", "seconds"]}}}}}}},
+                              **_error_responses(400, 503)}}},
+            "/api/analytics/users": {"get": {
+                "summary": f"Users ranked by a count or rate metric, from raw events (users are not rolled up): "
+                           f"at most {MAX_USER_RANGE.days} days, {USER_RANKING_TIMEOUT_S} s",
+                "parameters": [
+                    _query("metric", f"One of {', '.join(RANKABLE)}.", {"type": "string", "enum": list(RANKABLE)},
+                           required=True),
+                    _query("start", "Default: end − 24 h. " + TIME_PARAMETER_HELP),
+                    _query("end", "Default: now. " + TIME_PARAMETER_HELP),
+                    _query("order", "worst (default: most failures, lowest delivery rate), best, asc or desc.",
+                           {"type": "string", "enum": ["worst", "best", "asc", "desc"]}),
+                    _query("limit", f"1–{MAX_USERS}, default 20.", {"type": "integer", "minimum": 1,
+                                                                     "maximum": MAX_USERS}),
+                    _query("min_volume", f"Rates only: the fewest events behind a user's rate (default "
+                                         f"{DEFAULT_MIN_VOLUME}).", {"type": "number", "minimum": 0}),
+                    *filters, *[q for q in lookups if q["name"] != "user_id"],
+                ],
+                "responses": {"200": {"description": "The ranking", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["metric", "users", "overall", "metadata"],
+                    "properties": {"users": {"type": "array", "items": {"type": "object", "required": [
+                        "rank", "user_id", "value", "volume"]}}, "metadata": {"type": "object", "required": [
+                            "source", "rolled_up", "max_range_days"]}}}}}},
+                              **_error_responses(400, 503)}}},
+            "/api/analytics/users/{user_id}": {"get": {
+                "summary": "One user's notifications with their lifecycles, and their success rates beside "
+                           "their channels'",
+                "parameters": [{"name": "user_id", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": ID.pattern}},
+                               _query("start", "Default: end − 24 h. " + TIME_PARAMETER_HELP),
+                               _query("end", "Default: now. " + TIME_PARAMETER_HELP)],
+                "responses": {"200": {"description": "The user's activity", "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["user_id", "notifications", "comparison"]}}}},
                               **_error_responses(400, 503)}}},
         },
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

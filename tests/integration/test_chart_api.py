@@ -240,7 +240,9 @@ def test_every_operation_honours_its_openapi_document(demo_engine):
                                               "/api/analytics/metrics", "/api/analytics/metrics/{name}",
                                               "/api/analytics/metrics/validate", "/api/analytics/metrics/preview",
                                               "/api/analytics/alerts", "/api/analytics/alerts/{rule_id}",
-                                              "/api/analytics/alerts/preview"}
+                                              "/api/analytics/alerts/preview",
+                                              "/api/analytics/notifications/{notification_id}",
+                                              "/api/analytics/users", "/api/analytics/users/{user_id}"}
     for operation in operations:
         @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=operation.as_strategy())
