@@ -6,31 +6,38 @@ from dataclasses import replace
 from urllib.parse import urlencode
 
 import orjson
-from dash import MATCH, Dash, Input, Output, State, no_update
+from dash import ALL, MATCH, Dash, Input, Output, State, no_update
 
 from callbacks.common import alert, ask, ask_report
-from callbacks.view import ViewState, drilled, parse_search, to_search, window_of
+from callbacks.view import NO_VALUE, ViewState, drilled, parse_search, to_search, valid_id, window_of
 from layouts import drilldown, figures, ids
-from services.drilldown import HIERARCHY, drill_level, list_events
+from services.drilldown import HIERARCHY, REASONS, count_events, drill_level, hierarchy, list_events
 from services.query import template_names
 from services.query import query_metrics
 
-DIMENSION_TITLES = {"channel": "channel", "status": "status", "template_id": "template"}
+DIMENSION_TITLES = {"channel": "channel", "status": "status", "template_id": "template",
+                    "error_code": "error code", "provider": "provider"}
 PAGE_WALK_LIMIT = 50
 
 
 def drill_filters(state: ViewState) -> dict:
-    return {d: (int(v) if d == "template_id" else v) for d, v in zip(HIERARCHY, state.drill)}
+    return {d: (int(v) if d == "template_id" else v) for d, v in zip(HIERARCHY + REASONS, state.drill)}
+
+
+def event_filters(state: ViewState) -> dict:
+    """What the events list of this view shows: the drill path, and the user when one is picked."""
+    filters = {d: str(v) for d, v in drill_filters(state).items()}
+    return {**filters, "user_id": state.user} if state.user else filters
 
 
 def selection_key(state: ViewState) -> str:
     window = window_of(state) or ("", None)
-    return "|".join([*state.drill, window[0], window[1] or "", ",".join(state.channels)])
+    return "|".join([*state.drill, window[0], window[1] or "", ",".join(state.channels), state.user or ""])
 
 
 def csv_href(state: ViewState, window: tuple) -> str:
     params = {"format": "csv", "start": window[0], **({"end": window[1]} if window[1] else {})}
-    params.update({d: str(v) for d, v in drill_filters(state).items()})
+    params.update(event_filters(state))
     return "/api/analytics/events?" + urlencode(params)
 
 
@@ -46,30 +53,49 @@ def level_view(state: ViewState, prefix: str, current_key: str | None) -> tuple:
         return ([{"label": "All", "active": True}], "", figures.empty_figure(error), shown, hidden, "#",
                 no_update, "", alert(error))
     crumbs = [{"label": c["label"], "href": prefix + to_search(replace(state, drill=state.drill[:i])),
-               "active": i == len(level.breadcrumbs) - 1} for i, c in enumerate(level.breadcrumbs)]
-    if level.can_drill_down:
+               "active": i == len(level.breadcrumbs) - 1 and not state.user} for i, c in enumerate(level.breadcrumbs)]
+    if state.user:  # one user's events are listed, never rolled up: straight to the events
+        crumbs.append({"label": f"User {state.user} ✕", "href": prefix + to_search(replace(state, user=None)),
+                       "active": False})
+    if level.can_drill_down and not state.user:
         title = f"Events by {DIMENSION_TITLES[level.dimension]}"
         data = [d for d in level.data if level.dimension != "channel" or not state.channels
                 or d["key"] in state.channels]  # the global channel filter narrows the top level
-        records = [{level.dimension: d["key"], "value": d["value"]} for d in data]
-        labels = {d["key"]: d["label"] for d in level.data}
+        keyed = (lambda k: NO_VALUE if k is None else k) if level.dimension in REASONS else (lambda k: k)
+        records = [{level.dimension: keyed(d["key"]), "value": d["value"]} for d in data]
+        labels = {keyed(d["key"]): d["label"] for d in level.data}
         figure = figures.bars(records, level.dimension, "Events", "count", revision=to_search(state), labels=labels,
                               height=360)
         return crumbs, title, figure, shown, hidden, "#", None, "", None
     key = selection_key(state)
     grid = no_update if key == current_key else drilldown.events_grid(key)
-    total, _ = ask(query_metrics, "events", (), *window, {d: [v] for d, v in drill_filters(state).items()})
-    count = f"{total.points[0].value:,.0f} events" if total else ""
-    title = "Individual events, newest first"
+    if state.user or any(d in REASONS for d in drill_filters(state)):
+        counted, _ = ask(count_events, event_filters(state), *window)
+    else:
+        total, _ = ask(query_metrics, "events", (), *window, {d: [v] for d, v in drill_filters(state).items()})
+        counted = total.points[0].value if total and total.points else None
+    count = f"{counted:,.0f} events" if counted is not None else ""
+    title = f"Events of user {state.user}, newest first" if state.user else "Individual events, newest first"
     return crumbs, title, no_update, hidden, shown, csv_href(state, window), grid, count, None
 
 
 def search_after_bar_click(search: str, click: dict, channels: tuple[str, ...]) -> str:
     state = parse_search(search, channels)
     value = click["points"][0].get("customdata")
-    if value is None or len(state.drill) >= len(HIERARCHY):
+    if value is None or len(state.drill) >= len(hierarchy(drill_filters(state))):
         return no_update
     return to_search(drilled(state, value))
+
+
+def search_after_cell_click(search: str, click: dict | None, channels: tuple[str, ...]) -> str:
+    """A click on a notification id (or a user id) opens it on the Investigate tab."""
+    if not isinstance(click, dict) or click.get("colId") not in ("notification_id", "user_id"):
+        return no_update
+    found = valid_id(click.get("value") if isinstance(click.get("value"), str) else None)
+    if found is None:
+        return no_update
+    state = parse_search(search, channels)
+    return to_search(replace(state, tab="investigate", find=found, drill=(), user=None))
 
 
 def sort_of(request: dict) -> str:
@@ -105,7 +131,7 @@ def rows_for(state: ViewState, request: dict, cursors: dict) -> tuple[dict, dict
     known = {int(k.split("|")[1]): v for k, v in cursors.items() if k.startswith(sort + "|")}
     at = max((row for row in known if row <= start_row), default=0)
     cursor = known.get(at)
-    filters = {d: str(v) for d, v in drill_filters(state).items()}
+    filters = event_filters(state)
     walked = 0
     while True:
         page, error = ask(list_events, filters, *window, size if at == start_row else min(1000, start_row - at),
@@ -157,6 +183,12 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
                        State(ids.URL, "search"), prevent_initial_call=True)
     def _bar_click(click, search):
         return search_after_bar_click(search, click, channels) if click else no_update
+
+    @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True),
+                       Input({"type": "events-grid", "key": ALL}, "cellClicked"), State(ids.URL, "search"),
+                       prevent_initial_call=True)
+    def _cell_click(clicks, search):
+        return search_after_cell_click(search, next((c for c in clicks or [] if c), None), channels)
 
     @dash_app.callback(
         Output({"type": "events-grid", "key": MATCH}, "getRowsResponse"),

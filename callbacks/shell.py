@@ -10,7 +10,7 @@ from dash import Dash, Input, Output, State, ctx, no_update
 from callbacks.alerts import DEFAULT_FORM, draft_from_view
 from callbacks.common import ask
 from callbacks.view import ViewState, iso_time, parse_search, to_search
-from layouts import alerts, compare, correlations, drilldown, ids, metrics, overview, shell, trends
+from layouts import alerts, compare, correlations, drilldown, ids, investigate, metrics, overview, shell, trends
 from services.alerts import firing_rules
 from services.custom_metrics import list_metrics
 from services.rollup import rollup_watermark
@@ -57,6 +57,8 @@ def tab_content(tab: str, state, channels: tuple[str, ...] = ("email", "sms", "p
         return correlations.layout(state.correlate, state.lag_max, state.detrend, channels, custom)
     if tab == "metrics":
         return metrics.layout()
+    if tab == "investigate":
+        return investigate.layout()
     if tab == "alerts":
         drafted = state.alert == "new"
         values = draft_from_view(state, custom) if drafted else DEFAULT_FORM

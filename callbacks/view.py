@@ -10,12 +10,14 @@ from layouts import shell
 from services.query import CATALOGUE
 from services.compare import COMPARE_TO
 from services.custom_metrics import NAME as CUSTOM_NAME
-from services.schema import STATUSES
+from services.ingest import CODE_PATTERN, ID_PATTERN
+from services.schema import FAILURE_STATUSES, STATUSES
 from services.timerange import EARLIEST, LATEST
 from services.trends import BASELINES
 
 DEFAULT_METRIC = "delivery_rate"
-DRILL_DEPTH = 3  # channel → status → template
+DRILL_DEPTH = 5  # channel → status → template (→ error code → provider, for failed and bounced)
+NO_VALUE = "(none)"  # a drill value for "without an error code / provider"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class ViewState:
     lag_max: int = 3
     detrend: bool = True
     alert: str | None = None  # alerts: "new" opens the form drafted from this view; a rule id picks that rule
+    find: str | None = None   # investigate: a user id or notification id
+    user: str | None = None   # drill-down: only this user's events
 
 
 def valid_alert(value: str | None) -> str | None:
@@ -62,13 +66,21 @@ def iso_time(text: str | None) -> str | None:
 
 def valid_drill(values: list[str], channels: tuple[str, ...]) -> tuple[str, ...]:
     """The longest valid prefix of a drill path."""
-    checks = (lambda v: v in channels, lambda v: v in STATUSES, lambda v: v.isdigit() and len(v) <= 9)
-    out = []
+    reason = lambda v: v == NO_VALUE or bool(CODE_PATTERN.match(v))  # noqa: E731
+    checks = (lambda v: v in channels, lambda v: v in STATUSES, lambda v: v.isdigit() and len(v) <= 9,
+              reason, reason)
+    out: list[str] = []
     for value, ok in zip(values[:DRILL_DEPTH], checks):
-        if not ok(value):
+        if not ok(value) or (len(out) == 3 and out[1] not in FAILURE_STATUSES):
             break
         out.append(value)
     return tuple(out)
+
+
+def valid_id(value: str | None) -> str | None:
+    """A user or notification id as ingest accepts them; anything else None."""
+    value = (value or "").strip()
+    return value if ID_PATTERN.match(value) else None
 
 
 MAX_SEARCH = 4096
@@ -102,7 +114,9 @@ def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewSta
     return ViewState(tab=tab, range=rng, start=start, end=end, channels=channels, metric=metric, drill=drill,
                      detector=detector, compare_to=compare_to, correlate=correlate[:10], lag_max=lag_max,
                      detrend=first.get("detrend") != "false",
-                     alert=valid_alert(first.get("alert")) if tab == "alerts" else None)
+                     alert=valid_alert(first.get("alert")) if tab == "alerts" else None,
+                     find=valid_id(first.get("find")) if tab == "investigate" else None,
+                     user=valid_id(first.get("user")) if tab == "drilldown" else None)
 
 
 def valid_spec(spec: str, channels: tuple[str, ...]) -> bool:
@@ -133,7 +147,11 @@ def to_search(state: ViewState) -> str:
         params["detrend"] = "false"
     if state.alert and state.tab == "alerts":
         params["alert"] = state.alert
-    return "?" + urlencode(params, safe=",:")
+    if state.find and state.tab == "investigate":
+        params["find"] = state.find
+    if state.user and state.tab == "drilldown":
+        params["user"] = state.user
+    return "?" + urlencode(params, safe=",:()")
 
 
 def window_of(state: ViewState) -> tuple[str, str | None] | None:

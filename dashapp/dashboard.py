@@ -29,6 +29,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     import callbacks.compare
     import callbacks.correlations
     import callbacks.drilldown
+    import callbacks.investigate
     import callbacks.metrics
     import callbacks.overview
     import callbacks.shell
@@ -56,6 +57,7 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     callbacks.correlations.register(dash_app, channels)
     callbacks.metrics.register(dash_app, channels)
     callbacks.alerts.register(dash_app, channels)
+    callbacks.investigate.register(dash_app, channels)
     _guard_dash_views(server, url_base_pathname, dash_app)
     if protect is not None:
         _protect_views(server, url_base_pathname, protect)
@@ -78,6 +80,7 @@ def _dashboard_database_problem() -> str | None:
 PROPERTY_TYPES: dict[str, tuple[type, ...]] = {
     "search": (str,), "active_tab": (str,), "n_intervals": (int,), "n_clicks": (int,), "clickData": (dict,),
     "getRowsRequest": (dict,), "start_date": (str,), "end_date": (str,), "submit_n_clicks": (int,),
+    "cellClicked": (dict,), "n_submit": (int,),
 }
 VALUE_TYPES: dict[str, tuple[type, ...]] = {
     "refresh-choice": (int,), "corr-lag": (int,), "corr-metrics": (list,), "corr-detrend": (bool,), "channels": (list,),

@@ -250,3 +250,37 @@ def lag_chart(lags: list[tuple[int, float, int]], best: int, unit: str, revision
     fig.update_xaxes(title=f"lag ({unit}s; positive: the first metric leads)")
     fig.update_yaxes(title="r", range=[-1, 1])
     return _base(fig, revision, 300)
+
+
+def lifecycle_timeline(notes: Sequence[dict], revision: str, height: int | None = None) -> go.Figure:
+    """Notifications on a time axis, one row each (newest on top): a grey line through
+    their steps and a marker per event, coloured by status. Each point carries its
+    notification id, so a click can open it."""
+    if not notes:
+        return empty_figure("No notifications in this range")
+    rows = [f"{n.get('template_name') or channel_label(n['channel'])} · {n['notification_id'] or 'no id'}"
+            for n in notes]
+    fig = go.Figure()
+    line_x, line_y = [], []
+    for note, row in zip(notes, rows):
+        for step in note["steps"]:
+            line_x.append(step["time"])
+            line_y.append(row)
+        line_x.append(None)
+        line_y.append(None)
+    fig.add_trace(go.Scatter(x=line_x, y=line_y, mode="lines", line=dict(color="#ced4da", width=2),
+                             hoverinfo="skip", showlegend=False))
+    for status, colour in STATUS_COLOURS.items():
+        points = [(step, note, row) for note, row in zip(notes, rows) for step in note["steps"]
+                  if step["status"] == status]
+        if not points:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[p[0]["time"] for p in points], y=[p[2] for p in points], mode="markers", name=status.capitalize(),
+            marker=dict(color=colour, size=10, line=dict(color="white", width=1)),
+            customdata=[[p[1]["notification_id"], p[0]["after_seconds"]] for p in points],
+            hovertemplate=f"{status.capitalize()}<br>%{{x|%Y-%m-%d %H:%M:%S}} UTC<br>"
+                          "%{customdata[1]:,.1f} s after the first event<extra>%{y}</extra>"))
+    fig.update_yaxes(autorange="reversed", title=None, type="category")
+    fig.update_xaxes(title="Time (UTC)")
+    return _base(fig, revision, height or max(220, 40 + 26 * len(notes)))

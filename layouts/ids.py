@@ -15,6 +15,9 @@ REFRESH_CHOICE = "refresh-choice"
 DATA_AS_OF = "data-as-of"
 FIRING_BADGE = "firing-badge"
 RENDERED_TAB = "rendered-tab"
+FIND_INPUT = "find-input"
+FIND_BUTTON = "find-button"
+FIND_MESSAGE = "find-message"
 ALERTS_VERSION = "alerts-version"  # bumped by every rule save or delete: the table and the badge follow
 
 # overview
@@ -122,6 +125,15 @@ def alert_edit(rule_id: int | str) -> dict:
 def alert_delete(rule_id: int | str) -> dict:
     return {"type": "alert-delete", "id": rule_id}
 
+
+# investigate
+INVESTIGATE_ALERT = "investigate-alert"
+INVESTIGATE_BODY = "investigate-body"
+INVESTIGATE_TIMELINE = "investigate-timeline"
+LIFECYCLE_TABLE = "lifecycle-table"
+USER_COUNTS = "user-counts"
+USER_COMPARISON = "user-comparison"
+USER_NOTIFICATIONS = "user-notifications"
 
 # drill-down
 BREADCRUMB = "breadcrumb"

@@ -10,7 +10,7 @@ from services.schema import channel_label
 
 TABS: tuple[tuple[str, str], ...] = (
     ("overview", "Overview"), ("trends", "Trends"), ("compare", "Compare"), ("drilldown", "Drill-down"),
-    ("metrics", "Metrics"), ("correlations", "Correlations"), ("alerts", "Alerts"),
+    ("metrics", "Metrics"), ("correlations", "Correlations"), ("alerts", "Alerts"), ("investigate", "Investigate"),
 )
 TAB_IDS = tuple(tab_id for tab_id, _ in TABS)
 DEFAULT_TAB = "overview"
@@ -33,7 +33,16 @@ def navbar(title: str = "Notification Analytics") -> dbc.Navbar:
         dbc.Container([
             dbc.NavbarBrand(title, className="fw-semibold"),
             html.Span(id=ids.FIRING_BADGE, className="me-3"),
-            html.Span(id=ids.DATA_AS_OF, className="small text-white-50 ms-auto"),
+            html.Span(id=ids.DATA_AS_OF, className="small text-white-50 ms-auto me-3"),
+            html.Div([
+                dbc.Label("Find a user or notification by id", html_for=ids.FIND_INPUT, class_name="visually-hidden"),
+                dbc.InputGroup([
+                    dbc.Input(id=ids.FIND_INPUT, placeholder="User or notification id", type="search", size="sm",
+                              maxlength=100, autocomplete="off", style={"width": "15rem"}),
+                    dbc.Button("Find", id=ids.FIND_BUTTON, color="light", size="sm"),
+                ], size="sm"),
+                html.Div(id=ids.FIND_MESSAGE, className="small text-warning position-absolute"),
+            ], className="position-relative"),
         ], fluid=True),
         color="dark", dark=True, className="mb-3",
     )

@@ -288,6 +288,18 @@ def list_events(conn: Connection, filters: Mapping, start=None, end=None, limit:
     return EventsPage(events=[event_record(r) for r in rows], next_cursor=next_cursor)
 
 
+def count_events(conn: Connection, filters: Mapping, start=None, end=None, *, now: datetime | None = None,
+                 channels: Sequence[str] = CHANNELS) -> int:
+    """How many events `list_events` would page through, counted on raw events (for
+    selections rollups cannot answer: a user, a failure reason)."""
+    now = now or datetime.now(timezone.utc)
+    start_t, end_t = resolve_range(_text(start), _text(end), now)
+    dims, lookups = split_filters(filters, channels)
+    e = notification_events.c
+    return int(conn.execute(select(func.count()).where(e.created_at >= start_t, e.created_at < end_t,
+                                                       *where_clauses(dims + lookups))).scalar())
+
+
 def _text(value) -> str | None:
     if value in (None, ""):
         return None

@@ -236,6 +236,8 @@ def user_activity(conn: Connection, user_id: str, start=None, end=None, *, now: 
                 "user_value": num * 100.0 / den if den else None, "user_numerator": num, "user_denominator": den,
                 "channel_value": point.value if point else None,
                 "channel_denominator": point.denominator if point else None})
+    order = {c: i for i, c in enumerate(channels)}
+    comparison.sort(key=lambda row: (order[row["channel"]], SUCCESS.index(row["metric"])))
     return {"user_id": user_id, "start": iso_z(start_t), "end": iso_z(end_t), "events": len(rows),
             "notifications": notes[:limit], "notification_count": len(notes), "truncated": len(notes) > limit,
             "by_channel": [{"channel": c, "channel_label": channel_label(c), **counts[c]}
