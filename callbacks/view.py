@@ -16,7 +16,7 @@ from services.timerange import EARLIEST, LATEST
 from services.trends import BASELINES
 
 DEFAULT_METRIC = "delivery_rate"
-DRILL_DEPTH = 5  # channel → status → template (→ error code → provider, for failed and bounced)
+DRILL_DEPTH = 4  # channel → status → template (→ error code, for failed and bounced events)
 NO_VALUE = "(none)"  # a drill value for "without an error code / provider"
 
 
@@ -68,7 +68,7 @@ def valid_drill(values: list[str], channels: tuple[str, ...]) -> tuple[str, ...]
     """The longest valid prefix of a drill path."""
     reason = lambda v: v == NO_VALUE or bool(CODE_PATTERN.match(v))  # noqa: E731
     checks = (lambda v: v in channels, lambda v: v in STATUSES, lambda v: v.isdigit() and len(v) <= 9,
-              reason, reason)
+              reason)
     out: list[str] = []
     for value, ok in zip(values[:DRILL_DEPTH], checks):
         if not ok(value) or (len(out) == 3 and out[1] not in FAILURE_STATUSES):

@@ -10,7 +10,7 @@ from services.schema import channel_label
 
 TABS: tuple[tuple[str, str], ...] = (
     ("overview", "Overview"), ("trends", "Trends"), ("compare", "Compare"), ("drilldown", "Drill-down"),
-    ("metrics", "Metrics"), ("correlations", "Correlations"), ("alerts", "Alerts"), ("investigate", "Investigate"),
+    ("investigate", "Investigate"), ("metrics", "Metrics"), ("correlations", "Correlations"), ("alerts", "Alerts"),
 )
 TAB_IDS = tuple(tab_id for tab_id, _ in TABS)
 DEFAULT_TAB = "overview"

@@ -105,7 +105,11 @@ def value_label(dimension: str, value, names: Mapping[int, str]) -> str:
 
 def hierarchy(filters: Mapping) -> tuple[str, ...]:
     """channel → status → template, then — for failed and bounced events — why (error
-    code) and through whom (provider)."""
+    code). Provider is a level to ask for (`dimension=provider`), not a step of the path."""
+    return HIERARCHY + ("error_code",) if filters.get("status") in FAILURE_STATUSES else HIERARCHY
+
+
+def dimensions_allowed(filters: Mapping) -> tuple[str, ...]:
     return HIERARCHY + REASONS if filters.get("status") in FAILURE_STATUSES else HIERARCHY
 
 
@@ -125,7 +129,7 @@ def breadcrumbs(filters: Mapping[str, object], names: Mapping[int, str]) -> list
     """All › Email › Delivered › Password reset: each crumb carries the filters of its level."""
     crumbs = [{"label": "All", "filters": {}}]
     so_far: dict = {}
-    for dimension in hierarchy(filters):
+    for dimension in HIERARCHY + REASONS:
         if dimension in filters:
             so_far = {**so_far, dimension: filters[dimension]}
             crumbs.append({"label": value_label(dimension, filters[dimension], names), "filters": dict(so_far)})
@@ -168,13 +172,13 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
     provider, or under one, count raw failed and bounced events."""
     now = now or datetime.now(timezone.utc)
     filters = single_value_filters(filters, channels)
-    path = hierarchy(filters)
+    path, allowed = hierarchy(filters), dimensions_allowed(filters)
     remaining = [d for d in path if d not in filters]
     if dimension is None:
         dimension = remaining[0] if remaining else None
-    elif dimension not in path:
+    elif dimension not in allowed:
         extra = f" ({', '.join(REASONS)} once status is failed or bounced)" if dimension in REASONS else ""
-        raise QueryError(f"unknown dimension {str(dimension)[:40]!r}; drill down by {', '.join(path)}{extra}",
+        raise QueryError(f"unknown dimension {str(dimension)[:40]!r}; drill down by {', '.join(allowed)}{extra}",
                          "dimension")
     elif dimension in filters:
         raise QueryError(f"{dimension} is already filtered to {filters[dimension]!r}; pick another dimension",

@@ -1,4 +1,4 @@
-"""From All to the individual bounced emails of one template in four clicks, back in one,
+"""From All to the individual bounced emails of one template and one reason in five clicks, back in one,
 and the same view after a reload — in a real browser."""
 import pytest
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
@@ -66,7 +66,7 @@ def crumbs(browser) -> list[str]:
     return [e.text for e in browser.find_elements(".breadcrumb-item")]
 
 
-def test_four_clicks_down_one_click_back_and_reload(dash_br, server):
+def test_five_clicks_down_one_click_back_and_reload(dash_br, server):
     dash_br.driver.get(server.url + "/analytics/?tab=overview&range=7d")
     dash_br.wait_for_element("#kpi-row .kpi-tile", timeout=20)
 
@@ -77,16 +77,18 @@ def test_four_clicks_down_one_click_back_and_reload(dash_br, server):
     dash_br.wait_for_text_to_equal("#drill-title", "Events by template")
     assert crumbs(dash_br) == ["All", "Email", "Bounced"]
     drill_by_clicking(dash_br, "drill-chart", "Weekly digest", "drill=email,bounced,3")  # 3: one template
+    dash_br.wait_for_text_to_equal("#drill-title", "Events by error code")
+    drill_by_clicking(dash_br, "drill-chart", "hard_bounce", "drill=email,bounced,3,hard_bounce")  # 4: one reason
     dash_br.wait_for_text_to_equal("#drill-title", "Individual events, newest first")
-    first_row = wait_for(dash_br, lambda d: d.find_element(By.CSS_SELECTOR, ".ag-row").text)  # 4: the events
-    assert "bounced" in first_row and "email" in first_row
+    first_row = wait_for(dash_br, lambda d: d.find_element(By.CSS_SELECTOR, ".ag-row").text)  # 5: the events
+    assert "bounced" in first_row and "email" in first_row and "hard_bounce" in first_row
     wait_for(dash_br, lambda d: d.find_element(By.ID, "events-count").text.endswith(" events"))
-    assert crumbs(dash_br) == ["All", "Email", "Bounced", "Weekly digest"]
+    assert crumbs(dash_br) == ["All", "Email", "Bounced", "Weekly digest", "hard_bounce"]
 
     dash_br.driver.refresh()                                          # reload: same view
     dash_br.wait_for_text_to_equal("#drill-title", "Individual events, newest first", timeout=20)
     dash_br.wait_for_element(".ag-row", timeout=20)
-    assert crumbs(dash_br) == ["All", "Email", "Bounced", "Weekly digest"]
+    assert crumbs(dash_br) == ["All", "Email", "Bounced", "Weekly digest", "hard_bounce"]
 
     dash_br.driver.find_element(By.LINK_TEXT, "All").click()          # back in one click
     dash_br.wait_for_text_to_equal("#drill-title", "Events by channel")

@@ -83,6 +83,9 @@ def test_levels_follow_the_hierarchy_with_breadcrumbs(loaded):
         email = drill_level(conn, {"channel": "email"}, "now-1d")
         bounced = drill_level(conn, {"channel": "email", "status": "bounced"}, "now-1d")
         last = drill_level(conn, {"channel": "email", "status": "bounced", "template_id": 2}, "now-1d")
+        bottom = drill_level(conn, {"channel": "email", "status": "bounced", "template_id": 2, "error_code": None},
+                             "now-1d")
+        sent = drill_level(conn, {"channel": "email", "status": "sent", "template_id": 2}, "now-1d")
     assert (top.level, top.dimension, top.next_dimensions) == (0, "channel", ["status", "template_id"])
     assert {d["key"]: d["value"] for d in top.data} == {
         c: float(sum(e["channel"] == c for e in events)) for c in ("email", "sms", "push")}
@@ -90,7 +93,14 @@ def test_levels_follow_the_hierarchy_with_breadcrumbs(loaded):
     assert {d["label"] for d in bounced.data} <= {"Password reset", "Weekly digest", "No template"}
     assert [c["label"] for c in last.breadcrumbs] == ["All", "Email", "Bounced", "Weekly digest"]
     assert last.breadcrumbs[2]["filters"] == {"channel": "email", "status": "bounced"}
-    assert (last.dimension, last.can_drill_down, last.data) == (None, False, [])
+    # bounced events go on to why they bounced (none of these carries a code), then to the events
+    bounced_here = sum(e["channel"] == "email" and e["status"] == "bounced" and e.get("template_id") == 2
+                       for e in events)
+    assert (last.dimension, last.data) == ("error_code", [{"key": None, "label": "No error code",
+                                                          "value": bounced_here}])
+    assert [c["label"] for c in bottom.breadcrumbs][-1] == "No error code"
+    assert (bottom.dimension, bottom.can_drill_down, bottom.data) == (None, False, [])
+    assert (sent.dimension, sent.can_drill_down, sent.data) == (None, False, [])
 
 
 @pytest.mark.parametrize("filters, dimension, field", [

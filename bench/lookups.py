@@ -1,0 +1,176 @@
+"""Investigation lookups at scale: one user's events, one notification's lifecycle, one
+user's activity and a 7-day user ranking through the HTTP API, and what the indexes behind
+them cost bulk ingest. Run alone (`python -m bench.lookups --events 10000000`) or as a phase
+of `python -m bench`.
+
+The ingest cost is measured in the same run: a batch of new events written with the three
+investigation indexes in place, then the same-sized batch with them dropped, onto the same
+table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import requests
+from sqlalchemy import text
+
+from bench.harness import RESULTS, Server, analyze, dataset_rows, fresh_schema, load_bulk, log, machine, percentile
+from services.ingest import store_rows
+
+INDEXES = {  # migration 0006
+    "ix_events_user_time": "CREATE INDEX ix_events_user_time ON notification_events (user_id, created_at)",
+    "ix_events_notification": "CREATE INDEX ix_events_notification ON notification_events (notification_id)",
+    "ix_events_failures": "CREATE INDEX ix_events_failures ON notification_events (created_at) INCLUDE "
+                          "(channel, template_id, status, error_code, provider) WHERE status IN ('failed', 'bounced')",
+}
+FIGURE_KEYS = ("lookup_user_p50_ms", "lookup_user_p95_ms", "lookup_notification_p50_ms",
+               "lookup_notification_p95_ms", "user_activity_p50_ms", "users_ranking_7d_ms",
+               "ingest_with_lookup_indexes_events_per_s", "ingest_without_lookup_indexes_events_per_s")
+
+
+def sample_ids(engine, samples: int, seed: int) -> tuple[list[str], list[str]]:
+    """Users and notifications that exist, drawn at random over the whole table."""
+    with engine.connect() as conn:
+        users = conn.execute(text("SELECT user_id FROM notification_events TABLESAMPLE SYSTEM (1) "
+                                  "REPEATABLE (:s) WHERE user_id IS NOT NULL LIMIT :n"), {"s": seed, "n": samples}
+                             ).scalars().all()
+        notes = conn.execute(text("SELECT notification_id FROM notification_events TABLESAMPLE SYSTEM (1) "
+                                  "REPEATABLE (:s) WHERE notification_id IS NOT NULL LIMIT :n"),
+                             {"s": seed + 1, "n": samples}).scalars().all()
+    rng = np.random.default_rng(seed)
+    return list(rng.permutation(users)), list(rng.permutation(notes))
+
+
+def timed(session, url: str) -> tuple[float, dict]:
+    started = time.perf_counter()
+    response = session.get(url, timeout=120)
+    elapsed = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    return elapsed, response.json()
+
+
+def lookups(server: Server, users: list[str], notes: list[str], ranking_repeats: int = 3) -> tuple[dict, dict]:
+    """(figures, details): every lookup through the API, uncached by construction (each id once)."""
+    session = requests.Session()
+    by_user, by_note, activity, found = [], [], [], []
+    for user in users:
+        ms, body = timed(session, f"{server.base}/api/analytics/events?user_id={user}&start=now-30d&limit=100")
+        by_user.append(ms)
+        found.append(len(body["events"]))
+    for note in notes:
+        ms, body = timed(session, f"{server.base}/api/analytics/notifications/{note}")
+        by_note.append(ms)
+        assert body["events"], f"notification {note} has no events"
+    for user in users[:max(5, len(users) // 4)]:
+        activity.append(timed(session, f"{server.base}/api/analytics/users/{user}?start=now-7d")[0])
+    ranking = [timed(session, f"{server.base}/api/analytics/users?metric=failed&start=now-7d&limit=20")
+               for _ in range(ranking_repeats)]
+    figures = {"lookup_user_p50_ms": statistics.median(by_user), "lookup_user_p95_ms": percentile(by_user, 95),
+               "lookup_notification_p50_ms": statistics.median(by_note),
+               "lookup_notification_p95_ms": percentile(by_note, 95),
+               "user_activity_p50_ms": statistics.median(activity),
+               "users_ranking_7d_ms": statistics.median(ms for ms, _ in ranking)}
+    details = {"users_looked_up": len(users), "events_per_user_lookup_p50": statistics.median(found),
+               "notifications_looked_up": len(notes), "user_activities": len(activity),
+               "users_ranked": ranking[0][1]["metadata"]["users_ranked"],
+               "ranking_server_ms": [body["metadata"]["elapsed_ms"] for _, body in ranking]}
+    return figures, details
+
+
+def ingest_cost(engine, events: int, seed: int, end: datetime) -> dict:
+    """Events/s of the same bulk write with the investigation indexes, then without them."""
+    def write(batch_seed: int) -> float:
+        spent, written = 0.0, 0
+        for rows in dataset_rows(events, batch_seed, end):
+            started = time.perf_counter()
+            with engine.begin() as conn:
+                store_rows(conn, rows, backfill=True)
+            spent += time.perf_counter() - started
+            written += len(rows)
+        return written / spent
+
+    with_indexes = write(seed + 101)
+    with engine.begin() as conn:
+        for name in INDEXES:
+            conn.execute(text(f"DROP INDEX {name}"))
+    without = write(seed + 202)
+    with engine.begin() as conn:
+        for statement in INDEXES.values():
+            conn.execute(text(statement))
+    return {"ingest_with_lookup_indexes_events_per_s": with_indexes,
+            "ingest_without_lookup_indexes_events_per_s": without}
+
+
+def explain(engine, user: str, note: str) -> dict:
+    """The plans the lookups run with, as evidence of which index answers them."""
+    plans = {}
+    with engine.connect() as conn:
+        for name, sql, params in (
+                ("user", "SELECT * FROM notification_events WHERE user_id = :v AND created_at >= now() - "
+                         "interval '30 days' ORDER BY created_at DESC, event_id DESC LIMIT 101", {"v": user}),
+                ("notification", "SELECT * FROM notification_events WHERE notification_id = :v", {"v": note})):
+            lines = conn.execute(text("EXPLAIN (COSTS OFF) " + sql), params).scalars().all()
+            plans[name] = sorted({line.strip().split(" on ")[-1].split(" ")[0] for line in lines
+                                  if "Index" in line or "Seq Scan" in line})
+    return plans
+
+
+def lookup_phase(url: str, engine, samples: int, seed: int, ingest_events: int, end: datetime,
+                 port: int = 18083) -> tuple[dict, dict]:
+    users, notes = sample_ids(engine, samples, seed)
+    server = Server(url, workers=2, port=port)
+    try:
+        figures, details = lookups(server, users, notes)
+    finally:
+        server.stop()
+    details["plans"] = explain(engine, users[0], notes[0])
+    log(f"  user p50 {figures['lookup_user_p50_ms']:.1f} ms, notification p50 "
+        f"{figures['lookup_notification_p50_ms']:.1f} ms, activity p50 {figures['user_activity_p50_ms']:.1f} ms, "
+        f"ranking 7 d {figures['users_ranking_7d_ms']:.0f} ms; plans {details['plans']}")
+    if ingest_events:
+        log(f"ingest cost of the lookup indexes ({ingest_events:,} events with, then without)")
+        figures.update(ingest_cost(engine, ingest_events, seed, end))
+        log(f"  with {figures['ingest_with_lookup_indexes_events_per_s']:,.0f} /s, without "
+            f"{figures['ingest_without_lookup_indexes_events_per_s']:,.0f} /s")
+        analyze(engine)
+    return figures, details
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--ingest-events", type=int, default=500_000, help="per side of the ingest comparison")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    with fresh_schema() as (url, _schema, engine):
+        end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        log(f"generating and loading {args.events:,} events")
+        rows, seconds = load_bulk(engine, args.events, args.seed, end)
+        log(f"  {rows:,} rows in {seconds:.1f} s")
+        analyze(engine)
+        figures, details = lookup_phase(url, engine, args.samples, args.seed, args.ingest_events, end)
+        result = {"started": end.isoformat(), "command": " ".join(sys.argv),
+                  "dataset": {"events": rows, "days": 90, "recent_days": 14},
+                  "machine": machine(engine),
+                  "figures": {k: round(figures[k], 3) for k in FIGURE_KEYS if k in figures}, "details": details}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"lookups-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    for key, value in result["figures"].items():
+        print(f"{key:45s} {value}")
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
