@@ -8,7 +8,8 @@ fold of a million events in one hour, HTTP ingest, dashboard queries through the
 (cache miss, cache hit, the floor — one hand-written SQL query behind a bare WSGI endpoint
 — and the same answer straight from raw events), a load test (concurrent clients replaying
 a dashboard session mix), freshness (ingest → chart), the time headless Chromium takes to
-show the Overview's charts, and the live workload (bench.live: ingest while viewers refresh).
+show the Overview's charts, lookups by user and notification (bench.lookups), and the live
+workload (bench.live: ingest while viewers refresh).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from sqlalchemy import func, select, text
 from bench.harness import (REDIS, RESULTS, TEMPLATE_VARIANTS, TOKEN, Server, analyze, fresh_schema, load_bulk, log,
                            machine, percentile, start_floor)
 from bench.live import live_phase
+from bench.lookups import lookup_phase
 from services.ingest import store_rows
 from services.rollup import invalidate_all, rollup_pending
 from services.schema import notification_events
@@ -41,7 +43,9 @@ FIGURE_KEYS = ("bulk_ingest_events_per_s", "bulk_fold_events_per_s", "full_rollu
                "chart_hit_p50_ms", "chart_hit_over_floor", "raw_over_rollup_90d", "load_rps", "load_p99_ms",
                "load_errors", "freshness_s", "dashboard_first_charts_s", "live_p50_ms", "live_p99_ms",
                "live_p50_over_floor", "live_sealed_from_cache", "live_ingest_events_per_s", "live_batches_dropped",
-               "live_rollup_lag_max_s", "live_freshness_max_s", "live_cpu_busy", "live_highest_rate_holding")
+               "live_rollup_lag_max_s", "live_freshness_max_s", "live_cpu_busy", "live_highest_rate_holding",
+               "lookup_user_p50_ms", "lookup_notification_p50_ms", "user_activity_p50_ms", "users_ranking_7d_ms",
+               "failure_reasons_7d_ms")
 
 
 # ---------------------------------------------------------------- ingest
@@ -321,6 +325,10 @@ def main(argv=None) -> int:
         finally:
             server.stop()
             floor.stop()
+
+        log("lookups by user and by notification (the ingest cost of their indexes: python -m bench.lookups)")
+        lookup_figures, details["lookups"] = lookup_phase(url, engine, 200, args.seed, 0, end)
+        figures.update({k: v for k, v in lookup_figures.items() if k in FIGURE_KEYS})
 
         log(f"load: {args.load_clients} clients for {args.load_seconds:.0f} s against 4 workers")
         rollup_pending(engine, raw_retention_days=120)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -18,20 +19,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import redis
 import requests
 from sqlalchemy import text
 
-from bench.harness import RESULTS, Server, analyze, dataset_rows, fresh_schema, load_bulk, log, machine, percentile
+from bench.harness import REDIS, RESULTS, Server, analyze, dataset_rows, fresh_schema, load_bulk, log, machine, percentile
 from services.ingest import store_rows
+from services.rollup import rollup_pending
 
 INDEXES = {  # migration 0006
-    "ix_events_user_time": "CREATE INDEX ix_events_user_time ON notification_events (user_id, created_at)",
-    "ix_events_notification": "CREATE INDEX ix_events_notification ON notification_events (notification_id)",
+    "ix_events_user": "CREATE INDEX ix_events_user ON notification_events USING hash (user_id)",
+    "ix_events_notification": "CREATE INDEX ix_events_notification ON notification_events USING hash (notification_id)",
     "ix_events_failures": "CREATE INDEX ix_events_failures ON notification_events (created_at) INCLUDE "
                           "(channel, template_id, status, error_code, provider) WHERE status IN ('failed', 'bounced')",
 }
 FIGURE_KEYS = ("lookup_user_p50_ms", "lookup_user_p95_ms", "lookup_notification_p50_ms",
-               "lookup_notification_p95_ms", "user_activity_p50_ms", "users_ranking_7d_ms",
+               "lookup_notification_p95_ms", "user_activity_p50_ms", "users_ranking_7d_ms", "failure_reasons_7d_ms",
                "ingest_with_lookup_indexes_events_per_s", "ingest_without_lookup_indexes_events_per_s")
 
 
@@ -72,11 +75,19 @@ def lookups(server: Server, users: list[str], notes: list[str], ranking_repeats:
         activity.append(timed(session, f"{server.base}/api/analytics/users/{user}?start=now-7d")[0])
     ranking = [timed(session, f"{server.base}/api/analytics/users?metric=failed&start=now-7d&limit=20")
                for _ in range(ranking_repeats)]
+    cache = redis.Redis.from_url(REDIS)
+    reasons = []
+    for channel, status in (("sms", "failed"), ("email", "bounced"), ("push", "failed")) * ranking_repeats:
+        cache.flushdb()  # drill levels are cached: each of these is a miss
+        filters = f'{{"channel":"{channel}","status":"{status}"}}'
+        reasons.append(timed(session, f"{server.base}/api/analytics/drilldown?start=now-7d&dimension=error_code"
+                                      f"&filters={filters}")[0])
     figures = {"lookup_user_p50_ms": statistics.median(by_user), "lookup_user_p95_ms": percentile(by_user, 95),
                "lookup_notification_p50_ms": statistics.median(by_note),
                "lookup_notification_p95_ms": percentile(by_note, 95),
                "user_activity_p50_ms": statistics.median(activity),
-               "users_ranking_7d_ms": statistics.median(ms for ms, _ in ranking)}
+               "users_ranking_7d_ms": statistics.median(ms for ms, _ in ranking),
+               "failure_reasons_7d_ms": statistics.median(reasons)}
     details = {"users_looked_up": len(users), "events_per_user_lookup_p50": statistics.median(found),
                "notifications_looked_up": len(notes), "user_activities": len(activity),
                "users_ranked": ranking[0][1]["metadata"]["users_ranked"],
@@ -117,8 +128,16 @@ def explain(engine, user: str, note: str) -> dict:
                          "interval '30 days' ORDER BY created_at DESC, event_id DESC LIMIT 101", {"v": user}),
                 ("notification", "SELECT * FROM notification_events WHERE notification_id = :v", {"v": note})):
             lines = conn.execute(text("EXPLAIN (COSTS OFF) " + sql), params).scalars().all()
-            plans[name] = sorted({line.strip().split(" on ")[-1].split(" ")[0] for line in lines
-                                  if "Index" in line or "Seq Scan" in line})
+            nodes: dict[str, int] = {}
+            for line in lines:
+                match = re.search(r"(Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan)(?: Backward)?"
+                                  r"(?: (?:using|on) (\S+))?", line)
+                if match:  # one entry per kind of scan and index, with the partitions it ran on
+                    index = "" if match.group(1) == "Seq Scan" else \
+                        re.sub(r"^notification_events_p\d{8}_", "", match.group(2) or "")
+                    key = f"{match.group(1)} {index}".strip()
+                    nodes[key] = nodes.get(key, 0) + 1
+            plans[name] = nodes
     return plans
 
 
@@ -133,7 +152,8 @@ def lookup_phase(url: str, engine, samples: int, seed: int, ingest_events: int, 
     details["plans"] = explain(engine, users[0], notes[0])
     log(f"  user p50 {figures['lookup_user_p50_ms']:.1f} ms, notification p50 "
         f"{figures['lookup_notification_p50_ms']:.1f} ms, activity p50 {figures['user_activity_p50_ms']:.1f} ms, "
-        f"ranking 7 d {figures['users_ranking_7d_ms']:.0f} ms; plans {details['plans']}")
+        f"ranking 7 d {figures['users_ranking_7d_ms']:.0f} ms, failure reasons 7 d "
+        f"{figures['failure_reasons_7d_ms']:.1f} ms; plans {details['plans']}")
     if ingest_events:
         log(f"ingest cost of the lookup indexes ({ingest_events:,} events with, then without)")
         figures.update(ingest_cost(engine, ingest_events, seed, end))
@@ -155,11 +175,15 @@ def main(argv=None) -> int:
         end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
         log(f"generating and loading {args.events:,} events")
         rows, seconds = load_bulk(engine, args.events, args.seed, end)
-        log(f"  {rows:,} rows in {seconds:.1f} s")
+        log(f"  {rows:,} rows in {seconds:.1f} s ({rows / seconds:,.0f} events/s)")
+        started = time.perf_counter()
+        rollup_pending(engine, raw_retention_days=120)  # as the scheduler would: charts read rollups
+        log(f"  rolled up in {time.perf_counter() - started:.1f} s")
         analyze(engine)
         figures, details = lookup_phase(url, engine, args.samples, args.seed, args.ingest_events, end)
         result = {"started": end.isoformat(), "command": " ".join(sys.argv),
-                  "dataset": {"events": rows, "days": 90, "recent_days": 14},
+                  "dataset": {"events": rows, "days": 90, "recent_days": 14,
+                              "bulk_ingest_events_per_s": rows / seconds},
                   "machine": machine(engine),
                   "figures": {k: round(figures[k], 3) for k in FIGURE_KEYS if k in figures}, "details": details}
     out = Path(args.out)

@@ -25,7 +25,21 @@ VIEWS = (
     ("metrics", "?tab=metrics&range=7d"),
     ("correlations", "?tab=correlations&range=7d"),
     ("alerts", "?tab=alerts&range=24h&alert=1"),  # after a rule exists (see README, Alerts)
+    ("investigate-user", "?tab=investigate&range=7d&find={user}"),
+    ("investigate-notification", "?tab=investigate&range=7d&find={notification}"),
 )
+
+
+def investigated(url: str) -> dict:
+    """The user with the most bounced emails this week, and one of those notifications."""
+    import requests
+
+    api = url.split("/analytics/")[0] + "/api/analytics"
+    user = requests.get(f"{api}/users?metric=bounced&channel=email&start=now-7d&limit=1", timeout=30
+                        ).json()["users"][0]["user_id"]
+    events = requests.get(f"{api}/events?user_id={user}&channel=email&status=bounced&start=now-7d", timeout=30
+                          ).json()["events"]
+    return {"user": user, "notification": events[0]["notification_id"]}
 
 
 def browser(width: int = 1440, height: int = 1700) -> webdriver.Chrome:
@@ -61,9 +75,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     driver = browser()
+    found = investigated(args.url)
     try:
         for name, search in VIEWS:
-            driver.get(args.url + search)
+            driver.get(args.url + search.format(**found))
             settle(driver)
             height = driver.execute_script("return document.documentElement.scrollHeight")
             driver.set_window_size(1440, max(900, min(height + 120, 2400)))

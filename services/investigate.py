@@ -1,8 +1,8 @@
 """One user, one notification, one failure reason: the questions rollups cannot answer.
 
 Users and notifications are high-cardinality, so they are never rolled up: everything
-here reads raw events, through the indexes migration 0006 adds (by user and time, by
-notification, and over failures only), within the raw retention window.
+here reads raw events, through the indexes migration 0006 adds (hash indexes by user and by
+notification, a B-tree over failures only), within the raw retention window.
 """
 from __future__ import annotations
 
@@ -224,20 +224,22 @@ def user_activity(conn: Connection, user_id: str, start=None, end=None, *, now: 
         per[r.status] = per.get(r.status, 0) + 1
     comparison = []
     seen = [c for c in channels if c in counts]
-    for name in SUCCESS if seen else ():
-        m = CATALOGUE[name]
-        overall = {dict(p.dims)["channel"]: p for p in query_metrics(
-            conn, name, ("channel",), start_t, end_t, {"channel": seen}, now=now, channels=channels).points}
-        for channel in seen:
+    everyone: dict[tuple[str, str], float] = {}
+    if seen:  # every channel's counts by status, from the rollups, in one read
+        for p in query_metrics(conn, "events", ("channel", "status"), start_t, end_t, {"channel": seen}, now=now,
+                               channels=channels).points:
+            dims = dict(p.dims)
+            everyone[(dims["channel"], dims["status"])] = p.value or 0.0
+    for channel in seen:
+        for name in SUCCESS:
+            m = CATALOGUE[name]
             num, den = counts[channel][m.numerator], counts[channel][m.denominator]
-            point = overall.get(channel)
+            all_num, all_den = everyone.get((channel, m.numerator), 0.0), everyone.get((channel, m.denominator), 0.0)
             comparison.append({
                 "channel": channel, "channel_label": channel_label(channel), "metric": name, "label": m.label,
                 "user_value": num * 100.0 / den if den else None, "user_numerator": num, "user_denominator": den,
-                "channel_value": point.value if point else None,
-                "channel_denominator": point.denominator if point else None})
-    order = {c: i for i, c in enumerate(channels)}
-    comparison.sort(key=lambda row: (order[row["channel"]], SUCCESS.index(row["metric"])))
+                "channel_value": all_num * 100.0 / all_den if all_den else None,
+                "channel_denominator": all_den or None})
     return {"user_id": user_id, "start": iso_z(start_t), "end": iso_z(end_t), "events": len(rows),
             "notifications": notes[:limit], "notification_count": len(notes), "truncated": len(notes) > limit,
             "by_channel": [{"channel": c, "channel_label": channel_label(c), **counts[c]}

@@ -6,12 +6,17 @@ from pathlib import Path
 from bench.__main__ import FIGURE_KEYS
 from bench.harness import dataset_rows, percentile
 from bench.live import TARGETS, holds
+from bench.lookups import FIGURE_KEYS as LOOKUP_FIGURE_KEYS
 
 
 def test_dataset_has_the_mix_the_benchmark_promises():
     end = datetime(2026, 11, 28, 6, tzinfo=timezone.utc)
     rows = [row for batch in dataset_rows(40_000, 1, end) for row in batch]
     assert 30_000 < len(rows) < 55_000
+    failures = [row for row in rows if row[7] in ("failed", "bounced")]
+    assert failures and all(row[11] for row in failures)       # each says why it failed
+    assert all(row[11] is None for row in rows if row[7] not in ("failed", "bounced"))
+    assert all(row[12] for row in rows)                         # and who carried it
     templates = {row[5] for row in rows}
     assert len(templates) >= 40
     days = {(end - row[0]).days for row in rows}
@@ -23,7 +28,7 @@ def test_dataset_has_the_mix_the_benchmark_promises():
 
 def test_every_figure_is_explained_in_the_benchmark_readme():
     readme = (Path(__file__).resolve().parents[2] / "bench" / "README.md").read_text()
-    missing = [key for key in FIGURE_KEYS if f"`{key}`" not in readme]
+    missing = [key for key in FIGURE_KEYS + LOOKUP_FIGURE_KEYS if f"`{key}`" not in readme]
     assert missing == []
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
 
