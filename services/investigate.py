@@ -89,15 +89,6 @@ def _status_count(status: str):
     return func.count() if status == "events" else func.count().filter(e.status == status)
 
 
-def _value_expression(metric: Metric):
-    numerator = _status_count(metric.numerator)
-    if metric.kind == "count":
-        return numerator, numerator
-    denominator = _status_count(metric.denominator)
-    value = case((denominator > 0, numerator * literal(100.0) / denominator), else_=None)
-    return value, denominator
-
-
 def rank_users(conn: Connection, metric: str | None, start=None, end=None, filters: Mapping | None = None,
                order: str | None = None, limit: int = 20, min_volume: float | None = None, *,
                now: datetime | None = None, channels: Sequence[str] = CHANNELS) -> dict:
@@ -128,24 +119,35 @@ def rank_users(conn: Connection, metric: str | None, start=None, end=None, filte
     elif min_volume is not None:
         raise QueryError("min_volume applies to rates only (the events behind each user's rate)", "min_volume")
     e = notification_events.c
-    value, volume = _value_expression(m)
-    conditions = [e.created_at >= start_t, e.created_at < end_t, e.user_id.is_not(None),
-                  *where_clauses(dims), *where_clauses(lookups)]
-    ranked = (select(e.user_id, value.label("value"), volume.label("volume"))
-              .where(*conditions).group_by(e.user_id))
-    if m.kind == "rate":
-        ranked = ranked.having(volume >= min_volume)
-    sub = ranked.subquery()
-    ordering = sub.c.value.asc() if ascending else sub.c.value.desc()
-    totals = select(value.label("value"), volume.label("volume"), func.count(func.distinct(e.user_id)).label("users")
-                    ).where(*conditions)
+    rate = m.kind == "rate"
+    # one pass over the range: each user's numerator and volume, then — over every user, before
+    # the minimum volume and the limit apply — how many qualify and the totals
+    per_user = select(e.user_id, _status_count(m.numerator).label("num"),
+                      _status_count(m.denominator if rate else m.numerator).label("volume")).where(
+        e.created_at >= start_t, e.created_at < end_t, e.user_id.is_not(None),
+        *where_clauses(dims), *where_clauses(lookups)).group_by(e.user_id).subquery()
+    value = case((per_user.c.volume > 0, per_user.c.num * literal(100.0) / per_user.c.volume), else_=None) \
+        if rate else per_user.c.num
+    qualifies = per_user.c.volume >= (min_volume if rate else 0)
+    windowed = select(per_user.c.user_id, per_user.c.num, per_user.c.volume, value.label("value"),
+                      func.count().filter(qualifies).over().label("ranked"),
+                      func.sum(per_user.c.num).over().label("total_num"),
+                      func.sum(per_user.c.volume).over().label("total_volume"),
+                      func.count().over().label("users")).subquery()
+    ordering = windowed.c.value.asc() if ascending else windowed.c.value.desc()
+    ranking = select(windowed).where(windowed.c.volume >= (min_volume if rate else 0)).order_by(
+        ordering, windowed.c.volume.desc(), windowed.c.user_id).limit(limit)
     started = datetime.now(timezone.utc)
     try:
         if dialect.is_postgres(conn):
             conn.execute(text(f"SET LOCAL statement_timeout = {USER_RANKING_TIMEOUT_S * 1000}"))
-        rows = conn.execute(select(sub).order_by(ordering, sub.c.volume.desc(), sub.c.user_id).limit(limit)).all()
-        overall = conn.execute(totals).one()
-        ranked_users = conn.execute(select(func.count()).select_from(sub)).scalar()
+        rows = conn.execute(ranking).all()
+        if rows:
+            first = rows[0]
+            ranked_users, users, num, volume = first.ranked, first.users, first.total_num, first.total_volume
+        else:  # nobody qualifies: the totals still describe the range
+            ranked_users, (users, num, volume) = 0, conn.execute(select(
+                func.count(), func.sum(per_user.c.num), func.sum(per_user.c.volume))).one()
     except OperationalError as exc:
         if "statement timeout" not in str(exc):
             raise
@@ -156,7 +158,8 @@ def rank_users(conn: Connection, metric: str | None, start=None, end=None, filte
         "metric": m.name, "label": m.label, "unit": m.unit, "order": "asc" if ascending else "desc",
         "users": [{"rank": i + 1, "user_id": r.user_id, "value": _plain(r.value), "volume": int(r.volume)}
                   for i, r in enumerate(rows)],
-        "overall": {"value": _plain(overall.value), "volume": int(overall.volume or 0), "users": int(overall.users)},
+        "overall": {"value": (_plain(num) * 100.0 / float(volume) if volume else None) if rate else _plain(num or 0),
+                    "volume": int(volume or 0), "users": int(users or 0)},
         "metadata": {
             "start": iso_z(start_t), "end": iso_z(end_t), "source": "raw", "rolled_up": False,
             "why": "users are a high-cardinality dimension: they are not rolled up, so rankings read raw events",
