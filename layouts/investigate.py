@@ -104,6 +104,10 @@ def notification_view(found, link: Callable[..., str], revision: str) -> html.Di
     ])
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} %"
 
@@ -128,7 +132,7 @@ def user_view(activity: dict, span: str, link: Callable[..., str], revision: str
         counts.append(html.Li([html.B(f"{row['channel_label']}: "), *parts[:-1]]))
     comparison = [html.Tr([html.Td(c["channel_label"]), html.Td(c["label"]),
                            html.Td(f"{_rate(c['user_value'])} ({c['user_numerator']:,} of {c['user_denominator']:,})"
-                                   if c["user_denominator"] else "n/a (none sent)"),
+                                   if c["user_denominator"] else f"n/a (none {c['denominator']})"),
                            html.Td(_rate(c["channel_value"]) + (f" of {c['channel_denominator']:,.0f}"
                                                                 if c["channel_denominator"] else ""))])
                   for c in activity["comparison"]]
@@ -145,7 +149,8 @@ def user_view(activity: dict, span: str, link: Callable[..., str], revision: str
             if activity["truncated"] else "")
     return html.Div([
         html.H5(["User ", html.Code(user)], className="mb-1"),
-        html.P(f"{activity['notification_count']:,} notifications and {activity['events']:,} events {span}{more}. "
+        html.P(f"{_count(activity['notification_count'], 'notification')} and {_count(activity['events'], 'event')} "
+               f"{span}{more}. "
                "Users are not rolled up: this reads raw events.", className="text-muted small"),
         dbc.Row([
             dbc.Col([html.H6("What happened, per channel"), html.Ul(counts, className="mb-0", id=ids.USER_COUNTS)],

@@ -240,6 +240,7 @@ def user_activity(conn: Connection, user_id: str, start=None, end=None, *, now: 
             all_num, all_den = everyone.get((channel, m.numerator), 0.0), everyone.get((channel, m.denominator), 0.0)
             comparison.append({
                 "channel": channel, "channel_label": channel_label(channel), "metric": name, "label": m.label,
+                "numerator": m.numerator, "denominator": m.denominator,
                 "user_value": num * 100.0 / den if den else None, "user_numerator": num, "user_denominator": den,
                 "channel_value": all_num * 100.0 / all_den if all_den else None,
                 "channel_denominator": all_den or None})

@@ -81,3 +81,38 @@ def test_reason_shares_split_only_the_extra_failures():
     assert [(r["error_code"], r["extra"]) for r in shares] == [("carrier_outage", 45.0), (None, 2.0)]
     assert [round(r["share_percent"], 6) for r in shares] == [round(45 / 47 * 100, 6), round(2 / 47 * 100, 6)]
     assert reason_shares({("sms", "throttled"): 3}, usual) == []  # fewer than usual: nothing extra
+
+
+def text_of(component) -> str:
+    if component is None:
+        return ""
+    if isinstance(component, (str, int, float)):
+        return str(component)
+    if isinstance(component, (list, tuple)):
+        return " ".join(text_of(c) for c in component)
+    return text_of(getattr(component, "children", None))
+
+
+def test_a_users_rates_say_what_is_missing_behind_an_empty_one():
+    from layouts.investigate import user_view
+
+    activity = {"user_id": "u1", "events": 2, "notification_count": 1, "truncated": False,
+                "by_channel": [{"channel": "email", "channel_label": "Email", "sent": 1, "bounced": 1}],
+                "comparison": [
+                    {"channel": "email", "channel_label": "Email", "metric": "delivery_rate", "label": "Delivery rate",
+                     "numerator": "delivered", "denominator": "sent", "user_value": 0.0, "user_numerator": 0,
+                     "user_denominator": 1, "channel_value": 95.0, "channel_denominator": 200.0},
+                    {"channel": "email", "channel_label": "Email", "metric": "open_rate", "label": "Open rate",
+                     "numerator": "opened", "denominator": "delivered", "user_value": None, "user_numerator": 0,
+                     "user_denominator": 0, "channel_value": 40.0, "channel_denominator": 190.0}],
+                "notifications": [{"notification_id": "n1", "channel": "email", "template_id": 3,
+                                   "template_name": "Weekly digest", "first_at": "2026-11-20T10:00:00Z",
+                                   "outcome": "bounced", "error_code": "hard_bounce", "provider": "ses",
+                                   "steps": [{"status": "sent", "time": "2026-11-20T10:00:00Z", "after_seconds": 0.0},
+                                             {"status": "bounced", "time": "2026-11-20T10:00:01Z",
+                                              "after_seconds": 1.0}]}]}
+    shown = text_of(user_view(activity, "in the last 7 days", lambda **k: "?x", "r"))
+    assert "0.0 % (0 of 1)" in shown and "95.0 % of 200" in shown
+    assert "n/a (none delivered)" in shown and "none sent" not in shown
+    assert "1 notification and 2 events in the last 7 days" in shown
+    assert "bounced · hard_bounce" in shown and "1 bounced" in shown
