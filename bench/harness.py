@@ -96,6 +96,24 @@ def fresh_schema():
         admin.dispose()
 
 
+@contextmanager
+def loaded_schema(events: int, seed: int):
+    """A fresh schema holding the dataset, rolled up as the scheduler would and analyzed:
+    (url, schema, engine, end of the data, rows written, seconds spent writing)."""
+    from services.rollup import rollup_pending
+
+    with fresh_schema() as (url, schema, engine):
+        end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        log(f"generating and loading {events:,} events")
+        rows, seconds = load_bulk(engine, events, seed, end)
+        log(f"  {rows:,} rows in {seconds:.1f} s ({rows / seconds:,.0f} events/s)")
+        started = time.perf_counter()
+        rollup_pending(engine, raw_retention_days=120)
+        log(f"  rolled up in {time.perf_counter() - started:.1f} s")
+        analyze(engine)
+        yield url, schema, engine, end, rows, seconds
+
+
 def analyze(engine) -> None:
     with engine.begin() as conn:  # statistics are transactional: commit them
         conn.execute(text("ANALYZE"))

@@ -32,9 +32,7 @@ import numpy as np
 import orjson
 import requests
 
-from bench.harness import (REDIS, RESULTS, TOKEN, Process, Server, analyze, fresh_schema, load_bulk, log, machine,
-                           percentile, start_floor)
-from services.rollup import rollup_pending
+from bench.harness import REDIS, RESULTS, TOKEN, Process, Server, loaded_schema, log, machine, percentile, start_floor
 
 CHARTS = {
     "events_1h": "/api/analytics/chart?metric=events&group_by=time,channel&start=now-1h",
@@ -298,12 +296,7 @@ def main(argv=None) -> int:
     parser.add_argument("--label", default="")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    with fresh_schema() as (url, schema, engine):
-        end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-        log(f"loading {args.events:,} events")
-        rows, _ = load_bulk(engine, args.events, args.seed, end)
-        rollup_pending(engine, raw_retention_days=120)
-        analyze(engine)
+    with loaded_schema(args.events, args.seed) as (url, schema, engine, end, rows, _):
         ramp = [float(r) for r in args.ramp.split(",") if r]
         live = live_phase(url, schema, args.rate, args.viewers, args.seconds, args.runs, ramp)
         result = {"label": args.label, "command": " ".join(sys.argv), "dataset": {"events": rows},

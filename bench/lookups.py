@@ -23,10 +23,9 @@ import redis
 import requests
 from sqlalchemy import text
 
-from bench.harness import REDIS, RESULTS, Server, analyze, dataset_rows, fresh_schema, load_bulk, log, machine, percentile
+from bench.harness import REDIS, RESULTS, Server, analyze, dataset_rows, loaded_schema, log, machine, percentile
 from services import demo
 from services.ingest import store_rows
-from services.rollup import rollup_pending
 
 INDEXES = {  # migration 0006
     "ix_events_user_time": "CREATE INDEX ix_events_user_time ON notification_events (user_id, created_at)",
@@ -189,15 +188,7 @@ def main(argv=None) -> int:
     parser.add_argument("--ingest-events", type=int, default=500_000, help="per side of the ingest comparison")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    with fresh_schema() as (url, _schema, engine):
-        end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-        log(f"generating and loading {args.events:,} events")
-        rows, seconds = load_bulk(engine, args.events, args.seed, end)
-        log(f"  {rows:,} rows in {seconds:.1f} s ({rows / seconds:,.0f} events/s)")
-        started = time.perf_counter()
-        rollup_pending(engine, raw_retention_days=120)  # as the scheduler would: charts read rollups
-        log(f"  rolled up in {time.perf_counter() - started:.1f} s")
-        analyze(engine)
+    with loaded_schema(args.events, args.seed) as (url, _schema, engine, end, rows, seconds):
         figures, details = lookup_phase(url, engine, args.samples, args.seed, args.ingest_events, end)
         result = {"started": end.isoformat(), "command": " ".join(sys.argv),
                   "dataset": {"events": rows, "days": 90, "recent_days": 14,
