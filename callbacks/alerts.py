@@ -20,7 +20,7 @@ from services import alert_rules, alerts
 from services.custom_metrics import list_metrics
 from services.query import CATALOGUE, template_names
 from services.schema import channel_label
-from services.timerange import QueryError
+from services.timerange import QueryError, auto_granularity
 
 SPARK_BUCKETS = 48
 RELATIVE_UNIT = {"minute": "m", "hour": "h", "day": "d"}
@@ -46,8 +46,8 @@ UNIT_TEXT = {"%": "%", "ms": "ms", "count": "events"}
 # ---------------------------------------------------------------- pure helpers
 
 def view_granularity(state: ViewState) -> str:
-    """The granularity the view's charts use (as the query engine picks it: up to 6 hours by
-    minute, up to 14 days by hour, longer by day), so a rule judges the buckets one saw."""
+    """The granularity the view's charts use (as the query engine picks it), so a rule judges
+    the buckets one saw."""
     span = PRESET_SPANS.get(state.range)
     if span is None:
         window = window_of(state)
@@ -56,7 +56,7 @@ def view_granularity(state: ViewState) -> str:
         start, end = (datetime.fromisoformat((t + "T00:00:00+00:00") if len(t) == 10 else t.replace("Z", "+00:00"))
                       for t in window)
         span = end - start
-    return "minute" if span <= timedelta(hours=6) else "hour" if span <= timedelta(days=14) else "day"
+    return auto_granularity(span)
 
 
 def draft_from_view(state: ViewState, custom: list | None = None) -> dict:

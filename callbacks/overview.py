@@ -12,7 +12,7 @@ from callbacks.view import (ViewState, channel_filter, drilled, focused_on_bucke
                             window_of)
 from layouts import figures, ids, overview
 from services.query import kpis, series_records, volume_heatmap
-from services.timerange import EARLIEST, LATEST, STEP, resolve_window
+from services.timerange import EARLIEST, LATEST, STEP, ceil_to, floor_to, iso_z, resolve_window
 
 INVALID_RANGE = "The custom range is not valid: pick an end after the start."
 
@@ -89,6 +89,35 @@ def search_after_time_click(search: str, click: dict, channels: tuple[str, ...])
     return to_search(focused_on_bucket(state, when, STEP[granularity], channel if channel in channels else None))
 
 
+def _plotly_time(value) -> datetime | None:
+    """A time as Plotly reports an axis range ("2026-11-25 06:12:34.5678"), in UTC."""
+    try:
+        parsed = datetime.fromisoformat(str(value).strip().replace(" ", "T")[:26])
+    except ValueError:
+        return None
+    parsed = parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    return parsed if EARLIEST <= parsed < LATEST else None
+
+
+def search_after_zoom(search: str, relayout, channels: tuple[str, ...]) -> str:
+    """A drag-zoom on the time chart sets the dashboard's range, as Grafana does: the URL
+    holds it (so a refresh, a reload or a shared link keeps it), to the whole minute. A
+    double-click back to the whole chart is not a new range."""
+    if not isinstance(relayout, dict):
+        return no_update
+    ends = (relayout.get("xaxis.range[0]"), relayout.get("xaxis.range[1]"))
+    if ends[0] is None and isinstance(relayout.get("xaxis.range"), list) and len(relayout["xaxis.range"]) == 2:
+        ends = tuple(relayout["xaxis.range"])
+    start, end = (_plotly_time(v) if v is not None else None for v in ends)
+    if start is None or end is None:
+        return no_update
+    start, end = floor_to(start, "minute"), ceil_to(end, "minute")
+    if end <= start:
+        return no_update
+    state = parse_search(search, channels)
+    return to_search(replace(state, range="custom", start=iso_z(start), end=iso_z(end)))
+
+
 def search_after_channel_click(search: str, click: dict, channels: tuple[str, ...]) -> str:
     state = parse_search(search, channels)
     channel = click["points"][0].get("customdata")
@@ -123,6 +152,11 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
                        State(ids.URL, "search"), prevent_initial_call=True)
     def _time_click(click, search):
         return search_after_time_click(search, click, channels) if click else no_update
+
+    @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.TIMESERIES, "relayoutData"),
+                       State(ids.URL, "search"), prevent_initial_call=True)
+    def _zoom(relayout, search):
+        return search_after_zoom(search, relayout, channels)
 
     @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.CHANNEL_BAR, "clickData"),
                        State(ids.URL, "search"), prevent_initial_call=True)

@@ -3,44 +3,72 @@ the selected tab's content, and a database-status alert."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 
 from dash import Dash, Input, Output, State, ctx, no_update
 
 from callbacks.alerts import DEFAULT_FORM, draft_from_view
 from callbacks.common import ask
-from callbacks.view import ViewState, iso_time, parse_search, to_search
+from callbacks.view import ViewState, iso_time, parse_search, to_search, window_of
 from layouts import alerts, compare, correlations, drilldown, ids, investigate, metrics, overview, shell, trends
 from services.alerts import firing_rules
 from services.custom_metrics import list_metrics
 from services.rollup import rollup_watermark
+from services.timerange import iso_z, resolve_range
 
 
-def sync_view(search, tab, rng, start, end, channels, known_channels, trigger):
+def typed_time(text) -> datetime | None:
+    """A time typed into From or To: an ISO date (midnight) or date and time, UTC unless it
+    says otherwise ("2026-11-25 06:00", "2026-11-25T06:00:00Z"); None if it is neither."""
+    normal = iso_time(text) if isinstance(text, str) else None
+    if normal is None:
+        return None
+    return datetime.fromisoformat(normal + "T00:00:00+00:00" if len(normal) == 10 else normal.replace("Z", "+00:00"))
+
+
+def shown_time(t: datetime) -> str:
+    """How From and To show a time: 2026-11-25 06:00 (seconds only when there are some)."""
+    return t.strftime("%Y-%m-%d %H:%M:%S" if t.second or t.microsecond else "%Y-%m-%d %H:%M")
+
+
+def absolute_window(state: ViewState, now: datetime) -> tuple[datetime, datetime] | None:
+    """The window a view shows, as absolute UTC times (a preset's end is now)."""
+    window = window_of(state)
+    return None if window is None else resolve_range(window[0], window[1], now)
+
+
+def sync_view(search, tab, rng, typed_from, typed_to, channels, known_channels, trigger, now: datetime | None = None):
     """One callback owns both directions, so the URL and the controls never disagree.
 
     On a URL change (load, back button, shared link) the controls follow the URL; on a
-    control change the URL follows the controls.
+    control change the URL follows the controls. From and To always show the window on
+    show in UTC; typing into them (Enter or leaving the field) looks at exactly that window,
+    and picking Custom turns the window on show into fixed times. Returns (search, tab,
+    range, from, to, from invalid, to invalid, channels).
     """
+    now = now or datetime.now(timezone.utc)
     current = parse_search(search, known_channels)
     if trigger in (None, ids.URL):
         state = current
+    elif trigger in (ids.RANGE_FROM, ids.RANGE_TO):
+        start, end = typed_time(typed_from), typed_time(typed_to)
+        bad_from, bad_to = start is None, end is None or (start is not None and end <= start)
+        if bad_from or bad_to:  # say which, and change nothing until both are right
+            return (no_update,) * 5 + (bad_from, bad_to, no_update)
+        state = replace(current, range="custom", start=iso_z(start), end=iso_z(end))
     else:
-        if trigger == ids.CUSTOM_RANGE:  # dates picked by hand replace a bucket's datetimes
-            start, end = iso_time(start), iso_time(end)
-        else:
-            start, end = current.start or iso_time(start), current.end or iso_time(end)
         state = replace(current, tab=tab or shell.DEFAULT_TAB, range=rng or shell.DEFAULT_RANGE,
-                        start=start, end=end, channels=tuple(c for c in known_channels if c in (channels or [])))
+                        channels=tuple(c for c in known_channels if c in (channels or [])))
         if state.range != "custom":
             state = replace(state, start=None, end=None)
-        elif not (state.start and state.end):
-            # custom picked but no dates yet: keep the URL until both are chosen
-            return no_update, no_update, no_update, no_update, no_update, list(state.channels), {}
+        elif current.range != "custom":
+            window = absolute_window(current, now)
+            state = replace(state, start=iso_z(window[0]), end=iso_z(window[1])) if window else current
+    window = absolute_window(state, now)
+    shown = (shown_time(window[0]), shown_time(window[1])) if window else ("", "")
     search_out = to_search(state)
-    wrapper_style = {} if state.range == "custom" else {"display": "none"}
-    return (search_out if search_out != search else no_update, state.tab, state.range,
-            (state.start or "")[:10] or None, (state.end or "")[:10] or None, list(state.channels), wrapper_style)
+    return (search_out if search_out != search else no_update, state.tab, state.range, *shown, False, False,
+            list(state.channels))
 
 
 def tab_content(tab: str, state, channels: tuple[str, ...] = ("email", "sms", "push")):
@@ -98,14 +126,13 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
 
     @dash_app.callback(
         Output(ids.URL, "search"), Output(ids.TABS, "active_tab"), Output(ids.RANGE, "value"),
-        Output(ids.CUSTOM_RANGE, "start_date"), Output(ids.CUSTOM_RANGE, "end_date"),
-        Output(ids.CHANNELS, "value"), Output(ids.CUSTOM_RANGE_WRAPPER, "style"),
+        Output(ids.RANGE_FROM, "value"), Output(ids.RANGE_TO, "value"), Output(ids.RANGE_FROM, "invalid"),
+        Output(ids.RANGE_TO, "invalid"), Output(ids.CHANNELS, "value"),
         Input(ids.URL, "search"), Input(ids.TABS, "active_tab"), Input(ids.RANGE, "value"),
-        Input(ids.CUSTOM_RANGE, "start_date"), Input(ids.CUSTOM_RANGE, "end_date"),
-        Input(ids.CHANNELS, "value"),
+        Input(ids.RANGE_FROM, "value"), Input(ids.RANGE_TO, "value"), Input(ids.CHANNELS, "value"),
     )
-    def _sync(search, tab, rng, start, end, channels):
-        return sync_view(search, tab, rng, start, end, channels, known_channels, ctx.triggered_id)
+    def _sync(search, tab, rng, typed_from, typed_to, channels):
+        return sync_view(search, tab, rng, typed_from, typed_to, channels, known_channels, ctx.triggered_id)
 
     @dash_app.callback(Output(ids.TAB_CONTENT, "children"), Output(ids.RENDERED_TAB, "data"),
                        Input(ids.TABS, "active_tab"), State(ids.URL, "search"), State(ids.RENDERED_TAB, "data"))

@@ -79,8 +79,8 @@ def _dashboard_database_problem() -> str | None:
 # any input). Dropdowns and text inputs send text unless listed.
 PROPERTY_TYPES: dict[str, tuple[type, ...]] = {
     "search": (str,), "active_tab": (str,), "n_intervals": (int,), "n_clicks": (int,), "clickData": (dict,),
-    "getRowsRequest": (dict,), "start_date": (str,), "end_date": (str,), "submit_n_clicks": (int,),
-    "cellClicked": (dict,), "n_submit": (int,),
+    "getRowsRequest": (dict,), "submit_n_clicks": (int,), "cellClicked": (dict,), "n_submit": (int,),
+    "relayoutData": (dict,),
 }
 VALUE_TYPES: dict[str, tuple[type, ...]] = {
     "refresh-choice": (int,), "corr-lag": (int,), "corr-metrics": (list,), "corr-detrend": (bool,), "channels": (list,),

@@ -17,7 +17,7 @@ DEFAULT_TAB = "overview"
 
 RANGE_PRESETS: tuple[tuple[str, str], ...] = (
     ("1h", "Last hour"), ("6h", "Last 6 hours"), ("24h", "Last 24 hours"), ("7d", "Last 7 days"),
-    ("30d", "Last 30 days"), ("90d", "Last 90 days"), ("custom", "Custom dates"),
+    ("30d", "Last 30 days"), ("90d", "Last 90 days"), ("custom", "Custom (from – to)"),
 )
 RANGE_IDS = tuple(r for r, _ in RANGE_PRESETS)
 DEFAULT_RANGE = "24h"
@@ -55,17 +55,24 @@ def filters(channels: tuple[str, ...]) -> dbc.Row:
                 dbc.Label("Time range", html_for=ids.RANGE, className="small text-muted mb-1"),
                 dcc.Dropdown(id=ids.RANGE, options=[{"label": lbl, "value": v} for v, lbl in RANGE_PRESETS],
                              value=DEFAULT_RANGE, clearable=False),
-            ], md=3),
-            dbc.Col(html.Div([
-                dbc.Label("From – to (UTC)", className="small text-muted mb-1"),
-                dcc.DatePickerRange(id=ids.CUSTOM_RANGE, display_format="YYYY-MM-DD", clearable=False),
-            ], id=ids.CUSTOM_RANGE_WRAPPER, style={"display": "none"}), md="auto"),
+            ], md=2),
+            dbc.Col([
+                dbc.Label("From – to (UTC)", html_for=ids.RANGE_FROM, className="small text-muted mb-1"),
+                html.Div(dbc.InputGroup([
+                    dbc.Input(id=ids.RANGE_FROM, type="text", debounce=True, maxlength=25, autocomplete="off",
+                              placeholder="2026-11-25 06:00"),
+                    dbc.InputGroupText("→"),
+                    dbc.Input(id=ids.RANGE_TO, type="text", debounce=True, maxlength=25, autocomplete="off",
+                              placeholder="2026-11-25 09:00"),
+                ]), title="The window on show, in UTC. Type a date and time (2026-11-25 06:00) and press Enter "
+                          "to look at exactly that window."),
+            ], md=4),
             dbc.Col([
                 dbc.Label("Channels", html_for=ids.CHANNELS, className="small text-muted mb-1"),
                 dcc.Dropdown(id=ids.CHANNELS, options=[{"label": channel_label(c), "value": c}
                                                 for c in channels],
                              value=[], multi=True, placeholder="All channels"),
-            ], md=4),
+            ], md=3),
             dbc.Col([
                 dbc.Label("Auto-refresh", html_for=ids.REFRESH_CHOICE, className="small text-muted mb-1"),
                 dcc.Dropdown(id=ids.REFRESH_CHOICE, options=[{"label": lbl, "value": v} for v, lbl in REFRESH_CHOICES],

@@ -106,16 +106,25 @@ def resolve_range(start: str | None, end: str | None, now: datetime) -> tuple[da
     return start_t, end_t
 
 
+MINUTES_UP_TO = timedelta(hours=6)
+HOURS_UP_TO = timedelta(days=32)  # 30 days by hour: 721 points, so a 3-hour dip keeps its depth
+
+
+def auto_granularity(span: timedelta) -> str:
+    """The granularity a chart of `span` is drawn at when none is asked for: up to 6 hours by
+    minute, up to 32 days by hour, longer by day."""
+    return "minute" if span <= MINUTES_UP_TO else "hour" if span <= HOURS_UP_TO else "day"
+
+
 def resolve_window(start: str | None, end: str | None, granularity: str | None, now: datetime) -> TimeWindow:
-    """Parse, validate and align a range; pick the granularity when not given (≤ 6 h by
-    minute, ≤ 14 d by hour, else by day) and coarsen it past 2,000 points."""
+    """Parse, validate and align a range; pick the granularity when not given
+    (`auto_granularity`) and coarsen it past 2,000 points."""
     start_t, end_t = resolve_range(start, end, now)
     if granularity is not None and granularity not in GRANULARITIES:
         raise QueryError(f"granularity {granularity[:20]!r} is not one of {', '.join(GRANULARITIES)}",
                          "granularity")
     span = end_t - start_t
-    chosen = granularity or ("minute" if span <= timedelta(hours=6) else "hour" if span <= timedelta(days=14)
-                             else "day")
+    chosen = granularity or auto_granularity(span)
     for candidate in GRANULARITIES[GRANULARITIES.index(chosen):]:
         chosen = candidate
         if math.ceil(span / STEP[candidate]) + 1 <= MAX_POINTS:

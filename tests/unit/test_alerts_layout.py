@@ -118,8 +118,9 @@ def test_a_refusal_is_shown_under_its_field_label():
 
 def test_the_granularity_of_a_view_is_that_of_its_chart():
     assert [view_granularity(ViewState(range=r)) for r in ("1h", "6h", "24h", "7d", "30d", "90d")] == \
-        ["minute", "minute", "hour", "hour", "day", "day"]
-    assert view_granularity(ViewState(range="custom", start="2026-11-01", end="2026-11-20")) == "day"
+        ["minute", "minute", "hour", "hour", "hour", "day"]
+    assert view_granularity(ViewState(range="custom", start="2026-11-01", end="2026-11-20")) == "hour"
+    assert view_granularity(ViewState(range="custom", start="2026-10-01", end="2026-11-20")) == "day"
     assert view_granularity(ViewState(range="custom", start="2026-11-01T10:00:00Z",
                                       end="2026-11-01T14:00:00Z")) == "minute"
 

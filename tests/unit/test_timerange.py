@@ -27,7 +27,8 @@ def test_malformed_times_name_their_field(text):
 
 
 @pytest.mark.parametrize("start, granularity", [
-    ("now-6h", "minute"), ("now-7h", "hour"), ("now-14d", "hour"), ("now-15d", "day"), ("now-400d", "day"),
+    ("now-6h", "minute"), ("now-7h", "hour"), ("now-14d", "hour"), ("now-30d", "hour"), ("now-32d", "hour"),
+    ("now-33d", "day"), ("now-400d", "day"),
 ])
 def test_automatic_granularity(start, granularity):
     assert resolve_window(start, None, None, NOW).granularity == granularity

@@ -1,0 +1,24 @@
+"""A drag-zoom on the Overview's time chart sets the dashboard's range (Grafana's way)."""
+from dash import no_update
+
+from callbacks.overview import search_after_zoom
+
+CHANNELS = ("email", "sms", "push")
+
+
+def test_a_zoom_becomes_the_range_to_the_whole_minute():
+    relayout = {"xaxis.range[0]": "2026-11-25 06:12:34.5678", "xaxis.range[1]": "2026-11-26 01:00:10"}
+    assert search_after_zoom("?tab=overview&range=7d&channel=sms", relayout, CHANNELS) == \
+        "?tab=overview&range=custom&start=2026-11-25T06:12:00Z&end=2026-11-26T01:01:00Z&channel=sms"
+    assert search_after_zoom("?tab=overview", {"xaxis.range": ["2026-11-25 06:00", "2026-11-25 07:00"]},
+                             CHANNELS) == "?tab=overview&range=custom&start=2026-11-25T06:00:00Z&end=2026-11-25T07:00:00Z"
+    # inside one minute: that minute
+    assert search_after_zoom("?tab=overview", {"xaxis.range[0]": "2026-11-25 06:00:10",
+                                               "xaxis.range[1]": "2026-11-25 06:00:20"}, CHANNELS) == \
+        "?tab=overview&range=custom&start=2026-11-25T06:00:00Z&end=2026-11-25T06:01:00Z"
+
+
+def test_what_is_not_a_zoom_changes_nothing():
+    for relayout in ({"xaxis.autorange": True}, {"autosize": True}, None, {"xaxis.range[0]": "x", "xaxis.range[1]": "y"},
+                     {"xaxis.range[0]": "0001-01-01", "xaxis.range[1]": "2026-11-25"}, {"xaxis.range": "2026"}):
+        assert search_after_zoom("?tab=overview", relayout, CHANNELS) is no_update, relayout
