@@ -31,7 +31,7 @@ run: .stamp-install
 	$(FLASK) init-db
 	$(FLASK) seed-demo --days $(DEMO_DAYS) --per-hour $(DEMO_PER_HOUR) --if-empty
 	@echo "Dashboard: http://$(HOST):$(PORT)/analytics/   API: http://$(HOST):$(PORT)/api/analytics/openapi.json"
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	DEMO_FEED_PER_HOUR=$(DEMO_PER_HOUR) $(FLASK) run --host $(HOST) --port $(PORT)
 
 test: .stamp-install-dev
 	$(PY) -m pytest

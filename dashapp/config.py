@@ -43,10 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "ALERT_SETTLE_SECONDS": 60.0,   # a bucket is judged this long after it ends (late events settle)
     "ALERT_WEBHOOK_TIMEOUT_SECONDS": 5.0,
     "ALERT_DIGEST_HOUR": 8,         # UTC hour the daily digests go out
+    "DEMO_FEED_PER_HOUR": 0,        # > 0: the in-process scheduler feeds demo notifications (make run)
 }
 
 _INT_SETTINGS = ("RAW_RETENTION_DAYS", "MINUTE_RETENTION_HOURS", "CACHE_DEFAULT_TIMEOUT", "LIVE_CACHE_TIMEOUT",
-                 "ALERT_DIGEST_HOUR")
+                 "ALERT_DIGEST_HOUR", "DEMO_FEED_PER_HOUR")
 _FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT", "QUERY_TIMEOUT_SECONDS", "REPORT_BUDGET_SECONDS", "WRITE_TIMEOUT_SECONDS",
                    "ROLLUP_INTERVAL_SECONDS", "ALERT_SETTLE_SECONDS", "ALERT_WEBHOOK_TIMEOUT_SECONDS")
 _STR_SETTINGS = ("ENV", "DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL", "CACHE_PREFIX", "SCHEDULER", "URL_PREFIX",
@@ -117,6 +118,9 @@ def validate_settings(settings: dict[str, Any], explicit_database: bool) -> dict
         raise ConfigError(f"WRITE_TIMEOUT_SECONDS must be from 0.5 to 25, got {settings['WRITE_TIMEOUT_SECONDS']}")
     if not 0 <= settings["ALERT_DIGEST_HOUR"] <= 23:
         raise ConfigError(f"ALERT_DIGEST_HOUR must be an hour from 0 to 23 (UTC), got {settings['ALERT_DIGEST_HOUR']}")
+    if not 0 <= settings["DEMO_FEED_PER_HOUR"] <= 1_000_000:
+        raise ConfigError(f"DEMO_FEED_PER_HOUR must be from 0 (off) to 1,000,000 notifications an hour, got "
+                          f"{settings['DEMO_FEED_PER_HOUR']}")
     if not 0 <= settings["ALERT_SETTLE_SECONDS"] <= 86400:
         raise ConfigError(f"ALERT_SETTLE_SECONDS must be from 0 to 86400, got {settings['ALERT_SETTLE_SECONDS']}")
     if not 0.5 <= settings["ALERT_WEBHOOK_TIMEOUT_SECONDS"] <= 30:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from flask import Flask
+from sqlalchemy import func, select
 
 from dashapp.alerting import deliver_alerts, evaluate_alerts
 from dashapp.extensions import db
-from services import dialect, rollup
+from services import demo, dialect, rollup
+from services.ingest import oldest_accepted
+from services.schema import notification_events
 
 log = logging.getLogger("scheduler")
 
@@ -41,6 +44,29 @@ def run_alert_delivery(app: Flask) -> None:
                  report.failed)
 
 
+def run_demo_feed(app: Flask) -> None:
+    """Keep the demo alive (`make run`): new events every few seconds through the ingest
+    storage path, now and then an SMS carrier outage, and — on the first run of a process —
+    the history since the newest stored event filled in, so a demo started days ago shows the
+    last days too."""
+    state = app.extensions.setdefault("demo_feed", {})
+    now = datetime.now(timezone.utc)
+    with app.app_context():
+        config = app.config
+        if "until" not in state:
+            with db.engine.connect() as conn:
+                newest = conn.execute(select(func.max(notification_events.c.created_at))).scalar()
+            floor = oldest_accepted(now, config["RAW_RETENTION_DAYS"]) + timedelta(hours=1)
+            start = min(max(newest, floor), now) if newest else now
+            state.update(until=start, sent_from=start)
+        report = demo.feed(db.engine.begin, state["until"], now, config["DEMO_FEED_PER_HOUR"], DEMO_FEED_SEED,
+                           state["sent_from"])
+    state["until"] = now
+    if report.topped_up:
+        log.info("job demo-feed: filled in %.1f hours of history since %s UTC: %d events",
+                 (now - report.since).total_seconds() / 3600, f"{report.since:%Y-%m-%d %H:%M}", report.written)
+
+
 def run_retention(app: Flask) -> None:
     with app.app_context():
         config = app.config
@@ -63,6 +89,7 @@ class JobSpec:
     trigger_args: dict = field(default_factory=dict)  # for the "interval" trigger
     misfire_grace_time: int = 30
     interval_setting: str | None = None               # an app setting that overrides the interval (seconds)
+    enabled_setting: str | None = None                # an app setting that must be set for the job to run
 
 
 JOBS: tuple[JobSpec, ...] = (
@@ -70,13 +97,17 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec("alert-delivery", run_alert_delivery, {"seconds": 5}, misfire_grace_time=30),
     JobSpec("retention", run_retention, {"hours": 1}, misfire_grace_time=600),
     JobSpec("partition-maintenance", run_partition_maintenance, {"hours": 24}, misfire_grace_time=3600),
+    JobSpec("demo-feed", run_demo_feed, {"seconds": 5}, misfire_grace_time=30, enabled_setting="DEMO_FEED_PER_HOUR"),
 )
+DEMO_FEED_SEED = 42
 
 
 def add_jobs(scheduler, app: Flask, start_now: bool = True) -> None:
     """Register every job once (replace_existing keeps a restart from duplicating them)."""
     first_run = datetime.now(timezone.utc) if start_now else None
     for spec in JOBS:
+        if spec.enabled_setting and not app.config.get(spec.enabled_setting):
+            continue
         trigger = dict(spec.trigger_args)
         if spec.interval_setting and app.config.get(spec.interval_setting):
             trigger = {"seconds": float(app.config[spec.interval_setting])}

@@ -142,12 +142,21 @@ def plan_episodes(rng, start: datetime, end: datetime, incidents: list[dict]) ->
 
 
 def generate(days: int, per_hour: int, seed: int, end: datetime) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """Column arrays of every event (and the incident plan). `per_hour` is the average
-    number of notifications sent per hour; each becomes 2–4 events."""
-    rng = np.random.default_rng(seed)
+    """Column arrays of every event of `days` days up to the hour of `end` (and the incident
+    plan). `per_hour` is the average number of notifications sent per hour; each becomes 2–4
+    events."""
     end = end.replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
-    hours = days * 24
+    return generate_span(start, days * 24, per_hour, seed, plan_incidents(start, end), episodes=True)
+
+
+def generate_span(start: datetime, hours: int, per_hour: int, seed: int, incidents: list[dict],
+                  episodes: bool = False, cut_at_end: bool = True) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """The notifications sent in `hours` hours from `start` (an hour), with the `incidents`
+    given (and, with `episodes`, the related SMS/email episodes planned among them); their
+    events up to the end of the span, or all of them (`cut_at_end=False`)."""
+    rng = np.random.default_rng(seed)
+    end = start + timedelta(hours=hours)
     hour_starts = np.arange(hours) * 3600 + int((start - EPOCH).total_seconds())
     hour_of_day = (hour_starts // 3600) % 24
     weekday = ((hour_starts // 86400) + 3) % 7  # 1970-01-01 was a Thursday
@@ -165,7 +174,7 @@ def generate(days: int, per_hour: int, seed: int, end: datetime) -> tuple[dict[s
     probs = np.array([OUTCOMES[c] for c in channels])[tpl_channel]  # n x 3
     median = np.array([PROCESSING[c][0] for c in channels])[tpl_channel]
     sigma = np.array([PROCESSING[c][1] for c in channels])[tpl_channel]
-    incidents = plan_incidents(start, end)
+    incidents = [dict(i) for i in incidents]
     for inc in incidents:
         lo = int((inc["start"] - EPOCH).total_seconds()) * 1_000_000
         hi = lo + inc["hours"] * 3_600_000_000
@@ -178,7 +187,7 @@ def generate(days: int, per_hour: int, seed: int, end: datetime) -> tuple[dict[s
             probs[mask] = (0.69, 0.01, 0.30)
         elif inc["kind"] == "push_latency_spike":
             median = np.where(mask, median * 8, median)
-    episodes = plan_episodes(rng, start, end, incidents)
+    episodes = plan_episodes(rng, start, end, incidents) if episodes else []
     for hour in episodes:  # an SMS carrier hiccup, then email bounces two hours later
         lo = int((hour - EPOCH).total_seconds()) * 1_000_000
         sms_mask = (sent_us >= lo) & (sent_us < lo + 3_600_000_000) & (tpl_channel == channels.index("sms"))
@@ -222,7 +231,8 @@ def generate(days: int, per_hour: int, seed: int, end: datetime) -> tuple[dict[s
     time_us = np.concatenate([p[1] for p in parts])
     status = np.concatenate([p[2] for p in parts])
     ptime = np.concatenate([p[3] for p in parts])
-    keep = time_us < int((end - EPOCH).total_seconds()) * 1_000_000  # nothing from the future
+    # nothing after the span (the caller's "now"), unless the caller picks the events it wants
+    keep = time_us < int((end - EPOCH).total_seconds()) * 1_000_000 if cut_at_end else np.ones(len(time_us), bool)
     order = np.argsort(time_us[keep], kind="stable")
     columns = {"notification": note[keep][order], "time_us": time_us[keep][order],
                "status": status[keep][order], "processing": ptime[keep][order],
@@ -325,3 +335,68 @@ def write_templates(conn: Connection) -> None:
 
 def incidents_as_dicts(result: DemoResult) -> list[dict]:
     return [asdict(i) for i in result.incidents]
+
+
+# ---------------------------------------------------------------- a live feed
+
+FEED_LOOKBACK = timedelta(hours=3)  # opens and clicks come up to hours after their send
+INCIDENT_EVERY_HOURS = 12           # about one hour in twelve holds an SMS carrier outage
+FEED_BATCH = 20_000
+
+
+def hour_seed(seed: int, hour: datetime) -> int:
+    return seed * 1_000_003 + int((hour - EPOCH).total_seconds() // 3600)
+
+
+def live_incidents(hour: datetime, seed: int) -> list[dict]:
+    """The incidents of one hour of the live feed, decided by the hour itself."""
+    if np.random.default_rng(hour_seed(seed, hour) ^ 0x5EED).random() >= 1 / INCIDENT_EVERY_HOURS:
+        return []
+    return [dict(kind="sms_delivery_drop", channel="sms", template_id=None, metric="delivery_rate", normal=92.0,
+                 during=45.0, start=hour, hours=1, description="SMS delivery rate falls to ~45% for an hour "
+                                                                 "(carrier outage)")]
+
+
+def events_between(since: datetime, until: datetime, per_hour: int, seed: int, sent_from: datetime,
+                   now: datetime) -> list[tuple]:
+    """Rows of the live feed's events with `since` <= created_at < `until`, of notifications
+    sent from `sent_from` on. Each hour's notifications come from that hour's own seed, so
+    any window gives the same events (and ingest de-duplicates a window fed twice)."""
+    rows: list[tuple] = []
+    hour = max(since - FEED_LOOKBACK, sent_from).replace(minute=0, second=0, microsecond=0)
+    lo, hi = (int((t - EPOCH).total_seconds() * 1_000_000) for t in (since, until))
+    first_send = int((sent_from - EPOCH).total_seconds() * 1_000_000)
+    while hour < until:
+        s = hour_seed(seed, hour)
+        columns, _ = generate_span(hour, 1, per_hour, s, live_incidents(hour, seed), cut_at_end=False)
+        sent = columns["status"] == 0  # every notification has its send: when it was sent
+        sent_at = np.zeros(int(columns["notification"].max()) + 1 if sent.any() else 0, dtype=np.int64)
+        sent_at[columns["notification"][sent]] = columns["time_us"][sent]
+        keep = ((columns["time_us"] >= lo) & (columns["time_us"] < hi) & (sent_at[columns["notification"]] >= first_send)
+                if sent.any() else np.zeros(0, dtype=bool))
+        if keep.any():
+            picked = {k: v[keep] for k, v in columns.items()}
+            rows += to_rows(picked, s, now, 0, int(keep.sum()))
+        hour += timedelta(hours=1)
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return rows
+
+
+@dataclass(frozen=True)
+class FeedReport:
+    since: datetime
+    until: datetime
+    written: int      # events stored (duplicates of a window fed before are not)
+    topped_up: bool   # the window was longer than a tick: history filled in
+
+
+def feed(conn_factory: Callable, since: datetime, now: datetime, per_hour: int, seed: int,
+         sent_from: datetime) -> FeedReport:
+    """Store the live feed's events of [since, now) through the ingest storage path, in
+    batches (a long window — history fallen behind — is written as a backfill)."""
+    rows = events_between(since, now, per_hour, seed, sent_from, now)
+    written = 0
+    for i in range(0, len(rows), FEED_BATCH):
+        with conn_factory() as conn:
+            written += store_rows(conn, rows[i:i + FEED_BATCH], now=now)
+    return FeedReport(since, now, written, topped_up=now - since > timedelta(minutes=5))

@@ -26,8 +26,12 @@ def test_jobs_are_registered_once_with_stable_ids(sqlite_url):
     add_jobs(scheduler, app, start_now=False)
     add_jobs(scheduler, app, start_now=False)  # a restart re-registers: still one of each
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert sorted(jobs) == sorted(spec.id for spec in JOBS) == ["alert-delivery", "partition-maintenance",
-                                                                     "retention", "rollup"]
+    assert sorted(jobs) == sorted(spec.id for spec in JOBS if not spec.enabled_setting) == [
+        "alert-delivery", "partition-maintenance", "retention", "rollup"]
+    # the demo feed runs only where it is asked for (make run)
+    fed = BackgroundScheduler(timezone="UTC")
+    add_jobs(fed, create_app({"DATABASE_URL": sqlite_url, "DEMO_FEED_PER_HOUR": 400}), start_now=False)
+    assert fed.get_job("demo-feed").trigger.interval.total_seconds() == 5
     assert jobs["rollup"].trigger.interval.total_seconds() == 2  # ROLLUP_INTERVAL_SECONDS
     assert jobs["retention"].trigger.interval.total_seconds() == 3600
     assert all(job.coalesce and job.max_instances == 1 and job.misfire_grace_time for job in jobs.values())

@@ -1,5 +1,5 @@
 """The demo generator: lifecycle-consistent, seasonal, deterministic, incidents where said."""
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
@@ -68,3 +68,27 @@ def test_sms_delivery_drop_is_in_the_data():
     during = sms & (cols["time_us"] >= lo) & (cols["time_us"] < hi)
     assert 0.38 < delivery_rate(during) < 0.52
     assert 0.89 < delivery_rate(sms & ~during) < 0.95
+
+
+def test_the_live_feed_gives_the_same_events_whatever_the_windows():
+    start = datetime(2026, 11, 28, 6, 20, tzinfo=timezone.utc)
+    mid, end = start + timedelta(minutes=47), start + timedelta(hours=3)
+    whole = demo.events_between(start, end, 400, 9, start, end)
+    parts = demo.events_between(start, mid, 400, 9, start, end) + demo.events_between(mid, end, 400, 9, start, end)
+    assert [r[1] for r in whole] == [r[1] for r in parts] and len({r[1] for r in whole}) == len(whole)
+    assert all(start <= r[0] < end for r in whole)
+    # every event belongs to a notification whose send is fed too: no open without its send
+    sent = {r[2] for r in whole if r[7] == "sent"}
+    assert {r[2] for r in whole} == sent
+
+
+def test_the_live_feed_has_an_outage_now_and_then():
+    start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    hours = [start + timedelta(hours=h) for h in range(24 * 20)]
+    outages = [h for h in hours if demo.live_incidents(h, 42)]
+    assert 0.04 < len(outages) / len(hours) < 0.14
+    hour = outages[0]
+    rows = demo.events_between(hour, hour + timedelta(hours=1), 2000, 42, hour, hour + timedelta(hours=2))
+    sms = [r for r in rows if r[4] == "sms" and r[7] in ("delivered", "failed", "bounced")]
+    assert sum(r[7] == "delivered" for r in sms) / len(sms) < 0.7
+    assert sum(r[11] == "carrier_outage" for r in sms) > 0.5 * sum(r[7] != "delivered" for r in sms)
