@@ -52,6 +52,13 @@ def pair_view(report: dict | None, pair: list | None, revision: str) -> tuple:
     return chosen["sentence"], overlay, scatter, lag_fig
 
 
+def clicked_pair(click) -> list[str] | None:
+    """The pair a click on the matrix picked: each cell carries "a|b"."""
+    points = (click or {}).get("points") if isinstance(click, dict) else None
+    data = points[0].get("customdata") if points and isinstance(points[0], dict) else None
+    return data.split("|") if isinstance(data, str) and data.count("|") == 1 else None
+
+
 def well_formed(report) -> bool:
     """Whether the stored report has the shape matrix_view stored (the store comes back from
     the browser: anything else is drawn as nothing, not a server error)."""
@@ -82,10 +89,7 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
                        Input(ids.CORR_REPORT, "data"), Input(ids.CORR_MATRIX, "clickData"),
                        State(ids.URL, "search"))
     def _pair(report, click, search):
-        pair = None
-        if click and click.get("points") and isinstance(click["points"][0].get("customdata"), list):
-            pair = click["points"][0]["customdata"]
-        return pair_view(report, pair, search or "")
+        return pair_view(report, clicked_pair(click), search or "")
 
     @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.CORR_METRICS, "value"),
                        Input(ids.CORR_LAG, "value"), Input(ids.CORR_DETREND, "value"), State(ids.URL, "search"),

@@ -198,7 +198,8 @@ def correlation_matrix(report: dict, revision: str) -> go.Figure:
     text = [["" if i == j or r[i][j] is None else f"{r[i][j]:.2f}" + (f" (lag {lag[i][j]:+d})" if lag[i][j] else "")
              + (" def." if related[i][j] else "") for j in range(n)] for i in range(n)]
     keys = report["matrix"]["metrics"]
-    pair_keys = [[[keys[i], keys[j]] for j in range(n)] for i in range(n)]
+    # a click event keeps only plain values of a point, so each cell carries its pair as "a|b"
+    pair_keys = [[f"{keys[i]}|{keys[j]}" for j in range(n)] for i in range(n)]
     fig = go.Figure()
     # every cell carries its pair, grey ones included, so any click opens that pair
     fig.add_trace(go.Heatmap(z=grey, x=labels, y=labels, colorscale=[[0, "#e9ecef"], [1, "#e9ecef"]],

@@ -10,7 +10,7 @@ from layouts.figures import format_value
 from services.query import CATALOGUE
 
 KPI_METRICS = ("sent", "delivery_rate", "open_rate", "click_rate", "p95_processing_time")
-GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+GRAPH_CONFIG = {"displaylogo": False, "displayModeBar": "hover", "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
 def metric_options(custom: list | None = None) -> list[dict]:

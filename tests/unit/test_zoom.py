@@ -22,3 +22,13 @@ def test_what_is_not_a_zoom_changes_nothing():
     for relayout in ({"xaxis.autorange": True}, {"autosize": True}, None, {"xaxis.range[0]": "x", "xaxis.range[1]": "y"},
                      {"xaxis.range[0]": "0001-01-01", "xaxis.range[1]": "2026-11-25"}, {"xaxis.range": "2026"}):
         assert search_after_zoom("?tab=overview", relayout, CHANNELS) is no_update, relayout
+
+
+def test_a_click_on_the_correlation_matrix_names_its_pair():
+    from callbacks.correlations import clicked_pair
+
+    point = {"x": "Email bounce rate", "y": "SMS delivery rate", "customdata": "sms:delivery_rate|email:bounce_rate"}
+    assert clicked_pair({"points": [point]}) == ["sms:delivery_rate", "email:bounce_rate"]
+    for click in (None, {}, {"points": []}, {"points": [{"customdata": ["a", "b"]}]}, {"points": [{}]},
+                  {"points": [{"customdata": "a|b|c"}]}, {"points": "x"}, "x"):
+        assert clicked_pair(click) is None, click
