@@ -36,7 +36,12 @@ def timeseries_figure(state: ViewState):
     metric, metric_error = ask_metric(state.metric)
     if error or metric_error:
         return figures.empty_figure(error or metric_error)
-    return figures.time_series(series_records(series), metric.label, metric.unit, revision=to_search(state))
+    records = series_records(series)
+    if metric.kind == "rate":  # the events behind each point, for the hover
+        for record, point in zip(records, series.points):
+            record["volume"] = point.denominator
+    return figures.time_series(records, metric.label, metric.unit, revision=to_search(state),
+                               volume_of=metric.denominator if metric.kind == "rate" else None)
 
 
 def channel_figure(state: ViewState):
@@ -85,7 +90,8 @@ def search_after_time_click(search: str, click: dict, channels: tuple[str, ...])
         return no_update
     window = window_of(state)
     granularity = resolve_window(window[0], window[1], None, datetime.now(timezone.utc)).granularity
-    channel = point.get("customdata")
+    data = point.get("customdata")
+    channel = data[0] if isinstance(data, list) and data else data  # [channel, volume] on the time chart
     return to_search(focused_on_bucket(state, when, STEP[granularity], channel if channel in channels else None))
 
 

@@ -60,8 +60,11 @@ def empty_figure(message: str, height: int = 320) -> go.Figure:
     return _base(fig, "empty", height)
 
 
-def time_series(records: Sequence[dict], label: str, unit: str, revision: str, split: str = "channel") -> go.Figure:
-    """One line per value of `split` (or a single line when records have none)."""
+def time_series(records: Sequence[dict], label: str, unit: str, revision: str, split: str = "channel",
+                volume_of: str | None = None) -> go.Figure:
+    """One line per value of `split` (or a single line when records have none). A rate's axis
+    is scaled to its values (a dip from 98 % to 91 % is visible), and its hover names the
+    events behind each point (`volume_of`: "sent", from each record's "volume")."""
     if not any(r["value"] for r in records):
         return empty_figure("No events in this range")
     groups: dict[str, list[dict]] = {}
@@ -69,14 +72,16 @@ def time_series(records: Sequence[dict], label: str, unit: str, revision: str, s
         groups.setdefault(r.get(split, "all"), []).append(r)
     fig = go.Figure()
     fmt = value_format(unit)
+    behind = f"<br>of %{{customdata[1]:,.0f}} {volume_of}" if volume_of else ""
     for key, rows in groups.items():
         name = channel_label(str(key))
         fig.add_trace(go.Scatter(
             x=[r["time"] for r in rows], y=[r["value"] for r in rows], mode="lines", name=name,
-            line=dict(color=CHANNEL_COLOURS.get(key, FALLBACK), width=2), customdata=[key] * len(rows),
-            connectgaps=False,
-            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}<extra></extra>"))
-    fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt, rangemode="tozero")
+            line=dict(color=CHANNEL_COLOURS.get(key, FALLBACK), width=2),
+            customdata=[[key, r.get("volume")] for r in rows], connectgaps=False,
+            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}{behind}"
+                          "<extra></extra>"))
+    fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt, rangemode="normal" if unit == "%" else "tozero")
     fig.update_xaxes(title=None)
     return _base(fig, revision)
 

@@ -32,3 +32,16 @@ def test_a_click_on_the_correlation_matrix_names_its_pair():
     for click in (None, {}, {"points": []}, {"points": [{"customdata": ["a", "b"]}]}, {"points": [{}]},
                   {"points": [{"customdata": "a|b|c"}]}, {"points": "x"}, "x"):
         assert clicked_pair(click) is None, click
+
+
+def test_a_rate_chart_is_scaled_to_its_values_and_names_the_events_behind_each_point():
+    from layouts.figures import time_series
+
+    records = [{"time": "2026-11-25T06:00:00Z", "channel": "sms", "value": 97.5, "volume": 400.0},
+               {"time": "2026-11-25T07:00:00Z", "channel": "sms", "value": 91.0, "volume": 380.0}]
+    rate = time_series(records, "Delivery rate", "%", "r", volume_of="sent")
+    assert rate.layout.yaxis.rangemode == "normal"
+    assert "of %{customdata[1]:,.0f} sent" in rate.data[0].hovertemplate
+    assert [list(c) for c in rate.data[0].customdata] == [["sms", 400.0], ["sms", 380.0]]
+    count = time_series([{**r, "value": 10.0} for r in records], "Sent", "count", "r")
+    assert count.layout.yaxis.rangemode == "tozero" and "of %{" not in count.data[0].hovertemplate
