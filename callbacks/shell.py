@@ -71,6 +71,20 @@ def sync_view(search, tab, rng, typed_from, typed_to, channels, known_channels, 
             list(state.channels))
 
 
+def page_look(state: ViewState) -> tuple:
+    """(colour mode, page classes, dark switch, compact switch) the URL asks for."""
+    return ("dark" if state.dark else "light", "analytics-page" + (" density-compact" if state.compact else ""),
+            state.dark, state.compact)
+
+
+def search_with_look(search: str | None, dark, compact, known_channels: tuple[str, ...]):
+    """The URL with the theme and density the navbar switches say (kept in the URL, so a
+    wall screen's link holds them)."""
+    state = parse_search(search, known_channels)
+    chosen = replace(state, dark=dark is True, compact=compact is True)
+    return to_search(chosen) if chosen != state else no_update
+
+
 def tab_content(tab: str, state, channels: tuple[str, ...] = ("email", "sms", "push")):
     custom, _ = ask(list_metrics)  # every metric picker offers the saved custom metrics too
     if tab == "overview":
@@ -133,6 +147,16 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
     )
     def _sync(search, tab, rng, typed_from, typed_to, channels):
         return sync_view(search, tab, rng, typed_from, typed_to, channels, known_channels, ctx.triggered_id)
+
+    @dash_app.callback(Output(ids.PAGE, "data-bs-theme"), Output(ids.PAGE, "className"),
+                       Output(ids.THEME_DARK, "value"), Output(ids.DENSITY_COMPACT, "value"), Input(ids.URL, "search"))
+    def _look(search):
+        return page_look(parse_search(search, known_channels))
+
+    @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.THEME_DARK, "value"),
+                       Input(ids.DENSITY_COMPACT, "value"), State(ids.URL, "search"), prevent_initial_call=True)
+    def _choose_look(dark, compact, search):
+        return search_with_look(search, dark, compact, known_channels)
 
     @dash_app.callback(Output(ids.TAB_CONTENT, "children"), Output(ids.RENDERED_TAB, "data"),
                        Input(ids.TABS, "active_tab"), State(ids.URL, "search"), State(ids.RENDERED_TAB, "data"))

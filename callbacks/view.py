@@ -37,6 +37,8 @@ class ViewState:
     alert: str | None = None  # alerts: "new" opens the form drafted from this view; a rule id picks that rule
     find: str | None = None   # investigate: a user id or notification id
     user: str | None = None   # drill-down: only this user's events
+    dark: bool = False        # the dark theme
+    compact: bool = False     # the compact density (a wall screen shows more)
 
 
 def valid_alert(value: str | None) -> str | None:
@@ -116,7 +118,8 @@ def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewSta
                      detrend=first.get("detrend") != "false",
                      alert=valid_alert(first.get("alert")) if tab == "alerts" else None,
                      find=valid_id(first.get("find")) if tab == "investigate" else None,
-                     user=valid_id(first.get("user")) if tab == "drilldown" else None)
+                     user=valid_id(first.get("user")) if tab == "drilldown" else None,
+                     dark=first.get("theme") == "dark", compact=first.get("density") == "compact")
 
 
 def valid_spec(spec: str, channels: tuple[str, ...]) -> bool:
@@ -151,6 +154,10 @@ def to_search(state: ViewState) -> str:
         params["find"] = state.find
     if state.user and state.tab == "drilldown":
         params["user"] = state.user
+    if state.dark:
+        params["theme"] = "dark"
+    if state.compact:
+        params["density"] = "compact"
     return "?" + urlencode(params, safe=",:()")
 
 

@@ -34,6 +34,9 @@ def navbar(title: str = "Notification Analytics") -> dbc.Navbar:
             dbc.NavbarBrand(title, className="fw-semibold"),
             html.Span(id=ids.FIRING_BADGE, className="me-3"),
             html.Span(id=ids.DATA_AS_OF, className="small text-white-50 ms-auto me-3"),
+            dbc.Switch(id=ids.THEME_DARK, label="Dark", value=False, class_name="text-white-50 small me-3 mb-0"),
+            dbc.Switch(id=ids.DENSITY_COMPACT, label="Compact", value=False,
+                       class_name="text-white-50 small me-3 mb-0"),
             html.Div([
                 dbc.Label("Find a user or notification by id", html_for=ids.FIND_INPUT, class_name="visually-hidden"),
                 dbc.InputGroup([
@@ -84,7 +87,7 @@ def filters(channels: tuple[str, ...]) -> dbc.Row:
 
 
 def page(channels: tuple[str, ...]) -> html.Div:
-    return html.Div([
+    return html.Div(id=ids.PAGE, className="analytics-page", **{"data-bs-theme": "light"}, children=[
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Interval(id=ids.STATUS_POLL, interval=30_000),
         dcc.Interval(id=ids.REFRESH, interval=DEFAULT_REFRESH * 1000),

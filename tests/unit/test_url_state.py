@@ -79,3 +79,17 @@ def test_an_alert_parameter_means_nothing_off_the_alerts_tab_or_when_malformed()
 def test_leaving_the_alerts_tab_drops_the_alert_from_the_url():
     out = sync_view("?tab=alerts&range=7d&alert=new", "trends", "7d", None, None, [], CHANNELS, ids.TABS, NOW)
     assert out[0] == "?tab=trends&range=7d"
+
+
+def test_the_theme_and_density_live_in_the_url():
+    from callbacks.shell import page_look, search_with_look
+
+    state = parse_search("?tab=trends&range=7d&theme=dark&density=compact", CHANNELS)
+    assert (state.dark, state.compact) == (True, True) and parse_search(to_search(state), CHANNELS) == state
+    assert page_look(state) == ("dark", "analytics-page density-compact", True, True)
+    assert page_look(parse_search("?theme=blue", CHANNELS)) == ("light", "analytics-page", False, False)
+    assert search_with_look("?tab=trends&range=7d", True, False, CHANNELS) == "?tab=trends&range=7d&theme=dark"
+    assert search_with_look("?tab=trends&range=7d&theme=dark", True, None, CHANNELS) is no_update
+    # switching tabs keeps them
+    out = sync_view("?tab=overview&range=7d&theme=dark", "compare", "7d", None, None, [], CHANNELS, ids.TABS, NOW)
+    assert out[0] == "?tab=compare&range=7d&theme=dark"

@@ -1,0 +1,36 @@
+"""The dark theme and the compact density in a real browser: chosen in the navbar, kept in
+the URL across tabs and a reload, and the charts' text follows the theme."""
+from selenium.webdriver.support.ui import WebDriverWait
+
+from dashapp import create_app
+from services.demo import seed_demo
+from services.rollup import rollup_pending
+
+AXIS_TEXT = "#channel-bar .js-plotly-plot .xtick text"
+
+
+def test_dark_and_compact_are_chosen_in_the_navbar_and_kept(dash_br, live_server, pg_engine):
+    seed_demo(pg_engine.begin, days=3, per_hour=30, seed=2)
+    rollup_pending(pg_engine)
+    server = live_server(create_app({"DATABASE_URL": pg_engine.url.render_as_string(hide_password=False)}))
+    dash_br.driver.get(server.url + "/analytics/?tab=overview&range=24h")
+    dash_br.wait_for_element(AXIS_TEXT, timeout=20)
+    fill = lambda d: d.execute_script(f"return getComputedStyle(document.querySelector('{AXIS_TEXT}')).fill")  # noqa: E731
+    light_fill = fill(dash_br.driver)
+
+    dash_br.find_element("label[for='theme-dark']").click()
+    dash_br.find_element("label[for='density-compact']").click()
+    wait = WebDriverWait(dash_br.driver, 15)
+    wait.until(lambda d: "theme=dark" in d.current_url and "density=compact" in d.current_url)
+    wait.until(lambda d: d.find_element("id", "page").get_attribute("data-bs-theme") == "dark")
+    assert "density-compact" in dash_br.find_element("#page").get_attribute("class")
+    wait.until(lambda d: fill(d) != light_fill)
+    assert fill(dash_br.driver) == "rgb(222, 226, 230)"
+
+    next(e for e in dash_br.find_elements(".nav-link") if e.text == "Trends").click()
+    wait.until(lambda d: "tab=trends" in d.current_url)
+    assert "theme=dark" in dash_br.driver.current_url and "density=compact" in dash_br.driver.current_url
+    dash_br.driver.refresh()
+    wait.until(lambda d: d.find_element("id", "page").get_attribute("data-bs-theme") == "dark")
+    assert dash_br.find_element("#theme-dark").is_selected()
+    assert dash_br.get_logs() == []
