@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from services.schema import channel_label
+from services.schema import CHANNELS, channel_label
 
 CHANNEL_COLOURS = {"email": "#4C78A8", "sms": "#F58518", "push": "#54A24B"}
 STATUS_COLOURS = {"sent": "#9D9DA1", "delivered": "#54A24B", "failed": "#E45756", "bounced": "#B279A2",
@@ -43,6 +43,13 @@ def format_value(value: float | None, unit: str) -> str:
     return f"{value:,.1f}{unit_suffix(unit)}"
 
 
+def in_channel_order(keys) -> list:
+    """Channels in the one order every chart and control uses (email, SMS, push), anything
+    else after them as it came."""
+    keys = list(keys)
+    return sorted(keys, key=lambda k: (CHANNELS.index(k) if k in CHANNELS else len(CHANNELS), keys.index(k)))
+
+
 def _base(fig: go.Figure, revision: str, height: int = 320) -> go.Figure:
     fig.update_layout(template="plotly_white", height=height, margin=dict(l=60, r=20, t=10, b=40),
                       font=dict(family=FONT, size=12), uirevision=revision,
@@ -73,7 +80,8 @@ def time_series(records: Sequence[dict], label: str, unit: str, revision: str, s
     fig = go.Figure()
     fmt = value_format(unit)
     behind = f"<br>of %{{customdata[1]:,.0f}} {volume_of}" if volume_of else ""
-    for key, rows in groups.items():
+    for key in in_channel_order(groups):
+        rows = groups[key]
         name = channel_label(str(key))
         fig.add_trace(go.Scatter(
             x=[r["time"] for r in rows], y=[r["value"] for r in rows], mode="lines", name=name,
@@ -82,7 +90,12 @@ def time_series(records: Sequence[dict], label: str, unit: str, revision: str, s
             hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}{behind}"
                           "<extra></extra>"))
     fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt, rangemode="normal" if unit == "%" else "tozero")
-    fig.update_xaxes(title=None)
+    # a crosshair through the point under the pointer (the hover stays on the closest line, so
+    # a click still drills into that line's channel)
+    fig.update_xaxes(title=None, showspikes=True, spikemode="across", spikesnap="data", spikethickness=1,
+                     spikedash="dot", spikecolor="#6c757d")
+    fig.update_yaxes(showspikes=True, spikemode="across", spikesnap="data", spikethickness=1, spikedash="dot",
+                     spikecolor="#6c757d")
     return _base(fig, revision)
 
 
@@ -90,6 +103,9 @@ def bars(records: Sequence[dict], dimension: str, label: str, unit: str, revisio
          labels: dict | None = None, height: int = 320) -> go.Figure:
     """One bar per value of `dimension`, coloured like that value everywhere else."""
     rows = [r for r in records if r["value"] is not None]
+    if dimension == "channel":
+        order = in_channel_order([r["channel"] for r in rows])
+        rows.sort(key=lambda r: order.index(r["channel"]))
     if not rows or not any(r["value"] for r in rows):
         return empty_figure("No events for this selection", height)
     colours = CHANNEL_COLOURS if dimension == "channel" else STATUS_COLOURS if dimension == "status" else {}

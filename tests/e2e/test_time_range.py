@@ -84,9 +84,10 @@ def test_a_drag_zoom_becomes_the_range_and_survives_the_refresh(dash_br, server)
     dash_br.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});"
                                   "arguments[0].click()", option)
     wait.until(lambda d: "Every 10 s" in d.find_element(By.ID, "refresh-choice").text)
-    WebDriverWait(dash_br.driver, 30).until(lambda d: (drawn(d) or {}).get("plots", 0) >= 1)  # a refresh redrew it
+    redrawn = WebDriverWait(dash_br.driver, 30).until(  # a refresh redrew it
+        lambda d: (lambda c: c if c and c.get("plots", 0) >= 1 and c.get("x") else False)(drawn(d)))
     assert url_params(dash_br.driver) == params
-    assert all(inside(x) for x in drawn(dash_br.driver)["x"])
+    assert all(inside(x) for x in redrawn["x"])
     assert dash_br.get_logs() == []
 
 
@@ -107,9 +108,12 @@ def test_a_typed_window_is_looked_at_and_a_bad_one_is_refused(dash_br, server):
     wait.until(lambda d: url_params(d).get("start") == f"{start:%Y-%m-%d}T06:00:00Z"
                and url_params(d).get("end") == f"{start:%Y-%m-%d}T09:00:00Z")
     # three hours: drawn by the minute, inside the window
-    wait.until(lambda d: (drawn(d) or {}).get("x") and all(
-        start <= utc(x) < start.replace(hour=9) for x in drawn(d)["x"]))
-    x = [utc(v) for v in drawn(dash_br.driver)["x"]]
+    def in_window(d):
+        chart = drawn(d)
+        inside = chart and chart.get("x") and all(start <= utc(x) < start.replace(hour=9) for x in chart["x"])
+        return chart["x"] if inside else False
+
+    x = [utc(v) for v in wait.until(in_window)]
     assert min(b - a for a, b in zip(x, x[1:])).total_seconds() == 60
 
     before = dash_br.driver.current_url
@@ -123,6 +127,7 @@ def test_a_typed_window_is_looked_at_and_a_bad_one_is_refused(dash_br, server):
 
 def test_thirty_days_are_drawn_by_the_hour(dash_br, server):
     dash_br.driver.get(server.url + "/analytics/?tab=overview&range=30d")
-    WebDriverWait(dash_br.driver, 20).until(lambda d: len((drawn(d) or {}).get("x") or []) > 24)
-    x = [utc(v) for v in drawn(dash_br.driver)["x"]]
+    drawn_x = WebDriverWait(dash_br.driver, 20).until(
+        lambda d: (lambda x: x if len(x) > 24 else False)((drawn(d) or {}).get("x") or []))
+    x = [utc(v) for v in drawn_x]
     assert {(b - a).total_seconds() for a, b in zip(x, x[1:])} == {3600.0}

@@ -45,3 +45,14 @@ def test_a_rate_chart_is_scaled_to_its_values_and_names_the_events_behind_each_p
     assert [list(c) for c in rate.data[0].customdata] == [["sms", 400.0], ["sms", 380.0]]
     count = time_series([{**r, "value": 10.0} for r in records], "Sent", "count", "r")
     assert count.layout.yaxis.rangemode == "tozero" and "of %{" not in count.data[0].hovertemplate
+
+
+def test_every_chart_shows_channels_in_one_order():
+    from layouts.figures import bars, time_series
+
+    records = [{"time": "2026-11-25T06:00:00Z", "channel": c, "value": v} for c, v in
+               (("push", 3.0), ("email", 1.0), ("sms", 2.0))]
+    assert [t.name for t in time_series(records, "Sent", "count", "r").data] == ["Email", "SMS", "Push"]
+    by_channel = bars([{"channel": c, "value": v} for c, v in (("push", 3.0), ("sms", 2.0), ("email", 1.0))],
+                      "channel", "Sent", "count", "r")
+    assert list(by_channel.data[0].x) == ["Email", "SMS", "Push"]
