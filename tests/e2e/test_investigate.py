@@ -46,9 +46,13 @@ def test_a_users_bounced_emails_then_one_notifications_lifecycle(dash_br, server
     assert shown == sorted(e["event_id"] for e in expected["events"])
     assert dash_br.find_element("#events-count").text == f"{bounced} events"
 
-    cell = rows[0].find_element(By.CSS_SELECTOR, "[col-id='notification_id']")
-    notification = cell.text
-    cell.click()                                                                     # click 3: its lifecycle
+    def open_first(driver):  # the grid may redraw its rows between finding the cell and the click
+        cell = driver.find_element(By.CSS_SELECTOR, ".ag-center-cols-container .ag-row [col-id='notification_id']")
+        text = cell.text
+        cell.click()                                                                 # click 3: its lifecycle
+        return text
+
+    notification = wait_for(dash_br, open_first)
     wait_url(dash_br, f"tab=investigate&range=7d&find={notification}")
     table = dash_br.wait_for_element("#lifecycle-table", timeout=20)
     lifecycle = api.get(f"/api/analytics/notifications/{notification}").get_json()
