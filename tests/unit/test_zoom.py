@@ -56,3 +56,11 @@ def test_every_chart_shows_channels_in_one_order():
     by_channel = bars([{"channel": c, "value": v} for c, v in (("push", 3.0), ("sms", 2.0), ("email", 1.0))],
                       "channel", "Sent", "count", "r")
     assert list(by_channel.data[0].x) == ["Email", "SMS", "Push"]
+
+
+def test_a_click_on_a_line_drills_into_its_channel_and_bucket():
+    from callbacks.overview import search_after_time_click
+
+    click = {"points": [{"x": "2026-11-24 14:00", "customdata": ["sms", 412.0]}]}
+    search = search_after_time_click("?tab=overview&range=7d", click, CHANNELS)
+    assert search == "?tab=drilldown&range=custom&start=2026-11-24T14:00:00Z&end=2026-11-24T15:00:00Z&drill=sms"
