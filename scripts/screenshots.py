@@ -26,6 +26,7 @@ VIEWS = (
     ("metrics", "?tab=metrics&range=7d"),
     ("correlations", "?tab=correlations&range=7d"),
     ("alerts", "?tab=alerts&range=24h&alert=1"),  # after a rule exists (see README, Alerts)
+    ("wall", "?tab=overview&range=24h&theme=dark&density=compact"),
     ("investigate-user", "?tab=investigate&range=7d&find={user}"),
     ("investigate-notification", "?tab=investigate&range=7d&find={notification}"),
 )
