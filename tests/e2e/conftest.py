@@ -41,6 +41,19 @@ class LiveServer:
         self._thread.join(timeout=5)
 
 
+def serve_demo(live_server, engine, days: int, per_hour: int, seed: int):
+    """`days` of demo data, rolled up, and the app over them on a loopback port: (server, a
+    test client of the same app, for the API's own answers)."""
+    from dashapp import create_app
+    from services.demo import seed_demo
+    from services.rollup import rollup_pending
+
+    seed_demo(engine.begin, days=days, per_hour=per_hour, seed=seed)
+    rollup_pending(engine)
+    app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    return live_server(app), app.test_client()
+
+
 @pytest.fixture
 def live_server():
     """`live_server(app)` serves `app` until the test ends."""

@@ -4,20 +4,15 @@ import pytest
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.support.ui import WebDriverWait
 
-from dashapp import create_app
 from layouts.correlations import DEFAULT_SET
-from services.demo import seed_demo
-from services.rollup import rollup_pending
+from tests.e2e.conftest import serve_demo
 
 MATRIX = "#corr-matrix .js-plotly-plot"
 
 
 @pytest.fixture
 def served(live_server, pg_engine):
-    seed_demo(pg_engine.begin, days=8, per_hour=80, seed=4)
-    rollup_pending(pg_engine)
-    app = create_app({"DATABASE_URL": pg_engine.url.render_as_string(hide_password=False)})
-    return live_server(app), app.test_client()
+    return serve_demo(live_server, pg_engine, days=8, per_hour=80, seed=4)
 
 
 def click_cell(driver, x_label: str, y_label: str) -> None:

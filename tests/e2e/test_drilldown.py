@@ -6,16 +6,12 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from dashapp import create_app
-from services.demo import seed_demo
-from services.rollup import rollup_pending
+from tests.e2e.conftest import serve_demo
 
 
 @pytest.fixture
 def server(live_server, pg_engine):
-    seed_demo(pg_engine.begin, days=8, per_hour=60, seed=3)
-    rollup_pending(pg_engine)
-    return live_server(create_app({"DATABASE_URL": pg_engine.url.render_as_string(hide_password=False)}))
+    return serve_demo(live_server, pg_engine, days=8, per_hour=60, seed=3)[0]
 
 
 def click_bar(browser, graph_id: str, label: str) -> None:

@@ -5,18 +5,13 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from dashapp import create_app
-from services.demo import seed_demo
-from services.rollup import rollup_pending
+from tests.e2e.conftest import serve_demo
 from tests.e2e.test_drilldown import crumbs, wait_for, wait_url
 
 
 @pytest.fixture
 def server(live_server, pg_engine):
-    seed_demo(pg_engine.begin, days=8, per_hour=80, seed=5)
-    rollup_pending(pg_engine)
-    app = create_app({"DATABASE_URL": pg_engine.url.render_as_string(hide_password=False)})
-    return live_server(app), app.test_client()
+    return serve_demo(live_server, pg_engine, days=8, per_hour=80, seed=5)
 
 
 def test_a_users_bounced_emails_then_one_notifications_lifecycle(dash_br, server):

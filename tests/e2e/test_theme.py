@@ -2,17 +2,13 @@
 the URL across tabs and a reload, and the charts' text follows the theme."""
 from selenium.webdriver.support.ui import WebDriverWait
 
-from dashapp import create_app
-from services.demo import seed_demo
-from services.rollup import rollup_pending
+from tests.e2e.conftest import serve_demo
 
 AXIS_TEXT = "#channel-bar .js-plotly-plot .xtick text"
 
 
 def test_dark_and_compact_are_chosen_in_the_navbar_and_kept(dash_br, live_server, pg_engine):
-    seed_demo(pg_engine.begin, days=3, per_hour=30, seed=2)
-    rollup_pending(pg_engine)
-    server = live_server(create_app({"DATABASE_URL": pg_engine.url.render_as_string(hide_password=False)}))
+    server, _ = serve_demo(live_server, pg_engine, days=3, per_hour=30, seed=2)
     dash_br.driver.get(server.url + "/analytics/?tab=overview&range=24h")
     dash_br.wait_for_element(AXIS_TEXT, timeout=20)
     fill = lambda d: d.execute_script(f"return getComputedStyle(document.querySelector('{AXIS_TEXT}')).fill")  # noqa: E731
