@@ -10,6 +10,7 @@ from layouts import shell
 from services.query import CATALOGUE
 from services.compare import COMPARE_TO
 from services.custom_metrics import NAME as CUSTOM_NAME
+from services.drilldown import NO_VALUE  # a drill value for "without an error code"
 from services.ingest import CODE_PATTERN, ID_PATTERN
 from services.schema import FAILURE_STATUSES, STATUSES
 from services.timerange import EARLIEST, LATEST
@@ -17,7 +18,6 @@ from services.trends import BASELINES
 
 DEFAULT_METRIC = "delivery_rate"
 DRILL_DEPTH = 4  # channel → status → template (→ error code, for failed and bounced events)
-NO_VALUE = "(none)"  # a drill value for "without an error code / provider"
 
 
 @dataclass(frozen=True)

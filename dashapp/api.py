@@ -142,8 +142,9 @@ def number_param(args, name: str, convert, low, high, default, message: str):
     return value
 
 
-def dimension_filters(args) -> dict:
-    return {d: args.get(d) for d in query_service.DIMENSIONS if args.get(d)}
+def dimension_filters(args, names: tuple[str, ...] = query_service.DIMENSIONS) -> dict:
+    """The filters among `names` the request sets."""
+    return {d: args.get(d) for d in names if args.get(d)}
 
 
 CHART_PARAMETERS = ("metric", "group_by", "start", "end", "granularity") + query_service.DIMENSIONS
@@ -209,8 +210,7 @@ EVENTS_PARAMETERS = ("start", "end", "limit", "cursor", "sort", "format") + quer
 def events():
     check_parameters(EVENTS_PARAMETERS)
     args = request.args
-    filters = {name: args.get(name) for name in query_service.DIMENSIONS + drilldown_service.LOOKUPS
-               if args.get(name)}
+    filters = dimension_filters(args, query_service.DIMENSIONS + drilldown_service.LOOKUPS)
     channels = current_app.config["CHANNELS"]
     fmt = args.get("format") or "json"
     if fmt == "csv":
@@ -237,8 +237,8 @@ def notification_lifecycle(notification_id: str):
                           "events": found.events, "steps": found.steps})
 
 
-USERS_PARAMETERS = ("metric", "start", "end", "order", "limit", "min_volume") + query_service.DIMENSIONS + \
-    ("notification_id", "error_code", "provider")
+USER_FILTERS = query_service.DIMENSIONS + ("notification_id", "error_code", "provider")
+USERS_PARAMETERS = ("metric", "start", "end", "order", "limit", "min_volume") + USER_FILTERS
 
 
 @api.get("/api/analytics/users")
@@ -251,7 +251,7 @@ def rank_users():
                          f"limit must be a whole number from 1 to {investigate.MAX_USERS}")
     min_volume = number_param(args, "min_volume", float, 0, 1e12, None,
                               "min_volume must be a number of events from 0 up")
-    filters = {name: args.get(name) for name in USERS_PARAMETERS[6:] if args.get(name)}
+    filters = dimension_filters(args, USER_FILTERS)
     with db.read_engine.connect() as conn:
         body = investigate.rank_users(conn, args["metric"], args.get("start"), args.get("end"), filters,
                                       args.get("order") or None, limit, min_volume,

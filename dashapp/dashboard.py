@@ -83,7 +83,8 @@ PROPERTY_TYPES: dict[str, tuple[type, ...]] = {
     "relayoutData": (dict,),
 }
 VALUE_TYPES: dict[str, tuple[type, ...]] = {
-    "refresh-choice": (int,), "theme-dark": (bool,), "density-compact": (bool,), "corr-lag": (int,), "corr-metrics": (list,), "corr-detrend": (bool,), "channels": (list,),
+    "refresh-choice": (int,), "theme-dark": (bool,), "density-compact": (bool,), "corr-lag": (int,),
+    "corr-metrics": (list,), "corr-detrend": (bool,), "channels": (list,),
     "alert-channel": (list,), "alert-threshold": (int, float), "alert-for-buckets": (int, float),
     "alert-min-volume": (int, float), "alert-enabled": (bool,),
 }

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import orjson
-from sqlalchemy import Connection, and_, func, select, tuple_
+from sqlalchemy import Connection, func, select, tuple_
 
 from services.ingest import CODE_PATTERN, ID_PATTERN, MAX_INT
 from services.query import DIMENSIONS, MAX_FILTER_VALUES, parse_filters, query_metrics, resolve_metric, template_names
@@ -29,6 +29,7 @@ CSV_CAP = 1_000_000
 LOOKUPS = ("user_id", "notification_id", "error_code", "provider")
 REASONS = ("error_code", "provider")  # the drill levels below template, for failed and bounced events
 NO_VALUE = "(none)"                    # how a filter asks for events without an error code or provider
+
 
 def parse_lookups(raw: Mapping[str, object]) -> tuple[tuple[str, tuple], ...]:
     """{"user_id": "u1,u2", "error_code": ["throttled"]} → sorted, validated filter tuples.
@@ -53,6 +54,7 @@ def parse_lookups(raw: Mapping[str, object]) -> tuple[tuple[str, tuple], ...]:
             out.append((name, tuple(sorted(set(values), key=lambda v: (v is None, v or "")))))
     return tuple(sorted(out))
 
+
 def split_filters(raw: Mapping[str, object], channels: Sequence[str]) -> tuple[tuple, tuple]:
     """Dimension filters (rolled up) and lookup filters (raw only), each validated."""
     unknown = sorted(k for k in raw if k not in DIMENSIONS and k not in LOOKUPS)
@@ -61,6 +63,7 @@ def split_filters(raw: Mapping[str, object], channels: Sequence[str]) -> tuple[t
                          f"{', '.join(DIMENSIONS + LOOKUPS)}", str(unknown[0])[:40])
     return (parse_filters({k: v for k, v in raw.items() if k in DIMENSIONS}, channels),
             parse_lookups({k: v for k, v in raw.items() if k in LOOKUPS}))
+
 
 def where_clauses(filters: Sequence[tuple[str, tuple]]) -> list:
     """WHERE clauses on raw events for validated filters (a None value: the column is NULL)."""
@@ -74,8 +77,10 @@ def where_clauses(filters: Sequence[tuple[str, tuple]]) -> list:
         out.append(clause)
     return out
 
+
 def reason_label(value: str | None, dimension: str) -> str:
     return value if value is not None else ("No error code" if dimension == "error_code" else "No provider")
+
 
 def reason_counts(conn: Connection, dimension: str, start: datetime, end: datetime,
                   dims: Sequence[tuple[str, tuple]], lookups: Sequence[tuple[str, tuple]] = ()) -> dict:
@@ -86,9 +91,8 @@ def reason_counts(conn: Connection, dimension: str, start: datetime, end: dateti
     conditions = [e.created_at >= start, e.created_at < end,
                   e.status.in_([s for s in statuses if s in FAILURE_STATUSES]),
                   *where_clauses([(d, v) for d, v in dims if d != "status"]), *where_clauses(lookups)]
-    rows = conn.execute(select(e[dimension], func.count()).where(and_(*conditions)).group_by(e[dimension])).all()
+    rows = conn.execute(select(e[dimension], func.count()).where(*conditions).group_by(e[dimension])).all()
     return {value: int(n) for value, n in rows}
-
 
 
 def value_label(dimension: str, value, names: Mapping[int, str]) -> str:
@@ -191,7 +195,7 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
         if m.kind != "count" or m.numerator not in ("events", filters["status"]):
             raise QueryError(f"failure reasons are counted, not rated: drill down by {dimension} with metric events "
                              f"or {filters['status']}", "metric")
-        start_t, end_t = resolve_range(_text(start), _text(end), now)
+        start_t, end_t = resolve_range(start, end, now)
         dims = tuple((d, (v,)) for d, v in filters.items() if d in DIMENSIONS)
         reasons = tuple((d, (v,)) for d, v in filters.items() if d in REASONS)
         for key, value in reason_counts(conn, dimension, start_t, end_t, dims, reasons).items():
@@ -273,7 +277,7 @@ def list_events(conn: Connection, filters: Mapping, start=None, end=None, limit:
     """One page of events under `filters`: dimensions and lookups (user, notification,
     error code, provider), several values allowed for each."""
     now = now or datetime.now(timezone.utc)
-    start_t, end_t = resolve_range(_text(start), _text(end), now)
+    start_t, end_t = resolve_range(start, end, now)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise QueryError(f"limit must be a whole number from 1 to {MAX_PAGE}", "limit")
     dims, lookups = split_filters(filters, channels)
@@ -297,17 +301,11 @@ def count_events(conn: Connection, filters: Mapping, start=None, end=None, *, no
     """How many events `list_events` would page through, counted on raw events (for
     selections rollups cannot answer: a user, a failure reason)."""
     now = now or datetime.now(timezone.utc)
-    start_t, end_t = resolve_range(_text(start), _text(end), now)
+    start_t, end_t = resolve_range(start, end, now)
     dims, lookups = split_filters(filters, channels)
     e = notification_events.c
     return int(conn.execute(select(func.count()).where(e.created_at >= start_t, e.created_at < end_t,
                                                        *where_clauses(dims + lookups))).scalar())
-
-
-def _text(value) -> str | None:
-    if value in (None, ""):
-        return None
-    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def event_record(row: Mapping) -> dict:

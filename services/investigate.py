@@ -1,8 +1,8 @@
 """One user, one notification, one failure reason: the questions rollups cannot answer.
 
 Users and notifications are high-cardinality, so they are never rolled up: everything
-here reads raw events, through the indexes migration 0006 adds (hash indexes by user and by
-notification, a B-tree over failures only), within the raw retention window.
+here reads raw events, through the indexes migration 0006 adds (by user and time, by
+notification, and over failures only), within the raw retention window.
 """
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def rank_users(conn: Connection, metric: str | None, start=None, end=None, filte
     rate), `best`, `asc` or `desc`."""
     now = now or datetime.now(timezone.utc)
     m = rankable_metric(metric)
-    start_t, end_t = resolve_range(_text(start), _text(end), now)
+    start_t, end_t = resolve_range(start, end, now)
     if end_t - start_t > MAX_USER_RANGE:
         raise QueryError(f"users are ranked from raw events over at most {MAX_USER_RANGE.days} days; this range "
                          f"holds {(end_t - start_t) / timedelta(days=1):.1f} days. Narrow start/end.", "start")
@@ -128,14 +128,14 @@ def rank_users(conn: Connection, metric: str | None, start=None, end=None, filte
         *where_clauses(dims), *where_clauses(lookups)).group_by(e.user_id).subquery()
     value = case((per_user.c.volume > 0, per_user.c.num * literal(100.0) / per_user.c.volume), else_=None) \
         if rate else per_user.c.num
-    qualifies = per_user.c.volume >= (min_volume if rate else 0)
+    least = min_volume if rate else 0
     windowed = select(per_user.c.user_id, per_user.c.num, per_user.c.volume, value.label("value"),
-                      func.count().filter(qualifies).over().label("ranked"),
+                      func.count().filter(per_user.c.volume >= least).over().label("ranked"),
                       func.sum(per_user.c.num).over().label("total_num"),
                       func.sum(per_user.c.volume).over().label("total_volume"),
                       func.count().over().label("users")).subquery()
     ordering = windowed.c.value.asc() if ascending else windowed.c.value.desc()
-    ranking = select(windowed).where(windowed.c.volume >= (min_volume if rate else 0)).order_by(
+    ranking = select(windowed).where(windowed.c.volume >= least).order_by(
         ordering, windowed.c.volume.desc(), windowed.c.user_id).limit(limit)
     started = datetime.now(timezone.utc)
     try:
@@ -176,12 +176,6 @@ def _plain(value) -> float | None:
     return None if value is None else float(value)
 
 
-def _text(value) -> str | None:
-    if value in (None, ""):
-        return None
-    return value.isoformat() if isinstance(value, datetime) else str(value)
-
-
 # ---------------------------------------------------------------- one user
 
 MAX_USER_NOTIFICATIONS = 200
@@ -195,7 +189,7 @@ def user_activity(conn: Connection, user_id: str, start=None, end=None, *, now: 
     now = now or datetime.now(timezone.utc)
     if not isinstance(user_id, str) or not ID_PATTERN.match(user_id):
         raise QueryError("user_id must be 1–100 characters of letters, digits and . _ : -", "user_id")
-    start_t, end_t = resolve_range(_text(start), _text(end), now)
+    start_t, end_t = resolve_range(start, end, now)
     e = notification_events.c
     rows = conn.execute(select(e.notification_id, e.created_at, e.status, e.channel, e.template_id, e.error_code,
                                e.provider, e.processing_time_ms, e.event_id)

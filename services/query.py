@@ -174,15 +174,8 @@ def build_query(metric: str | Metric, group_by, start, end, filters: Mapping | t
         raise QueryError(f"{m.name} divides {m.numerator} by {m.denominator} events; grouped or filtered by "
                          "status, each group holds a single status, so the rate would mean nothing. Drop "
                          "status, or use a count metric.", "group_by")
-    window = resolve_window(_text(start), _text(end), granularity, now)
+    window = resolve_window(start, end, granularity, now)
     return Query(m.name, groups, window, parsed_filters, m.formula, m.unit)
-
-
-def _text(value) -> str | None:
-    """Times may come as text (API, URL) or as datetimes (services); both become text here."""
-    if value in (None, ""):
-        return None
-    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 # ---------------------------------------------------------------- results

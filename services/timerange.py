@@ -93,8 +93,17 @@ class TimeWindow:
         return out
 
 
-def resolve_range(start: str | None, end: str | None, now: datetime) -> tuple[datetime, datetime]:
+def _as_text(value) -> str | None:
+    """Times come as text (API, URL) or as datetimes (services); both are read as text."""
+    if value in (None, ""):
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def resolve_range(start: str | datetime | None, end: str | datetime | None,
+                  now: datetime) -> tuple[datetime, datetime]:
     """Parse and validate [start, end): default the last 24 h, at most 400 days."""
+    start, end = _as_text(start), _as_text(end)
     end_t = parse_time(end, now, "end") if end else now
     start_t = parse_time(start, now, "start") if start else end_t - DEFAULT_SPAN
     if end_t <= start_t:
@@ -116,7 +125,8 @@ def auto_granularity(span: timedelta) -> str:
     return "minute" if span <= MINUTES_UP_TO else "hour" if span <= HOURS_UP_TO else "day"
 
 
-def resolve_window(start: str | None, end: str | None, granularity: str | None, now: datetime) -> TimeWindow:
+def resolve_window(start: str | datetime | None, end: str | datetime | None, granularity: str | None,
+                   now: datetime) -> TimeWindow:
     """Parse, validate and align a range; pick the granularity when not given
     (`auto_granularity`) and coarsen it past 2,000 points."""
     start_t, end_t = resolve_range(start, end, now)

@@ -339,11 +339,12 @@ def _add_failure_reasons(conn, m: Metric, explained, explanations: dict, referen
     """For anomalies that failures drive (a delivery drop, a failure or bounce rise): which
     error codes carry the extra failed and bounced events, against their usual counts in the
     detector's own reference buckets. One read of raw failures, through their own index."""
-    wanted = [a for a in explained if a.index in explanations
-              and investigate.failure_statuses_behind(m, a.value - a.expected)]
+    behind = {a.index: investigate.failure_statuses_behind(m, a.value - a.expected) for a in explained
+              if a.index in explanations}
+    wanted = [a for a in explained if behind.get(a.index)]
     if not wanted:
         return
-    statuses = investigate.failure_statuses_behind(m, wanted[0].value - wanted[0].expected)
+    statuses = behind[wanted[0].index]  # the same for every anomaly that failures drive: their direction
     needed = [a.index for a in wanted] + [int(j) for a in wanted for j in references[a.index] if j >= 0]
     counts = investigate.failures_by_bucket(conn, gran, times[min(needed)], times[max(needed)] + STEP[gran],
                                             statuses, filters)
