@@ -3,15 +3,17 @@ figure or components. Clicks drill down by rewriting the URL."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from dash import Dash, Input, Output, State, no_update
+from dash import Dash, Input, Output, Patch, State, no_update
 
 from callbacks.common import alert, ask, ask_metric, ask_report, ask_series
 from callbacks.view import (ViewState, channel_filter, drilled, focused_on_bucket, parse_search, to_search,
                             window_of)
 from layouts import figures, ids, overview
+from services.alert_rules import firing_spans
 from services.query import kpis, series_records, volume_heatmap
+from services.trend_report import trend_report
 from services.timerange import EARLIEST, LATEST, STEP, ceil_to, floor_to, iso_z, resolve_window
 
 INVALID_RANGE = "The custom range is not valid: pick an end after the start."
@@ -28,20 +30,52 @@ def kpi_row(state: ViewState):
                               k.previous) for k in tiles], None
 
 
-def timeseries_figure(state: ViewState):
+def timeseries_figure(state: ViewState, kept: dict | None = None, now: datetime | None = None):
+    """(figure, what it shows). The figure starts with the marks kept for this view, so a
+    refresh does not blink them away; what it shows (None for an empty chart) lets
+    timeseries_marks mark it."""
     window = window_of(state)
     if window is None:
-        return figures.empty_figure(INVALID_RANGE)
+        return figures.empty_figure(INVALID_RANGE), None
     series, error = ask_series(state.metric, ("time", "channel"), *window, channel_filter(state))
     metric, metric_error = ask_metric(state.metric)
     if error or metric_error:
-        return figures.empty_figure(error or metric_error)
+        return figures.empty_figure(error or metric_error), None
     records = series_records(series)
     if metric.kind == "rate":  # the events behind each point, for the hover
         for record, point in zip(records, series.points):
             record["volume"] = point.denominator
-    return figures.time_series(records, metric.label, metric.unit, revision=to_search(state),
-                               volume_of=metric.denominator if metric.kind == "rate" else None)
+    revision = to_search(state)
+    step = STEP[series.granularity]
+    times = [p.time for p in series.points]
+    filling = iso_z(max(times)) if times and max(times) + step > (now or datetime.now(timezone.utc)) else None
+    marks = kept["marks"] if isinstance(kept, dict) and kept.get("search") == revision else None
+    fig = figures.time_series(records, metric.label, metric.unit, revision=revision,
+                              volume_of=metric.denominator if metric.kind == "rate" else None, filling=filling,
+                              marks=marks)
+    if not fig.data:
+        return fig, None
+    return fig, {"search": revision, "first": iso_z(min(times)), "last": iso_z(max(times)),
+                 "step_s": step.total_seconds()}
+
+
+def timeseries_marks(drawn: dict, channels: tuple[str, ...]) -> dict:
+    """The anomalies the trend report finds in the drawn view (the same report the Trends tab
+    shows, so the two share one computation) and the incidents of alert rules on its metric."""
+    state = parse_search(drawn["search"], channels)
+    step = timedelta(seconds=drawn["step_s"])
+    metric, error = ask_metric(state.metric)
+    if error:
+        return {"search": drawn["search"], "marks": None}
+    report, error = ask_report(trend_report, state.metric, *window_of(state), None, channel_filter(state), None,
+                               state.detector)
+    same_buckets = not error and STEP[report["granularity"]] == step
+    anomalies = [a for a in report["anomalies"] if a["value"] is not None] if same_buckets else []
+    first, last = (datetime.fromisoformat(drawn[k].replace("Z", "+00:00")) for k in ("first", "last"))
+    incidents, error = ask(firing_spans, state.metric, first, last + step)
+    marks = figures.time_marks(anomalies, incidents or [], drawn["first"], drawn["last"], step, metric.label,
+                               metric.unit)
+    return {"search": drawn["search"], "marks": marks}
 
 
 def channel_figure(state: ViewState):
@@ -141,10 +175,31 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
     def _kpis(search, _tick):
         return kpi_row(view(search))
 
-    for graph_id, build in ((ids.TIMESERIES, timeseries_figure), (ids.CHANNEL_BAR, channel_figure),
-                            (ids.STATUS_BAR, status_figure), (ids.HEATMAP, heatmap_figure)):
+    for graph_id, build in ((ids.CHANNEL_BAR, channel_figure), (ids.STATUS_BAR, status_figure),
+                            (ids.HEATMAP, heatmap_figure)):
         dash_app.callback(Output(graph_id, "figure"), Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))(
             lambda search, _tick, build=build: build(view(search)))
+
+    @dash_app.callback(Output(ids.TIMESERIES, "figure"), Output(ids.TIMESERIES_DRAWN, "data"),
+                       Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"), State(ids.TIMESERIES_MARKS, "data"))
+    def _timeseries(search, _tick, kept):
+        return timeseries_figure(view(search), kept)
+
+    # the marks come after the chart (which never waits for the trend report), and are
+    # patched onto it only when they change
+    @dash_app.callback(Output(ids.TIMESERIES, "figure", allow_duplicate=True), Output(ids.TIMESERIES_MARKS, "data"),
+                       Input(ids.TIMESERIES_DRAWN, "data"), State(ids.TIMESERIES_MARKS, "data"),
+                       prevent_initial_call=True)
+    def _timeseries_marks(drawn, kept):
+        if not isinstance(drawn, dict):
+            return no_update, no_update
+        fresh = timeseries_marks(drawn, channels)
+        if fresh == kept or fresh["marks"] is None:
+            return no_update, no_update
+        patch = Patch()
+        patch["layout"]["shapes"] = fresh["marks"]["shapes"]
+        patch["layout"]["annotations"] = fresh["marks"]["annotations"]
+        return patch, fresh
 
     @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.METRIC_PICKER, "value"),
                        State(ids.URL, "search"), prevent_initial_call=True)

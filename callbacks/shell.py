@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from dash import Dash, Input, Output, State, ctx, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, no_update
 
 from callbacks.alerts import DEFAULT_FORM, draft_from_view
 from callbacks.common import ask
@@ -69,6 +69,12 @@ def sync_view(search, tab, rng, typed_from, typed_to, channels, known_channels, 
     search_out = to_search(state)
     return (search_out if search_out != search else no_update, state.tab, state.range, *shown, False, False,
             list(state.channels))
+
+
+def tab_links(state: ViewState) -> tuple[list[str], list[bool]]:
+    """Each tab's address (this view on that tab) and whether it is the one on show."""
+    return ([to_search(replace(state, tab=tab)) for tab in shell.TAB_IDS],
+            [tab == state.tab for tab in shell.TAB_IDS])
 
 
 def page_look(state: ViewState) -> tuple:
@@ -139,14 +145,19 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
     prefix = dash_app.config.requests_pathname_prefix
 
     @dash_app.callback(
-        Output(ids.URL, "search"), Output(ids.TABS, "active_tab"), Output(ids.RANGE, "value"),
+        Output(ids.URL, "search"), Output(ids.TABS, "data"), Output(ids.RANGE, "value"),
         Output(ids.RANGE_FROM, "value"), Output(ids.RANGE_TO, "value"), Output(ids.RANGE_FROM, "invalid"),
         Output(ids.RANGE_TO, "invalid"), Output(ids.CHANNELS, "value"),
-        Input(ids.URL, "search"), Input(ids.TABS, "active_tab"), Input(ids.RANGE, "value"),
-        Input(ids.RANGE_FROM, "value"), Input(ids.RANGE_TO, "value"), Input(ids.CHANNELS, "value"),
+        Input(ids.URL, "search"), Input(ids.RANGE, "value"), Input(ids.RANGE_FROM, "value"),
+        Input(ids.RANGE_TO, "value"), Input(ids.CHANNELS, "value"), State(ids.TABS, "data"),
     )
-    def _sync(search, tab, rng, typed_from, typed_to, channels):
+    def _sync(search, rng, typed_from, typed_to, channels, tab):
         return sync_view(search, tab, rng, typed_from, typed_to, channels, known_channels, ctx.triggered_id)
+
+    @dash_app.callback(Output(ids.tab_link(ALL), "href"), Output(ids.tab_link(ALL), "active"),
+                       Input(ids.URL, "search"))
+    def _tab_links(search):
+        return tab_links(parse_search(search, known_channels))
 
     @dash_app.callback(Output(ids.PAGE, "data-bs-theme"), Output(ids.PAGE, "className"),
                        Output(ids.THEME_DARK, "value"), Output(ids.DENSITY_COMPACT, "value"), Input(ids.URL, "search"))
@@ -159,7 +170,7 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
         return search_with_look(search, dark, compact, known_channels)
 
     @dash_app.callback(Output(ids.TAB_CONTENT, "children"), Output(ids.RENDERED_TAB, "data"),
-                       Input(ids.TABS, "active_tab"), State(ids.URL, "search"), State(ids.RENDERED_TAB, "data"))
+                       Input(ids.TABS, "data"), State(ids.URL, "search"), State(ids.RENDERED_TAB, "data"))
     def _tab_content(tab, search, rendered):
         if keeps_content(tab, rendered):
             return no_update, no_update
@@ -173,11 +184,12 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
             seconds = shell.DEFAULT_REFRESH
         return max(seconds, 1) * 1000, not seconds
 
-    @dash_app.callback(Output(ids.DATA_AS_OF, "children"), Input(ids.REFRESH, "n_intervals"),
-                       Input(ids.URL, "search"))
-    def _data_as_of(_tick, search):
+    @dash_app.callback(Output(ids.DATA_AS_OF, "children"), Output(ids.DATA_AS_OF, "title"),
+                       Input(ids.REFRESH, "n_intervals"), Input(ids.URL, "search"))
+    def _data_as_of(_tick, search):  # the title holds the whole line where the navbar cuts it short
         status, error = ask(rollup_watermark)
-        return data_as_of_text(status, parse_search(search, known_channels)) if not error else ""
+        text = data_as_of_text(status, parse_search(search, known_channels)) if not error else ""
+        return text, text
 
     @dash_app.callback(Output(ids.STATUS_ALERT, "children"), Input(ids.STATUS_POLL, "n_intervals"))
     def _status(_n):

@@ -78,7 +78,7 @@ def _dashboard_database_problem() -> str | None:
 # type or shape did not come from this dashboard (None is what a component sends before
 # any input). Dropdowns and text inputs send text unless listed.
 PROPERTY_TYPES: dict[str, tuple[type, ...]] = {
-    "search": (str,), "active_tab": (str,), "n_intervals": (int,), "n_clicks": (int,), "clickData": (dict,),
+    "search": (str,), "n_intervals": (int,), "n_clicks": (int,), "clickData": (dict,),
     "getRowsRequest": (dict,), "submit_n_clicks": (int,), "cellClicked": (dict,), "n_submit": (int,),
     "relayoutData": (dict,),
 }
@@ -89,7 +89,8 @@ VALUE_TYPES: dict[str, tuple[type, ...]] = {
     "alert-min-volume": (int, float), "alert-enabled": (bool,),
 }
 DATA_TYPES: dict[str, tuple[type, ...]] = {
-    "metrics-version": (int,), "corr-report": (dict,), "alerts-version": (int,), "rendered-tab": (str,),
+    "metrics-version": (int,), "corr-report": (dict,), "alerts-version": (int,), "rendered-tab": (str,), "tabs": (str,),
+    "timeseries-drawn": (dict,), "timeseries-marks": (dict,),
     "alert-editing": (dict,), "alert-error-field": (str,), "alert-pending-delete": (int,),
     "metric-pending-delete": (str,),
 }

@@ -6,15 +6,22 @@ every tab, units on the value axis, exact values on hover, rates with one decima
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import plotly.graph_objects as go
 
 from services.schema import CHANNELS, channel_label
+from services.timerange import iso_z
 
 CHANNEL_COLOURS = {"email": "#4C78A8", "sms": "#F58518", "push": "#54A24B"}
 STATUS_COLOURS = {"sent": "#9D9DA1", "delivered": "#54A24B", "failed": "#E45756", "bounced": "#B279A2",
                   "opened": "#4C78A8", "clicked": "#72B7B2"}
 FALLBACK = "#7F7F7F"
+ANOMALY_COLOUR = "#E45756"
+ANOMALY_SHADE = {"low": "rgba(228,87,86,0.10)", "medium": "rgba(228,87,86,0.18)", "high": "rgba(228,87,86,0.28)"}
+INCIDENT_SHADE = "rgba(245,133,24,0.13)"
+INCIDENT_TEXT = "#B35C00"
+FILLING_NOTE = "<br><i>this bucket is still filling</i>"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 
@@ -68,10 +75,12 @@ def empty_figure(message: str, height: int = 320) -> go.Figure:
 
 
 def time_series(records: Sequence[dict], label: str, unit: str, revision: str, split: str = "channel",
-                volume_of: str | None = None) -> go.Figure:
+                volume_of: str | None = None, filling: str | None = None, marks: dict | None = None) -> go.Figure:
     """One line per value of `split` (or a single line when records have none). A rate's axis
     is scaled to its values (a dip from 98 % to 91 % is visible), and its hover names the
-    events behind each point (`volume_of`: "sent", from each record's "volume")."""
+    events behind each point (`volume_of`: "sent", from each record's "volume") and says so
+    of the bucket still filling (`filling`: its time as the records write it). `marks`
+    (from time_marks) are drawn over it."""
     if not any(r["value"] for r in records):
         return empty_figure("No events in this range")
     groups: dict[str, list[dict]] = {}
@@ -86,9 +95,10 @@ def time_series(records: Sequence[dict], label: str, unit: str, revision: str, s
         fig.add_trace(go.Scatter(
             x=[r["time"] for r in rows], y=[r["value"] for r in rows], mode="lines", name=name,
             line=dict(color=CHANNEL_COLOURS.get(key, FALLBACK), width=2),
-            customdata=[[key, r.get("volume")] for r in rows], connectgaps=False,
+            customdata=[[key, r.get("volume"), FILLING_NOTE if r["time"] == filling else ""] for r in rows],
+            connectgaps=False,
             hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}{behind}"
-                          "<extra></extra>"))
+                          "%{customdata[2]}<extra></extra>"))
     fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt, rangemode="normal" if unit == "%" else "tozero")
     # a crosshair through the point under the pointer (the hover stays on the closest line, so
     # a click still drills into that line's channel)
@@ -96,7 +106,71 @@ def time_series(records: Sequence[dict], label: str, unit: str, revision: str, s
                      spikedash="dot", spikecolor="#6c757d")
     fig.update_yaxes(showspikes=True, spikemode="across", spikesnap="data", spikethickness=1, spikedash="dot",
                      spikecolor="#6c757d")
+    if marks:
+        fig.update_layout(shapes=marks["shapes"], annotations=marks["annotations"])
     return _base(fig, revision)
+
+
+def time_marks(anomalies: Sequence[dict], incidents: Sequence, first: str, last: str, step: timedelta,
+               label: str, unit: str) -> dict:
+    """Anomalies (from the trend report) and alert incidents (FiringSpan) over a time chart
+    whose points run from `first` to `last`: a shaded band for each, clipped to the chart so
+    its axis does not move, and a marker at the top whose hover says what it was, in the
+    report's numbers. Plain dicts: the drawn figure is patched with them, and the next draw
+    of the same view starts with them."""
+    lo, hi = _utc(first), _utc(last)
+    shapes, notes = [], []
+
+    def band(start: datetime, end: datetime, colour: str) -> tuple[str, str] | None:
+        x0, x1 = max(start, lo), min(end, hi)
+        if x1 < x0:
+            return None
+        shapes.append(dict(type="rect", xref="x", yref="paper", x0=iso_z(x0), x1=iso_z(x1), y0=0, y1=1,
+                           fillcolor=colour, line=dict(width=0), layer="below"))
+        return iso_z(x0), iso_z(x1)
+
+    for incident in incidents:
+        end = incident.end or hi + step
+        drawn = band(incident.start, end, INCIDENT_SHADE)
+        if drawn is None:
+            continue
+        until = f"to {incident.end:%Y-%m-%d %H:%M} UTC" if incident.end else "and still fires"
+        name = incident.name if len(incident.name) <= 32 else incident.name[:31] + "…"
+        notes.append(dict(x=drawn[0], y=1, xref="x", yref="paper", xanchor="left", yanchor="top", showarrow=False,
+                          text=f"⚠ {name}", font=dict(size=10, color=INCIDENT_TEXT),
+                          hovertext=f"Alert “{incident.name}” fired from {incident.start:%Y-%m-%d %H:%M} UTC {until}"))
+    for run in _runs(anomalies, step):  # neighbouring anomalous buckets: one band, one marker
+        starts = [_utc(a["time"]) for a in run]
+        drawn = band(starts[0] - step / 2, starts[-1] + step / 2, ANOMALY_SHADE[_worst(run)])
+        if drawn is None:
+            continue
+        lines = [f"{when:%Y-%m-%d %H:%M} UTC: {format_value(a['value'], unit)} against an expected "
+                 f"{format_value(a['expected'], unit)} ({a['severity']})" for when, a in zip(starts, run)]
+        below = sum(a["value"] < a["expected"] for a in run) * 2 >= len(run)
+        title = f"Anomaly: {label}" if len(run) == 1 else f"{len(run)} anomalous buckets in a row: {label}"
+        notes.append(dict(x=run[len(run) // 2]["time"], y=1, xref="x", yref="paper", yanchor="top", showarrow=False,
+                          text="▼" if below else "▲",
+                          font=dict(size=14 if _worst(run) == "high" else 11, color=ANOMALY_COLOUR),
+                          hovertext="<br>".join([title, *lines])))
+    return {"shapes": shapes, "annotations": notes}
+
+
+def _runs(anomalies: Sequence[dict], step: timedelta) -> list[list[dict]]:
+    runs: list[list[dict]] = []
+    for a in sorted(anomalies, key=lambda a: a["time"]):
+        if runs and _utc(a["time"]) - _utc(runs[-1][-1]["time"]) <= step:
+            runs[-1].append(a)
+        else:
+            runs.append([a])
+    return runs
+
+
+def _worst(run: Sequence[dict]) -> str:
+    return max((a["severity"] or "low" for a in run), key=("low", "medium", "high").index)
+
+
+def _utc(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def bars(records: Sequence[dict], dimension: str, label: str, unit: str, revision: str,
@@ -222,17 +296,22 @@ def correlation_matrix(report: dict, revision: str) -> go.Figure:
     # a click event keeps only plain values of a point, so each cell carries its pair as "a|b"
     pair_keys = [[f"{keys[i]}|{keys[j]}" for j in range(n)] for i in range(n)]
     fig = go.Figure()
-    # every cell carries its pair, grey ones included, so any click opens that pair
-    fig.add_trace(go.Heatmap(z=grey, x=labels, y=labels, colorscale=[[0, "#e9ecef"], [1, "#e9ecef"]],
-                             showscale=False, customdata=pair_keys,
-                             hovertemplate="%{y} × %{x}<extra>click for details</extra>"))
-    fig.add_trace(go.Heatmap(
-        z=shown, x=labels, y=labels, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True, text=text,
-        texttemplate="%{text}", customdata=pair_keys,
-        colorbar=dict(title="r"), hovertemplate="%{y} × %{x}<br>r = %{z:.2f}<extra>click for details</extra>"))
-    fig.add_trace(go.Heatmap(z=[[None] * n for _ in range(n)], x=labels, y=labels, text=text, texttemplate="%{text}",
-                             showscale=False, hoverinfo="skip", colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]]))
-    fig.update_yaxes(autorange="reversed")
+    # every cell carries its pair, grey ones included, so any click opens that pair; a layer
+    # that would be nothing but gaps is left out (Plotly draws it as garbage)
+    if any(v is not None for row in grey for v in row):
+        fig.add_trace(go.Heatmap(z=grey, x=labels, y=labels, colorscale=[[0, "#e9ecef"], [1, "#e9ecef"]],
+                                 showscale=False, customdata=pair_keys,
+                                 hovertemplate="%{y} × %{x}<extra>click for details</extra>"))
+    if any(v is not None for row in shown for v in row):
+        fig.add_trace(go.Heatmap(
+            z=shown, x=labels, y=labels, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True, customdata=pair_keys,
+            colorbar=dict(title="r"), hovertemplate="%{y} × %{x}<br>r = %{z:.2f}<extra>click for details</extra>"))
+    # the values on top of both, on a transparent layer of zeros
+    fig.add_trace(go.Heatmap(z=[[0] * n for _ in range(n)], x=labels, y=labels, text=text, texttemplate="%{text}",
+                             zmin=0, zmax=1, showscale=False, hoverinfo="skip",
+                             colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]]))
+    fig.update_yaxes(autorange="reversed", showgrid=False)
+    fig.update_xaxes(showgrid=False)
     return _base(fig, revision, 120 + 60 * n)
 
 

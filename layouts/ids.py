@@ -2,7 +2,8 @@
 
 # shell
 URL = "url"
-TABS = "tabs"
+TABS = "tabs"                # the selected tab (a store the URL sets)
+TAB_NAV = "tab-nav"
 TAB_CONTENT = "tab-content"
 RANGE = "range"
 RANGE_FROM = "range-from"
@@ -27,6 +28,8 @@ ALERTS_VERSION = "alerts-version"  # bumped by every rule save or delete: the ta
 KPI_ROW = "kpi-row"
 METRIC_PICKER = "metric-picker"
 TIMESERIES = "timeseries"
+TIMESERIES_DRAWN = "timeseries-drawn"    # what the time chart shows: view, first and last point, step
+TIMESERIES_MARKS = "timeseries-marks"    # its anomaly and incident marks, for the next draw of that view
 CHANNEL_BAR = "channel-bar"
 STATUS_BAR = "status-bar"
 HEATMAP = "heatmap"
@@ -114,6 +117,11 @@ ALERT_PREVIEW_RESULT = "alert-preview-result"
 ALERT_ERROR_FIELD = "alert-error-field"
 ALERT_CONFIRM_DELETE = "alert-confirm-delete"
 ALERT_PENDING_DELETE = "alert-pending-delete"
+
+
+def tab_link(tab: str) -> dict:
+    """A tab's link in the tab bar (ALL for every tab)."""
+    return {"type": "tab-link", "tab": tab}
 
 
 def alert_select(rule_id: int | str) -> dict:

@@ -41,7 +41,9 @@ def layout(metric: str, custom: list | None = None) -> html.Div:
                 dcc.Dropdown(id=ids.METRIC_PICKER, options=metric_options(custom), value=metric, clearable=False,
                              className="mb-2", style={"maxWidth": "22rem"}),
                 graph(ids.TIMESERIES),
-            ], "Click a point to drill into that channel and time bucket."), lg=8),
+                dcc.Store(id=ids.TIMESERIES_DRAWN), dcc.Store(id=ids.TIMESERIES_MARKS),
+            ], "Click a point to drill into that channel and time bucket. Red bands: anomalies (▼ below, ▲ above "
+               "the expected value); amber: alerts firing."), lg=8),
             dbc.Col(card("By channel", graph(ids.CHANNEL_BAR, 372), "Click a bar to drill down."), lg=4),
         ], className="g-3 mb-3"),
         dbc.Row([

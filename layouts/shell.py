@@ -33,7 +33,7 @@ def navbar(title: str = "Notification Analytics") -> dbc.Navbar:
         dbc.Container([
             dbc.NavbarBrand(title, className="fw-semibold"),
             html.Span(id=ids.FIRING_BADGE, className="me-3"),
-            html.Span(id=ids.DATA_AS_OF, className="small text-white-50 ms-auto me-3"),
+            html.Span(id=ids.DATA_AS_OF, className="small text-white-50 ms-auto me-3 data-as-of"),
             dbc.Switch(id=ids.THEME_DARK, label="Dark", value=False, class_name="text-white-50 small me-3 mb-0"),
             dbc.Switch(id=ids.DENSITY_COMPACT, label="Compact", value=False,
                        class_name="text-white-50 small me-3 mb-0"),
@@ -43,10 +43,10 @@ def navbar(title: str = "Notification Analytics") -> dbc.Navbar:
                     dbc.Input(id=ids.FIND_INPUT, placeholder="User or notification id", type="search", size="sm",
                               maxlength=100, autocomplete="off", style={"width": "15rem"}),
                     dbc.Button("Find", id=ids.FIND_BUTTON, color="light", size="sm"),
-                ], size="sm"),
+                ], size="sm", class_name="flex-nowrap"),
                 html.Div(id=ids.FIND_MESSAGE, className="small text-warning position-absolute"),
             ], className="position-relative"),
-        ], fluid=True),
+        ], fluid=True, class_name="flex-nowrap"),
         color="dark", dark=True, className="mb-3",
     )
 
@@ -86,19 +86,27 @@ def filters(channels: tuple[str, ...]) -> dbc.Row:
     )
 
 
+def tab_nav() -> dbc.Nav:
+    """The tabs, as links that carry the current view to their tab (the URL callback keeps
+    their addresses current): a middle-click opens a tab in a new window, Back steps back."""
+    return dbc.Nav([dbc.NavItem(dbc.NavLink(label, id=ids.tab_link(tab_id), href=f"?tab={tab_id}",
+                                            active=tab_id == DEFAULT_TAB))
+                    for tab_id, label in TABS], id=ids.TAB_NAV, class_name="nav-tabs mb-3")
+
+
 def page(channels: tuple[str, ...]) -> html.Div:
     return html.Div(id=ids.PAGE, className="analytics-page", **{"data-bs-theme": "light"}, children=[
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Interval(id=ids.STATUS_POLL, interval=30_000),
         dcc.Interval(id=ids.REFRESH, interval=DEFAULT_REFRESH * 1000),
         dcc.Store(id=ids.ALERTS_VERSION, data=0),
+        dcc.Store(id=ids.TABS, data=DEFAULT_TAB),
         dcc.Store(id=ids.RENDERED_TAB, data=None),
         navbar(),
         dbc.Container([
             html.Div(id=ids.STATUS_ALERT),
             filters(channels),
-            dbc.Tabs([dbc.Tab(label=label, tab_id=tab_id) for tab_id, label in TABS], id=ids.TABS,
-                     active_tab=DEFAULT_TAB, className="mb-3"),
+            tab_nav(),
             html.Div(id=ids.TAB_CONTENT),
         ], fluid=True),
     ])

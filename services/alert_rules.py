@@ -312,3 +312,33 @@ def deliveries(conn: Connection, rule_id: int, limit: int = 20) -> list[dict]:
             item["next_attempt_at"] = None
         out.append(item)
     return out
+
+
+@dataclass(frozen=True)
+class FiringSpan:
+    """One stretch during which a rule fired: from the first bucket judged firing to the
+    first judged back to normal (None while it still fires)."""
+    rule_id: int
+    name: str
+    start: datetime
+    end: datetime | None
+
+
+def firing_spans(conn: Connection, metric: str, start: datetime, end: datetime) -> list[FiringSpan]:
+    """When the rules watching `metric` fired, for the stretches that overlap [start, end),
+    oldest first (the incidents the Overview's time chart marks)."""
+    names = dict(conn.execute(select(alert_rules.c.id, alert_rules.c.name).where(alert_rules.c.metric == metric)).all())
+    if not names:
+        return []
+    rows = conn.execute(select(alert_transitions.c.rule_id, alert_transitions.c.bucket, alert_transitions.c.state)
+                        .where(alert_transitions.c.rule_id.in_(names))
+                        .order_by(alert_transitions.c.rule_id, alert_transitions.c.bucket))
+    spans, since = [], {}
+    for rule_id, bucket, state in rows:
+        if state == "firing":
+            since.setdefault(rule_id, bucket)
+        elif rule_id in since:
+            spans.append(FiringSpan(rule_id, names[rule_id], since.pop(rule_id), bucket))
+    spans += [FiringSpan(rule_id, names[rule_id], began, None) for rule_id, began in since.items()]
+    return sorted((s for s in spans if s.start < end and (s.end is None or s.end > start)),
+                  key=lambda s: (s.start, s.name))

@@ -41,7 +41,7 @@ def test_forged_views_get_defaults_or_a_sentence_quickly(app, engine, search):
     assert len(state.drill) <= 3 and state.metric.replace("_", "").isalnum()
     assert set(state.channels) <= set(CHANNELS)
     tiles, problem = overview.kpi_row(state)
-    figure = overview.timeseries_figure(state)
+    figure, _ = overview.timeseries_figure(state)
     trend = trends.trend_view(state, "/analytics/")
     comparison = compare.compare_view(state)
     level = drilldown.level_view(state, "/analytics/", None)

@@ -55,7 +55,7 @@ def test_a_rate_a_channel_never_reports_reads_n_a_not_zero(app, engine):
 
 
 def test_figures_have_units_and_one_trace_per_channel(app):
-    figure = overview.timeseries_figure(view("?range=7d&metric=delivery_rate"))
+    figure, _ = overview.timeseries_figure(view("?range=7d&metric=delivery_rate"))
     assert {t.name for t in figure.data} == {"Email", "SMS", "Push"}
     assert figure.layout.yaxis.title.text == "Delivery rate (%)"
     bars = overview.channel_figure(view("?range=7d&metric=sent"))
@@ -67,13 +67,13 @@ def test_figures_have_units_and_one_trace_per_channel(app):
 
 
 def test_empty_selection_says_so_instead_of_a_blank_axis(app):
-    figure = overview.timeseries_figure(view("?range=custom&start=2020-01-01&end=2020-01-02"))
+    figure, _ = overview.timeseries_figure(view("?range=custom&start=2020-01-01&end=2020-01-02"))
     assert figure.layout.annotations[0].text == "No events in this range"
 
 
 def test_a_bad_metric_in_the_url_falls_back_and_a_query_error_becomes_a_sentence(app):
     assert view("?metric=DROP TABLE").metric == "delivery_rate"
-    figure = overview.timeseries_figure(view("?range=custom&start=2020-01-01&end=2021-12-31"))
+    figure, _ = overview.timeseries_figure(view("?range=custom&start=2020-01-01&end=2021-12-31"))
     assert "at most 400 days" in figure.layout.annotations[0].text
 
 

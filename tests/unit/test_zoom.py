@@ -64,3 +64,26 @@ def test_a_click_on_a_line_drills_into_its_channel_and_bucket():
     click = {"points": [{"x": "2026-11-24 14:00", "customdata": ["sms", 412.0]}]}
     search = search_after_time_click("?tab=overview&range=7d", click, CHANNELS)
     assert search == "?tab=drilldown&range=custom&start=2026-11-24T14:00:00Z&end=2026-11-24T15:00:00Z&drill=sms"
+
+
+def _matrix_report(r: float | None, q: float | None) -> dict:
+    keys = ["sms:delivery_rate", "email:bounce_rate", "push:sent"]
+    n = len(keys)
+    cell = [[None if i == j else r for j in range(n)] for i in range(n)]
+    return {"matrix": {"labels": ["SMS delivery rate", "Email bounce rate", "Push sent"], "metrics": keys, "r": cell,
+                       "q": [[None if i == j else q for j in range(n)] for i in range(n)],
+                       "lag": [[0] * n for _ in range(n)], "related_by_definition": [[False] * n for _ in range(n)]}}
+
+
+def test_a_matrix_with_no_significant_pair_still_draws_every_value():
+    """Plotly draws a heatmap whose cells are all gaps as garbage and drops the traces after
+    it: no trace of the matrix may be all gaps, and the values are on show either way."""
+    from layouts.figures import correlation_matrix
+
+    for r, q, coloured in ((0.12, 0.4, False), (0.8, 0.001, True)):
+        fig = correlation_matrix(_matrix_report(r, q), "r")
+        assert all(any(v is not None for row in trace.z for v in row) for trace in fig.data), (r, q)
+        assert any(trace.showscale is not False for trace in fig.data) == coloured
+        labels = fig.data[-1].text
+        assert labels[0][1] == f"{r:.2f}" and labels[0][0] == ""
+        assert fig.data[0].customdata[0][1] == "sms:delivery_rate|email:bounce_rate"  # grey cells click too
