@@ -59,23 +59,38 @@ def timeseries_figure(state: ViewState, kept: dict | None = None, now: datetime 
                  "step_s": step.total_seconds()}
 
 
-def timeseries_marks(drawn: dict, channels: tuple[str, ...]) -> dict:
+def _drawn(data) -> tuple[str, datetime, datetime, timedelta] | None:
+    """(view, first point, last point, step) of a time chart as its callback wrote them; None
+    for anything else."""
+    if not isinstance(data, dict) or not isinstance(data.get("search"), str):
+        return None
+    first, last = (_plotly_time(data.get(k)) if isinstance(data.get(k), str) else None for k in ("first", "last"))
+    steps = {s.total_seconds(): s for s in STEP.values()}
+    step = steps.get(data.get("step_s")) if isinstance(data.get("step_s"), (int, float)) else None
+    if first is None or last is None or step is None or last < first:
+        return None
+    return data["search"], first, last, step
+
+
+def timeseries_marks(drawn: dict, channels: tuple[str, ...]) -> dict | None:
     """The anomalies the trend report finds in the drawn view (the same report the Trends tab
-    shows, so the two share one computation) and the incidents of alert rules on its metric."""
-    state = parse_search(drawn["search"], channels)
-    step = timedelta(seconds=drawn["step_s"])
+    shows, so the two share one computation) and the incidents of alert rules on its metric;
+    None for what no time chart drew."""
+    shown = _drawn(drawn)
+    if shown is None:
+        return None
+    search, first, last, step = shown
+    state = parse_search(search, channels)
     metric, error = ask_metric(state.metric)
-    if error:
-        return {"search": drawn["search"], "marks": None}
-    report, error = ask_report(trend_report, state.metric, *window_of(state), None, channel_filter(state), None,
-                               state.detector)
+    window = window_of(state)
+    if error or window is None:
+        return {"search": search, "marks": None}
+    report, error = ask_report(trend_report, state.metric, *window, None, channel_filter(state), None, state.detector)
     same_buckets = not error and STEP[report["granularity"]] == step
     anomalies = [a for a in report["anomalies"] if a["value"] is not None] if same_buckets else []
-    first, last = (datetime.fromisoformat(drawn[k].replace("Z", "+00:00")) for k in ("first", "last"))
     incidents, error = ask(firing_spans, state.metric, first, last + step)
-    marks = figures.time_marks(anomalies, incidents or [], drawn["first"], drawn["last"], step, metric.label,
-                               metric.unit)
-    return {"search": drawn["search"], "marks": marks}
+    marks = figures.time_marks(anomalies, incidents or [], iso_z(first), iso_z(last), step, metric.label, metric.unit)
+    return {"search": search, "marks": marks}
 
 
 def channel_figure(state: ViewState):
@@ -191,10 +206,8 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
                        Input(ids.TIMESERIES_DRAWN, "data"), State(ids.TIMESERIES_MARKS, "data"),
                        prevent_initial_call=True)
     def _timeseries_marks(drawn, kept):
-        if not isinstance(drawn, dict):
-            return no_update, no_update
         fresh = timeseries_marks(drawn, channels)
-        if fresh == kept or fresh["marks"] is None:
+        if fresh is None or fresh == kept or fresh["marks"] is None:
             return no_update, no_update
         patch = Patch()
         patch["layout"]["shapes"] = fresh["marks"]["shapes"]
