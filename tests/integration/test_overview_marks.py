@@ -4,7 +4,6 @@ mark sits on the buckets the trend report flags, its numbers are the ones comput
 from the raw events, and incidents come from the rules on the chart's metric only."""
 from __future__ import annotations
 
-import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -18,28 +17,10 @@ from services.ingest import ingest_events
 from services.rollup import rollup_pending
 from services.schema import alert_transitions
 from services.trend_report import trend_report
-from tests.factories import iso
+from tests.factories import iso, outage_scenario
 
 CHANNELS = ("email", "sms", "push")
 HOURS = 72
-
-
-def scenario(seed: int, start: datetime, outage: tuple[int, ...]) -> list[dict]:
-    """Hourly email and SMS sends over HOURS hours from `start`; email delivers ~96 %, SMS
-    ~94 % except in the `outage` hours (~45 %)."""
-    rnd = random.Random(seed)
-    events = []
-    for hour in range(HOURS):
-        for channel, sends, rate in (("email", 150, 0.96), ("sms", 60, 0.45 if hour in outage else 0.94)):
-            for n in range(sends):
-                at = start + timedelta(hours=hour, seconds=rnd.uniform(0, 3500))
-                nid = f"{channel}-{hour}-{n}"
-                events.append({"event_id": f"{nid}:sent", "notification_id": nid, "created_at": iso(at),
-                               "channel": channel, "status": "sent", "template_id": 1})
-                outcome = "delivered" if rnd.random() < rate else "failed"
-                events.append({"event_id": f"{nid}:{outcome}", "notification_id": nid, "channel": channel,
-                               "created_at": iso(at + timedelta(seconds=20)), "status": outcome, "template_id": 1})
-    return events
 
 
 def hourly_rate(events: list[dict], channels: tuple[str, ...], hour: datetime) -> float:
@@ -70,7 +51,7 @@ def window(start: datetime) -> str:
 
 def test_an_outage_is_marked_on_its_buckets_with_the_numbers_of_the_raw_events(engine, start):
     outage = (50, 51)
-    events = scenario(11, start, outage)
+    events = outage_scenario(11, start, HOURS, outage)
     app = seeded(engine, events)
     with app.test_request_context():
         search = window(start) + "&metric=delivery_rate"
@@ -95,7 +76,7 @@ def test_an_outage_is_marked_on_its_buckets_with_the_numbers_of_the_raw_events(e
 
 
 def test_a_flat_series_gets_no_mark_and_incidents_come_from_rules_on_its_metric(engine, start):
-    events = scenario(12, start, ())
+    events = outage_scenario(12, start, HOURS, ())
     app = seeded(engine, events)
     end = start + timedelta(hours=HOURS)
     with engine.begin() as conn:
@@ -128,7 +109,7 @@ def test_a_flat_series_gets_no_mark_and_incidents_come_from_rules_on_its_metric(
 
 
 def test_a_refresh_of_the_same_view_draws_its_marks_at_once(engine, start):
-    app = seeded(engine, scenario(13, start, (40,)))
+    app = seeded(engine, outage_scenario(13, start, HOURS, (40,)))
     with app.test_request_context():
         state = parse_search(window(start), CHANNELS)
         _, drawn = overview.timeseries_figure(state)

@@ -1,0 +1,40 @@
+"""Marks over a time chart, as pure data: bands clipped to the chart, one per run of
+anomalous buckets, incidents named, every number the report's."""
+from datetime import datetime, timedelta, timezone
+
+from layouts.figures import time_marks
+from services.alert_rules import FiringSpan
+
+HOUR = timedelta(hours=1)
+T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+
+
+def at(hours: float) -> str:
+    return (T0 + hours * HOUR).isoformat().replace("+00:00", "Z")
+
+
+def anomaly(hours: int, value: float, expected: float, severity: str = "medium") -> dict:
+    return {"time": at(hours), "value": value, "expected": expected, "severity": severity}
+
+
+def test_bands_stay_inside_the_chart_and_neighbours_share_one():
+    marks = time_marks([anomaly(0, 50, 90, "low"), anomaly(5, 40, 90), anomaly(6, 42, 90, "high"),
+                        anomaly(9, 99, 90), anomaly(30, 1, 90)], [], at(0), at(23), HOUR, "Delivery rate", "%")
+    assert [(s["x0"], s["x1"]) for s in marks["shapes"]] == [(at(0), at(0.5)), (at(4.5), at(6.5)), (at(8.5), at(9.5))]
+    assert [s["fillcolor"] for s in marks["shapes"]][1] == "rgba(228,87,86,0.28)"  # the run's worst: high
+    notes = marks["annotations"]
+    assert [n["text"] for n in notes] == ["▼", "▼", "▲"]
+    assert notes[1]["hovertext"] == ("2 anomalous buckets in a row: Delivery rate<br>"
+                                     "2026-11-20 05:00 UTC: 40.0 % against an expected 90.0 % (medium)<br>"
+                                     "2026-11-20 06:00 UTC: 42.0 % against an expected 90.0 % (high)")
+
+
+def test_incidents_are_clipped_named_and_say_when_they_ended():
+    spans = [FiringSpan(1, "SMS delivery below 80 % " + "x" * 40, T0 - 5 * HOUR, T0 + 2 * HOUR),
+             FiringSpan(2, "Bounces", T0 + 20 * HOUR, None), FiringSpan(3, "Old", T0 - 9 * HOUR, T0 - HOUR)]
+    marks = time_marks([], spans, at(0), at(23), HOUR, "Sent", "count")
+    assert [(s["x0"], s["x1"]) for s in marks["shapes"]] == [(at(0), at(2)), (at(20), at(23))]
+    first, second = marks["annotations"]
+    assert first["text"].startswith("⚠ SMS delivery below 80 %") and first["text"].endswith("…")
+    assert first["hovertext"].endswith("fired from 2026-11-19 19:00 UTC to 2026-11-20 02:00 UTC")
+    assert second["hovertext"] == "Alert “Bounces” fired from 2026-11-20 20:00 UTC and still fires"
