@@ -26,8 +26,8 @@ def layout(metric: str, compare_to: str, custom: list | None = None) -> html.Div
         dcc.Loading(html.Div(id=ids.COMPARE_SUMMARY, className="mb-3"), delay_show=150),
         dbc.Row(id=ids.COMPARE_CARDS, className="g-3 mb-3"),
         dbc.Row([
-            dbc.Col(card("Channels over time", graph(ids.COMPARE_CHART)), lg=6),
-            dbc.Col(card("This period against the compared one", graph(ids.COMPARE_PERIOD)), lg=6),
+            dbc.Col(card("Channels over time", graph(ids.COMPARE_CHART, hover_sync=True)), lg=6),
+            dbc.Col(card("This period against the compared one", graph(ids.COMPARE_PERIOD, hover_sync=True)), lg=6),
         ], className="g-3 mb-3"),
         card("Templates, best to worst", dcc.Loading(html.Div(id=ids.COMPARE_TEMPLATES), delay_show=150),
              "Templates with fewer than 100 events behind the metric are listed but not ranked."),

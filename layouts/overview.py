@@ -27,8 +27,11 @@ def card(title: str, body, footer: str | None = None) -> dbc.Card:
     return dbc.Card(parts, className="h-100 shadow-sm")
 
 
-def graph(graph_id: str, height: int = 320) -> dcc.Loading:
-    return dcc.Loading(dcc.Graph(id=graph_id, config=GRAPH_CONFIG, style={"height": f"{height}px"}),
+def graph(graph_id: str, height: int = 320, hover_sync: bool = False) -> dcc.Loading:
+    """A chart; `hover_sync` charts of a tab share the moment under the pointer
+    (assets/hover_sync.js)."""
+    return dcc.Loading(dcc.Graph(id=graph_id, config=GRAPH_CONFIG, style={"height": f"{height}px"},
+                                 className="hover-sync" if hover_sync else None),
                        type="default", delay_show=150)
 
 
