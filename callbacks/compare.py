@@ -29,17 +29,35 @@ def summary_sentence(result: dict, unit: str) -> str:
 
 
 def period_sentence(period: dict, unit: str, compare_to: str) -> str:
+    """This period against the compared one: a rate moves by percentage points, anything else
+    by percent; a change the test cannot tell from noise says so, and one too small to call a
+    move ("flat", the trends' threshold) is never called both flat and significant."""
     total = period["total"]
-    if total["value"] is None or total["previous_value"] is None:
+    now, then = total["value"], total["previous_value"]
+    if now is None or then is None:
         return "The compared period has no data."
     word = {"previous_period": "the previous period", "previous_week": "last week",
             "previous_year": "last year"}.get(compare_to, "the compared period")
-    change = percent_change(total["value"], total["previous_value"])  # the same "flat" as the trends
-    significance = "significant" if total["significant"] else "not significant"
-    direction = change.direction
-    amount = f" {abs(change.percent):.1f}%" if change.direction != "flat" else ""
-    return (f"Against {word}: {figures.format_value(total['value'], unit)} now, "
-            f"{figures.format_value(total['previous_value'], unit)} then — {direction}{amount}, {significance}.")
+    change = percent_change(now, then)  # the same "flat" as the trends
+    if unit == "%":
+        amount = f"{abs(now - then):.1f} percentage points"
+    elif change.percent is not None:
+        amount = f"{abs(change.percent):.1f} %"
+    else:
+        amount = None
+    moved = "up" if now > then else "down" if now < then else None
+    if amount is None and moved == "up":  # from nothing: no percent to give
+        verdict = "up from none" + ("" if total["significant"] else ", not significant (within the noise)")
+    elif moved is None or amount is None or amount.startswith("0.0 "):
+        verdict = "unchanged" if moved is None else "about the same"
+    elif not total["significant"]:
+        verdict = f"{moved} {amount}, not significant (within the noise)"
+    elif change.direction == "flat":
+        verdict = f"{moved} {amount}: small, but significant"
+    else:
+        verdict = f"{moved} {amount}, significant"
+    return (f"Against {word}: {figures.format_value(now, unit)} now, {figures.format_value(then, unit)} then — "
+            f"{verdict}.")
 
 
 def compare_view(state: ViewState) -> tuple:

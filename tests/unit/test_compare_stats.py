@@ -88,3 +88,24 @@ def test_shifted_periods_across_a_month_boundary_a_leap_day_and_daylight_saving(
     assert (dst_start - shifted) == timedelta(hours=168)
     with pytest.raises(QueryError, match="before the compared range"):
         compare.shifted_start("2026-12-01", start, end, NOW)
+
+
+def test_the_period_sentence_never_calls_a_change_flat_and_significant():
+    from callbacks.compare import period_sentence
+
+    def said(now, then, significant, unit="%"):
+        return period_sentence({"total": {"value": now, "previous_value": then, "significant": significant}},
+                               unit, "previous_period")
+
+    assert said(95.1, 94.2, True) == ("Against the previous period: 95.1 % now, 94.2 % then — up 0.9 percentage "
+                                      "points: small, but significant.")
+    assert said(80.0, 90.0, True).endswith("down 10.0 percentage points, significant.")
+    assert said(90.4, 90.0, False).endswith("up 0.4 percentage points, not significant (within the noise).")
+    assert said(1200, 1000, True, "count") == ("Against the previous period: 1,200 now, 1,000 then — up 20.0 %, "
+                                               "significant.")
+    assert said(90.0, 90.0, True).endswith("unchanged.")
+    assert said(90.01, 90.0, True).endswith("about the same.")
+    assert said(5, 0, False, "count").endswith("up from none, not significant (within the noise).")
+    assert said(None, 90.0, True) == "The compared period has no data."
+    for now, then, significant in ((95.1, 94.2, True), (80, 90, True), (90.4, 90, False)):
+        assert "flat" not in said(now, then, significant)
