@@ -7,8 +7,8 @@ Phases: bulk ingest and the fold of what it wrote, a full rebuild from raw, an i
 fold of a million events in one hour, HTTP ingest, dashboard queries through the HTTP API
 (cache miss, cache hit, the floor — one hand-written SQL query behind a bare WSGI endpoint
 — and the same answer straight from raw events), a load test (concurrent clients replaying
-a dashboard session mix), freshness (ingest → chart), the time headless Chromium takes to
-show the Overview's charts, lookups by user and notification (bench.lookups), and the live
+a dashboard session mix), freshness (ingest → chart), the dashboard in headless Chromium
+(bench.browser: first charts per tab, drill clicks, a tab switch while another computes), lookups by user and notification (bench.lookups), and the live
 workload (bench.live: ingest while viewers refresh).
 """
 from __future__ import annotations
@@ -32,6 +32,8 @@ from sqlalchemy import func, select, text
 
 from bench.harness import (REDIS, RESULTS, TEMPLATE_VARIANTS, TOKEN, Server, analyze, fresh_schema, load_bulk, log,
                            machine, percentile, start_floor)
+from bench.browser import FIGURE_KEYS as BROWSER_FIGURE_KEYS
+from bench.browser import browser_phase
 from bench.live import live_phase
 from bench.lookups import lookup_phase
 from services.ingest import store_rows
@@ -41,7 +43,7 @@ from services.schema import notification_events
 FIGURE_KEYS = ("bulk_ingest_events_per_s", "bulk_fold_events_per_s", "full_rollup_events_per_s",
                "incremental_fold_1m_s", "http_ingest_events_per_s", "chart_miss_p50_ms", "chart_miss_over_floor",
                "chart_hit_p50_ms", "chart_hit_over_floor", "raw_over_rollup_90d", "load_rps", "load_p99_ms",
-               "load_errors", "freshness_s", "dashboard_first_charts_s", "live_p50_ms", "live_p99_ms",
+               "load_errors", "freshness_s", *BROWSER_FIGURE_KEYS, "live_p50_ms", "live_p99_ms",
                "live_p50_over_floor", "live_sealed_from_cache", "live_ingest_events_per_s", "live_batches_dropped",
                "live_rollup_lag_max_s", "live_freshness_max_s", "live_cpu_busy", "live_highest_rate_holding",
                "lookup_user_p50_ms", "lookup_notification_p50_ms", "user_activity_p50_ms", "users_ranking_7d_ms",
@@ -206,28 +208,6 @@ def freshness(server: Server, engine) -> float:
     return float("inf")
 
 
-def dashboard_time(server: Server) -> dict:
-    from scripts.screenshots import browser
-
-    driver = browser(1440, 1600)
-    script = ("return document.querySelectorAll('#kpi-row .kpi-tile').length >= 5 && "
-              "['timeseries','channel-bar','status-bar','heatmap'].every(id => "
-              "document.querySelector('#' + id + ' .main-svg .trace, #' + id + ' .main-svg .hm, #' + id + ' .annotation'))")
-    try:
-        timings = []
-        for _ in range(3):
-            started = time.perf_counter()
-            driver.get(server.base + "/analytics/?tab=overview&range=7d")
-            while not driver.execute_script(script):
-                if time.perf_counter() - started > 60:
-                    raise RuntimeError("the Overview did not draw its charts within 60 s")
-                time.sleep(0.02)
-            timings.append(time.perf_counter() - started)
-        return {"first_s": timings[0], "cached_s": statistics.median(timings[1:])}
-    finally:
-        driver.quit()
-
-
 # ---------------------------------------------------------------- main
 
 def one_hour_of(events: int, seed: int) -> list[tuple]:
@@ -319,9 +299,9 @@ def main(argv=None) -> int:
             figures["raw_over_rollup_90d"] = raw_ms / details["queries"]["90d_daily_by_channel_status"]["miss_p50_ms"]
             log("freshness")
             figures["freshness_s"] = statistics.median(freshness(server, engine) for _ in range(5))
-            log("dashboard in headless Chromium")
-            details["dashboard"] = dashboard_time(server)
-            figures["dashboard_first_charts_s"] = details["dashboard"]["first_s"]
+            log("the dashboard in headless Chromium (bench.browser)")
+            browser_figures, details["dashboard"] = browser_phase(server)
+            figures.update(browser_figures)
         finally:
             server.stop()
             floor.stop()

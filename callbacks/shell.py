@@ -37,14 +37,14 @@ def absolute_window(state: ViewState, now: datetime) -> tuple[datetime, datetime
     return None if window is None else resolve_range(window[0], window[1], now)
 
 
-def sync_view(search, tab, rng, typed_from, typed_to, channels, known_channels, trigger, now: datetime | None = None):
+def sync_view(search, rng, typed_from, typed_to, channels, known_channels, trigger, now: datetime | None = None):
     """One callback owns both directions, so the URL and the controls never disagree.
 
-    On a URL change (load, back button, shared link) the controls follow the URL; on a
-    control change the URL follows the controls. From and To always show the window on
+    On a URL change (load, back button, shared link, a tab's link) the controls follow the
+    URL; on a control change the URL follows the controls. From and To always show the window on
     show in UTC; typing into them (Enter or leaving the field) looks at exactly that window,
-    and picking Custom turns the window on show into fixed times. Returns (search, tab,
-    range, from, to, from invalid, to invalid, channels).
+    and picking Custom turns the window on show into fixed times. Returns (search, range,
+    from, to, from invalid, to invalid, channels).
     """
     now = now or datetime.now(timezone.utc)
     current = parse_search(search, known_channels)
@@ -54,10 +54,10 @@ def sync_view(search, tab, rng, typed_from, typed_to, channels, known_channels, 
         start, end = typed_time(typed_from), typed_time(typed_to)
         bad_from, bad_to = start is None, end is None or (start is not None and end <= start)
         if bad_from or bad_to:  # say which, and change nothing until both are right
-            return (no_update,) * 5 + (bad_from, bad_to, no_update)
+            return (no_update,) * 4 + (bad_from, bad_to, no_update)
         state = replace(current, range="custom", start=iso_z(start), end=iso_z(end))
     else:
-        state = replace(current, tab=tab or shell.DEFAULT_TAB, range=rng or shell.DEFAULT_RANGE,
+        state = replace(current, range=rng or shell.DEFAULT_RANGE,
                         channels=tuple(c for c in known_channels if c in (channels or [])))
         if state.range != "custom":
             state = replace(state, start=None, end=None)
@@ -67,7 +67,7 @@ def sync_view(search, tab, rng, typed_from, typed_to, channels, known_channels, 
     window = absolute_window(state, now)
     shown = (shown_time(window[0]), shown_time(window[1])) if window else ("", "")
     search_out = to_search(state)
-    return (search_out if search_out != search else no_update, state.tab, state.range, *shown, False, False,
+    return (search_out if search_out != search else no_update, state.range, *shown, False, False,
             list(state.channels))
 
 
@@ -114,10 +114,15 @@ def tab_content(tab: str, state, channels: tuple[str, ...] = ("email", "sms", "p
     return overview.layout(state.metric, custom)  # an unknown tab shows the default one
 
 
-def keeps_content(tab, rendered) -> bool:
-    """Whether the tab on show stays as it is when the URL changes. The Alerts tab does: it
-    holds a form being filled in, and its table and history follow the URL themselves."""
-    return tab == "alerts" and rendered == "alerts"
+def content_key(state: ViewState) -> str:
+    """What a tab's content is built from: the tab and the URL's parts its controls start
+    from. The content is rebuilt only when this changes; a new range, channel filter or drill
+    step leaves it in place (its charts follow the URL themselves), so nothing is asked twice
+    and nothing blinks. The Alerts tab keeps its form whatever the URL says."""
+    parts = {"overview": (state.metric,), "trends": (state.metric, state.detector),
+             "compare": (state.metric, state.compare_to),
+             "correlations": (",".join(state.correlate), state.lag_max, state.detrend)}.get(state.tab, ())
+    return "|".join(map(str, (state.tab, *parts)))
 
 
 def data_as_of_text(status: dict, state) -> str:
@@ -145,14 +150,14 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
     prefix = dash_app.config.requests_pathname_prefix
 
     @dash_app.callback(
-        Output(ids.URL, "search"), Output(ids.TABS, "data"), Output(ids.RANGE, "value"),
-        Output(ids.RANGE_FROM, "value"), Output(ids.RANGE_TO, "value"), Output(ids.RANGE_FROM, "invalid"),
-        Output(ids.RANGE_TO, "invalid"), Output(ids.CHANNELS, "value"),
+        Output(ids.URL, "search"), Output(ids.RANGE, "value"), Output(ids.RANGE_FROM, "value"),
+        Output(ids.RANGE_TO, "value"), Output(ids.RANGE_FROM, "invalid"), Output(ids.RANGE_TO, "invalid"),
+        Output(ids.CHANNELS, "value"),
         Input(ids.URL, "search"), Input(ids.RANGE, "value"), Input(ids.RANGE_FROM, "value"),
-        Input(ids.RANGE_TO, "value"), Input(ids.CHANNELS, "value"), State(ids.TABS, "data"),
+        Input(ids.RANGE_TO, "value"), Input(ids.CHANNELS, "value"),
     )
-    def _sync(search, rng, typed_from, typed_to, channels, tab):
-        return sync_view(search, tab, rng, typed_from, typed_to, channels, known_channels, ctx.triggered_id)
+    def _sync(search, rng, typed_from, typed_to, channels):
+        return sync_view(search, rng, typed_from, typed_to, channels, known_channels, ctx.triggered_id)
 
     @dash_app.callback(Output(ids.tab_link(ALL), "href"), Output(ids.tab_link(ALL), "active"),
                        Input(ids.URL, "search"))
@@ -170,12 +175,13 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
         return search_with_look(search, dark, compact, known_channels)
 
     @dash_app.callback(Output(ids.TAB_CONTENT, "children"), Output(ids.RENDERED_TAB, "data"),
-                       Input(ids.TABS, "data"), State(ids.URL, "search"), State(ids.RENDERED_TAB, "data"))
-    def _tab_content(tab, search, rendered):
-        if keeps_content(tab, rendered):
-            return no_update, no_update
+                       Input(ids.URL, "search"), State(ids.RENDERED_TAB, "data"))
+    def _tab_content(search, rendered):
         state = parse_search(search, known_channels)
-        return tab_content(tab, state, known_channels), tab if tab in shell.TAB_IDS else None
+        key = content_key(state)
+        if key == rendered:
+            return no_update, no_update
+        return tab_content(state.tab, state, known_channels), key
 
     @dash_app.callback(Output(ids.REFRESH, "interval"), Output(ids.REFRESH, "disabled"),
                        Input(ids.REFRESH_CHOICE, "value"))

@@ -89,7 +89,7 @@ VALUE_TYPES: dict[str, tuple[type, ...]] = {
     "alert-min-volume": (int, float), "alert-enabled": (bool,),
 }
 DATA_TYPES: dict[str, tuple[type, ...]] = {
-    "metrics-version": (int,), "corr-report": (dict,), "alerts-version": (int,), "rendered-tab": (str,), "tabs": (str,),
+    "metrics-version": (int,), "corr-report": (dict,), "alerts-version": (int,), "rendered-tab": (str,),
     "timeseries-drawn": (dict,), "timeseries-marks": (dict,),
     "alert-editing": (dict,), "alert-error-field": (str,), "alert-pending-delete": (int,),
     "metric-pending-delete": (str,),

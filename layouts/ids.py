@@ -2,7 +2,6 @@
 
 # shell
 URL = "url"
-TABS = "tabs"                # the selected tab (a store the URL sets)
 TAB_NAV = "tab-nav"
 TAB_CONTENT = "tab-content"
 RANGE = "range"
@@ -15,7 +14,7 @@ REFRESH = "refresh"
 REFRESH_CHOICE = "refresh-choice"
 DATA_AS_OF = "data-as-of"
 FIRING_BADGE = "firing-badge"
-RENDERED_TAB = "rendered-tab"
+RENDERED_TAB = "rendered-tab"  # what the tab's content was built from (callbacks.shell.content_key)
 PAGE = "page"
 THEME_DARK = "theme-dark"
 DENSITY_COMPACT = "density-compact"

@@ -100,7 +100,6 @@ def page(channels: tuple[str, ...]) -> html.Div:
         dcc.Interval(id=ids.STATUS_POLL, interval=30_000),
         dcc.Interval(id=ids.REFRESH, interval=DEFAULT_REFRESH * 1000),
         dcc.Store(id=ids.ALERTS_VERSION, data=0),
-        dcc.Store(id=ids.TABS, data=DEFAULT_TAB),
         dcc.Store(id=ids.RENDERED_TAB, data=None),
         navbar(),
         dbc.Container([

@@ -5,6 +5,7 @@ from dash import no_update
 from callbacks.shell import sync_view
 from callbacks.view import ViewState, parse_search, to_search
 from layouts import ids
+from layouts.shell import TAB_IDS
 
 CHANNELS = ("email", "sms", "push")
 
@@ -29,36 +30,46 @@ NOW = datetime(2026, 11, 25, 13, 5, 30, tzinfo=timezone.utc)
 
 
 def test_url_drives_controls_on_load():
-    out = sync_view("?tab=trends&range=7d&channel=sms", None, None, None, None, None, CHANNELS, ids.URL, NOW)
+    out = sync_view("?tab=trends&range=7d&channel=sms", None, None, None, None, CHANNELS, ids.URL, NOW)
     # From and To show the window on show, in UTC
-    assert out[1:] == ("trends", "7d", "2026-11-18 13:05:30", "2026-11-25 13:05:30", False, False, ["sms"])
+    assert out[1:] == ("7d", "2026-11-18 13:05:30", "2026-11-25 13:05:30", False, False, ["sms"])
     assert out[0] is no_update  # the URL already says it
 
 
 def test_controls_drive_the_url():
-    out = sync_view("?tab=overview", "drilldown", "30d", None, None, ["push", "email"], CHANNELS, ids.TABS, NOW)
+    out = sync_view("?tab=drilldown", "30d", None, None, ["push", "email"], CHANNELS, ids.CHANNELS, NOW)
     assert out[0] == "?tab=drilldown&range=30d&channel=email,push"
 
 
+def test_each_tab_link_carries_the_view_to_its_tab():
+    from callbacks.shell import tab_links
+
+    hrefs, active = tab_links(parse_search("?tab=overview&range=7d&channel=sms&theme=dark", CHANNELS))
+    assert hrefs[TAB_IDS.index("drilldown")] == "?tab=drilldown&range=7d&channel=sms&theme=dark"
+    assert active == [tab == "overview" for tab in TAB_IDS]
+    hrefs, _ = tab_links(parse_search("?tab=alerts&range=7d&alert=new", CHANNELS))
+    assert hrefs[TAB_IDS.index("trends")] == "?tab=trends&range=7d"  # leaving the Alerts tab drops its draft
+
+
 def test_a_typed_window_is_looked_at_exactly_and_a_bad_one_is_marked():
-    out = sync_view("?tab=overview&range=7d", None, None, "2026-11-24 06:00", "2026-11-24T09:30:00Z", [], CHANNELS,
+    out = sync_view("?tab=overview&range=7d", None, "2026-11-24 06:00", "2026-11-24T09:30:00Z", [], CHANNELS,
                     ids.RANGE_TO, NOW)
     assert out[0] == "?tab=overview&range=custom&start=2026-11-24T06:00:00Z&end=2026-11-24T09:30:00Z"
-    assert out[2:7] == ("custom", "2026-11-24 06:00", "2026-11-24 09:30", False, False)
-    assert sync_view("?range=7d", None, None, "2026-11-24", "2026-11-25", [], CHANNELS, ids.RANGE_FROM, NOW)[3:5] == (
+    assert out[1:6] == ("custom", "2026-11-24 06:00", "2026-11-24 09:30", False, False)
+    assert sync_view("?range=7d", None, "2026-11-24", "2026-11-25", [], CHANNELS, ids.RANGE_FROM, NOW)[2:4] == (
         "2026-11-24 00:00", "2026-11-25 00:00")  # a date alone is its midnight
-    assert sync_view("?range=7d", None, None, "yesterday", "2026-11-24 09:00", [], CHANNELS, ids.RANGE_FROM,
-                     NOW)[5:7] == (True, False)
-    assert sync_view("?range=7d", None, None, "2026-11-24 10:00", "2026-11-24 09:00", [], CHANNELS, ids.RANGE_TO,
-                     NOW)[5:7] == (False, True)  # the end before the start
-    refused = sync_view("?range=7d", None, None, "2026-11-24 10:00", "", [], CHANNELS, ids.RANGE_TO, NOW)
-    assert refused[0] is no_update and refused[6] is True
+    assert sync_view("?range=7d", None, "yesterday", "2026-11-24 09:00", [], CHANNELS, ids.RANGE_FROM,
+                     NOW)[4:6] == (True, False)
+    assert sync_view("?range=7d", None, "2026-11-24 10:00", "2026-11-24 09:00", [], CHANNELS, ids.RANGE_TO,
+                     NOW)[4:6] == (False, True)  # the end before the start
+    refused = sync_view("?range=7d", None, "2026-11-24 10:00", "", [], CHANNELS, ids.RANGE_TO, NOW)
+    assert refused[0] is no_update and refused[5] is True
 
 
 def test_picking_custom_keeps_the_window_on_show_as_fixed_times():
-    out = sync_view("?tab=overview&range=24h", "overview", "custom", "", "", [], CHANNELS, ids.RANGE, NOW)
+    out = sync_view("?tab=overview&range=24h", "custom", "", "", [], CHANNELS, ids.RANGE, NOW)
     assert out[0] == "?tab=overview&range=custom&start=2026-11-24T13:05:30Z&end=2026-11-25T13:05:30Z"
-    back = sync_view(out[0], "overview", "7d", out[3], out[4], [], CHANNELS, ids.RANGE, NOW)
+    back = sync_view(out[0], "7d", out[2], out[3], [], CHANNELS, ids.RANGE, NOW)
     assert back[0] == "?tab=overview&range=7d"
 
 
@@ -76,11 +87,6 @@ def test_an_alert_parameter_means_nothing_off_the_alerts_tab_or_when_malformed()
         assert parse_search(f"?tab=alerts&alert={junk}", CHANNELS).alert is None, junk
 
 
-def test_leaving_the_alerts_tab_drops_the_alert_from_the_url():
-    out = sync_view("?tab=alerts&range=7d&alert=new", "trends", "7d", None, None, [], CHANNELS, ids.TABS, NOW)
-    assert out[0] == "?tab=trends&range=7d"
-
-
 def test_the_theme_and_density_live_in_the_url():
     from callbacks.shell import page_look, search_with_look
 
@@ -90,6 +96,6 @@ def test_the_theme_and_density_live_in_the_url():
     assert page_look(parse_search("?theme=blue", CHANNELS)) == ("light", "analytics-page", False, False)
     assert search_with_look("?tab=trends&range=7d", True, False, CHANNELS) == "?tab=trends&range=7d&theme=dark"
     assert search_with_look("?tab=trends&range=7d&theme=dark", True, None, CHANNELS) is no_update
-    # switching tabs keeps them
-    out = sync_view("?tab=overview&range=7d&theme=dark", "compare", "7d", None, None, [], CHANNELS, ids.TABS, NOW)
-    assert out[0] == "?tab=compare&range=7d&theme=dark"
+    # a range change keeps them
+    out = sync_view("?tab=overview&range=7d&theme=dark", "30d", None, None, [], CHANNELS, ids.RANGE, NOW)
+    assert out[0] == "?tab=overview&range=30d&theme=dark"
