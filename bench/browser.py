@@ -69,13 +69,13 @@ def wait_drawn(driver, tab: str, started: float, before=None) -> float:
 
 
 def click_tab(driver, tab: str) -> None:
-    link = next(e for e in driver.find_elements(By.CSS_SELECTOR, "#tab-nav .nav-link") if e.text == LABELS[tab])
+    link = next(e for e in driver.find_elements(By.CSS_SELECTOR, ".nav-tabs .nav-link") if e.text == LABELS[tab])
     driver.execute_script("arguments[0].click()", link)
 
 
 def showing(tab: str):
     return lambda d: d.execute_script(
-        "const a = document.querySelector('#tab-nav .nav-link.active'); return a && a.textContent") == LABELS[tab]
+        "const a = document.querySelector('.nav-tabs .nav-link.active'); return a && a.textContent") == LABELS[tab]
 
 
 def flush() -> None:

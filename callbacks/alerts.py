@@ -10,7 +10,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from flask import current_app
 
 from callbacks.common import alert, ask_metric, ask_series, guarded
-from callbacks.view import ViewState, parse_search, to_search, window_of
+from callbacks.view import ViewState, parse_search, shown_on, to_search, window_of
 from dashapp.access import may_write_metrics
 from dashapp.alerting import preview_alert, rule_options
 from dashapp.extensions import db
@@ -290,12 +290,14 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
     @dash_app.callback(Output(ids.ALERT_RULES, "children"), Input(ids.ALERTS_VERSION, "data"),
                        Input(ids.REFRESH, "n_intervals"), Input(ids.URL, "search"))
     def _rules(_version, _tick, search):
+        shown_on(search, channels, "alerts")
         table, error = rules_view(search, channels)
         return error or table
 
     @dash_app.callback(Output(ids.ALERT_HISTORY, "children"), Input(ids.URL, "search"),
                        Input(ids.ALERTS_VERSION, "data"), Input(ids.REFRESH, "n_intervals"))
     def _history(search, _version, _tick):
+        shown_on(search, channels, "alerts")
         return history_view(search, channels, prefix)
 
     @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True),

@@ -7,7 +7,7 @@ from dataclasses import replace
 from dash import Dash, Input, Output, State, html, no_update
 
 from callbacks.common import alert, ask_metric, ask_report
-from callbacks.view import ViewState, parse_search, to_search, window_of
+from callbacks.view import ViewState, parse_search, shown_on, to_search, window_of
 from layouts import compare as layout
 from layouts import figures, ids
 from services.compare import compare
@@ -95,7 +95,7 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
         Output(ids.COMPARE_TEMPLATES, "children"), Output(ids.COMPARE_ALERT, "children"),
         Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
     def _compare(search, _tick):
-        return compare_view(parse_search(search, channels))
+        return compare_view(shown_on(search, channels, "compare"))
 
     @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.COMPARE_METRIC, "value"),
                        Input(ids.COMPARE_TO, "value"), State(ids.URL, "search"), prevent_initial_call=True)

@@ -8,7 +8,7 @@ import numpy as np
 from dash import Dash, Input, Output, State, no_update
 
 from callbacks.common import alert, ask_report
-from callbacks.view import ViewState, parse_search, to_search, window_of
+from callbacks.view import ViewState, parse_search, shown_on, to_search, window_of
 from layouts import correlations, figures, ids
 from services import correlation
 from services.correlation_report import correlation_report
@@ -82,7 +82,7 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
                        Output(ids.CORR_ALERT, "children"), Input(ids.URL, "search"),
                        Input(ids.REFRESH, "n_intervals"))
     def _matrix(search, _tick):
-        return matrix_view(parse_search(search, channels))
+        return matrix_view(shown_on(search, channels, "correlations"))
 
     @dash_app.callback(Output(ids.CORR_SENTENCE, "children"), Output(ids.CORR_OVERLAY, "figure"),
                        Output(ids.CORR_SCATTER, "figure"), Output(ids.CORR_LAGS, "figure"),

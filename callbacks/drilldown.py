@@ -9,7 +9,7 @@ import orjson
 from dash import ALL, MATCH, Dash, Input, Output, State, no_update
 
 from callbacks.common import alert, ask, ask_report
-from callbacks.view import NO_VALUE, ViewState, drilled, parse_search, to_search, valid_id, window_of
+from callbacks.view import NO_VALUE, ViewState, drilled, parse_search, shown_on, to_search, valid_id, window_of
 from layouts import drilldown, figures, ids
 from services.drilldown import HIERARCHY, REASONS, count_events, drill_level, hierarchy, list_events
 from services.query import template_names
@@ -177,7 +177,7 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
         Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"), State(ids.EVENTS_HOLDER, "children"))
     def _level(search, _tick, holder):
         current = (holder or {}).get("props", {}).get("data-key") if isinstance(holder, dict) else None
-        return level_view(parse_search(search, channels), prefix, current)
+        return level_view(shown_on(search, channels, "drilldown"), prefix, current)
 
     @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.DRILL_CHART, "clickData"),
                        State(ids.URL, "search"), prevent_initial_call=True)

@@ -8,7 +8,7 @@ from dash import Dash, Input, Output, State, no_update
 from flask import current_app
 
 from callbacks.common import alert, ask
-from callbacks.view import ViewState, parse_search, to_search, valid_id, window_of
+from callbacks.view import ViewState, parse_search, shown_on, to_search, valid_id, window_of
 from layouts import ids, investigate, shell
 from services.investigate import lifecycle, user_activity
 
@@ -87,9 +87,7 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
     @dash_app.callback(Output(ids.INVESTIGATE_BODY, "children"), Output(ids.INVESTIGATE_ALERT, "children"),
                        Input(ids.URL, "search"))
     def _body(search):
-        state = parse_search(search, channels)
-        if state.tab != "investigate":
-            return no_update, no_update
+        state = shown_on(search, channels, "investigate")
         return investigation(state, prefix, current_app.config["RAW_RETENTION_DAYS"])
 
     @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.INVESTIGATE_TIMELINE, "clickData"),

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 from dash import Dash, Input, Output, Patch, State, no_update
 
 from callbacks.common import alert, ask, ask_metric, ask_report, ask_series
-from callbacks.view import (ViewState, channel_filter, drilled, focused_on_bucket, parse_search, to_search,
-                            window_of)
+from callbacks.view import (ViewState, channel_filter, drilled, focused_on_bucket, parse_search, shown_on,
+                            to_search, window_of)
 from layouts import figures, ids, overview
 from services.alert_rules import firing_spans
 from services.query import kpis, series_records, volume_heatmap
@@ -185,20 +185,23 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
     def view(search) -> ViewState:
         return parse_search(search, channels)
 
+    def shown(search) -> ViewState:
+        return shown_on(search, channels, "overview")
+
     @dash_app.callback(Output(ids.KPI_ROW, "children"), Output(ids.OVERVIEW_ALERT, "children"),
                        Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
     def _kpis(search, _tick):
-        return kpi_row(view(search))
+        return kpi_row(shown(search))
 
     for graph_id, build in ((ids.CHANNEL_BAR, channel_figure), (ids.STATUS_BAR, status_figure),
                             (ids.HEATMAP, heatmap_figure)):
         dash_app.callback(Output(graph_id, "figure"), Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))(
-            lambda search, _tick, build=build: build(view(search)))
+            lambda search, _tick, build=build: build(shown(search)))
 
     @dash_app.callback(Output(ids.TIMESERIES, "figure"), Output(ids.TIMESERIES_DRAWN, "data"),
                        Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"), State(ids.TIMESERIES_MARKS, "data"))
     def _timeseries(search, _tick, kept):
-        return timeseries_figure(view(search), kept)
+        return timeseries_figure(shown(search), kept)
 
     # the marks come after the chart (which never waits for the trend report), and are
     # patched onto it only when they change

@@ -7,7 +7,7 @@ from dataclasses import replace
 from dash import Dash, Input, Output, State, no_update
 
 from callbacks.common import alert, ask_report
-from callbacks.view import ViewState, channel_filter, parse_search, to_search, window_of
+from callbacks.view import ViewState, channel_filter, parse_search, shown_on, to_search, window_of
 from layouts import figures, ids, trends
 from services.trend_report import trend_report
 
@@ -60,7 +60,7 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
         Output(ids.TREND_WEEKDAYS, "figure"), Output(ids.TREND_ALERT, "children"),
         Input(ids.URL, "search"), Input(ids.REFRESH, "n_intervals"))
     def _trend(search, _tick):
-        return trend_view(parse_search(search, channels), prefix)
+        return trend_view(shown_on(search, channels, "trends"), prefix)
 
     @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.TREND_METRIC, "value"),
                        Input(ids.TREND_DETECTOR, "value"), State(ids.URL, "search"), prevent_initial_call=True)

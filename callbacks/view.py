@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlencode
 
+from dash.exceptions import PreventUpdate
+
 from layouts import shell
 from services.query import CATALOGUE
 from services.compare import COMPARE_TO
@@ -192,3 +194,13 @@ def focused_on_bucket(state: ViewState, start: datetime, step: timedelta, channe
     z = lambda t: t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")  # noqa: E731
     return replace(state, tab="drilldown", range="custom", start=z(start), end=z(start + step),
                    drill=(channel,) if channel else ())
+
+
+def shown_on(search, channels: tuple[str, ...], tab: str) -> ViewState:
+    """The view, for a callback that computes `tab`'s content. A URL that has moved to another
+    tab asks nothing: the tab being left keeps its components on the page for a moment, and
+    without this its charts would be computed once more for a view nobody sees."""
+    state = parse_search(search, channels)
+    if state.tab != tab:
+        raise PreventUpdate
+    return state

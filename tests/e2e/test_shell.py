@@ -28,3 +28,25 @@ def test_a_dead_database_shows_a_readable_alert_not_a_stack_trace(dash_br, live_
     dash_br.wait_for_contains_text("#status-alert", "analytics database is not answering", timeout=20)
     dash_br.wait_for_contains_text("#overview-alert", "database is not answering", timeout=20)
     assert "Traceback" not in dash_br.driver.page_source
+
+
+def test_the_tab_being_left_asks_nothing(dash_br, live_server, pg_engine):
+    """On a tab click the old tab's charts are still on the page for a moment and see the new
+    URL: they answer "nothing to update" (204) instead of computing for a view nobody sees."""
+    from tests.e2e.conftest import serve_demo
+
+    server, _ = serve_demo(live_server, pg_engine, days=2, per_hour=30, seed=3)
+    dash_br.driver.get(server.url + "/analytics/?tab=overview&range=24h")
+    dash_br.wait_for_element("#timeseries .trace", timeout=20)
+    dash_br.driver.execute_script(  # every callback answer from now on: (its outputs, HTTP status)
+        "window.__answers = []; const f = window.fetch; window.fetch = function(u, o) {"
+        "  const p = f.apply(this, arguments); let out = ''; try { out = JSON.parse(o.body).output; } catch (e) {}"
+        "  p.then(r => window.__answers.push([out, r.status])); return p; };")
+    next(e for e in dash_br.find_elements(".nav-link") if e.text == "Trends").click()
+    dash_br.wait_for_contains_text("#trend-headline", "Delivery rate", timeout=20)
+    answers = dash_br.driver.execute_script("return window.__answers")
+    left = [(out, status) for out, status in answers if "kpi-row" in out or out in ("channel-bar.figure",
+                                                                                   "heatmap.figure")]
+    assert left and all(status == 204 for _, status in left), left
+    assert any("trend-headline" in out and status == 200 for out, status in answers)
+    assert dash_br.get_logs() == []

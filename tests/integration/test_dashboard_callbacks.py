@@ -202,3 +202,11 @@ def test_correlations_tab_matrix_and_pair(app):
     sentence, overlay, scatter, lags = correlations.pair_view(report, ["email:bounce_rate", "email:delivery_rate"], "")
     assert "Email bounce rate" in sentence and len(overlay.data) == 2 and len(lags.data[0].x) >= 7
     assert correlations.pair_view(None, None, "")[0] == ""
+
+
+def test_the_page_links_each_stylesheet_and_script_once(app):
+    """Bootstrap is linked once (the assets folder's copy is not served a second time), and
+    the page's own scripts are there."""
+    page = app.test_client().get("/analytics/").get_data(as_text=True)
+    assert page.count("bootstrap.min.css") == 1
+    assert page.count("hover_sync.js") == 1 and page.count("session.js") == 1

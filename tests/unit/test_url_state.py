@@ -99,3 +99,15 @@ def test_the_theme_and_density_live_in_the_url():
     # a range change keeps them
     out = sync_view("?tab=overview&range=7d&theme=dark", "30d", None, None, [], CHANNELS, ids.RANGE, NOW)
     assert out[0] == "?tab=overview&range=30d&theme=dark"
+
+
+def test_a_tab_callback_asks_nothing_for_a_url_on_another_tab():
+    import pytest
+    from dash.exceptions import PreventUpdate
+
+    from callbacks.view import shown_on
+
+    assert shown_on("?tab=trends&range=7d", CHANNELS, "trends").range == "7d"
+    with pytest.raises(PreventUpdate):
+        shown_on("?tab=trends&range=7d", CHANNELS, "overview")
+    assert shown_on("", CHANNELS, "overview").tab == "overview"  # no tab: the default one

@@ -42,7 +42,10 @@ def test_a_rate_chart_is_scaled_to_its_values_and_names_the_events_behind_each_p
     rate = time_series(records, "Delivery rate", "%", "r", volume_of="sent")
     assert rate.layout.yaxis.rangemode == "normal"
     assert "of %{customdata[1]:,.0f} sent" in rate.data[0].hovertemplate
-    assert [list(c) for c in rate.data[0].customdata] == [["sms", 400.0], ["sms", 380.0]]
+    assert [list(c) for c in rate.data[0].customdata] == [["sms", 400.0, ""], ["sms", 380.0, ""]]
+    live = time_series(records, "Delivery rate", "%", "r", volume_of="sent", filling="2026-11-25T07:00:00Z")
+    assert [c[2] for c in live.data[0].customdata] == ["", "<br><i>this bucket is still filling</i>"]
+    assert "%{customdata[2]}" in live.data[0].hovertemplate
     count = time_series([{**r, "value": 10.0} for r in records], "Sent", "count", "r")
     assert count.layout.yaxis.rangemode == "tozero" and "of %{" not in count.data[0].hovertemplate
 
