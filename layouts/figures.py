@@ -136,7 +136,11 @@ def time_marks(anomalies: Sequence[dict], incidents: Sequence, first: str, last:
             continue
         until = f"to {incident.end:%Y-%m-%d %H:%M} UTC" if incident.end else "and still fires"
         name = incident.name if len(incident.name) <= 32 else incident.name[:31] + "…"
-        notes.append(dict(x=drawn[0], y=1, xref="x", yref="paper", xanchor="left", yanchor="top", showarrow=False,
+        # the name reads into the chart from the band's nearer edge (Plotly widens an axis to
+        # fit an annotation's text, so text running past the last point would stretch it)
+        right = _utc(drawn[0]) > lo + (hi - lo) / 2
+        notes.append(dict(x=drawn[1] if right else drawn[0], y=1, xref="x", yref="paper",
+                          xanchor="right" if right else "left", yanchor="top", showarrow=False,
                           text=f"⚠ {name}", font=dict(size=10, color=INCIDENT_TEXT),
                           hovertext=f"Alert “{incident.name}” fired from {incident.start:%Y-%m-%d %H:%M} UTC {until}"))
     for run in _runs(anomalies, step):  # neighbouring anomalous buckets: one band, one marker

@@ -72,3 +72,4 @@ def test_no_import_cycle_in_the_project():
     modules = project_modules()
     assert {"dashapp", "dashapp.factory", "services.query", "callbacks.common"} <= set(modules)
     assert cycles(import_graph(modules)) == []
+

@@ -1,5 +1,5 @@
-"""Marks over a time chart, as pure data: bands clipped to the chart, one per run of
-anomalous buckets, incidents named, every number the report's."""
+"""The Overview as pure data: marks over the time chart (bands clipped to the chart, one per
+run of anomalous buckets, incidents named, every number the report's) and the KPI tiles' changes."""
 from datetime import datetime, timedelta, timezone
 
 from layouts.figures import time_marks
@@ -35,6 +35,19 @@ def test_incidents_are_clipped_named_and_say_when_they_ended():
     marks = time_marks([], spans, at(0), at(23), HOUR, "Sent", "count")
     assert [(s["x0"], s["x1"]) for s in marks["shapes"]] == [(at(0), at(2)), (at(20), at(23))]
     first, second = marks["annotations"]
+    # each name reads into the chart from its band's nearer edge, so it never widens the axis
+    assert (first["x"], first["xanchor"], second["x"], second["xanchor"]) == (at(0), "left", at(23), "right")
     assert first["text"].startswith("⚠ SMS delivery below 80 %") and first["text"].endswith("…")
     assert first["hovertext"].endswith("fired from 2026-11-19 19:00 UTC to 2026-11-20 02:00 UTC")
     assert second["hovertext"] == "Alert “Bounces” fired from 2026-11-20 20:00 UTC and still fires"
+
+
+def test_a_kpi_change_never_reads_zero_beside_an_arrow_that_says_it_moved():
+    from layouts.overview import kpi_tile
+
+    def text(*args, **kwargs):
+        return str(kpi_tile(*args, **kwargs))
+
+    assert "▼ -0.04 percentage points" in text("Click rate", "%", 6.30, -0.6, "down", False, previous=6.34)
+    assert "▲ +1.2 percentage points" in text("Delivery rate", "%", 95.2, 1.3, "up", True, previous=94.0)
+    assert "● +0.00 % vs previous period" in text("Sent", "count", 1000, 0.001, "flat", None)
