@@ -14,7 +14,6 @@ workload (bench.live: ingest while viewers refresh).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import threading
@@ -22,7 +21,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -31,7 +29,7 @@ import requests
 from sqlalchemy import func, select, text
 
 from bench.harness import (REDIS, RESULTS, TEMPLATE_VARIANTS, TOKEN, Server, analyze, fresh_schema, load_bulk, log,
-                           machine, percentile, start_floor)
+                           machine, percentile, start_floor, write_result)
 from bench.browser import FIGURE_KEYS as BROWSER_FIGURE_KEYS
 from bench.browser import browser_phase
 from bench.live import live_phase
@@ -346,15 +344,8 @@ def main(argv=None) -> int:
             "figures": {k: round(figures[k], 3) if isinstance(figures[k], float) else figures[k] for k in FIGURE_KEYS},
             "details": details,
         }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print()
-    print(f"{'figure':32s} value")
-    for key in FIGURE_KEYS:
-        print(f"{key:32s} {result['figures'][key]}")
-    print(f"\nwrote {path}")
+    write_result(args.out, "", result)
     return 0
 
 

@@ -11,18 +11,16 @@ chart cache (Redis) flushed just before; "warm" is the same navigation again.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import redis
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
-from bench.harness import REDIS, RESULTS, Server, analyze, fresh_schema, log, machine
+from bench.harness import REDIS, RESULTS, Server, analyze, fresh_schema, log, machine, write_result
 
 FIGURE_KEYS = ("dashboard_first_charts_s", "dashboard_cached_assets_s", "tab_first_charts_cold_max_s",
                "tab_first_charts_warm_max_s", "drill_click_p50_s", "drill_click_max_s", "tab_switch_alone_s",
@@ -215,13 +213,7 @@ def main(argv=None) -> int:
                   "dataset": {"events": events, "days": args.days, "per_hour": args.per_hour, "demo_seed": args.seed},
                   "machine": {**machine(engine), "gunicorn_workers": args.workers},
                   "figures": {k: round(figures[k], 3) for k in FIGURE_KEYS}, "details": details}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"browser-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    for key, value in result["figures"].items():
-        print(f"{key:35s} {value}")
-    print(f"\nwrote {path}")
+    write_result(args.out, "browser", result)
     return 0
 
 

@@ -2,6 +2,7 @@
 and the machine's description. Phases live in bench.__main__ and bench.live."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -186,3 +187,17 @@ def machine(engine) -> dict:
     return {"cores": os.cpu_count(), "memory_gib": round(memory, 1), "python": platform.python_version(),
             "postgres": version, "postgres_settings": settings,
             "redis": redis.Redis.from_url(REDIS).info("server")["redis_version"]}
+
+
+def write_result(out: str, prefix: str, result: dict) -> Path:
+    """`result` as bench/results/<prefix>-<UTC timestamp>.json (no prefix: the timestamp
+    alone), its figures printed one to a line."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    path = folder / (f"{prefix}-{stamp}.json" if prefix else f"{stamp}.json")
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    for key, value in result.get("figures", {}).items():
+        print(f"{key:45s} {value}")
+    print(f"\nwrote {path}")
+    return path

@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
 import sys
 import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import orjson
 import requests
 
-from bench.harness import REDIS, RESULTS, TOKEN, Process, Server, loaded_schema, log, machine, percentile, start_floor
+from bench.harness import (REDIS, RESULTS, TOKEN, Process, Server, loaded_schema, log, machine, percentile, start_floor,
+                           write_result)
 
 CHARTS = {
     "events_1h": "/api/analytics/chart?metric=events&group_by=time,channel&start=now-1h",
@@ -301,11 +300,7 @@ def main(argv=None) -> int:
         live = live_phase(url, schema, args.rate, args.viewers, args.seconds, args.runs, ramp)
         result = {"label": args.label, "command": " ".join(sys.argv), "dataset": {"events": rows},
                   "machine": machine(engine), "targets": TARGETS, "live": live}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"live-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    log(f"wrote {path}")
+    write_result(args.out, "live", result)
     return 0
 
 if __name__ == "__main__":

@@ -10,20 +10,19 @@ three investigation indexes in place, then as many with them dropped — as live
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
 import sys
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import redis
 import requests
 from sqlalchemy import text
 
-from bench.harness import REDIS, RESULTS, Server, analyze, dataset_rows, loaded_schema, log, machine, percentile
+from bench.harness import (REDIS, RESULTS, Server, analyze, dataset_rows, loaded_schema, log, machine, percentile,
+                           write_result)
 from services import demo
 from services.ingest import store_rows
 
@@ -195,13 +194,7 @@ def main(argv=None) -> int:
                               "bulk_ingest_events_per_s": rows / seconds},
                   "machine": machine(engine),
                   "figures": {k: round(figures[k], 3) for k in FIGURE_KEYS if k in figures}, "details": details}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"lookups-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    for key, value in result["figures"].items():
-        print(f"{key:45s} {value}")
-    print(f"\nwrote {path}")
+    write_result(args.out, "lookups", result)
     return 0
 
 
