@@ -118,7 +118,7 @@ def time_marks(anomalies: Sequence[dict], incidents: Sequence, first: str, last:
     its axis does not move, and a marker at the top whose hover says what it was, in the
     report's numbers. Plain dicts: the drawn figure is patched with them, and the next draw
     of the same view starts with them."""
-    lo, hi = _utc(first), _utc(last)
+    lo, hi = datetime.fromisoformat(first), datetime.fromisoformat(last)
     shapes, notes = [], []
 
     def band(start: datetime, end: datetime, colour: str) -> tuple[str, str] | None:
@@ -138,13 +138,13 @@ def time_marks(anomalies: Sequence[dict], incidents: Sequence, first: str, last:
         name = incident.name if len(incident.name) <= 32 else incident.name[:31] + "…"
         # the name reads into the chart from the band's nearer edge (Plotly widens an axis to
         # fit an annotation's text, so text running past the last point would stretch it)
-        right = _utc(drawn[0]) > lo + (hi - lo) / 2
+        right = datetime.fromisoformat(drawn[0]) > lo + (hi - lo) / 2
         notes.append(dict(x=drawn[1] if right else drawn[0], y=1, xref="x", yref="paper",
                           xanchor="right" if right else "left", yanchor="top", showarrow=False,
                           text=f"⚠ {name}", font=dict(size=10, color=INCIDENT_TEXT),
                           hovertext=f"Alert “{incident.name}” fired from {incident.start:%Y-%m-%d %H:%M} UTC {until}"))
     for run in _runs(anomalies, step):  # neighbouring anomalous buckets: one band, one marker
-        starts = [_utc(a["time"]) for a in run]
+        starts = [datetime.fromisoformat(a["time"]) for a in run]
         drawn = band(starts[0] - step / 2, starts[-1] + step / 2, ANOMALY_SHADE[_worst(run)])
         if drawn is None:
             continue
@@ -162,7 +162,7 @@ def time_marks(anomalies: Sequence[dict], incidents: Sequence, first: str, last:
 def _runs(anomalies: Sequence[dict], step: timedelta) -> list[list[dict]]:
     runs: list[list[dict]] = []
     for a in sorted(anomalies, key=lambda a: a["time"]):
-        if runs and _utc(a["time"]) - _utc(runs[-1][-1]["time"]) <= step:
+        if runs and datetime.fromisoformat(a["time"]) - datetime.fromisoformat(runs[-1][-1]["time"]) <= step:
             runs[-1].append(a)
         else:
             runs.append([a])
@@ -171,10 +171,6 @@ def _runs(anomalies: Sequence[dict], step: timedelta) -> list[list[dict]]:
 
 def _worst(run: Sequence[dict]) -> str:
     return max((a["severity"] or "low" for a in run), key=("low", "medium", "high").index)
-
-
-def _utc(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def bars(records: Sequence[dict], dimension: str, label: str, unit: str, revision: str,
