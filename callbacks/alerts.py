@@ -167,8 +167,7 @@ def rules_rows(rules: list, custom: list, names: dict, now: datetime) -> list[di
 def rules_view(search: str, channels: tuple[str, ...]):
     """(table, alert) for the rules table."""
     def work():
-        with db.read_engine.connect() as conn:
-            return alert_rules.list_rules(conn), list_metrics(conn), template_names(conn)
+        return db.read(lambda conn: (alert_rules.list_rules(conn), list_metrics(conn), template_names(conn)))
     answer, error = guarded(work)
     if error:
         return None, alert(error)
@@ -183,9 +182,10 @@ def history_view(search: str, channels: tuple[str, ...], prefix: str):
         return layout.pick_a_rule()
 
     def work():
-        with db.read_engine.connect() as conn:
+        def read(conn):
             rule = alert_rules.get_rule(conn, state.alert)
             return rule, alert_rules.history(conn, rule.id), alert_rules.deliveries(conn, rule.id)
+        return db.read(read)
     answer, error = guarded(work)
     if error:
         return alert(error, "warning")
@@ -232,8 +232,8 @@ def save(fields: dict, editing) -> tuple:
 def preview(fields: dict):
     """What the form's rule would have done lately, or the refusal naming its field."""
     def work():
-        with db.read_engine.connect() as conn:
-            return preview_alert(conn, current_app.config, fields)
+        config = current_app.config
+        return db.read(lambda conn: preview_alert(conn, config, fields))
 
     answer, error = guarded(work)
     return layout.preview_result(answer) if error is None else alert(error)
@@ -340,8 +340,7 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
             return unchanged
 
         def work():
-            with db.read_engine.connect() as conn:
-                return alert_rules.get_rule(conn, rid)
+            return db.read(lambda conn: alert_rules.get_rule(conn, rid))
         rule, error = guarded(work)
         if error:
             return (*unchanged[:-1], alert(error, "warning"))
@@ -398,9 +397,10 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
             return no_update, no_update, no_update
 
         def work():
-            with db.read_engine.connect() as conn:
+            def read(conn):
                 rule = alert_rules.get_rule(conn, rid)
                 return rule.name, len(alert_rules.history(conn, rule.id))
+            return db.read(read)
         answer, error = guarded(work)
         if error:
             return no_update, no_update, no_update

@@ -55,10 +55,7 @@ def ask(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str | None]:
     retention settings where it takes them."""
     extra = _deployment_arguments(service)
 
-    def work():
-        with db.read_engine.connect() as conn:
-            return service(conn, *args, **extra, **kwargs)
-    return guarded(work)
+    return guarded(lambda: db.read(lambda conn: service(conn, *args, **extra, **kwargs)))
 
 
 def ask_report(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str | None]:
@@ -89,8 +86,7 @@ def _definition(name: str) -> Metric:
     taken for the catalogue, which every chart of the default view uses)."""
     if name in CATALOGUE:
         return CATALOGUE[name]
-    with db.read_engine.connect() as conn:
-        return resolve_metric(conn, name)
+    return db.read(lambda conn: resolve_metric(conn, name))
 
 
 def ask_metric(name: str) -> tuple[Any, str | None]:

@@ -20,18 +20,18 @@ def check_and_preview(formula: str | None, unit: str | None, search: str, channe
     if not formula:
         return layout.feedback("", {}), figures.empty_figure("The preview appears when the formula is valid")
 
-    def work():
-        with db.read_engine.connect() as conn:
-            check = custom_metrics.check_formula(conn, formula)
-            if not check["valid"]:
-                return check, None
-            state = parse_search(search, channels)
-            window = window_of(state) or ("now-24h", None)
-            series = custom_metrics.preview(conn, formula, *window, ("time", "channel"), channel_filter(state),
-                                            channels=channels, unit=unit or "none", **settings_for_queries())
-            return check, series
+    state = parse_search(search, channels)
+    window = window_of(state) or ("now-24h", None)
 
-    answer, error = guarded(work)
+    def read(conn):
+        check = custom_metrics.check_formula(conn, formula)
+        if not check["valid"]:
+            return check, None
+        series = custom_metrics.preview(conn, formula, *window, ("time", "channel"), channel_filter(state),
+                                        channels=channels, unit=unit or "none", **settings_for_queries())
+        return check, series
+
+    answer, error = guarded(lambda: db.read(read))
     if error:
         return alert(error), figures.empty_figure(error)
     check, series = answer
@@ -80,8 +80,7 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
     @dash_app.callback(Output(ids.SAVED_METRICS, "children"), Input(ids.METRICS_VERSION, "data"))
     def _list(_version):
         def work():
-            with db.read_engine.connect() as conn:
-                return custom_metrics.list_metrics(conn)
+            return db.read(custom_metrics.list_metrics)
         saved, error = guarded(work)
         return alert(error) if error else layout.saved_table(saved)
 
@@ -94,8 +93,8 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
             return (no_update,) * 5
 
         def work():
-            with db.read_engine.connect() as conn:
-                return custom_metrics.get_custom(conn, ctx.triggered_id["name"])
+            name = ctx.triggered_id["name"]
+            return db.read(lambda conn: custom_metrics.get_custom(conn, name))
         metric, error = guarded(work)
         if error:
             return (no_update,) * 5

@@ -8,8 +8,10 @@ from datetime import datetime, timezone
 from dash import ALL, Dash, Input, Output, State, ctx, no_update
 
 from callbacks.alerts import DEFAULT_FORM, draft_from_view
-from callbacks.common import ask
+from callbacks.common import ask, guarded
 from callbacks.view import ViewState, iso_time, parse_search, to_search, window_of
+from dashapp.extensions import db
+from dashapp.replica import replica_sentence
 from layouts import alerts, compare, correlations, drilldown, ids, investigate, metrics, overview, shell, trends
 from services.alerts import firing_rules
 from services.custom_metrics import list_metrics
@@ -125,8 +127,9 @@ def content_key(state: ViewState) -> str:
     return "|".join(map(str, (state.tab, *parts)))
 
 
-def data_as_of_text(status: dict, state) -> str:
-    """"Data as of 06:52:10 UTC · newest bucket still filling", from the rollup watermark."""
+def data_as_of_text(status: dict, state, replica: dict | None = None) -> str:
+    """"Rolled up to 06:52:10 UTC (3 s ago) · newest bucket still filling · replica 0.02 s
+    behind", from the rollup watermark and, with a read replica, its replay lag."""
     watermark = status.get("watermark")
     if not watermark:
         return "No rollup has run yet; charts read raw events"
@@ -137,6 +140,9 @@ def data_as_of_text(status: dict, state) -> str:
         text = f"Rolled up to {when:%Y-%m-%d %H:%M:%S} UTC ({status['lag_seconds']:.0f} s ago)"
     if state.range != "custom":
         text += " · newest bucket still filling"
+    behind = replica_sentence(replica)
+    if behind:
+        text += " · " + behind
     return text
 
 
@@ -194,7 +200,8 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
                        Input(ids.REFRESH, "n_intervals"), Input(ids.URL, "search"))
     def _data_as_of(_tick, search):  # the title holds the whole line where the navbar cuts it short
         status, error = ask(rollup_watermark)
-        text = data_as_of_text(status, parse_search(search, known_channels)) if not error else ""
+        replica, _ = guarded(db.replica_status)
+        text = data_as_of_text(status, parse_search(search, known_channels), replica) if not error else ""
         return text, text
 
     @dash_app.callback(Output(ids.STATUS_ALERT, "children"), Input(ids.STATUS_POLL, "n_intervals"))

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state, short_error
+from dashapp.replica import replica_word
 from services.ingest import ingest_events
 from dashapp.caching import cache_stats, cached_report, chart_answer, settings_for_queries
 from dashapp.alerting import preview_alert, rule_options
@@ -35,9 +36,12 @@ def health():
     if problem is not None:  # the driver's text names hosts and ports: logged, never shown
         current_app.logger.error("health: database not answering: %s", problem)
     cache_status = cache_state(cache, bool(current_app.config.get("REDIS_URL")))
+    replica = db.replica_status()
+    replica_ok = replica is None or replica["state"] == "ok"
     body = {
-        "status": "healthy" if problem is None and cache_status != "unreachable" else "degraded",
+        "status": "healthy" if problem is None and cache_status != "unreachable" and replica_ok else "degraded",
         "database": "ok" if problem is None else "not answering",
+        "replica": "off" if replica is None else replica_word(replica),
         "cache": cache_status,
         "scheduler": scheduler_state(db.engine, current_app.extensions.get("analytics_scheduler_state", "off"))
         if problem is None else current_app.extensions.get("analytics_scheduler_state", "off"),
@@ -106,9 +110,9 @@ def ingest():
 
 @api.get("/api/aggregation/status")
 def aggregation_status():
-    with db.read_engine.connect() as conn:
-        body = rollup_status(conn)
+    body = db.read(rollup_status)
     body["cache"] = cache_stats()
+    body["replica"] = db.replica_status()
     return jsonify(body)
 
 
@@ -158,8 +162,7 @@ def chart():
     now = datetime.now(timezone.utc)
     metric = args["metric"]
     if metric not in query_service.CATALOGUE:
-        with db.read_engine.connect() as conn:
-            metric = query_service.resolve_metric(conn, metric)
+        metric = db.read(lambda conn: query_service.resolve_metric(conn, metric))
     query = query_service.build_query(
         metric, args.get("group_by") or "time", args.get("start"), args.get("end"),
         dimension_filters(args), args.get("granularity") or None, now,
@@ -214,8 +217,7 @@ def events():
     channels = current_app.config["CHANNELS"]
     fmt = args.get("format") or "json"
     if fmt == "csv":
-        engine = db.read_engine
-        chunks = drilldown_service.events_csv(engine.connect, filters, args.get("start"), args.get("end"),
+        chunks = drilldown_service.events_csv(db.read_connection, filters, args.get("start"), args.get("end"),
                                               args.get("sort"), channels=channels)
         return Response(stream_with_context(chunks), mimetype="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="events.csv"'})
@@ -223,16 +225,15 @@ def events():
         raise ApiError(f"format {fmt[:20]!r} is not one of json, csv", "format")
     limit = number_param(args, "limit", int, 1, drilldown_service.MAX_PAGE, 100,
                          f"limit must be a whole number from 1 to {drilldown_service.MAX_PAGE}")
-    with db.read_engine.connect() as conn:
-        page = drilldown_service.list_events(conn, filters, args.get("start"), args.get("end"), limit,
-                                             args.get("cursor") or None, args.get("sort"), channels=channels)
+    page = db.read(lambda conn: drilldown_service.list_events(
+        conn, filters, args.get("start"), args.get("end"), limit, args.get("cursor") or None, args.get("sort"),
+        channels=channels))
     return json_response({"events": page.events, "next_cursor": page.next_cursor})
 
 
 @api.get("/api/analytics/notifications/<notification_id>")
 def notification_lifecycle(notification_id: str):
-    with db.read_engine.connect() as conn:
-        found = investigate.lifecycle(conn, notification_id)
+    found = db.read(lambda conn: investigate.lifecycle(conn, notification_id))
     return json_response({"notification_id": found.notification_id, "summary": found.summary,
                           "events": found.events, "steps": found.steps})
 
@@ -252,10 +253,10 @@ def rank_users():
     min_volume = number_param(args, "min_volume", float, 0, 1e12, None,
                               "min_volume must be a number of events from 0 up")
     filters = dimension_filters(args, USER_FILTERS)
-    with db.read_engine.connect() as conn:
-        body = investigate.rank_users(conn, args["metric"], args.get("start"), args.get("end"), filters,
-                                      args.get("order") or None, limit, min_volume,
-                                      channels=current_app.config["CHANNELS"])
+    channels = current_app.config["CHANNELS"]
+    body = db.read(lambda conn: investigate.rank_users(conn, args["metric"], args.get("start"), args.get("end"),
+                                                       filters, args.get("order") or None, limit, min_volume,
+                                                       channels=channels))
     return json_response(body)
 
 
@@ -263,9 +264,9 @@ def rank_users():
 def user_activity(user_id: str):
     check_parameters(("start", "end"))
     args = request.args
-    with db.read_engine.connect() as conn:
-        body = investigate.user_activity(conn, user_id, args.get("start"), args.get("end"),
-                                         channels=current_app.config["CHANNELS"])
+    channels = current_app.config["CHANNELS"]
+    body = db.read(lambda conn: investigate.user_activity(conn, user_id, args.get("start"), args.get("end"),
+                                                          channels=channels))
     return json_response(body)
 
 
@@ -347,8 +348,7 @@ def _json_body(example: str = METRIC_EXAMPLE) -> dict:
 
 @api.get("/api/analytics/metrics")
 def list_custom_metrics():
-    with db.read_engine.connect() as conn:
-        saved = [m.as_dict() for m in custom_service.list_metrics(conn)]
+    saved = [m.as_dict() for m in db.read(custom_service.list_metrics)]
     catalogue = [{"name": m.name, "label": m.label, "unit": m.unit, "definition": m.description}
                  for m in query_service.CATALOGUE.values()]
     return json_response({"custom": saved, "catalogue": catalogue})
@@ -364,8 +364,7 @@ def create_custom_metric():
 
 @api.get("/api/analytics/metrics/<name>")
 def get_custom_metric(name: str):
-    with db.read_engine.connect() as conn:
-        found = custom_service.get_custom(conn, name)
+    found = db.read(lambda conn: custom_service.get_custom(conn, name))
     return json_response(found.as_dict())
 
 
@@ -389,8 +388,7 @@ def validate_formula():
     body = _json_body()
     if not isinstance(body.get("formula"), str):
         raise ApiError("send {\"formula\": \"...\"}", "formula")
-    with db.read_engine.connect() as conn:
-        return json_response(custom_service.check_formula(conn, body["formula"]))
+    return json_response(db.read(lambda conn: custom_service.check_formula(conn, body["formula"])))
 
 
 @api.post("/api/analytics/metrics/preview")
@@ -399,19 +397,18 @@ def preview_formula():
     if not isinstance(body.get("formula"), str):
         raise ApiError("send {\"formula\": \"...\", \"start\": \"now-7d\"}", "formula")
     group_by = body.get("group_by", "time")
-    with db.read_engine.connect() as conn:
-        series = custom_service.preview(conn, body["formula"], body.get("start"), body.get("end"),
-                                        query_service.parse_group_by(group_by if isinstance(group_by, str) else "time"),
-                                        None, channels=current_app.config["CHANNELS"], unit=body.get("unit", "none"),
-                                        **settings_for_queries())
+    grouping = query_service.parse_group_by(group_by if isinstance(group_by, str) else "time")
+    channels, settings = current_app.config["CHANNELS"], settings_for_queries()
+    series = db.read(lambda conn: custom_service.preview(conn, body["formula"], body.get("start"), body.get("end"),
+                                                         grouping, None, channels=channels,
+                                                         unit=body.get("unit", "none"), **settings))
     return json_response({"data": query_service.series_records(series), "metadata": {
         "granularity": series.granularity, "start": series.start, "end": series.end, "source": series.source}})
 
 
 @api.get("/api/analytics/alerts")
 def list_alert_rules():
-    with db.read_engine.connect() as conn:
-        rules = [r.as_dict() for r in alert_service.list_rules(conn)]
+    rules = [r.as_dict() for r in db.read(alert_service.list_rules)]
     return json_response({"rules": rules, "firing": [r["name"] for r in rules if r["enabled"] and r["state"] == "firing"]})
 
 
@@ -426,16 +423,17 @@ def create_alert_rule():
 @api.post("/api/analytics/alerts/preview")
 def preview_alert_rule():
     body = _json_body(ALERT_EXAMPLE)
-    with db.read_engine.connect() as conn:
-        return json_response(preview_alert(conn, current_app.config, body))
+    config = current_app.config
+    return json_response(db.read(lambda conn: preview_alert(conn, config, body)))
 
 
 @api.get("/api/analytics/alerts/<rule_id>")
 def get_alert_rule(rule_id: str):
-    with db.read_engine.connect() as conn:
+    def read(conn):
         rule = alert_service.get_rule(conn, rule_id)
-        body = {**rule.as_dict(), "history": alert_service.history(conn, rule.id),
+        return {**rule.as_dict(), "history": alert_service.history(conn, rule.id),
                 "deliveries": alert_service.deliveries(conn, rule.id)}
+    body = db.read(read)
     return json_response(body)
 
 

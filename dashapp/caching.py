@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -134,8 +133,7 @@ def measures(conn, query: query_service.Query, with_histograms: bool, now: datet
 def cached_series(query: query_service.Query, now: datetime) -> query_service.Series:
     """The Series answering `query` (for the dashboard's figures), sealed part cached."""
     metric = query_service.metric_of(query)
-    with db.read_engine.connect() as conn:
-        m = measures(conn, query, query_service.needs_histograms(metric), now)
+    m = db.read(lambda conn: measures(conn, query, query_service.needs_histograms(metric), now))
     return query_service.series_of(query, metric, m.accs, m.source, m.live)
 
 
@@ -150,26 +148,32 @@ def chart_answer(query: query_service.Query, now: datetime) -> ChartAnswer:
     """A chart API answer: whole from the cache while no batch, fold or late event changed
     what it covers; otherwise the sealed measures from the cache and the live edge fresh."""
     metric = query_service.metric_of(query)
-    with db.read_engine.connect() as conn:
+    edge = query_service.seal_edge(query.window, now)
+    live = edge < query.window.end
+
+    def read(conn):
         # the version alone needs no snapshot: read it outside a transaction (two round trips
         # fewer on a hit); read before the answer, it can only be older than what it keys
         snapshot = dialect.outside_transaction(conn)
-        edge = query_service.seal_edge(query.window, now)
         version = data_version(conn, query.window.start, edge, query.window.end)
-        live = edge < query.window.end
         # while batches keep arriving, an answer holding the newest buckets is stale within
         # a second: neither look for it nor store it
         whole = not live or version.quiet_since(now) >= QUIET_SECONDS
         key = f"chart|{query.cache_key()}|{version.live if live else version.sealed}"
         hit = _call(lambda: cache.get(key)) if whole else None
         if hit is not None:
-            _count("hits")
-            data, metadata = hit
-            return ChartAnswer(data, {**metadata, "sealed_from_cache": True}, True)
-        _count("misses")
+            return hit, None, None, whole, key
         snapshot()
         m = measures(conn, query, query_service.needs_histograms(metric), now, version)
         names = query_service.template_names(conn) if "template_id" in query.group_by else None
+        return None, m, names, whole, key
+
+    hit, m, names, whole, key = db.read(read)
+    if hit is not None:
+        _count("hits")
+        data, metadata = hit
+        return ChartAnswer(data, {**metadata, "sealed_from_cache": True}, True)
+    _count("misses")
     series = query_service.series_of(query, metric, m.accs, m.source, m.live)
     records = query_service.series_records(series, names)
     data = orjson.dumps(records)
@@ -196,13 +200,13 @@ class ReportTooLong(Exception):
                         "narrow the time range, pick a coarser granularity or add filters.")
 
 
-@contextmanager
-def report_connection() -> Iterator[Connection]:
-    """A read connection for one report whose statements may start only within
+def within_budget(work: Callable[[Connection], Any]) -> Callable[[Connection], Any]:
+    """`work` on a read connection whose statements may start only within
     REPORT_BUDGET_SECONDS of the first (each is also bounded by the statement timeout):
     one heavy report cannot hold a worker for minutes."""
     budget = current_app.config["REPORT_BUDGET_SECONDS"]
-    with db.read_engine.connect() as conn:
+
+    def run(conn: Connection):
         deadline = time.monotonic() + budget
 
         def check(*_args):
@@ -210,7 +214,11 @@ def report_connection() -> Iterator[Connection]:
                 raise ReportTooLong(budget)
 
         event.listen(conn, "before_cursor_execute", check)
-        yield conn
+        try:
+            return work(conn)
+        finally:
+            event.remove(conn, "before_cursor_execute", check)
+    return run
 
 
 def report_version(conn: Connection) -> str:
@@ -230,16 +238,19 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
     LIVE_CACHE_TIMEOUT. Viewers refreshing the same report on data at rest share one
     computation; any new batch, fold or metric edit changes the key."""
     minute = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M")
-    with report_connection() as conn:
+
+    def read(conn):
         snapshot = dialect.outside_transaction(conn)
         key = "report|" + kind + "|" + orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode() + "|" + \
             report_version(conn) + "|" + minute
         hit = _call(lambda: cache.get(key))
         if hit is not None:
-            _count("hits")
-            return hit, True
-        _count("misses")
+            return hit, True, key
         snapshot()
-        answer = compute(conn)
-    _call(lambda: cache.set(key, answer, timeout=current_app.config["LIVE_CACHE_TIMEOUT"]))
-    return answer, False
+        return compute(conn), False, key
+
+    answer, from_cache, key = db.read(within_budget(read))
+    _count("hits" if from_cache else "misses")
+    if not from_cache:
+        _call(lambda: cache.set(key, answer, timeout=current_app.config["LIVE_CACHE_TIMEOUT"]))
+    return answer, from_cache

@@ -18,7 +18,9 @@ SCHEDULER_MODES = ("inprocess", "off")
 DEFAULTS: dict[str, Any] = {
     "ENV": "development",
     "DATABASE_URL": DEFAULT_DATABASE_URL,
-    "DATABASE_READ_URL": None,
+    "DATABASE_READ_URL": None,  # a streaming replica: every dashboard and API read goes there
+    "REPLICA_WAIT_SECONDS": 1.0,   # a read waits this long for the replica to catch up, then asks the primary
+    "REPLICA_RETRY_SECONDS": 5.0,  # a lagging or lost replica is skipped this long
     "REDIS_URL": None,
     "REDIS_SOCKET_TIMEOUT": 0.25,
     "CACHE_PREFIX": "",  # added to every cache key, beside the database's identity
@@ -48,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
 
 _INT_SETTINGS = ("RAW_RETENTION_DAYS", "MINUTE_RETENTION_HOURS", "CACHE_DEFAULT_TIMEOUT", "LIVE_CACHE_TIMEOUT",
                  "ALERT_DIGEST_HOUR", "DEMO_FEED_PER_HOUR")
-_FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT", "QUERY_TIMEOUT_SECONDS", "REPORT_BUDGET_SECONDS", "WRITE_TIMEOUT_SECONDS",
+_FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT", "REPLICA_WAIT_SECONDS", "REPLICA_RETRY_SECONDS", "QUERY_TIMEOUT_SECONDS", "REPORT_BUDGET_SECONDS", "WRITE_TIMEOUT_SECONDS",
                    "ROLLUP_INTERVAL_SECONDS", "ALERT_SETTLE_SECONDS", "ALERT_WEBHOOK_TIMEOUT_SECONDS")
 _STR_SETTINGS = ("ENV", "DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL", "CACHE_PREFIX", "SCHEDULER", "URL_PREFIX",
                  "INGEST_TOKEN", "READ_TOKEN", "ADMIN_TOKEN", "SECRET_KEY", "RATE_LIMIT", "PUBLIC_URL")

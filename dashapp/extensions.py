@@ -8,15 +8,17 @@ from __future__ import annotations
 import hashlib
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_request_context
 from flask_caching import Cache
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 
 cache = Cache()
+T = TypeVar("T")
 
 
 def make_engine(url: str, statement_timeout_ms: int | None = None, snapshot_reads: bool = False) -> Engine:
@@ -81,18 +83,25 @@ def _dispose_after_fork(engine: Engine) -> None:
 
 
 class Database:
-    """Holds the engines of each app it is bound to."""
+    """Holds the engines of each app it is bound to: the primary's for writes, and for
+    reads the primary's read pool or, with DATABASE_READ_URL, a replica behind a router."""
 
     key = "analytics_db"
 
     def init_app(self, app: Flask) -> None:
-        engine = make_engine(app.config["DATABASE_URL"])
+        from dashapp.replica import ReplicaRouter
+
+        url = app.config["DATABASE_URL"]
+        engine = make_engine(url)
         # reads get their own pool and a statement timeout: a heavy chart cannot starve ingest
-        read_url = app.config.get("DATABASE_READ_URL") or app.config["DATABASE_URL"]
         timeout_ms = int(app.config["QUERY_TIMEOUT_SECONDS"] * 1000)
-        read_engine = make_engine(read_url, timeout_ms, snapshot_reads=True) if not read_url.startswith("sqlite") \
-            else engine
-        app.extensions[self.key] = {"engine": engine, "read_engine": read_engine}
+        read_engine = engine if url.startswith("sqlite") else make_engine(url, timeout_ms, snapshot_reads=True)
+        replica_url = app.config.get("DATABASE_READ_URL")
+        router = None
+        if replica_url and replica_url != url and not replica_url.startswith("sqlite"):
+            router = ReplicaRouter(read_engine, make_engine(replica_url, timeout_ms, snapshot_reads=True),
+                                   app.config["REPLICA_WAIT_SECONDS"], app.config["REPLICA_RETRY_SECONDS"])
+        app.extensions[self.key] = {"engine": engine, "read_engine": read_engine, "replica": router}
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
@@ -106,14 +115,44 @@ class Database:
                 conn.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
             yield conn
 
+    def read(self, work: Callable[[Connection], T]) -> T:
+        """`work(conn)` on a read connection: the replica's once it has caught up with the
+        primary (see dashapp.replica), else the primary's read pool. Where it ran is told to
+        the response (header X-Analytics-Read)."""
+        router = current_app.extensions[self.key]["replica"]
+        if router is None:
+            with self.read_engine.connect() as conn:
+                return work(conn)
+        return router.read(work, _tell)
+
+    def read_connection(self) -> Connection:
+        """A read connection for a read that cannot be run twice (a streamed export)."""
+        router = current_app.extensions[self.key]["replica"]
+        if router is None:
+            return self.read_engine.connect()
+        conn, where = router.connect()
+        _tell(where)
+        return conn
+
+    def replica_status(self) -> dict | None:
+        """The replica's lag and where reads go; None without a replica."""
+        router = current_app.extensions[self.key]["replica"]
+        return None if router is None else router.status()
+
     @property
     def engine(self) -> Engine:
         return current_app.extensions[self.key]["engine"]
 
     @property
     def read_engine(self) -> Engine:
-        """Dashboards may read from a replica; writes always use `engine`."""
+        """The primary's read pool (statement timeout, one snapshot per transaction)."""
         return current_app.extensions[self.key]["read_engine"]
+
+
+def _tell(where: str) -> None:
+    if has_request_context():
+        seen = g.setdefault("analytics_reads", set())
+        seen.add(where)
 
 
 db = Database()

@@ -32,6 +32,7 @@ def ensure_extensions(app: Flask) -> None:
     register_app_handlers(app, settings["URL_PREFIX"])
     _limit_api(app, api, settings)
     _compress_responses(app, settings)
+    _tell_where_reads_ran(app)
     app.register_blueprint(api)
     register_cli(app)
     click_ctx = click.get_current_context(silent=True)
@@ -61,6 +62,19 @@ def _compress_responses(app: Flask, settings: dict) -> None:
     @app.after_request
     def compressed(response):
         return compress.after_request(response) if request.path.startswith(ours) else response
+
+
+def _tell_where_reads_ran(app: Flask) -> None:
+    """X-Analytics-Read: "replica", "primary" or both, on a response whose reads chose (only
+    with DATABASE_READ_URL): how an operator or the scale-out benchmark sees the routing."""
+    from flask import g
+
+    @app.after_request
+    def told(response):
+        seen = g.pop("analytics_reads", None)
+        if seen:
+            response.headers["X-Analytics-Read"] = ",".join(sorted(seen))
+        return response
 
 
 def _limit_api(app: Flask, blueprint, settings: dict) -> None:

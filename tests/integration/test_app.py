@@ -21,7 +21,7 @@ def test_two_apps_in_one_process_keep_their_own_engines(sqlite_url, pg_url):
 def test_health_on_sqlite_with_in_process_cache(sqlite_url):
     response = create_app({"DATABASE_URL": sqlite_url}).test_client().get("/health")
     assert response.status_code == 200
-    assert response.json == {"status": "healthy", "database": "ok", "cache": "simple", "scheduler": "off"}
+    assert response.json == {"status": "healthy", "database": "ok", "replica": "off", "cache": "simple", "scheduler": "off"}
 
 
 def test_health_tells_when_the_last_rollup_ran(engine):
