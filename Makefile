@@ -7,7 +7,7 @@ FLASK := $(VENV)/bin/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: run test test-unit install install-dev clean bench bench-quick audit
+.PHONY: run test test-unit install install-dev clean bench bench-quick bench-scaleout cluster audit
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ test-unit: .stamp-install-dev
 
 bench: .stamp-install-dev
 	$(PY) -m bench --events 10000000
+
+bench-scaleout: .stamp-install-dev
+	$(PY) -m bench.scaleout
+
+cluster: .stamp-install-dev
+	$(PY) -m bench.cluster --demo-days 3
 
 bench-quick: .stamp-install-dev
 	$(PY) -m bench --events 1000000 --load-seconds 30 --repeats 9 --live-seconds 120 --live-runs 1 --ramp 4000,8000

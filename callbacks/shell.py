@@ -130,9 +130,10 @@ def content_key(state: ViewState) -> str:
 def data_as_of_text(status: dict, state, replica: dict | None = None) -> str:
     """"Rolled up to 06:52:10 UTC (3 s ago) · newest bucket still filling · replica 0.02 s
     behind", from the rollup watermark and, with a read replica, its replay lag."""
+    behind = replica_sentence(replica)
     watermark = status.get("watermark")
     if not watermark:
-        return "No rollup has run yet; charts read raw events"
+        return "No rollup has run yet; charts read raw events" + (" · " + behind if behind else "")
     when = datetime.fromisoformat(watermark)
     if not status.get("lag_seconds"):  # nothing waits: the watermark is the last fold, not a delay
         text = f"Everything ingested is rolled up (last fold {when:%Y-%m-%d %H:%M:%S} UTC)"
@@ -140,7 +141,6 @@ def data_as_of_text(status: dict, state, replica: dict | None = None) -> str:
         text = f"Rolled up to {when:%Y-%m-%d %H:%M:%S} UTC ({status['lag_seconds']:.0f} s ago)"
     if state.range != "custom":
         text += " · newest bucket still filling"
-    behind = replica_sentence(replica)
     if behind:
         text += " · " + behind
     return text

@@ -118,6 +118,14 @@ def validate_settings(settings: dict[str, Any], explicit_database: bool) -> dict
         raise ConfigError(f"REPORT_BUDGET_SECONDS must be more than 0, got {settings['REPORT_BUDGET_SECONDS']}")
     if not 0.5 <= settings["WRITE_TIMEOUT_SECONDS"] <= 25:  # below gunicorn's 30 s worker timeout
         raise ConfigError(f"WRITE_TIMEOUT_SECONDS must be from 0.5 to 25, got {settings['WRITE_TIMEOUT_SECONDS']}")
+    if not 0 <= settings["REPLICA_WAIT_SECONDS"] <= 10:  # a read waits this long before asking the primary
+        raise ConfigError(f"REPLICA_WAIT_SECONDS must be from 0 to 10, got {settings['REPLICA_WAIT_SECONDS']}")
+    if not 0.1 <= settings["REPLICA_RETRY_SECONDS"] <= 600:
+        raise ConfigError(f"REPLICA_RETRY_SECONDS must be from 0.1 to 600, got {settings['REPLICA_RETRY_SECONDS']}")
+    read_url = settings.get("DATABASE_READ_URL")
+    if read_url and not read_url.startswith("postgresql"):
+        raise ConfigError(f"DATABASE_READ_URL must be a postgresql+psycopg:// URL of a streaming replica, got "
+                          f"{read_url.split(':', 1)[0]}://…")
     if not 0 <= settings["ALERT_DIGEST_HOUR"] <= 23:
         raise ConfigError(f"ALERT_DIGEST_HOUR must be an hour from 0 to 23 (UTC), got {settings['ALERT_DIGEST_HOUR']}")
     if not 0 <= settings["DEMO_FEED_PER_HOUR"] <= 1_000_000:

@@ -450,7 +450,10 @@ def rollup_watermark(conn: Connection, now: datetime | None = None) -> dict:
     oldest = [conn.execute(select(func.min(rollup_deltas.c.ingested_at))).scalar(),
               conn.execute(select(func.min(rollup_invalidations.c.logged_at))).scalar()]
     pending = min((t for t in oldest if t is not None), default=None)
-    last_fold = conn.execute(select(rollup_state.c.updated_at).where(rollup_state.c.name == "fold")).scalar()
+    # the last fold; before any (data rolled up whole by a rebuild or the demo loader), the last run
+    done = dict(conn.execute(select(rollup_state.c.name, rollup_state.c.updated_at).where(
+        rollup_state.c.name.in_(("fold", "run")))).all())
+    last_fold = done.get("fold") or done.get("run")
     watermark = pending if pending is not None else (last_fold or None)
     lag = (now - pending).total_seconds() if pending is not None else 0.0
     return {"watermark": watermark.isoformat() if watermark else None,

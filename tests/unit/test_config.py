@@ -27,6 +27,10 @@ def test_environment_then_overrides_win_in_order():
     ({"SCHEDULER": "sometimes"}, "SCHEDULER must be one of inprocess, off"),
     ({"URL_PREFIX": "analytics"}, "URL_PREFIX must start and end with '/'"),
     ({"MINUTE_RETENTION_HOURS": "0"}, "MINUTE_RETENTION_HOURS must be at least 1"),
+    ({"REPLICA_WAIT_SECONDS": "soon"}, "REPLICA_WAIT_SECONDS must be a number of seconds"),
+    ({"REPLICA_WAIT_SECONDS": "30"}, "REPLICA_WAIT_SECONDS must be from 0 to 10"),
+    ({"REPLICA_RETRY_SECONDS": "0"}, "REPLICA_RETRY_SECONDS must be from 0.1 to 600"),
+    ({"DATABASE_READ_URL": "sqlite:///replica.db"}, "DATABASE_READ_URL must be a postgresql"),
 ])
 def test_bad_settings_are_refused_with_their_name(env, message):
     with pytest.raises(ConfigError, match=message):

@@ -1,0 +1,447 @@
+"""`python -m bench.scaleout`: one web node against two, with ingest running, then faults.
+
+On a loopback cluster (`bench.cluster`: Postgres primary and streaming replica, Redis, two
+gunicorn web nodes reading from the replica, two schedulers), with demo history loaded:
+
+1. **one node**: read clients (closed loop, the dashboard session's mix of chart and drill
+   questions) all on node 1, an ingest client posting 500-event batches at a set rate;
+2. **two nodes**: the same clients alternating between the nodes request by request;
+3. **faults**, the same load on two nodes, and in turn: SIGKILL of the leading scheduler
+   (the standby must take over), SIGKILL of web node 2 (clients and the ingest client move
+   to node 1; node 2 comes back later), a restart of the replica (reads fall back to the
+   primary, then return);
+4. **drain and audit**: ingest stops, the rollups catch up, and every event a 200 answered
+   for is looked up; the rollup tables are compared with raw events.
+
+Figures: rps_one_node, rps_two_nodes (and their ratio), replica_read_share,
+replica_lag_p99_s, scheduler_failover_s, events_lost, events_double_counted, errors_5xx;
+CPU seconds per component in each phase show what the nodes share.
+Results: bench/results/scaleout-<timestamp>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import random
+import subprocess
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import requests
+from sqlalchemy import create_engine, func, select, text
+
+from bench.cluster import TOKEN, Cluster, running_cluster
+from bench.harness import log, percentile, write_result
+
+READS = [
+    "/api/analytics/chart?metric=sent&group_by=channel&start=now-24h",
+    "/api/analytics/chart?metric=delivery_rate&group_by=time,channel&start=now-7d",
+    "/api/analytics/chart?metric=events&group_by=time,channel&start=now-1h",
+    "/api/analytics/chart?metric=events&group_by=status&start=now-7d",
+    "/api/analytics/chart?metric=p95_processing_time&group_by=time,channel&start=now-24h",
+    "/api/analytics/chart?metric=bounce_rate&group_by=template_id&start=now-7d&channel=email",
+    "/api/analytics/drilldown?start=now-24h",
+    "/api/analytics/chart?metric=delivery_rate&group_by=time,channel&start=now-24h",
+]
+BATCH = 500
+NODE_RETRY_S = 5.0  # a client that found a node dead tries it again after this long
+
+
+class Load:
+    """Read clients and one ingest client against the cluster's web nodes."""
+
+    def __init__(self, cluster: Cluster, clients: int, rate: float):
+        self.cluster, self.clients, self.rate = cluster, clients, rate
+        self.phase = "warm-up"
+        self.nodes: list[str] = [cluster.web[0].url]
+        self.down: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.reads: list[tuple[str, float, float, int, str]] = []  # (phase, t, ms, status, read from)
+        self.moved = 0           # requests that found a node dead and were answered by the other
+        self.stored_ids: list[str] = []     # event ids a 200 answered for
+        self.unanswered_ids = 0  # events of batches no node answered with a 200
+        self.ingest_5xx = 0
+        self.batches = 0
+        self.ids = itertools.count()
+        self.stop = threading.Event()
+        self.stop_ingest = threading.Event()
+        self.started = time.monotonic()
+
+    def _pick(self, n: int) -> list[str]:
+        """The node order for request n: alternating over the live ones, dead ones last."""
+        now = time.monotonic()
+        with self.lock:
+            nodes = list(self.nodes)
+            alive = [u for u in nodes if self.down.get(u, 0) <= now]
+        order = alive[n % len(alive):] + alive[:n % len(alive)] if alive else nodes
+        return order + [u for u in nodes if u not in order]
+
+    def _mark_down(self, url: str) -> None:
+        with self.lock:
+            self.down[url] = time.monotonic() + NODE_RETRY_S
+
+    def _send(self, session: requests.Session, n: int, method: str, path: str, **kw) -> requests.Response | None:
+        """The request on its node, or on the other one when that node does not answer."""
+        for attempt, base in enumerate(self._pick(n)):
+            try:
+                response = session.request(method, base + path, timeout=60, **kw)
+            except requests.ConnectionError:
+                self._mark_down(base)
+                continue
+            if attempt:
+                with self.lock:
+                    self.moved += 1
+            return response
+        return None
+
+    def _reader(self, k: int) -> None:
+        session = requests.Session()
+        for n in itertools.count(k):
+            if self.stop.is_set():
+                return
+            path = READS[n % len(READS)]
+            began = time.perf_counter()
+            response = self._send(session, n, "GET", path)
+            ms = (time.perf_counter() - began) * 1000
+            status = response.status_code if response is not None else 0
+            where = response.headers.get("X-Analytics-Read", "-") if response is not None else "-"
+            with self.lock:
+                self.reads.append((self.phase, time.monotonic() - self.started, ms, status, where))
+
+    def _events(self, n: int) -> tuple[list[str], bytes]:
+        now = datetime.now(timezone.utc)
+        out = []
+        for _ in range(n):
+            k = next(self.ids)
+            status = ("sent", "delivered", "sent", "delivered", "opened", "failed")[k % 6]
+            out.append({"event_id": f"so-{k}", "notification_id": f"son-{k // 2}",
+                        "created_at": (now - timedelta(seconds=random.random())).isoformat(),
+                        "channel": ("email", "email", "sms", "push")[k % 4], "status": status,
+                        "template_id": int(1 + k % 12),
+                        "processing_time_ms": 50 + (k * 7919) % 900 if status in ("delivered", "failed") else None})
+        return [e["event_id"] for e in out], orjson.dumps(out)
+
+    def _ingest(self) -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        interval = BATCH / self.rate
+        due = time.monotonic()
+        for n in itertools.count():
+            if self.stop_ingest.is_set():
+                return
+            due += interval
+            ids, body = self._events(BATCH)
+            stored = False
+            for _ in range(3):  # the same batch again (same ids) if no node answered: de-duplicated
+                response = self._send(session, n, "POST", "/api/events", data=body, headers=headers)
+                if response is not None and response.status_code == 200:
+                    stored = True
+                    break
+                if response is not None and response.status_code >= 500:
+                    with self.lock:
+                        self.ingest_5xx += 1
+            with self.lock:
+                self.batches += 1
+                if stored:
+                    self.stored_ids.extend(ids)
+                else:
+                    self.unanswered_ids += len(ids)
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+
+    def start(self) -> None:
+        self.threads = [threading.Thread(target=self._reader, args=(k,), daemon=True) for k in range(self.clients)]
+        self.threads.append(threading.Thread(target=self._ingest, daemon=True))
+        for t in self.threads:
+            t.start()
+
+    def finish(self) -> None:
+        self.stop_ingest.set()
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=90)
+
+
+# ---------------------------------------------------------------- observing the cluster
+
+def _tree_cpu(root_pids: list[int], by_group: bool) -> float:
+    """CPU seconds (user + system) of processes in these process groups, or children of these pids."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid, pgrp = int(entry.name), int(fields[1]), int(fields[2])
+        if (by_group and pgrp in root_pids) or (not by_group and (pid in root_pids or ppid in root_pids)):
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def cpu_snapshot(cluster: Cluster) -> dict:
+    def postmaster(server) -> int:
+        return int((server.data / "postmaster.pid").read_text().split()[0])
+    return {"web": _tree_cpu([n.pid for n in cluster.web], True),
+            "schedulers": _tree_cpu([s.pid for s in cluster.schedulers], True),
+            "redis": _tree_cpu([cluster.redis.pid], True),
+            "postgres_primary": _tree_cpu([postmaster(cluster.primary)], False),
+            "postgres_replica": _tree_cpu([postmaster(cluster.replica)], False),
+            "load_clients": _tree_cpu([os.getpid()], False)}
+
+
+class LagMonitor(threading.Thread):
+    """The replica's replay lag as the primary sees it (pg_stat_replication), twice a second."""
+
+    def __init__(self, primary_url: str):
+        super().__init__(daemon=True)
+        self.engine = create_engine(primary_url, isolation_level="AUTOCOMMIT")
+        self.samples: list[tuple[float, float | None]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            try:
+                with self.engine.connect() as conn:
+                    row = conn.execute(text("SELECT EXTRACT(EPOCH FROM replay_lag), "
+                                            "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) "
+                                            "FROM pg_stat_replication")).first()
+            except Exception:
+                continue
+            # replay_lag is NULL once the replica has replayed everything (nothing to wait for)
+            self.samples.append((time.monotonic(), None if row is None else
+                                 (float(row[0]) if row[0] is not None else 0.0)))
+
+
+def leader(cluster: Cluster):
+    """The scheduler process that holds the leader lock (it says so in its log)."""
+    for service in cluster.schedulers:
+        if service.alive() and "scheduler: leader; starting jobs" in service.log.read_text():
+            return service
+    return None
+
+
+def last_rollup(engine) -> datetime | None:
+    from services.schema import rollup_state
+
+    with engine.connect() as conn:
+        return conn.execute(select(rollup_state.c.updated_at).where(rollup_state.c.name == "run")).scalar()
+
+
+def wait_for_failover(cluster: Cluster, engine, killed, killed_at_db: datetime, limit: float = 60) -> float | None:
+    """Seconds from the kill to the end of the first rollup run after it (by the standby)."""
+    began = time.monotonic()
+    while time.monotonic() - began < limit:
+        done = last_rollup(engine)
+        if done is not None and done > killed_at_db:
+            new = leader(cluster)
+            assert new is not None and new is not killed, "a rollup ran but no other scheduler leads"
+            return (done - killed_at_db).total_seconds()
+        time.sleep(0.1)
+    return None
+
+
+def db_now(engine) -> datetime:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT now()")).scalar()
+
+
+def drain(engine, limit: float = 120) -> float:
+    """Wait until nothing is pending for the rollups; seconds waited."""
+    from services.schema import rollup_deltas, rollup_invalidations
+
+    began = time.monotonic()
+    while time.monotonic() - began < limit:
+        with engine.connect() as conn:
+            pending = conn.execute(select(func.count()).select_from(rollup_deltas)).scalar() + \
+                conn.execute(select(func.count()).select_from(rollup_invalidations)).scalar()
+        if pending == 0:
+            return time.monotonic() - began
+        time.sleep(0.5)
+    raise RuntimeError(f"the rollups did not catch up within {limit:.0f} s")
+
+
+def audit(engine, stored_ids: list[str]) -> dict:
+    """Accepted events missing from raw, raw duplicates, and every rollup table against raw."""
+    from services.schema import ROLLUP_TABLES, notification_events as events
+
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TEMP TABLE accepted (event_id text PRIMARY KEY) ON COMMIT DROP"))
+        for start in range(0, len(stored_ids), 50_000):
+            chunk = list(dict.fromkeys(stored_ids[start:start + 50_000]))
+            conn.execute(text("INSERT INTO accepted SELECT unnest(CAST(:ids AS text[])) ON CONFLICT DO NOTHING"),
+                         {"ids": chunk})
+        lost = conn.execute(text("SELECT count(*) FROM accepted a WHERE NOT EXISTS "
+                                 "(SELECT 1 FROM notification_events e WHERE e.event_id = a.event_id)")).scalar()
+        raw, distinct = conn.execute(select(func.count(), func.count(func.distinct(events.c.event_id)))).one()
+        cutoff = conn.execute(text("SELECT date_trunc('minute', now() - interval '24 hours')")).scalar()
+        raw_recent = conn.execute(select(func.count()).where(events.c.created_at >= cutoff)).scalar()
+        tables = {}
+        for (granularity, _), table in ROLLUP_TABLES.items():
+            if granularity == "minute":  # minute rows are kept for 48 h: compare the last 24 h
+                total = conn.execute(select(func.sum(table.c.event_count)).where(table.c.bucket >= cutoff)).scalar()
+                tables[table.name] = int(total or 0) - raw_recent
+            else:
+                tables[table.name] = int(conn.execute(select(func.sum(table.c.event_count))).scalar() or 0) - raw
+    over = sum(max(d, 0) for d in tables.values()) + (raw - distinct)
+    return {"events_lost": int(lost), "raw_events": int(raw), "raw_duplicates": int(raw - distinct),
+            "rollup_minus_raw": tables, "events_double_counted": int(over),
+            "events_missing_from_rollups": int(-sum(min(d, 0) for d in tables.values()))}
+
+
+# ---------------------------------------------------------------- the run
+
+def summarize(reads: list, phase: str) -> dict:
+    rows = [r for r in reads if r[0] == phase]
+    if not rows:
+        return {}
+    seconds = max(r[1] for r in rows) - min(r[1] for r in rows)
+    ms = [r[2] for r in rows]
+    where = Counter(r[4] for r in rows if r[3] == 200)
+    answered = sum(where.values())
+    return {"requests": len(rows), "seconds": round(seconds, 1), "rps": round(len(rows) / seconds, 1) if seconds else None,
+            "p50_ms": round(percentile(ms, 50), 1), "p99_ms": round(percentile(ms, 99), 1),
+            "errors_5xx": sum(1 for r in rows if r[3] >= 500), "unanswered": sum(1 for r in rows if r[3] == 0),
+            "read_from": dict(where),
+            "replica_share": round(where.get("replica", 0) / answered, 4) if answered else None}
+
+
+def run(args) -> dict:
+    with running_cluster(web_nodes=2, workers=args.workers, schedulers=2,
+                         settings={"RAW_RETENTION_DAYS": "30"}) as cluster:
+        engine = create_engine(cluster.primary.url())
+        log(f"cluster up: {cluster.root}; seeding {args.demo_days} days of demo data")
+        cluster.seed_demo(args.demo_days)
+        subprocess.run(["redis-cli", "-u", cluster.redis.url, "flushdb"], check=True, capture_output=True)
+        monitor = LagMonitor(cluster.primary.url())
+        monitor.start()
+        load = Load(cluster, args.clients, args.rate)
+        load.start()
+        cpu: dict[str, dict] = {}
+        events: dict[str, float] = {}
+
+        def phase(name: str, seconds: float, nodes: list[str]) -> None:
+            with load.lock:
+                load.nodes = nodes
+            load.phase = name
+            before = cpu_snapshot(cluster)
+            time.sleep(seconds)
+            after = cpu_snapshot(cluster)
+            cpu[name] = {k: round(after[k] - before[k], 1) for k in after}
+
+        log(f"warm-up {args.warmup:.0f} s")
+        phase("warm-up", args.warmup, [cluster.web[0].url])
+        log(f"one node, {args.seconds:.0f} s")
+        phase("one_node", args.seconds, [cluster.web[0].url])
+        log(f"two nodes, {args.seconds:.0f} s")
+        phase("two_nodes", args.seconds, [n.url for n in cluster.web])
+
+        log("faults: kill the leading scheduler")
+        load.phase = "faults"
+        before_faults = cpu_snapshot(cluster)
+        fault_started = time.monotonic()
+        old = leader(cluster)
+        old.kill()  # returns once the process is gone: any rollup that ends later is another's
+        killed_at = db_now(engine)
+        events["scheduler_killed_at"] = time.monotonic() - load.started
+        failover = wait_for_failover(cluster, engine, old, killed_at)
+        log(f"  a rollup ran {failover} s after the kill, led by the standby")
+        time.sleep(max(0.0, 10 - (time.monotonic() - fault_started)))
+
+        log("faults: kill web node 2")
+        web2 = cluster.web[1]
+        web2.kill()
+        events["web2_killed_at"] = time.monotonic() - load.started
+        time.sleep(15)
+        log("faults: web node 2 back")
+        cluster.restart_web(web2)
+        events["web2_back_at"] = time.monotonic() - load.started
+        time.sleep(5)
+
+        log("faults: restart the replica")
+        events["replica_stopped_at"] = time.monotonic() - load.started
+        cluster.replica.stop("fast")
+        time.sleep(3)
+        cluster.replica.start()
+        events["replica_started_at"] = time.monotonic() - load.started
+        back = None
+        deadline = time.monotonic() + 60
+        while back is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with load.lock:
+                later = [r for r in load.reads if r[1] > events["replica_started_at"] and "replica" == r[4]]
+            back = later[0][1] if later else None
+        events["replica_reads_back_at"] = back
+        time.sleep(5)
+        after_faults = cpu_snapshot(cluster)
+        cpu["faults"] = {k: round(after_faults[k] - before_faults[k], 1) for k in after_faults}
+
+        log("drain: ingest stops, the rollups catch up")
+        load.finish()
+        monitor.stop.set()
+        drained = drain(engine)
+        checked = audit(engine, load.stored_ids)
+        engine.dispose()
+        monitor.engine.dispose()
+
+        reads = load.reads
+        one, two, faults = (summarize(reads, p) for p in ("one_node", "two_nodes", "faults"))
+        measured = [r for r in reads if r[0] in ("one_node", "two_nodes") and r[3] == 200]
+        replica_reads = sum(1 for r in measured if r[4] == "replica")
+        lags = [lag for t, lag in monitor.samples if lag is not None]
+        stopped, started = events["replica_stopped_at"], events["replica_started_at"]
+        during = Counter(r[4] for r in reads if stopped <= r[1] <= started and r[3] == 200)
+        errors_5xx = sum(1 for r in reads if r[3] >= 500) + load.ingest_5xx
+        figures = {
+            "rps_one_node": one["rps"], "rps_two_nodes": two["rps"],
+            "two_over_one": round(two["rps"] / one["rps"], 2) if one["rps"] else None,
+            "replica_read_share": round(replica_reads / len(measured), 4) if measured else None,
+            "replica_lag_p99_s": round(percentile(lags, 99), 3) if lags else None,
+            "scheduler_failover_s": round(failover, 2) if failover is not None else None,
+            "events_lost": checked["events_lost"], "events_double_counted": checked["events_double_counted"],
+            "errors_5xx": errors_5xx,
+            "replica_back_after_restart_s": round(back - started, 2) if back is not None else None,
+        }
+        return {
+            "dataset": {"demo_days": args.demo_days, "raw_events_at_end": checked["raw_events"],
+                        "ingest_rate_target": args.rate, "ingest_batches": load.batches,
+                        "events_stored": len(load.stored_ids)},
+            "setup": {"web_nodes": 2, "gunicorn_workers_per_node": args.workers, "threads_per_worker": 8,
+                      "read_clients": args.clients, "phase_seconds": args.seconds, "schedulers": 2,
+                      "replica_wait_s": 1.0, "replica_retry_s": 5.0},
+            "machine": {"cores": os.cpu_count()},
+            "figures": figures,
+            "details": {"one_node": one, "two_nodes": two, "faults": faults, "cpu_seconds": cpu,
+                        "events": events, "reads_during_replica_restart": dict(during),
+                        "requests_moved_to_other_node": load.moved, "ingest_5xx": load.ingest_5xx,
+                        "events_never_acknowledged": load.unanswered_ids, "drain_s": round(drained, 1),
+                        "audit": checked, "lag_samples": len(lags),
+                        "lag_max_s": round(max(lags), 3) if lags else None},
+        }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scaleout", description=__doc__.splitlines()[0])
+    parser.add_argument("--demo-days", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=1000.0, help="events per second the ingest client posts")
+    parser.add_argument("--clients", type=int, default=16, help="read clients (closed loop)")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per web node")
+    parser.add_argument("--seconds", type=float, default=45.0, help="length of the one- and two-node phases")
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    args = parser.parse_args(argv)
+    result = run(args)
+    write_result(args.out, "scaleout", result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
