@@ -85,11 +85,14 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                  "description": "Every error answers `{\"error\": sentence, \"field\": parameter}`."},
         "paths": {
             "/health": {"get": {
-                "summary": "Database, cache and scheduler state",
+                "summary": "Database, read replica, cache and scheduler state",
                 "responses": {"200": {"description": "Database answers", "content": {"application/json": {
-                    "schema": {"type": "object", "required": ["status", "database", "cache", "scheduler"],
+                    "schema": {"type": "object", "required": ["status", "database", "replica", "cache", "scheduler"],
                                "properties": {"status": {"type": "string", "enum": ["healthy", "degraded"]},
-                                              "database": {"type": "string"}, "cache": {"type": "string"},
+                                              "database": {"type": "string"},
+                                              "replica": {"type": "string", "description":
+                                                          "off; ok, N s behind; or lagging/lost and why"},
+                                              "cache": {"type": "string"},
                                               "scheduler": {"type": "string"}}}}}},
                               "503": {"description": "Database does not answer"}}}},
             "/api/events": {"post": {
@@ -107,13 +110,18 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                                                                  "error": {"type": "string"}}}}}}}}},
                               **_error_responses(400, 401, 403, 413, 503)}}},
             "/api/aggregation/status": {"get": {
-                "summary": "Rollup watermark, lag, last run, table sizes and cache counters",
+                "summary": "Rollup watermark, lag, last run, table sizes, cache counters and replica lag",
                 "responses": {"200": {"description": "Status", "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["watermark", "lag_seconds", "last_run", "tables", "cache"],
+                    "type": "object", "required": ["watermark", "lag_seconds", "last_run", "tables", "cache",
+                                                   "replica"],
                     "properties": {"watermark": {"type": ["string", "null"]},
                                    "lag_seconds": {"type": ["number", "null"]},
                                    "last_run": {"type": ["object", "null"]}, "tables": {"type": "object"},
-                                   "cache": {"type": "object"}}}}}}, **_error_responses(503)}}},
+                                   "cache": {"type": "object"},
+                                   "replica": {"type": ["object", "null"], "description":
+                                               "null without DATABASE_READ_URL; else state (ok, lagging, "
+                                               "lost), reads_from, reason, lag_seconds, lag_bytes, "
+                                               "last_wait_s"}}}}}}, **_error_responses(503)}}},
             "/api/analytics/chart": {"get": {
                 "summary": "A metric over time and/or by dimension, from rollups and the live tail",
                 "description": "Granularity is automatic when omitted (≤ 6 h minute, ≤ 14 d hour, else day) "
