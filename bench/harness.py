@@ -116,8 +116,15 @@ def loaded_schema(events: int, seed: int):
 
 
 def analyze(engine) -> None:
-    with engine.begin() as conn:  # statistics are transactional: commit them
-        conn.execute(text("ANALYZE"))
+    """ANALYZE this schema's tables only (the events parent recurses into its partitions): a
+    bare ANALYZE visits every schema of the database and can deadlock with another session's
+    DDL there. Statistics are transactional: committed here."""
+    with engine.begin() as conn:
+        names = conn.execute(text("SELECT relname FROM pg_class WHERE relkind IN ('r', 'p') AND NOT "
+                                  "relispartition AND relnamespace = current_schema()::regnamespace")
+                             ).scalars().all()
+        for name in names:
+            conn.execute(text(f'ANALYZE "{name}"'))
 
 
 # ---------------------------------------------------------------- servers
