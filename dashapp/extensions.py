@@ -130,8 +130,8 @@ class Database:
         router = current_app.extensions[self.key]["replica"]
         if router is None:
             return self.read_engine.connect()
-        conn, where = router.connect()
-        _tell(where)
+        conn, where, waited = router.connect()
+        _tell(where, waited)
         return conn
 
     def replica_status(self) -> dict | None:
@@ -149,10 +149,11 @@ class Database:
         return current_app.extensions[self.key]["read_engine"]
 
 
-def _tell(where: str) -> None:
+def _tell(where: str, waited: float) -> None:
+    """Note on the request where a read ran and how long choosing took (response headers)."""
     if has_request_context():
-        seen = g.setdefault("analytics_reads", set())
-        seen.add(where)
+        g.setdefault("analytics_reads", set()).add(where)
+        g.analytics_replica_wait = g.get("analytics_replica_wait", 0.0) + waited
 
 
 db = Database()

@@ -65,8 +65,9 @@ def _compress_responses(app: Flask, settings: dict) -> None:
 
 
 def _tell_where_reads_ran(app: Flask) -> None:
-    """X-Analytics-Read: "replica", "primary" or both, on a response whose reads chose (only
-    with DATABASE_READ_URL): how an operator or the scale-out benchmark sees the routing."""
+    """With DATABASE_READ_URL, a response whose reads chose a server says which (X-Analytics-Read:
+    "replica", "primary" or both) and how long choosing took, the wait for the replica to catch
+    up included (Server-Timing: replica-wait;dur=ms, shown by browsers' developer tools)."""
     from flask import g
 
     @app.after_request
@@ -74,6 +75,7 @@ def _tell_where_reads_ran(app: Flask) -> None:
         seen = g.pop("analytics_reads", None)
         if seen:
             response.headers["X-Analytics-Read"] = ",".join(sorted(seen))
+            response.headers.add("Server-Timing", f"replica-wait;dur={g.pop('analytics_replica_wait', 0.0) * 1000:.1f}")
         return response
 
 

@@ -27,7 +27,10 @@ from sqlalchemy.exc import DBAPIError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PRIMARY_POSITION = text("SELECT pg_current_wal_lsn()::text")
+# Everything committed before this read began is flushed (synchronous_commit on, the default),
+# so the flush position covers it, and flushed WAL is what the replica can have: a write
+# position would also cover an unfinished batch's WAL and wait for the WAL writer's next flush.
+PRIMARY_POSITION = text("SELECT pg_current_wal_flush_lsn()::text")
 # NULL when the server is not in recovery (a promoted replica is a primary: it has everything)
 REPLAYED = text("SELECT pg_last_wal_replay_lsn() IS NULL OR pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)")
 REPLICA_LAG = text(
@@ -60,14 +63,16 @@ class ReplicaRouter:
 
     # ------------------------------------------------------------ reads
 
-    def read(self, work: Callable[[Connection], T], tell: Callable[[str], None] = lambda _where: None) -> T:
-        """`work(conn)` on the replica once it has what the primary had, else on the primary."""
-        conn = self._caught_up_replica()
+    def read(self, work: Callable[[Connection], T],
+             tell: Callable[[str, float], None] = lambda _where, _waited: None) -> T:
+        """`work(conn)` on the replica once it has what the primary had, else on the primary;
+        `tell(where, seconds spent choosing)` afterwards."""
+        conn, waited = self._caught_up_replica()
         if conn is not None:
             try:
                 with conn:
                     answer = work(conn)
-                tell("replica")
+                tell("replica", waited)
                 return answer
             except DBAPIError as exc:
                 if not _replica_went_away(exc):
@@ -75,18 +80,24 @@ class ReplicaRouter:
                 self._skip("lost", "the replica stopped answering during a read", exc)
         with self.primary.connect() as conn:
             answer = work(conn)
-        tell("primary")
+        tell("primary", waited)
         return answer
 
-    def connect(self) -> tuple[Connection, str]:
-        """A connection for a read that cannot be run twice (a streamed export), and where it is."""
-        conn = self._caught_up_replica()
-        return (conn, "replica") if conn is not None else (self.primary.connect(), "primary")
+    def connect(self) -> tuple[Connection, str, float]:
+        """A connection for a read that cannot be run twice (a streamed export), where it is,
+        and the seconds spent choosing."""
+        conn, waited = self._caught_up_replica()
+        return (conn, "replica", waited) if conn is not None else (self.primary.connect(), "primary", waited)
 
-    def _caught_up_replica(self) -> Connection | None:
-        if time.monotonic() < self._skip_until:
-            return None
+    def _caught_up_replica(self) -> tuple[Connection | None, float]:
+        """A replica connection that has replayed the primary's flush position, or None; and
+        the seconds it took to find out."""
         started = time.monotonic()
+        return self._replica_after(started), time.monotonic() - started
+
+    def _replica_after(self, started: float) -> Connection | None:
+        if started < self._skip_until:
+            return None
         try:
             with self.primary.connect() as conn:
                 position = conn.execute(PRIMARY_POSITION).scalar()

@@ -91,6 +91,8 @@ def test_a_chart_right_after_an_ingest_counts_it_and_is_read_on_the_replica(clie
     counted, where = failures(client, "sms")
     assert counted == raw_count(pair[0].url(), "sms") == 7
     assert where == "replica"
+    timing = client.get("/api/analytics/metrics").headers["Server-Timing"]
+    assert timing.startswith("replica-wait;dur=") and float(timing.split("=")[1]) < 1000
     status = client.get("/api/aggregation/status").json["replica"]
     assert status["state"] == "ok" and status["reads_from"] == "replica" and status["lag_seconds"] is not None
 
