@@ -281,7 +281,8 @@ def main(argv=None) -> int:
     parser.add_argument("--demo-days", type=int, default=0, help="seed this many days of demo data first")
     args = parser.parse_args(argv)
     stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell's background job starts with it ignored
+        signal.signal(sig, lambda *_: stop.append(True))
     print("starting: primary, replica, redis, web nodes, schedulers ...", flush=True)
     with running_cluster(web_nodes=args.web_nodes, workers=args.workers, schedulers=args.schedulers) as cluster:
         if args.demo_days:
@@ -291,11 +292,8 @@ def main(argv=None) -> int:
         for name, address in cluster.addresses():
             print(f"  {name:<{width}}  {address}")
         print(f"ingest token: {TOKEN}   logs: {cluster.root}   Ctrl-C stops everything", flush=True)
-        try:
-            while not stop:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+        while not stop:
+            time.sleep(0.5)
         print("stopping ...", flush=True)
     return 0
 
