@@ -2,10 +2,10 @@
 thread of the web process (`SCHEDULER=inprocess`, the embedded default under `flask run`)."""
 from __future__ import annotations
 
+import logging
 import threading
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from dashapp.extensions import db
@@ -13,6 +13,7 @@ from scheduler.jobs import add_jobs
 from scheduler.lock import wait_for_leadership
 
 STATE_KEY = "analytics_scheduler_state"
+log = logging.getLogger("scheduler")
 
 
 def _set_state(app: Flask, state: str) -> None:
@@ -30,34 +31,36 @@ def _lead(app: Flask, stop: threading.Event, poll: float, label: str):
     return lock
 
 
-def run_blocking(app: Flask, stop: threading.Event, poll: float = 5.0) -> None:
-    lock = _lead(app, stop, poll, "")
-    if lock is None:
-        return
-    scheduler = BlockingScheduler(timezone="UTC")
-    add_jobs(scheduler, app)
-    threading.Thread(target=lambda: (stop.wait(), scheduler.shutdown(wait=False)), daemon=True).start()
-    try:
-        scheduler.start()
-    finally:
-        lock.release()
-
-
-def start_in_background(app: Flask, poll: float = 5.0) -> threading.Event:
-    """Wait for leadership in a daemon thread, then run the jobs in a BackgroundScheduler.
-    Returns an event that stops it."""
-    stop = threading.Event()
-
-    def lead() -> None:
-        lock = _lead(app, stop, poll, "inprocess, ")
+def _serve(app: Flask, stop: threading.Event, poll: float, label: str) -> None:
+    """Run the jobs only while this process holds the leader lock, checked every second (or
+    every `poll`, if shorter): a lock lost with its connection stops them at once, and this
+    process waits as a standby again, so two leaders never run jobs side by side for longer
+    than that check."""
+    while not stop.is_set():
+        lock = _lead(app, stop, poll, label)
         if lock is None:
             return
         scheduler = BackgroundScheduler(timezone="UTC", daemon=True)
         add_jobs(scheduler, app)
         scheduler.start()
-        stop.wait()
+        while not stop.wait(min(poll, 1.0)) and lock.still_held():
+            pass
+        lost = not stop.is_set()
         scheduler.shutdown(wait=False)
         lock.release()
+        if lost:
+            log.warning("scheduler: lost the leader lock (its database connection broke); jobs stopped, "
+                        "waiting as a standby")
 
-    threading.Thread(target=lead, name="scheduler-leader", daemon=True).start()
+
+def run_blocking(app: Flask, stop: threading.Event, poll: float = 5.0) -> None:
+    """The scheduler process (`python -m scheduler`): lead or stand by until `stop`."""
+    _serve(app, stop, poll, "")
+
+
+def start_in_background(app: Flask, poll: float = 5.0) -> threading.Event:
+    """Lead or stand by in a daemon thread of the web process. Returns an event that stops it."""
+    stop = threading.Event()
+    threading.Thread(target=_serve, args=(app, stop, poll, "inprocess, "), name="scheduler-leader",
+                     daemon=True).start()
     return stop

@@ -473,6 +473,25 @@ class LeaderLock:
     def held(self) -> bool:
         return self._conn is not None or self._file is not None
 
+    def still_held(self) -> bool:
+        """Whether the lock is still ours. On Postgres a session lock lives exactly as long as
+        its session: a connection that broke (a network cut, a terminated backend, an idle
+        timeout) has lost it, and another process may hold it already."""
+        if self._file is not None:
+            return True
+        if self._conn is None:
+            return False
+        try:
+            return bool(self._conn.execute(text(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                "AND granted)")).scalar())
+        except Exception:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+            return False
+
     def release(self) -> None:
         if self._conn is not None:
             try:

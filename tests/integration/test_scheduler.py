@@ -11,6 +11,7 @@ import time
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import text
 
 from dashapp import create_app
 from scheduler.jobs import JOBS, add_jobs
@@ -82,6 +83,45 @@ def test_one_leader_and_the_standby_takes_over(pg_engine):
         assert time.monotonic() - started < 10
         ingest(pg_engine, make_events(7))
         assert second.wait_for("job rollup: folded 7 events"), second.lines
+    finally:
+        first.stop(signal.SIGKILL)
+        if second is not None:
+            second.stop()
+
+
+# the session holding this schema's scheduler lock (one bigint key: high half in classid, low in objid)
+TERMINATE_LEADER_SESSION = text(
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND ((classid::bigint << 32) | objid::bigint) = hashtext(current_schema() || :suffix)::bigint")
+
+
+@pytest.mark.real_clock
+def test_a_leader_whose_lock_session_dies_stops_its_jobs_and_one_process_leads(pg_engine):
+    ingest(pg_engine, make_events(4))
+    first = Process(url_of(pg_engine))
+    second = None
+    try:
+        assert first.wait_for("job rollup: folded 4 events"), first.lines
+        second = Process(url_of(pg_engine))
+        assert second.wait_for("scheduler: standby"), second.lines
+        with pg_engine.connect() as conn:  # a network cut or an idle timeout ends the lock's session
+            assert conn.execute(TERMINATE_LEADER_SESSION, {"suffix": ":scheduler"}).scalar() == 1
+        assert first.wait_for("lost the leader lock", timeout=10), first.lines
+        lost = next(i for i, line in enumerate(first.lines) if "lost the leader lock" in line)
+        # whichever asks first takes the free lock: the old leader again, or the standby
+        since = {first: lost, second: -1}
+        deadline = time.monotonic() + 10
+        leaders: list = []
+        while not leaders and time.monotonic() < deadline:
+            leaders = [p for p in (first, second) if any("scheduler: leader" in line for line in p.lines[since[p] + 1:])]
+            time.sleep(0.05)
+        assert len(leaders) == 1, (first.lines, second.lines)
+        leader, other = leaders[0], second if leaders[0] is first else first
+        ingest(pg_engine, make_events(3))
+        assert leader.wait_for("job rollup: folded 3 events"), leader.lines
+        time.sleep(1)  # several of the other's rollup intervals: it runs no job
+        assert not any("job " in line for line in other.lines[since[other] + 1:]), other.lines
     finally:
         first.stop(signal.SIGKILL)
         if second is not None:
