@@ -33,6 +33,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         raise ConfigError("ENV=production needs access control: set READ_TOKEN and ADMIN_TOKEN, or embed the "
                           "dashboard in a portal with init_dashboard(protect=...) (README, 'Access')")
     app.config.update(settings)
+    if settings["TRUSTED_PROXIES"]:  # client address, scheme and host as the load balancer saw them
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     ensure_extensions(app)
     protect = token_protect(settings["READ_TOKEN"], settings["ADMIN_TOKEN"]) \
         if settings["READ_TOKEN"] or settings["ADMIN_TOKEN"] else None

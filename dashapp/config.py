@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "REPORT_BUDGET_SECONDS": 10.0,  # database work one trend, comparison, correlation or drill level may do
     "WRITE_TIMEOUT_SECONDS": 10.0,  # a request's write waiting on a lock or running longer gives up: 503
     "RATE_LIMIT": "1200 per minute",  # per client address, on /api/*; "off" disables it
+    "TRUSTED_PROXIES": 0,  # proxies in front of the standalone app whose X-Forwarded-* headers are believed
     "PUBLIC_URL": None,  # e.g. https://portal.example.com: alert links become absolute
     "ALERT_WEBHOOK_ALLOWLIST": (),  # hosts alert webhooks may call: host, host:port or *.domain
     "ALERT_SETTLE_SECONDS": 60.0,   # a bucket is judged this long after it ends (late events settle)
@@ -48,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "DEMO_FEED_PER_HOUR": 0,        # > 0: the in-process scheduler feeds demo notifications (make run)
 }
 
-_INT_SETTINGS = ("RAW_RETENTION_DAYS", "MINUTE_RETENTION_HOURS", "CACHE_DEFAULT_TIMEOUT", "LIVE_CACHE_TIMEOUT",
+_INT_SETTINGS = ("TRUSTED_PROXIES", "RAW_RETENTION_DAYS", "MINUTE_RETENTION_HOURS", "CACHE_DEFAULT_TIMEOUT", "LIVE_CACHE_TIMEOUT",
                  "ALERT_DIGEST_HOUR", "DEMO_FEED_PER_HOUR")
 _FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT", "REPLICA_WAIT_SECONDS", "REPLICA_RETRY_SECONDS", "QUERY_TIMEOUT_SECONDS", "REPORT_BUDGET_SECONDS", "WRITE_TIMEOUT_SECONDS",
                    "ROLLUP_INTERVAL_SECONDS", "ALERT_SETTLE_SECONDS", "ALERT_WEBHOOK_TIMEOUT_SECONDS")
@@ -126,6 +127,9 @@ def validate_settings(settings: dict[str, Any], explicit_database: bool) -> dict
     if read_url and not read_url.startswith("postgresql"):
         raise ConfigError(f"DATABASE_READ_URL must be a postgresql+psycopg:// URL of a streaming replica, got "
                           f"{read_url.split(':', 1)[0]}://…")
+    if not 0 <= settings["TRUSTED_PROXIES"] <= 5:
+        raise ConfigError(f"TRUSTED_PROXIES must be from 0 to 5 (proxies in front of the app), got "
+                          f"{settings['TRUSTED_PROXIES']}")
     if not 0 <= settings["ALERT_DIGEST_HOUR"] <= 23:
         raise ConfigError(f"ALERT_DIGEST_HOUR must be an hour from 0 to 23 (UTC), got {settings['ALERT_DIGEST_HOUR']}")
     if not 0 <= settings["DEMO_FEED_PER_HOUR"] <= 1_000_000:

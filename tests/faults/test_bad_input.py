@@ -96,3 +96,25 @@ def test_rate_limit_per_client_with_a_sentence_and_retry_after(engine, redis_url
     other = app.test_client()
     other.environ_base["REMOTE_ADDR"] = "10.1.2.3"
     assert other.get("/api/analytics/chart?metric=sent&group_by=channel").status_code == 200
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_budget(engine, redis_url):
+    """Behind a load balancer every request comes from its address: with TRUSTED_PROXIES=1 the
+    limit counts the client the proxy names in X-Forwarded-For; without it, the proxy's header
+    is not believed (a client could name any address) and everyone shares the proxy's budget."""
+    chart = "/api/analytics/chart?metric=sent&group_by=channel"
+
+    def codes(app, forwarded_for: str, n: int) -> list[int]:
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = "10.0.0.1"  # the load balancer
+        return [client.get(chart, headers={"X-Forwarded-For": forwarded_for}).status_code for _ in range(n)]
+
+    url = engine.url.render_as_string(hide_password=False)
+    behind = create_app({"DATABASE_URL": url, "REDIS_URL": redis_url, "RATE_LIMIT": "2 per minute",
+                         "TRUSTED_PROXIES": 1, "CACHE_PREFIX": "proxied"})
+    assert codes(behind, "203.0.113.7", 3) == [200, 200, 429]
+    assert codes(behind, "198.51.100.9", 2) == [200, 200]  # another client, its own budget
+    direct = create_app({"DATABASE_URL": url, "REDIS_URL": redis_url, "RATE_LIMIT": "2 per minute",
+                         "CACHE_PREFIX": "direct"})
+    assert codes(direct, "203.0.113.7", 2) == [200, 200]
+    assert codes(direct, "198.51.100.9", 1) == [429]  # the header is not believed: one budget
