@@ -141,6 +141,8 @@ def retention_command():
     config = current_app.config
     result = rollup.apply_retention(db.engine, raw_retention_days=config["RAW_RETENTION_DAYS"],
                                     minute_retention_hours=config["MINUTE_RETENTION_HOURS"])
+    if result["raw_postponed"]:
+        click.echo("expired raw days not dropped: a long read holds the events table; run it again later", err=True)
     click.echo(f"dropped {result['raw_dropped']} raw days, {result['minute_rows_deleted']:,} minute rows")
 
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from dashapp.alerting import deliver_alerts, evaluate_alerts
 from dashapp.extensions import db
@@ -72,13 +73,24 @@ def run_retention(app: Flask) -> None:
         config = app.config
         result = rollup.apply_retention(db.engine, raw_retention_days=config["RAW_RETENTION_DAYS"],
                                         minute_retention_hours=config["MINUTE_RETENTION_HOURS"])
+    if result["raw_postponed"]:
+        log.warning("job retention: expired raw days postponed to the next run: a long read held the events table")
     log.info("job retention: dropped %d raw days, %d minute rows", result["raw_dropped"],
              result["minute_rows_deleted"])
 
 
 def run_partition_maintenance(app: Flask) -> None:
-    with app.app_context(), db.engine.begin() as conn:
-        created = dialect.ensure_partitions_ahead(conn)
+    """Partitions a week ahead; when a long read holds the events table past
+    dialect.DDL_LOCK_TIMEOUT, the next daily run (or the first batch for a day) makes them."""
+    try:
+        with app.app_context(), db.engine.begin() as conn:
+            dialect.without_waiting_long(conn)
+            created = dialect.ensure_partitions_ahead(conn)
+    except OperationalError as exc:
+        if not dialect.is_lock_timeout(exc):
+            raise
+        log.warning("job partitions: postponed: a long read held the events table")
+        return
     log.info("job partitions: created %d daily partitions ahead", len(created))
 
 

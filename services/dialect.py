@@ -393,10 +393,27 @@ def ensure_partitions_ahead(conn: Connection, today: date | None = None) -> list
     return ensure_partitions(conn, {today + timedelta(days=d) for d in range(-1, PARTITION_DAYS_AHEAD + 1)})
 
 
+# Partition DDL (DROP, CREATE … PARTITION OF) needs an exclusive lock on the events table, and
+# while it waits for a long read to finish, every insert queues behind it: it gives up instead.
+DDL_LOCK_TIMEOUT = "1s"
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03"  # lock_not_available
+
+
+def without_waiting_long(conn: Connection) -> None:
+    """Partition DDL in this transaction waits at most DDL_LOCK_TIMEOUT for its lock (Postgres)."""
+    if is_postgres(conn):
+        conn.execute(text(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'"))
+
+
 def drop_raw_before(conn: Connection, cutoff: date) -> int:
-    """Raw retention: whole days before `cutoff` go (a partition drop on Postgres)."""
+    """Raw retention: whole days before `cutoff` go (a partition drop on Postgres, which gives
+    up after DDL_LOCK_TIMEOUT rather than hold ingest behind a long read: see apply_retention)."""
     if is_postgres(conn):
         old = sorted(d for d in existing_partition_days(conn) if d < cutoff)
+        without_waiting_long(conn)
         for day in old:
             conn.execute(text(f"DROP TABLE IF EXISTS {partition_name(day)}"))
         return len(old)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import BigInteger, Connection, Engine, bindparam, cast, delete, func, insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from services import dialect, latency
 from services.ingest import raw_retention_cutoff
@@ -425,19 +426,29 @@ def invalidate_all(engine: Engine, now: datetime | None = None) -> int:
 # ---------------------------------------------------------------- retention
 
 def apply_retention(engine: Engine, now: datetime | None = None, raw_retention_days: int = 30,
-                    minute_retention_hours: int = 48) -> dict[str, int]:
-    """Drop raw days past retention (whole partitions on Postgres) and old minute rows."""
+                    minute_retention_hours: int = 48) -> dict:
+    """Drop raw days past retention (whole partitions on Postgres) and old minute rows. When
+    the drop cannot have its lock within dialect.DDL_LOCK_TIMEOUT (a long read holds the
+    events table), it is postponed to the next run (`raw_postponed`): ingest never waits
+    behind it for longer than that."""
     now = now or datetime.now(timezone.utc)
     floor = now - timedelta(hours=minute_retention_hours)
+    postponed = False
+    try:
+        with engine.begin() as conn:
+            raw = dialect.drop_raw_before(conn, raw_retention_cutoff(now, raw_retention_days))
+    except OperationalError as exc:
+        if not dialect.is_lock_timeout(exc):
+            raise
+        raw, postponed = 0, True
     with engine.begin() as conn:
-        raw = dialect.drop_raw_before(conn, raw_retention_cutoff(now, raw_retention_days))
         minute = 0
         for with_template in (True, False):
             table = ROLLUP_TABLES[("minute", with_template)]
             minute += conn.execute(delete(table).where(table.c.bucket < truncate(floor, "hour"))).rowcount
         # a mark older than any range a query may ask for can no longer change a cache key
         conn.execute(delete(late_marks).where(late_marks.c.bucket_end < now - MAX_RANGE - DAY))
-    return {"raw_dropped": raw, "minute_rows_deleted": minute}
+    return {"raw_dropped": raw, "raw_postponed": postponed, "minute_rows_deleted": minute}
 
 
 # ---------------------------------------------------------------- status

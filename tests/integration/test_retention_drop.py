@@ -3,6 +3,8 @@ kept days stays, and no DELETE ever reaches the events table."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import event, func, select, text
@@ -108,3 +110,38 @@ def test_a_second_run_with_nothing_expired_drops_nothing(pg_engine):
     assert result["raw_dropped"] == 0
     assert not [s for s in statements if DROP_TABLE.match(s) or DELETE_FROM_EVENTS.search(s)]
     assert events_by_day(pg_engine) == {d: ids[d] for d in KEPT}
+
+
+def test_a_long_read_postpones_the_drop_instead_of_holding_ingest_behind_it(pg_engine):
+    """A partition DROP waiting for its lock queues every insert behind it: it gives up after
+    DDL_LOCK_TIMEOUT, the batch that came meanwhile is stored, and the next run drops the day."""
+    ids = store(pg_engine)
+    reader = pg_engine.connect()
+    reader.execute(select(func.count()).select_from(notification_events))  # a dashboard read, still open
+    try:
+        outcome: dict = {}
+        dropping = threading.Thread(target=lambda: outcome.update(
+            apply_retention(pg_engine, now=NOW, raw_retention_days=RETENTION_DAYS)))
+        dropping.start()
+        with pg_engine.connect() as watcher:  # the DROP is queued behind the read
+            deadline = time.monotonic() + 5
+            while not watcher.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'DROP TABLE%'")).scalar():
+                assert time.monotonic() < deadline, "the DROP never waited for its lock"
+                time.sleep(0.01)
+        late = validate_event(make_event(created_at=iso(NOW - timedelta(minutes=5))), NOW, raw_retention_days=90)
+        with pg_engine.begin() as conn:  # queued behind the DROP until it gives up, then goes in
+            conn.execute(text("SET LOCAL statement_timeout = '10s'"))  # a DROP that never gave up fails this
+            assert store_rows(conn, [late], now=NOW) == 1
+        dropping.join(timeout=30)
+        assert not dropping.is_alive()
+        assert outcome["raw_postponed"] is True and outcome["raw_dropped"] == 0
+        with pg_engine.connect() as conn:
+            assert EXPIRED <= dialect.existing_partition_days(conn)  # nothing dropped yet
+    finally:
+        reader.close()
+    result = apply_retention(pg_engine, now=NOW, raw_retention_days=RETENTION_DAYS)
+    assert result["raw_postponed"] is False and result["raw_dropped"] >= len(EXPIRED)
+    kept = events_by_day(pg_engine)
+    assert late[1] in kept[NOW.date()] and set(kept) == KEPT and ids[NOW.date()] <= kept[NOW.date()]
