@@ -58,7 +58,10 @@ def layout(metric: str, custom: list | None = None) -> html.Div:
 
 def _signed(x: float) -> str:
     """A change with its sign, to one decimal, or two where one would read 0.0 beside an
-    arrow that says it moved (▼ −0.04, not ▼ −0.0)."""
+    arrow that says it moved (▼ −0.04, not ▼ −0.0); no sign on a change that rounds to none
+    (● 0.00, not ● −0.00)."""
+    if round(x, 2) == 0:
+        return "0.00"
     return f"{x:+.1f}" if round(x, 1) != 0 else f"{x:+.2f}"
 
 

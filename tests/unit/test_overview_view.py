@@ -50,4 +50,5 @@ def test_a_kpi_change_never_reads_zero_beside_an_arrow_that_says_it_moved():
 
     assert "▼ -0.04 percentage points" in text("Click rate", "%", 6.30, -0.6, "down", False, previous=6.34)
     assert "▲ +1.2 percentage points" in text("Delivery rate", "%", 95.2, 1.3, "up", True, previous=94.0)
-    assert "● +0.00 % vs previous period" in text("Sent", "count", 1000, 0.001, "flat", None)
+    assert "● 0.00 % vs previous period" in text("Sent", "count", 1000, 0.001, "flat", None)
+    assert "● 0.00 percentage points" in text("Click rate", "%", 6.598, -0.05, "flat", None, previous=6.601)
