@@ -21,6 +21,13 @@ cache = Cache()
 T = TypeVar("T")
 
 
+# A server whose host vanished (a network cut, not a stopped process) must cost seconds, not
+# the minutes TCP takes to give up: statement_timeout is the server's and cannot fire then.
+READ_ISOLATION = "REPEATABLE READ"  # snapshot_reads: every statement of a read sees one snapshot
+NETWORK_LIMITS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                  "keepalives_count": 3, "tcp_user_timeout": 30_000}
+
+
 def make_engine(url: str, statement_timeout_ms: int | None = None, snapshot_reads: bool = False) -> Engine:
     """An engine for `url` with the settings this product relies on on each dialect. A
     statement timeout (Postgres) keeps one heavy dashboard query from holding the pool;
@@ -39,8 +46,8 @@ def make_engine(url: str, statement_timeout_ms: int | None = None, snapshot_read
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
             "BEGIN IMMEDIATE" if conn.get_execution_options().get("write_intent") else "BEGIN"))
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
-                               **({"isolation_level": "REPEATABLE READ"} if snapshot_reads else {}))
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=NETWORK_LIMITS,
+                               **({"isolation_level": READ_ISOLATION} if snapshot_reads else {}))
         event.listen(engine, "connect", _postgres_on_connect)
         if statement_timeout_ms:
             event.listen(engine, "connect", lambda dbapi, _r: _set_timeout(dbapi, statement_timeout_ms))
@@ -100,7 +107,8 @@ class Database:
         router = None
         if replica_url and replica_url != url and not replica_url.startswith("sqlite"):
             router = ReplicaRouter(read_engine, make_engine(replica_url, timeout_ms, snapshot_reads=True),
-                                   app.config["REPLICA_WAIT_SECONDS"], app.config["REPLICA_RETRY_SECONDS"])
+                                   app.config["REPLICA_WAIT_SECONDS"], app.config["REPLICA_RETRY_SECONDS"],
+                                   READ_ISOLATION)
         app.extensions[self.key] = {"engine": engine, "read_engine": read_engine, "replica": router}
 
     @contextmanager

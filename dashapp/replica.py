@@ -31,16 +31,16 @@ T = TypeVar("T")
 # so the flush position covers it, and flushed WAL is what the replica can have: a write
 # position would also cover an unfinished batch's WAL and wait for the WAL writer's next flush.
 PRIMARY_POSITION = text("SELECT pg_current_wal_flush_lsn()::text")
-# NULL when the server is not in recovery (a promoted replica is a primary: it has everything)
+# NULL on a server that was never in recovery (DATABASE_READ_URL naming a primary): it has everything
 REPLAYED = text("SELECT pg_last_wal_replay_lsn() IS NULL OR pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)")
 REPLICA_LAG = text(
     "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
     "CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
     "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END")
 LAG_BYTES = text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), CAST(:lsn AS pg_lsn))")
-# the replica went away or cancelled the read to replay WAL: serialization failure (recovery
-# conflict), admin shutdown, crash shutdown, cannot connect now
-RETRY_ON_PRIMARY = {"40001", "57P01", "57P02", "57P03"}
+# the replica went away: admin shutdown, crash shutdown, cannot connect now, connection failures
+RETRY_ON_PRIMARY = {"57P01", "57P02", "57P03", "08000", "08003", "08006"}
+RECOVERY_CONFLICT = "40001"  # replay needed what the read held (a routine cancel on a busy replica)
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,10 @@ class Routing:
 class ReplicaRouter:
     """Chooses the replica or the primary for each read (one per app, shared by its threads)."""
 
-    def __init__(self, primary: Engine, replica: Engine, wait_seconds: float, retry_seconds: float):
+    def __init__(self, primary: Engine, replica: Engine, wait_seconds: float, retry_seconds: float,
+                 read_isolation: str):
         self.primary, self.replica = primary, replica
+        self.read_isolation = read_isolation  # the replica engine's: restored after the polls
         self.wait_seconds, self.retry_seconds = wait_seconds, retry_seconds
         self._lock = threading.Lock()
         self._skip_until = 0.0
@@ -75,9 +77,12 @@ class ReplicaRouter:
                 tell("replica", waited)
                 return answer
             except DBAPIError as exc:
-                if not _replica_went_away(exc):
+                if _recovery_conflict(exc):  # replay needed what the read held: this read only
+                    log.info("a read cancelled by the replica's recovery runs again on the primary")
+                elif _replica_went_away(exc):
+                    self._skip("lost", "the replica stopped answering during a read", exc)
+                else:
                     raise
-                self._skip("lost", "the replica stopped answering during a read", exc)
         with self.primary.connect() as conn:
             answer = work(conn)
         tell("primary", waited)
@@ -98,9 +103,12 @@ class ReplicaRouter:
     def _replica_after(self, started: float) -> Connection | None:
         if started < self._skip_until:
             return None
+        # the position and the polls run outside transactions (no BEGIN/ROLLBACK round trips);
+        # the read itself gets the engine's snapshot isolation back, so its snapshot starts
+        # after the wait
         try:
             with self.primary.connect() as conn:
-                position = conn.execute(PRIMARY_POSITION).scalar()
+                position = conn.execution_options(isolation_level="AUTOCOMMIT").execute(PRIMARY_POSITION).scalar()
         except DBAPIError:
             position = None  # the primary is down: nothing newer than the replica can exist
         try:
@@ -109,8 +117,10 @@ class ReplicaRouter:
             self._skip("lost", "the replica does not answer", exc)
             return None
         try:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
             caught_up = position is None or self._wait_for(conn, position, started + self.wait_seconds)
-            conn.rollback()  # the read's snapshot starts after the wait, not at the first poll
+            conn.rollback()  # ends SQLAlchemy's autobegun block; in autocommit no round trip
+            conn.execution_options(isolation_level=self.read_isolation)
         except DBAPIError as exc:
             conn.close()
             self._skip("lost", "the replica does not answer", exc)
@@ -180,6 +190,10 @@ class ReplicaRouter:
             body = {**body, "state": "lagging", "reads_from": "primary",
                     "reason": f"the replica is {lag:.1f} s behind the primary (more than {self.wait_seconds:g} s)"}
         return body
+
+
+def _recovery_conflict(exc: DBAPIError) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == RECOVERY_CONFLICT
 
 
 def _replica_went_away(exc: DBAPIError) -> bool:

@@ -35,7 +35,7 @@ def pair():
 def client(pair):
     primary, replica = pair
     app = create_app({"DATABASE_URL": primary.url(), "DATABASE_READ_URL": replica.url(), "INGEST_TOKEN": "t",
-                      "REPLICA_WAIT_SECONDS": 0.5, "REPLICA_RETRY_SECONDS": 0.3, "SCHEDULER": "off"})
+                      "REPLICA_WAIT_SECONDS": 1.0, "REPLICA_RETRY_SECONDS": 0.3, "SCHEDULER": "off"})
     yield app.test_client()
     for engine in (app.extensions["analytics_db"]["engine"], app.extensions["analytics_db"]["read_engine"],
                    app.extensions["analytics_db"]["replica"].replica):
@@ -87,10 +87,15 @@ def failures(client, channel: str):
 
 
 def test_a_chart_right_after_an_ingest_counts_it_and_is_read_on_the_replica(client, pair):
+    before, _ = failures(client, "sms")
     post_failures(client, "sms", 7)
     counted, where = failures(client, "sms")
-    assert counted == raw_count(pair[0].url(), "sms") == 7
+    assert counted == raw_count(pair[0].url(), "sms") == before + 7
     assert where == "replica"
+    with client.application.app_context():  # the read is one snapshot on the replica, begun after the wait
+        isolation, port = db.read(lambda conn: (conn.execute(text("SHOW transaction_isolation")).scalar(),
+                                                conn.engine.url.port))
+    assert (isolation, port) == ("repeatable read", pair[1].port)
     timing = client.get("/api/analytics/metrics").headers["Server-Timing"]
     assert timing.startswith("replica-wait;dur=") and float(timing.split("=")[1]) < 1000
     status = client.get("/api/aggregation/status").json["replica"]
@@ -117,7 +122,7 @@ def test_a_read_waits_for_a_replica_catching_up_within_the_bound(client, pair, r
     assert failures(client, "email") == (2, "replica")
     replay.pause()
     post_failures(client, "email", 5)
-    threading.Timer(0.2, replay.resume).start()  # caught up well within the 0.5 s wait
+    threading.Timer(0.1, replay.resume).start()  # caught up well within the 1 s wait
     assert failures(client, "email") == (7, "replica")
 
 
