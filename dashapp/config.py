@@ -124,9 +124,10 @@ def validate_settings(settings: dict[str, Any], explicit_database: bool) -> dict
     if not 0.1 <= settings["REPLICA_RETRY_SECONDS"] <= 600:
         raise ConfigError(f"REPLICA_RETRY_SECONDS must be from 0.1 to 600, got {settings['REPLICA_RETRY_SECONDS']}")
     read_url = settings.get("DATABASE_READ_URL")
-    if read_url and not read_url.startswith("postgresql"):
-        raise ConfigError(f"DATABASE_READ_URL must be a postgresql+psycopg:// URL of a streaming replica, got "
-                          f"{read_url.split(':', 1)[0]}://…")
+    if read_url and not (read_url.startswith("postgresql") and settings["DATABASE_URL"].startswith("postgresql")):
+        raise ConfigError("DATABASE_READ_URL must be a postgresql+psycopg:// URL of a streaming replica of the "
+                          f"Postgres DATABASE_URL, got {read_url.split(':', 1)[0]}://… beside "
+                          f"{settings['DATABASE_URL'].split(':', 1)[0]}://…")
     if not 0 <= settings["TRUSTED_PROXIES"] <= 5:
         raise ConfigError(f"TRUSTED_PROXIES must be from 0 to 5 (proxies in front of the app), got "
                           f"{settings['TRUSTED_PROXIES']}")

@@ -84,7 +84,6 @@ def run_partition_maintenance(app: Flask) -> None:
     dialect.DDL_LOCK_TIMEOUT, the next daily run (or the first batch for a day) makes them."""
     try:
         with app.app_context(), db.engine.begin() as conn:
-            dialect.without_waiting_long(conn)
             created = dialect.ensure_partitions_ahead(conn)
     except OperationalError as exc:
         if not dialect.is_lock_timeout(exc):

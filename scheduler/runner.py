@@ -33,9 +33,9 @@ def _lead(app: Flask, stop: threading.Event, poll: float, label: str):
 
 def _serve(app: Flask, stop: threading.Event, poll: float, label: str) -> None:
     """Run the jobs only while this process holds the leader lock, checked every second (or
-    every `poll`, if shorter): a lock lost with its connection stops them at once, and this
-    process waits as a standby again, so two leaders never run jobs side by side for longer
-    than that check."""
+    every `poll`, if shorter). A lock lost with its connection starts no more jobs; the one
+    running finishes (the rollup holds its own lock, webhook deliveries their claims) before
+    this process asks for the lead again, as a standby."""
     while not stop.is_set():
         lock = _lead(app, stop, poll, label)
         if lock is None:
@@ -46,11 +46,10 @@ def _serve(app: Flask, stop: threading.Event, poll: float, label: str) -> None:
         while not stop.wait(min(poll, 1.0)) and lock.still_held():
             pass
         lost = not stop.is_set()
-        scheduler.shutdown(wait=False)
-        lock.release()
         if lost:
-            log.warning("scheduler: lost the leader lock (its database connection broke); jobs stopped, "
-                        "waiting as a standby")
+            log.warning("scheduler: lost the leader lock (its database connection broke); starting no more jobs")
+        scheduler.shutdown(wait=lost)  # lost: let the running job end before asking for the lead again
+        lock.release()
 
 
 def run_blocking(app: Flask, stop: threading.Event, poll: float = 5.0) -> None:

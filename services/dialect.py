@@ -380,11 +380,17 @@ def ensure_partitions(conn: Connection, days: Iterable[date]) -> list[date]:
     if not wanted:
         return []
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PARTITION_LOCK})
+    # the DDL's exclusive lock waits at most DDL_LOCK_TIMEOUT (then this transaction fails: a
+    # batch answers 503 "busy, retry", the daily job tries again); the caller's own lock
+    # timeout holds again for the rest of its transaction
+    before = conn.execute(text("SELECT current_setting('lock_timeout')")).scalar()
+    without_waiting_long(conn)
     for day in sorted(wanted):
         start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
         conn.execute(text(
             f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF notification_events "
             f"FOR VALUES FROM ('{start.isoformat()}') TO ('{(start + timedelta(days=1)).isoformat()}')"))
+    conn.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": before})
     return sorted(wanted)
 
 

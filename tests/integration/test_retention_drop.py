@@ -131,9 +131,12 @@ def test_a_long_read_postpones_the_drop_instead_of_holding_ingest_behind_it(pg_e
                 assert time.monotonic() < deadline, "the DROP never waited for its lock"
                 time.sleep(0.01)
         late = validate_event(make_event(created_at=iso(NOW - timedelta(minutes=5))), NOW, raw_retention_days=90)
+        began = time.monotonic()
         with pg_engine.begin() as conn:  # queued behind the DROP until it gives up, then goes in
             conn.execute(text("SET LOCAL statement_timeout = '10s'"))  # a DROP that never gave up fails this
             assert store_rows(conn, [late], now=NOW) == 1
+        waited = time.monotonic() - began
+        assert waited < 5, f"the batch waited {waited:.1f} s behind the DROP (its lock timeout is 1 s)"
         dropping.join(timeout=30)
         assert not dropping.is_alive()
         assert outcome["raw_postponed"] is True and outcome["raw_dropped"] == 0

@@ -118,9 +118,10 @@ def test_a_leader_whose_lock_session_dies_stops_its_jobs_and_one_process_leads(p
             time.sleep(0.05)
         assert len(leaders) == 1, (first.lines, second.lines)
         leader, other = leaders[0], second if leaders[0] is first else first
-        ingest(pg_engine, make_events(3))
-        assert leader.wait_for("job rollup: folded 3 events"), leader.lines
-        time.sleep(1)  # several of the other's rollup intervals: it runs no job
+        for n in (3, 5, 6):  # batches over three rollup intervals: the leader folds each, the other none
+            ingest(pg_engine, make_events(n))
+            assert leader.wait_for(f"job rollup: folded {n} events"), leader.lines
+            time.sleep(2.1)
         assert not any("job " in line for line in other.lines[since[other] + 1:]), other.lines
     finally:
         first.stop(signal.SIGKILL)

@@ -31,6 +31,7 @@ def test_environment_then_overrides_win_in_order():
     ({"REPLICA_WAIT_SECONDS": "30"}, "REPLICA_WAIT_SECONDS must be from 0 to 10"),
     ({"REPLICA_RETRY_SECONDS": "0"}, "REPLICA_RETRY_SECONDS must be from 0.1 to 600"),
     ({"DATABASE_READ_URL": "sqlite:///replica.db"}, "DATABASE_READ_URL must be a postgresql"),
+    ({"DATABASE_READ_URL": "postgresql+psycopg://replica/x"}, "of the Postgres DATABASE_URL, got postgresql"),
     ({"TRUSTED_PROXIES": "9"}, "TRUSTED_PROXIES must be from 0 to 5"),
 ])
 def test_bad_settings_are_refused_with_their_name(env, message):
