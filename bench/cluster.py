@@ -168,35 +168,45 @@ def wait_until(check, seconds: float, what: str) -> None:
 class Cluster:
     """Primary, replica, Redis, web nodes and schedulers under one temporary directory."""
 
-    def __init__(self, root: Path, web_nodes: int = 2, workers: int = 2, schedulers: int = 2,
-                 settings: dict | None = None):
+    def __init__(self, root: Path):
         self.root = root
-        self.primary = init_primary(root)
+        self.services: list[Service] = []   # every process started, for stop() whatever happens
+        self.web: list[Service] = []
+        self.schedulers: list[Service] = []
+
+    def start(self, web_nodes: int = 2, workers: int = 2, schedulers: int = 2, settings: dict | None = None) -> None:
+        """Start every piece; on a failure part-way, stop() stops what did start."""
         from dashapp.extensions import make_engine
         from services.dialect import upgrade_database
 
+        self.primary = init_primary(self.root)
         engine = make_engine(self.primary.url())
         upgrade_database(engine)
         engine.dispose()
-        self.replica = init_replica(root, self.primary)
+        self.replica = init_replica(self.root, self.primary)
         redis_port = free_port()
-        self.redis = Service("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                       "--appendonly", "no"], {}, root, f"redis://127.0.0.1:{redis_port}/0")
+        self.redis = self._started(Service("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+                                                     "--save", "", "--appendonly", "no"], {}, self.root,
+                                           f"redis://127.0.0.1:{redis_port}/0"))
         wait_until(lambda: socket.create_connection(("127.0.0.1", redis_port), 1).close() is None, 30, "redis")
         self.env = {"DATABASE_URL": self.primary.url(), "DATABASE_READ_URL": self.replica.url(),
                     "REDIS_URL": self.redis.url, "INGEST_TOKEN": TOKEN, "RATE_LIMIT": "off",
                     "SCHEDULER_STANDBY_POLL": "1", "ROLLUP_INTERVAL_SECONDS": "2", **(settings or {})}
-        self.schedulers = [Service(f"scheduler-{n + 1}", [sys.executable, "-m", "scheduler"], self.env, root)
-                           for n in range(schedulers)]
-        self.web = []
+        for n in range(schedulers):
+            self.schedulers.append(self._started(Service(f"scheduler-{n + 1}", [sys.executable, "-m", "scheduler"],
+                                                         self.env, self.root)))
         for n in range(web_nodes):
             self.web.append(self.start_web(f"web-{n + 1}", workers))
 
+    def _started(self, service: Service) -> Service:
+        self.services.append(service)
+        return service
+
     def start_web(self, name: str, workers: int, port: int | None = None) -> Service:
         port = port or free_port()
-        node = Service(name, [sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", str(workers), "-b",
+        node = self._started(Service(name, [sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", str(workers), "-b",
                               f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
-                       {**self.env, "SCHEDULER": "off"}, self.root, f"http://127.0.0.1:{port}")
+                       {**self.env, "SCHEDULER": "off"}, self.root, f"http://127.0.0.1:{port}"))
         wait_until(lambda: requests.get(node.url + "/health", timeout=2).status_code == 200, 60, name)
         return node
 
@@ -216,10 +226,10 @@ class Cluster:
         return rows
 
     def stop(self) -> None:
-        for service in [*self.web, *self.schedulers, self.redis]:
+        for service in reversed(self.services):
             service.stop()
-        for server in (self.replica, self.primary):
-            if server.running:
+        for server in (getattr(self, "replica", None), getattr(self, "primary", None)):
+            if server is not None and server.running:
                 try:
                     server.stop("immediate")
                 except RuntimeError:
@@ -264,13 +274,12 @@ def database_pair():
 def running_cluster(**options):
     """A started cluster in a temporary directory, stopped and removed afterwards."""
     with cluster_dir() as root:
-        cluster = None
+        cluster = Cluster(root)
         try:
-            cluster = Cluster(root, **options)
+            cluster.start(**options)
             yield cluster
         finally:
-            if cluster is not None:
-                cluster.stop()
+            cluster.stop()
 
 
 def main(argv=None) -> int:

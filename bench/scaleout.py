@@ -79,7 +79,7 @@ class Nodes:
         for attempt, base in enumerate(self._order(n)):
             try:
                 return session.request(method, base + path, timeout=60, **kw), attempt > 0
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, reset, cut off mid-answer, timed out
                 with self.lock:
                     self.down[base] = time.monotonic() + NODE_RETRY_S
         return None, False
@@ -211,8 +211,9 @@ class Load:
 
 # ---------------------------------------------------------------- observing the cluster
 
-def _tree_cpu(root_pids: list[int], by_group: bool) -> float:
-    """CPU seconds (user + system) of processes in these process groups, or children of these pids."""
+def _tree_cpu(root_pids: list[int], by_group: bool, children: bool = True) -> float:
+    """CPU seconds (user + system) of processes in these process groups, or of these pids
+    (and their children, unless told not to)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in Path("/proc").iterdir():
@@ -223,7 +224,8 @@ def _tree_cpu(root_pids: list[int], by_group: bool) -> float:
         except OSError:
             continue
         pid, ppid, pgrp = int(entry.name), int(fields[1]), int(fields[2])
-        if (by_group and pgrp in root_pids) or (not by_group and (pid in root_pids or ppid in root_pids)):
+        if (by_group and pgrp in root_pids) or (not by_group and (pid in root_pids or
+                                                                  (children and ppid in root_pids))):
             total += int(fields[11]) + int(fields[12])
     return total / ticks
 
@@ -237,7 +239,7 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
-def cpu_snapshot(cluster: Cluster) -> dict:
+def cpu_snapshot(cluster: Cluster, load: Load) -> dict:
     def postmaster(server) -> int:
         return int((server.data / "postmaster.pid").read_text().split()[0])
     busy, every = machine_cpu()
@@ -247,7 +249,8 @@ def cpu_snapshot(cluster: Cluster) -> dict:
             "redis": _tree_cpu([cluster.redis.pid], True),
             "postgres_primary": _tree_cpu([postmaster(cluster.primary)], False),
             "postgres_replica": _tree_cpu([postmaster(cluster.replica)], False),
-            "load_clients": _tree_cpu([os.getpid()], False)}
+            # this process (the ingest client) and the reader processes, not the services it started
+            "load_clients": _tree_cpu([os.getpid(), *(p.pid for p in load.readers)], False, children=False)}
 
 
 def cpu_use(before: dict, after: dict) -> dict:
@@ -284,9 +287,11 @@ class LagMonitor(threading.Thread):
 
 
 def leader(cluster: Cluster):
-    """The scheduler process that holds the leader lock (it says so in its log)."""
+    """The scheduler process that leads: the last word on leadership in its log is "leader"."""
+    words = ("scheduler: leader; starting jobs", "scheduler: standby", "lost the leader lock")
     for service in cluster.schedulers:
-        if service.alive() and "scheduler: leader; starting jobs" in service.log.read_text():
+        said = [line for line in service.log.read_text().splitlines() if any(w in line for w in words)]
+        if service.alive() and said and words[0] in said[-1]:
             return service
     return None
 
@@ -332,7 +337,9 @@ def drain(engine, limit: float = 120) -> float:
 
 
 def audit(engine, stored_ids: list[str]) -> dict:
-    """Accepted events missing from raw, raw duplicates, and every rollup table against raw."""
+    """Acknowledged events missing from raw, raw duplicates, and every rollup table against
+    raw events bucket by bucket (per bucket, channel and status: a surplus in one bucket never
+    hides a shortfall in another). Minute tables keep 48 h: their last 24 h are compared."""
     from services.schema import ROLLUP_TABLES, notification_events as events
 
     with engine.begin() as conn:
@@ -345,18 +352,25 @@ def audit(engine, stored_ids: list[str]) -> dict:
                                  "(SELECT 1 FROM notification_events e WHERE e.event_id = a.event_id)")).scalar()
         raw, distinct = conn.execute(select(func.count(), func.count(func.distinct(events.c.event_id)))).one()
         cutoff = conn.execute(text("SELECT date_trunc('minute', now() - interval '24 hours')")).scalar()
-        raw_recent = conn.execute(select(func.count()).where(events.c.created_at >= cutoff)).scalar()
         tables = {}
         for (granularity, _), table in ROLLUP_TABLES.items():
-            if granularity == "minute":  # minute rows are kept for 48 h: compare the last 24 h
-                total = conn.execute(select(func.sum(table.c.event_count)).where(table.c.bucket >= cutoff)).scalar()
-                tables[table.name] = int(total or 0) - raw_recent
-            else:
-                tables[table.name] = int(conn.execute(select(func.sum(table.c.event_count))).scalar() or 0) - raw
-    over = sum(max(d, 0) for d in tables.values()) + (raw - distinct)
+            since = cutoff if granularity == "minute" else datetime(1970, 1, 1, tzinfo=timezone.utc)
+            over, under, rows = conn.execute(text(f"""
+                WITH r AS (SELECT date_trunc('{granularity}', created_at, 'UTC') AS bucket, channel, status,
+                                  count(*) AS n FROM notification_events WHERE created_at >= :since GROUP BY 1, 2, 3),
+                     t AS (SELECT bucket, channel, status, sum(event_count) AS n FROM {table.name}
+                           WHERE bucket >= :since GROUP BY 1, 2, 3)
+                SELECT coalesce(sum(greatest(coalesce(t.n, 0) - coalesce(r.n, 0), 0)), 0),
+                       coalesce(sum(greatest(coalesce(r.n, 0) - coalesce(t.n, 0), 0)), 0),
+                       count(*) FILTER (WHERE coalesce(t.n, 0) <> coalesce(r.n, 0))
+                FROM r FULL JOIN t USING (bucket, channel, status)"""), {"since": since}).one()
+            tables[table.name] = {"events_over_raw": int(over), "events_under_raw": int(under),
+                                  "buckets_differing": int(rows)}
     return {"events_lost": int(lost), "raw_events": int(raw), "raw_duplicates": int(raw - distinct),
-            "rollup_minus_raw": tables, "events_double_counted": int(over),
-            "events_missing_from_rollups": int(-sum(min(d, 0) for d in tables.values()))}
+            "rollup_against_raw": tables,
+            # an event counted twice shows in every table it reached: the worst table, not the sum
+            "events_double_counted": int(raw - distinct) + max(t["events_over_raw"] for t in tables.values()),
+            "events_missing_from_rollups": max(t["events_under_raw"] for t in tables.values())}
 
 
 # ---------------------------------------------------------------- the run
@@ -408,9 +422,9 @@ def run(args) -> dict:
 
         def phase(name: str, seconds: float, nodes: int) -> None:
             load.use(nodes)
-            before, started = cpu_snapshot(cluster), time.monotonic()
+            before, started = cpu_snapshot(cluster, load), time.monotonic()
             time.sleep(seconds)
-            after = cpu_snapshot(cluster)
+            after = cpu_snapshot(cluster, load)
             windows[name] = (started, time.monotonic())
             cpu[name] = cpu_use(before, after)
 
@@ -422,7 +436,7 @@ def run(args) -> dict:
         phase("two_nodes", args.seconds, 2)
 
         log("faults: kill the leading scheduler")
-        before_faults, fault_started = cpu_snapshot(cluster), time.monotonic()
+        before_faults, fault_started = cpu_snapshot(cluster, load), time.monotonic()
         old = leader(cluster)
         old.kill()  # returns once the process is gone: any rollup that ends later is another's
         killed_at = db_now(engine)
@@ -457,9 +471,10 @@ def run(args) -> dict:
                 time.sleep(0.2)
         events["replica_reads_back_at"] = round(back - begun, 2) if back else None
         time.sleep(5)
-        after_faults = cpu_snapshot(cluster)
+        after_faults = cpu_snapshot(cluster, load)
         windows["faults"] = (fault_started, time.monotonic())
-        cpu["faults"] = cpu_use(before_faults, after_faults)
+        # components that were killed or restarted lost their counts: the machine's share only
+        cpu["faults"] = {"machine_busy_share": cpu_use(before_faults, after_faults)["machine_busy_share"]}
 
         log("drain: ingest stops, the rollups catch up")
         reads, moved = load.finish()
