@@ -217,7 +217,7 @@ def events():
     channels = current_app.config["CHANNELS"]
     fmt = args.get("format") or "json"
     if fmt == "csv":
-        chunks = drilldown_service.events_csv(db.read_connection, filters, args.get("start"), args.get("end"),
+        chunks = drilldown_service.events_csv(db.read, filters, args.get("start"), args.get("end"),
                                               args.get("sort"), channels=channels)
         return Response(stream_with_context(chunks), mimetype="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="events.csv"'})

@@ -133,15 +133,6 @@ class Database:
                 return work(conn)
         return router.read(work, _tell)
 
-    def read_connection(self) -> Connection:
-        """A read connection for a read that cannot be run twice (a streamed export)."""
-        router = current_app.extensions[self.key]["replica"]
-        if router is None:
-            return self.read_engine.connect()
-        conn, where, waited = router.connect()
-        _tell(where, waited)
-        return conn
-
     def replica_status(self) -> dict | None:
         """The replica's lag and where reads go; None without a replica."""
         router = current_app.extensions[self.key]["replica"]

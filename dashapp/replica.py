@@ -88,12 +88,6 @@ class ReplicaRouter:
         tell("primary", waited)
         return answer
 
-    def connect(self) -> tuple[Connection, str, float]:
-        """A connection for a read that cannot be run twice (a streamed export), where it is,
-        and the seconds spent choosing."""
-        conn, waited = self._caught_up_replica()
-        return (conn, "replica", waited) if conn is not None else (self.primary.connect(), "primary", waited)
-
     def _caught_up_replica(self) -> tuple[Connection | None, float]:
         """A replica connection that has replayed the primary's flush position, or None; and
         the seconds it took to find out."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import orjson
 from sqlalchemy import Connection, func, select, tuple_
@@ -328,14 +329,17 @@ def spreadsheet_safe(value):
     return value
 
 
-def events_csv(conn_factory, filters: Mapping, start=None, end=None, sort: str | None = None, *,
+def events_csv(read: Callable[[Callable[[Connection], Any]], Any], filters: Mapping, start=None, end=None,
+               sort: str | None = None, *,
                now: datetime | None = None, channels: Sequence[str] = CHANNELS, cap: int = CSV_CAP,
                page: int = 5000) -> Iterator[str]:
     """CSV text in chunks: a header line, then one line per event, at most `cap` events
-    (then a last line saying the export was capped). Validates before the first chunk."""
+    (then a last line saying the export was capped). Validates before the first chunk. Each
+    page is one `read(work)` (the app's db.read: on a replica, a page cut off there runs again
+    on the primary; pages are keyset reads, each complete in itself)."""
     now = now or datetime.now(timezone.utc)
-    with conn_factory() as conn:  # validate now, so a bad request fails before streaming starts
-        list_events(conn, filters, start, end, 1, None, sort, now=now, channels=channels)
+    # validate now, so a bad request fails before streaming starts
+    read(lambda conn: list_events(conn, filters, start, end, 1, None, sort, now=now, channels=channels))
 
     def chunks() -> Iterator[str]:
         buffer = io.StringIO()
@@ -346,9 +350,9 @@ def events_csv(conn_factory, filters: Mapping, start=None, end=None, sort: str |
         while written < cap:
             buffer.seek(0)
             buffer.truncate()
-            with conn_factory() as conn:
-                result = list_events(conn, filters, start, end, min(page, cap - written, MAX_PAGE), cursor, sort,
-                                     now=now, channels=channels)
+            size = min(page, cap - written, MAX_PAGE)
+            result = read(lambda conn, size=size, cursor=cursor: list_events(
+                conn, filters, start, end, size, cursor, sort, now=now, channels=channels))
             for event in result.events:
                 writer.writerow([spreadsheet_safe(orjson.dumps(event[f]).decode() if f == "metadata"
                                                   and event[f] is not None else event[f]) for f in EVENT_FIELDS])

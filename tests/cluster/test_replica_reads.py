@@ -165,6 +165,14 @@ def test_a_read_cut_off_on_the_replica_is_run_again_on_the_primary(client, pair)
     assert answer == raw_count_all(pair[0].url())
 
 
+def test_an_export_streams_from_the_replica_page_by_page(client, pair):
+    post_failures(client, "push", 3)
+    answer = client.get("/api/analytics/events?format=csv&start=now-1h&status=failed&channel=push")
+    lines = answer.get_data(as_text=True).splitlines()
+    assert answer.status_code == 200 and answer.headers["X-Analytics-Read"] == "replica"
+    assert len(lines) - 1 == raw_count(pair[0].url(), "push")  # a header, then every failed push event
+
+
 def raw_count_all(url: str) -> int:
     engine = create_engine(url)
     with engine.connect() as conn:

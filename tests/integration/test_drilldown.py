@@ -116,7 +116,11 @@ def test_bad_drill_requests(loaded, filters, dimension, field):
 
 def test_csv_has_a_header_and_is_capped_with_a_message(loaded):
     engine, events = loaded
-    lines = "".join(events_csv(engine.connect, {}, "now-1d", page=4)).splitlines()
+    def read(work):
+        with engine.connect() as conn:
+            return work(conn)
+
+    lines = "".join(events_csv(read, {}, "now-1d", page=4)).splitlines()
     assert lines[0].startswith("created_at,event_id,notification_id") and len(lines) == len(events) + 1
-    capped = "".join(events_csv(engine.connect, {}, "now-1d", cap=10, page=4)).splitlines()
+    capped = "".join(events_csv(read, {}, "now-1d", cap=10, page=4)).splitlines()
     assert len(capped) == 12 and capped[-1].startswith("# export capped at 10 events")
