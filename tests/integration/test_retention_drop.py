@@ -123,7 +123,8 @@ def test_a_long_read_postpones_the_drop_instead_of_holding_ingest_behind_it(pg_e
         dropping = threading.Thread(target=lambda: outcome.update(
             apply_retention(pg_engine, now=NOW, raw_retention_days=RETENTION_DAYS)))
         dropping.start()
-        with pg_engine.connect() as watcher:  # the DROP is queued behind the read
+        # the DROP is queued behind the read; autocommit: activity is a snapshot per transaction
+        with pg_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
             deadline = time.monotonic() + 5
             while not watcher.execute(text(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "

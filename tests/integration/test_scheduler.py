@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -66,16 +67,28 @@ class Process:
         self.proc.wait(timeout=20)
 
 
-@pytest.mark.real_clock
-def test_one_leader_and_the_standby_takes_over(pg_engine):
-    ingest(pg_engine, make_events(10))
-    first = Process(url_of(pg_engine))
+@contextmanager
+def leader_and_standby(engine, events: int):
+    """Two `python -m scheduler` processes: the first leads (it folded `events` events), the
+    second stands by; both stopped afterwards."""
+    ingest(engine, make_events(events))
+    first = Process(url_of(engine))
     second = None
     try:
         assert first.wait_for("scheduler: leader"), first.lines
-        assert first.wait_for("job rollup: folded 10 events"), first.lines
-        second = Process(url_of(pg_engine))
+        assert first.wait_for(f"job rollup: folded {events} events"), first.lines
+        second = Process(url_of(engine))
         assert second.wait_for("scheduler: standby"), second.lines
+        yield first, second
+    finally:
+        first.stop(signal.SIGKILL)
+        if second is not None:
+            second.stop()
+
+
+@pytest.mark.real_clock
+def test_one_leader_and_the_standby_takes_over(pg_engine):
+    with leader_and_standby(pg_engine, 10) as (first, second):
         assert not any("leader" in line for line in second.lines)
         first.stop(signal.SIGKILL)
         started = time.monotonic()
@@ -83,10 +96,6 @@ def test_one_leader_and_the_standby_takes_over(pg_engine):
         assert time.monotonic() - started < 10
         ingest(pg_engine, make_events(7))
         assert second.wait_for("job rollup: folded 7 events"), second.lines
-    finally:
-        first.stop(signal.SIGKILL)
-        if second is not None:
-            second.stop()
 
 
 # the session holding this schema's scheduler lock (one bigint key: high half in classid, low in objid)
@@ -98,13 +107,7 @@ TERMINATE_LEADER_SESSION = text(
 
 @pytest.mark.real_clock
 def test_a_leader_whose_lock_session_dies_stops_its_jobs_and_one_process_leads(pg_engine):
-    ingest(pg_engine, make_events(4))
-    first = Process(url_of(pg_engine))
-    second = None
-    try:
-        assert first.wait_for("job rollup: folded 4 events"), first.lines
-        second = Process(url_of(pg_engine))
-        assert second.wait_for("scheduler: standby"), second.lines
+    with leader_and_standby(pg_engine, 4) as (first, second):
         with pg_engine.connect() as conn:  # a network cut or an idle timeout ends the lock's session
             assert conn.execute(TERMINATE_LEADER_SESSION, {"suffix": ":scheduler"}).scalar() == 1
         assert first.wait_for("lost the leader lock", timeout=10), first.lines
@@ -123,10 +126,6 @@ def test_a_leader_whose_lock_session_dies_stops_its_jobs_and_one_process_leads(p
             assert leader.wait_for(f"job rollup: folded {n} events"), leader.lines
             time.sleep(2.1)
         assert not any("job " in line for line in other.lines[since[other] + 1:]), other.lines
-    finally:
-        first.stop(signal.SIGKILL)
-        if second is not None:
-            second.stop()
 
 
 @pytest.mark.real_clock
