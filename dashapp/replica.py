@@ -125,7 +125,12 @@ class ReplicaRouter:
             self._skip("lagging", f"the replica was more than {self.wait_seconds:g} s behind the primary")
             return None
         with self._lock:
+            if self._skip_until > started:  # skipped meanwhile by another read: that word stands
+                return conn
+            back = self._routing.state != "ok"
             self._routing = Routing("ok", None, round(waited, 4))
+        if back:
+            log.info("reads go to the replica again")
         return conn
 
     @staticmethod
@@ -147,7 +152,7 @@ class ReplicaRouter:
             self._skip_until = time.monotonic() + self.retry_seconds
             self._routing = Routing(state, reason, None)
         if first:
-            log.warning("reads go to the primary for %.0f s: %s%s", self.retry_seconds, reason,
+            log.warning("reads go to the primary for %g s: %s%s", self.retry_seconds, reason,
                         f" ({_first_line(exc)})" if exc is not None else "")
 
     # ------------------------------------------------------------ status

@@ -7,6 +7,7 @@ stopped (the primary answers, health degraded), back.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -102,7 +103,8 @@ def test_a_chart_right_after_an_ingest_counts_it_and_is_read_on_the_replica(clie
     assert status["state"] == "ok" and status["reads_from"] == "replica" and status["lag_seconds"] is not None
 
 
-def test_a_replica_behind_the_bound_leaves_the_read_to_the_primary_then_gets_it_back(client, pair, replay):
+def test_a_replica_behind_the_bound_leaves_the_read_to_the_primary_then_gets_it_back(client, pair, replay, caplog):
+    caplog.set_level(logging.INFO, logger="dashapp.replica")
     post_failures(client, "push", 3)
     assert failures(client, "push") == (3, "replica")
     replay.pause()
@@ -115,6 +117,9 @@ def test_a_replica_behind_the_bound_leaves_the_read_to_the_primary_then_gets_it_
     time.sleep(0.4)  # REPLICA_RETRY_SECONDS: the replica is asked again
     assert failures(client, "push") == (7, "replica")
     assert client.get("/health").json["status"] == "healthy"
+    said = [r.getMessage() for r in caplog.records if r.name == "dashapp.replica"]
+    assert said[0].startswith("reads go to the primary for 0.3 s: the replica was more than 1 s behind")
+    assert said[-1] == "reads go to the replica again"
 
 
 def test_a_read_waits_for_a_replica_catching_up_within_the_bound(client, pair, replay):
