@@ -21,9 +21,9 @@ cache = Cache()
 T = TypeVar("T")
 
 
+READ_ISOLATION = "REPEATABLE READ"  # snapshot_reads: every statement of a read sees one snapshot
 # A server whose host vanished (a network cut, not a stopped process) must cost seconds, not
 # the minutes TCP takes to give up: statement_timeout is the server's and cannot fire then.
-READ_ISOLATION = "REPEATABLE READ"  # snapshot_reads: every statement of a read sees one snapshot
 NETWORK_LIMITS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                   "keepalives_count": 3, "tcp_user_timeout": 30_000}
 
@@ -105,7 +105,7 @@ class Database:
         read_engine = engine if url.startswith("sqlite") else make_engine(url, timeout_ms, snapshot_reads=True)
         replica_url = app.config.get("DATABASE_READ_URL")
         router = None
-        if replica_url and replica_url != url and not replica_url.startswith("sqlite"):
+        if replica_url and replica_url != url:  # settings refuse one beside SQLite
             router = ReplicaRouter(read_engine, make_engine(replica_url, timeout_ms, snapshot_reads=True),
                                    app.config["REPLICA_WAIT_SECONDS"], app.config["REPLICA_RETRY_SECONDS"],
                                    READ_ISOLATION)

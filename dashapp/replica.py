@@ -24,6 +24,8 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from dashapp.health import short_error
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -153,13 +155,9 @@ class ReplicaRouter:
             self._routing = Routing(state, reason, None)
         if first:
             log.warning("reads go to the primary for %g s: %s%s", self.retry_seconds, reason,
-                        f" ({_first_line(exc)})" if exc is not None else "")
+                        f" ({short_error(exc)})" if exc is not None else "")
 
     # ------------------------------------------------------------ status
-
-    @property
-    def routing(self) -> Routing:
-        return self._routing
 
     def status(self) -> dict:
         """The replica's replay lag, measured now, and where reads go: for /health, the
@@ -173,7 +171,7 @@ class ReplicaRouter:
             with self.replica.connect() as conn:
                 in_recovery, replayed, lag_seconds = conn.execute(REPLICA_LAG).one()
         except DBAPIError as exc:
-            log.warning("replica status: %s", _first_line(exc))
+            log.warning("replica status: %s", short_error(exc))
             return {**body, "state": "lost", "reads_from": "primary", "reason": "the replica does not answer"}
         if not in_recovery:
             return {**body, "lag_seconds": 0.0, "lag_bytes": 0,
@@ -197,13 +195,8 @@ def _recovery_conflict(exc: DBAPIError) -> bool:
 
 def _replica_went_away(exc: DBAPIError) -> bool:
     code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return bool(exc.connection_invalidated) or code in RETRY_ON_PRIMARY or \
-        type(getattr(exc, "orig", None)).__name__ == "OperationalError" and code is None
-
-
-def _first_line(exc: BaseException) -> str:
-    inner = getattr(exc, "orig", None) or exc
-    return (str(inner).strip().splitlines() or [type(inner).__name__])[0][:160]
+    closed = type(getattr(exc, "orig", None)).__name__ == "OperationalError" and code is None  # no reply at all
+    return bool(exc.connection_invalidated) or code in RETRY_ON_PRIMARY or closed
 
 
 def replica_sentence(status: dict | None) -> str | None:
