@@ -88,6 +88,10 @@ class PostgresServer:
 
 
 def init_primary(root: Path) -> PostgresServer:
+    """A new primary holding the product's database, migrated."""
+    from dashapp.extensions import make_engine
+    from services.dialect import upgrade_database
+
     server = PostgresServer(root / "primary", free_port())
     _run([str(postgres_bin() / "initdb"), "-D", str(server.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
           "--no-sync"])
@@ -104,6 +108,9 @@ def init_primary(root: Path) -> PostgresServer:
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {DATABASE}"))
     admin.dispose()
+    engine = make_engine(server.url())
+    upgrade_database(engine)
+    engine.dispose()
     return server
 
 
@@ -176,13 +183,7 @@ class Cluster:
 
     def start(self, web_nodes: int = 2, workers: int = 2, schedulers: int = 2, settings: dict | None = None) -> None:
         """Start every piece; on a failure part-way, stop() stops what did start."""
-        from dashapp.extensions import make_engine
-        from services.dialect import upgrade_database
-
         self.primary = init_primary(self.root)
-        engine = make_engine(self.primary.url())
-        upgrade_database(engine)
-        engine.dispose()
         self.replica = init_replica(self.root, self.primary)
         redis_port = free_port()
         self.redis = self._started(Service("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
@@ -259,14 +260,8 @@ def cluster_dir():
 @contextmanager
 def database_pair():
     """A primary with the product's schema and its streaming replica: (primary, replica)."""
-    from dashapp.extensions import make_engine
-    from services.dialect import upgrade_database
-
     with cluster_dir() as root:
         primary = init_primary(root)
-        engine = make_engine(primary.url())
-        upgrade_database(engine)
-        engine.dispose()
         yield primary, init_replica(root, primary)
 
 
