@@ -37,6 +37,15 @@ def log(message: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
 
 
+def cpu_times() -> tuple[int, int]:
+    """(busy, all) CPU ticks of the whole machine since boot, every core summed (/proc/stat):
+    what no process list misses (kernel networking, processes that came and went)."""
+    with open("/proc/stat") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q)) if values else float("nan")
 

@@ -30,8 +30,8 @@ import numpy as np
 import orjson
 import requests
 
-from bench.harness import (REDIS, RESULTS, TOKEN, Process, Server, loaded_schema, log, machine, percentile, start_floor,
-                           write_result)
+from bench.harness import (REDIS, RESULTS, TOKEN, Process, Server, cpu_times, loaded_schema, log, machine, percentile,
+                           start_floor, write_result)
 
 CHARTS = {
     "events_1h": "/api/analytics/chart?metric=events&group_by=time,channel&start=now-1h",
@@ -44,13 +44,6 @@ REFRESH_S = 30.0
 BATCH = 500
 LATE_DROP_S = 5.0
 TARGETS = {"p50_ms": 10.0, "p99_ms": 100.0, "sealed_from_cache": 0.9, "freshness_s": 5.0, "rollup_lag_s": 60.0}
-
-
-def cpu_times() -> tuple[int, int]:
-    with open("/proc/stat") as handle:
-        fields = [int(v) for v in handle.readline().split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
 
 
 class Run:

@@ -39,7 +39,7 @@ import requests
 from sqlalchemy import create_engine, func, select, text
 
 from bench.cluster import TOKEN, Cluster, running_cluster
-from bench.harness import log, percentile, write_result
+from bench.harness import cpu_times, log, percentile, write_result
 
 READS = [
     "/api/analytics/chart?metric=sent&group_by=channel&start=now-24h",
@@ -230,19 +230,10 @@ def _tree_cpu(root_pids: list[int], by_group: bool, children: bool = True) -> fl
     return total / ticks
 
 
-def machine_cpu() -> tuple[float, float]:
-    """(busy, all) CPU seconds of the whole machine since boot, every core summed (/proc/stat):
-    what no process list misses (kernel networking, processes that came and went)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields) - idle) / ticks, sum(fields) / ticks
-
-
 def cpu_snapshot(cluster: Cluster, load: Load) -> dict:
     def postmaster(server) -> int:
         return int((server.data / "postmaster.pid").read_text().split()[0])
-    busy, every = machine_cpu()
+    busy, every = cpu_times()
     return {"machine_busy": busy, "machine_all": every,
             "web": _tree_cpu([n.pid for n in cluster.web], True),
             "schedulers": _tree_cpu([s.pid for s in cluster.schedulers], True),
