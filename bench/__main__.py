@@ -28,15 +28,28 @@ import redis
 import requests
 from sqlalchemy import func, select, text
 
-from bench.harness import (REDIS, RESULTS, TEMPLATE_VARIANTS, TOKEN, Server, analyze, fresh_schema, load_bulk, log,
-                           machine, percentile, start_floor, write_result)
 from bench.browser import FIGURE_KEYS as BROWSER_FIGURE_KEYS
 from bench.browser import browser_phase
+from bench.harness import (
+    REDIS,
+    RESULTS,
+    TEMPLATE_VARIANTS,
+    TOKEN,
+    Server,
+    analyze,
+    fresh_schema,
+    load_bulk,
+    log,
+    machine,
+    percentile,
+    start_floor,
+    write_result,
+)
 from bench.live import live_phase
 from bench.lookups import lookup_phase
-from services.ingest import store_rows
-from services.rollup import invalidate_all, rollup_pending
-from services.schema import notification_events
+from services.rollup.fold import invalidate_all, rollup_pending
+from services.store.ingest import store_rows
+from services.store.schema import notification_events
 
 FIGURE_KEYS = ("bulk_ingest_events_per_s", "bulk_fold_events_per_s", "full_rollup_events_per_s",
                "incremental_fold_1m_s", "http_ingest_events_per_s", "chart_miss_p50_ms", "chart_miss_over_floor",

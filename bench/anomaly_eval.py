@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from services import trends
+from services.analysis import trends
 
 START = datetime(2026, 10, 5, tzinfo=timezone.utc)  # a Monday
 DETECTORS = {"auto": None, "seasonal": "seasonal", "robust": "robust"}

@@ -191,10 +191,11 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    from services.demo import seed_demo
-    from services.rollup import rollup_pending
-    from services.schema import notification_events
     from sqlalchemy import func, select
+
+    from services.rollup.fold import rollup_pending
+    from services.store.demo import seed_demo
+    from services.store.schema import notification_events
 
     with fresh_schema() as (url, _schema, engine):
         log(f"demo data: {args.days} days at {args.per_hour} notifications an hour")

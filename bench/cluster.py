@@ -90,7 +90,7 @@ class PostgresServer:
 def init_primary(root: Path) -> PostgresServer:
     """A new primary holding the product's database, migrated."""
     from dashapp.extensions import make_engine
-    from services.dialect import upgrade_database
+    from services.store.dialect import upgrade_database
 
     server = PostgresServer(root / "primary", free_port())
     _run([str(postgres_bin() / "initdb"), "-D", str(server.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",

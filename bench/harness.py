@@ -20,9 +20,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from dashapp.extensions import make_engine
-from services import demo
-from services.ingest import store_rows
-from services.dialect import upgrade_database
+from services.store import demo
+from services.store.dialect import upgrade_database
+from services.store.ingest import store_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -110,7 +110,7 @@ def fresh_schema():
 def loaded_schema(events: int, seed: int):
     """A fresh schema holding the dataset, rolled up as the scheduler would and analyzed:
     (url, schema, engine, end of the data, rows written, seconds spent writing)."""
-    from services.rollup import rollup_pending
+    from services.rollup.fold import rollup_pending
 
     with fresh_schema() as (url, schema, engine):
         end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)

@@ -21,10 +21,20 @@ import redis
 import requests
 from sqlalchemy import text
 
-from bench.harness import (REDIS, RESULTS, Server, analyze, dataset_rows, loaded_schema, log, machine, percentile,
-                           write_result)
-from services import demo
-from services.ingest import store_rows
+from bench.harness import (
+    REDIS,
+    RESULTS,
+    Server,
+    analyze,
+    dataset_rows,
+    loaded_schema,
+    log,
+    machine,
+    percentile,
+    write_result,
+)
+from services.store import demo
+from services.store.ingest import store_rows
 
 INDEXES = {  # migration 0006
     "ix_events_user_time": "CREATE INDEX ix_events_user_time ON notification_events (user_id, created_at)",

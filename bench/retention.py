@@ -1,4 +1,4 @@
-"""Raw-event retention at scale: `services.rollup.apply_retention` drops whole daily partitions
+"""Raw-event retention at scale: `services.rollup.fold.apply_retention` drops whole daily partitions
 of `notification_events` and reads none of the rows it removes. Run alone
 (`python -m bench.retention --events 10000000`).
 
@@ -44,9 +44,9 @@ from sqlalchemy import create_engine, event, text
 
 from bench.harness import RESULTS, analyze, fresh_schema, load_bulk, log, machine, write_result
 from dashapp.extensions import make_engine
-from services import dialect
-from services.ingest import raw_retention_cutoff
-from services.rollup import apply_retention, rollup_pending
+from services.rollup.fold import apply_retention, rollup_pending
+from services.store import dialect
+from services.store.ingest import raw_retention_cutoff
 
 RETENTION_DAYS = 30  # the product's default (RAW_RETENTION_DAYS)
 MINUTE_RETENTION_HOURS = 48  # the product's default (MINUTE_RETENTION_HOURS)

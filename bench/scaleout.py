@@ -288,7 +288,7 @@ def leader(cluster: Cluster):
 
 
 def last_rollup(engine) -> datetime | None:
-    from services.schema import rollup_state
+    from services.store.schema import rollup_state
 
     with engine.connect() as conn:
         return conn.execute(select(rollup_state.c.updated_at).where(rollup_state.c.name == "run")).scalar()
@@ -314,7 +314,7 @@ def db_now(engine) -> datetime:
 
 def drain(engine, limit: float = 120) -> float:
     """Wait until nothing is pending for the rollups; seconds waited."""
-    from services.schema import rollup_deltas, rollup_invalidations
+    from services.store.schema import rollup_deltas, rollup_invalidations
 
     began = time.monotonic()
     while time.monotonic() - began < limit:
@@ -331,7 +331,8 @@ def audit(engine, stored_ids: list[str]) -> dict:
     """Acknowledged events missing from raw, raw duplicates, and every rollup table against
     raw events bucket by bucket (per bucket, channel and status: a surplus in one bucket never
     hides a shortfall in another). Minute tables keep 48 h: their last 24 h are compared."""
-    from services.schema import ROLLUP_TABLES, notification_events as events
+    from services.store.schema import ROLLUP_TABLES
+    from services.store.schema import notification_events as events
 
     with engine.begin() as conn:
         conn.execute(text("CREATE TEMP TABLE accepted (event_id text PRIMARY KEY) ON COMMIT DROP"))

@@ -16,11 +16,12 @@ from dashapp.alerting import preview_alert, rule_options
 from dashapp.extensions import db
 from layouts import alerts as layout
 from layouts import ids
-from services import alert_rules, alerts
-from services.custom_metrics import list_metrics
-from services.query import CATALOGUE, template_names
-from services.schema import channel_label
-from services.timerange import QueryError, auto_granularity
+from services.alerts import evaluation as alerts
+from services.alerts import rules as alert_rules
+from services.query.custom_metrics import list_metrics
+from services.query.engine import CATALOGUE, template_names
+from services.query.timerange import QueryError, auto_granularity
+from services.store.schema import channel_label
 
 SPARK_BUCKETS = 48
 RELATIVE_UNIT = {"minute": "m", "hour": "h", "day": "d"}

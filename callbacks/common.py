@@ -15,8 +15,8 @@ from sqlalchemy.exc import DBAPIError
 from dashapp.caching import ReportTooLong, cached_report, cached_series, settings_for_queries
 from dashapp.extensions import db
 from dashapp.health import QUERY_TOO_LONG, SCHEMA_MISSING, is_missing_schema, is_timeout
-from services.query import CATALOGUE, Metric, build_query, resolve_metric
-from services.timerange import QueryError
+from services.query.engine import CATALOGUE, Metric, build_query, resolve_metric
+from services.query.timerange import QueryError
 
 log = logging.getLogger(__name__)
 DATABASE_DOWN = ("The analytics database is not answering, so this chart cannot load right now. "

@@ -10,8 +10,8 @@ from callbacks.common import alert, ask_metric, ask_report
 from callbacks.view import ViewState, parse_search, shown_on, to_search, window_of
 from layouts import compare as layout
 from layouts import figures, ids
-from services.compare import compare
-from services.trends import percent_change
+from services.analysis.compare import compare
+from services.analysis.trends import percent_change
 
 
 def summary_sentence(result: dict, unit: str) -> str:

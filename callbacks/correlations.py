@@ -10,8 +10,8 @@ from dash import Dash, Input, Output, State, no_update
 from callbacks.common import alert, ask_report
 from callbacks.view import ViewState, parse_search, shown_on, to_search, window_of
 from layouts import correlations, figures, ids
-from services import correlation
-from services.correlation_report import correlation_report
+from services.analysis import correlation
+from services.analysis.correlation_report import correlation_report
 
 
 def matrix_view(state: ViewState) -> tuple:

@@ -9,11 +9,19 @@ import orjson
 from dash import ALL, MATCH, Dash, Input, Output, State, no_update
 
 from callbacks.common import alert, ask, ask_report
-from callbacks.view import NO_VALUE, ViewState, drilled, parse_search, shown_on, to_search, valid_id, window_of
+from callbacks.view import (
+    NO_VALUE,
+    ViewState,
+    drilled,
+    parse_search,
+    shown_on,
+    to_search,
+    valid_id,
+    window_of,
+)
 from layouts import drilldown, figures, ids
-from services.drilldown import HIERARCHY, REASONS, count_events, drill_level, hierarchy, list_events
-from services.query import template_names
-from services.query import query_metrics
+from services.analysis.drilldown import HIERARCHY, REASONS, count_events, drill_level, hierarchy, list_events
+from services.query.engine import query_metrics, template_names
 
 DIMENSION_TITLES = {"channel": "channel", "status": "status", "template_id": "template",
                     "error_code": "error code", "provider": "provider"}

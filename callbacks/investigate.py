@@ -10,7 +10,7 @@ from flask import current_app
 from callbacks.common import alert, ask
 from callbacks.view import ViewState, parse_search, shown_on, to_search, valid_id, window_of
 from layouts import ids, investigate, shell
-from services.investigate import lifecycle, user_activity
+from services.analysis.investigate import lifecycle, user_activity
 
 BAD_ID = "Ids are 1–100 letters, digits and . _ : -"
 

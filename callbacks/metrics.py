@@ -10,8 +10,8 @@ from dashapp.caching import settings_for_queries
 from dashapp.extensions import db
 from layouts import figures, ids
 from layouts import metrics as layout
-from services import custom_metrics
-from services.query import series_records
+from services.query import custom_metrics
+from services.query.engine import series_records
 
 
 def check_and_preview(formula: str | None, unit: str | None, search: str, channels: tuple[str, ...]) -> tuple:

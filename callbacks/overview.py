@@ -8,13 +8,21 @@ from datetime import datetime, timedelta, timezone
 from dash import Dash, Input, Output, Patch, State, no_update
 
 from callbacks.common import alert, ask, ask_metric, ask_report, ask_series
-from callbacks.view import (ViewState, channel_filter, drilled, focused_on_bucket, parse_search, shown_on,
-                            to_search, window_of)
+from callbacks.view import (
+    ViewState,
+    channel_filter,
+    drilled,
+    focused_on_bucket,
+    parse_search,
+    shown_on,
+    to_search,
+    window_of,
+)
 from layouts import figures, ids, overview
-from services.alert_rules import firing_spans
-from services.query import kpis, series_records, volume_heatmap
-from services.trend_report import trend_report
-from services.timerange import EARLIEST, LATEST, STEP, ceil_to, floor_to, iso_z, resolve_window
+from services.alerts.rules import firing_spans
+from services.analysis.trend_report import trend_report
+from services.query.engine import kpis, series_records, volume_heatmap
+from services.query.timerange import EARLIEST, LATEST, STEP, ceil_to, floor_to, iso_z, resolve_window
 
 INVALID_RANGE = "The custom range is not valid: pick an end after the start."
 

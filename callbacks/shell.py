@@ -12,11 +12,22 @@ from callbacks.common import ask, guarded
 from callbacks.view import ViewState, iso_time, parse_search, to_search, window_of
 from dashapp.extensions import db
 from dashapp.replica import replica_sentence
-from layouts import alerts, compare, correlations, drilldown, ids, investigate, metrics, overview, shell, trends
-from services.alerts import firing_rules
-from services.custom_metrics import list_metrics
-from services.rollup import rollup_watermark
-from services.timerange import iso_z, resolve_range
+from layouts import (
+    alerts,
+    compare,
+    correlations,
+    drilldown,
+    ids,
+    investigate,
+    metrics,
+    overview,
+    shell,
+    trends,
+)
+from services.alerts.evaluation import firing_rules
+from services.query.custom_metrics import list_metrics
+from services.query.timerange import iso_z, resolve_range
+from services.rollup.fold import rollup_watermark
 
 
 def typed_time(text) -> datetime | None:

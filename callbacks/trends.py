@@ -9,7 +9,7 @@ from dash import Dash, Input, Output, State, no_update
 from callbacks.common import alert, ask_report
 from callbacks.view import ViewState, channel_filter, parse_search, shown_on, to_search, window_of
 from layouts import figures, ids, trends
-from services.trend_report import trend_report
+from services.analysis.trend_report import trend_report
 
 WEEKDAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 

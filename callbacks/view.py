@@ -9,14 +9,14 @@ from urllib.parse import parse_qs, urlencode
 from dash.exceptions import PreventUpdate
 
 from layouts import shell
-from services.query import CATALOGUE
-from services.compare import COMPARE_TO
-from services.custom_metrics import NAME as CUSTOM_NAME
-from services.drilldown import NO_VALUE  # a drill value for "without an error code"
-from services.ingest import CODE_PATTERN, ID_PATTERN
-from services.schema import FAILURE_STATUSES, STATUSES
-from services.timerange import EARLIEST, LATEST
-from services.trends import BASELINES
+from services.analysis.compare import COMPARE_TO
+from services.analysis.drilldown import NO_VALUE  # a drill value for "without an error code"
+from services.analysis.trends import BASELINES
+from services.query.custom_metrics import NAME as CUSTOM_NAME
+from services.query.engine import CATALOGUE
+from services.query.timerange import EARLIEST, LATEST
+from services.store.ingest import CODE_PATTERN, ID_PATTERN
+from services.store.schema import FAILURE_STATUSES, STATUSES
 
 DEFAULT_METRIC = "delivery_rate"
 DRILL_DEPTH = 4  # channel → status → template (→ error code, for failed and bounced events)

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
-from services import alerts, webhooks
+from services.alerts import evaluation as alerts
+from services.alerts import webhooks
 
 
 def dashboard_base(config: Mapping) -> str:

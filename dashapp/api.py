@@ -6,25 +6,25 @@ import hmac
 from datetime import datetime, timezone
 
 import orjson
-from sqlalchemy.exc import DBAPIError
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from sqlalchemy.exc import DBAPIError
 
+from dashapp.alerting import preview_alert, rule_options
+from dashapp.caching import cache_stats, cached_report, chart_answer, settings_for_queries
 from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state, short_error
 from dashapp.replica import replica_word
-from services.ingest import ingest_events
-from dashapp.caching import cache_stats, cached_report, chart_answer, settings_for_queries
-from dashapp.alerting import preview_alert, rule_options
-from services import alert_rules as alert_service
-from services import compare as compare_service
-from services import custom_metrics as custom_service
-from services import drilldown as drilldown_service
-from services import investigate
-from services import query as query_service
-from services.correlation_report import correlation_report
-from services.rollup import rollup_status
-from services.trend_report import trend_report
+from services.alerts import rules as alert_service
+from services.analysis import compare as compare_service
+from services.analysis import drilldown as drilldown_service
+from services.analysis import investigate
+from services.analysis.correlation_report import correlation_report
+from services.analysis.trend_report import trend_report
+from services.query import custom_metrics as custom_service
+from services.query import engine as query_service
+from services.rollup.fold import rollup_status
+from services.store.ingest import ingest_events
 
 api = Blueprint("api", __name__)
 register_blueprint_handlers(api)

@@ -1,8 +1,8 @@
 """Answers cached in Flask-Caching (Redis, or in-process without REDIS_URL).
 
-A window is split at its seal edge (services.query.seal_edge, a few minutes before now):
+A window is split at its seal edge (services.query.engine.seal_edge, a few minutes before now):
 the measures of the sealed buckets are cached under a key that changes only when a late
-event arrives into them or the rollups are rebuilt (services.rollup.data_version), and are
+event arrives into them or the rollups are rebuilt (services.rollup.fold.data_version), and are
 shared by every metric over the same grouping; the live edge is read fresh, so a refresh
 under ingest costs a lookup plus a few minutes of rows. A whole chart answer is also kept,
 serialised once, under a key that changes with every committed batch and fold: repeated
@@ -24,9 +24,9 @@ from flask import current_app
 from sqlalchemy import Connection, event, func, select
 
 from dashapp.extensions import cache, db
-from services import dialect
-from services import query as query_service
-from services.rollup import DataVersion, data_version
+from services.query import engine as query_service
+from services.rollup.fold import DataVersion, data_version
+from services.store import dialect
 
 log = logging.getLogger(__name__)
 BREAKER_SECONDS = 5.0
@@ -224,7 +224,7 @@ def within_budget(work: Callable[[Connection], Any]) -> Callable[[Connection], A
 def report_version(conn: Connection) -> str:
     """What any report's answer depends on beyond its parameters: every batch, fold,
     rebuild and late event (data_version over all time) and every custom-metric edit."""
-    from services.schema import custom_metrics
+    from services.store.schema import custom_metrics
 
     now = datetime.now(timezone.utc)
     version = data_version(conn, datetime(1970, 1, 1, tzinfo=timezone.utc), now, now)

@@ -12,7 +12,8 @@ from flask.cli import with_appcontext
 
 from dashapp.alerting import deliver_alerts, evaluate_alerts
 from dashapp.extensions import db
-from services import demo, dialect, eventfiles, ingest, rollup, schema
+from services.rollup import fold as rollup
+from services.store import demo, dialect, eventfiles, ingest, schema
 
 BATCH = 5000
 
@@ -152,7 +153,7 @@ class IsoTime(click.ParamType):
     def convert(self, value, param, ctx):
         from datetime import datetime, timezone
 
-        from services.timerange import QueryError, parse_time
+        from services.query.timerange import QueryError, parse_time
         try:
             return parse_time(value, datetime.now(timezone.utc), param.name if param else "time")
         except QueryError as exc:

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from services.webhooks import allowlist_from
+from services.alerts.webhooks import allowlist_from
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/analytics.db"
 SCHEDULER_MODES = ("inprocess", "off")

@@ -9,8 +9,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from dashapp.caching import ReportTooLong
-from dashapp.health import QUERY_TOO_LONG, SCHEMA_MISSING, WRITE_BUSY, is_missing_schema, is_timeout, short_error
-from services.timerange import NotFound, QueryError
+from dashapp.health import (
+    QUERY_TOO_LONG,
+    SCHEMA_MISSING,
+    WRITE_BUSY,
+    is_missing_schema,
+    is_timeout,
+    short_error,
+)
+from services.query.timerange import NotFound, QueryError
 
 JSON_PATHS = ("/api/", "/health")
 

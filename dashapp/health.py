@@ -67,7 +67,7 @@ def scheduler_state(engine: Engine, mode: str) -> str:
 
     from sqlalchemy import select
 
-    from services.schema import rollup_state
+    from services.store.schema import rollup_state
 
     try:
         with engine.connect() as conn:

@@ -2,13 +2,19 @@
 true by tests that call every operation with generated input (schemathesis)."""
 from __future__ import annotations
 
-from services.custom_metrics import NAME as CUSTOM_NAME
-from services.drilldown import REASONS
-from services.ingest import ID_PATTERN as ID
-from services.investigate import DEFAULT_MIN_VOLUME, MAX_USER_RANGE, MAX_USERS, RANKABLE, USER_RANKING_TIMEOUT_S
-from services.query import CATALOGUE, DIMENSIONS, GROUPABLE
-from services.schema import STATUSES
-from services.timerange import GRANULARITIES
+from services.analysis.drilldown import REASONS
+from services.analysis.investigate import (
+    DEFAULT_MIN_VOLUME,
+    MAX_USER_RANGE,
+    MAX_USERS,
+    RANKABLE,
+    USER_RANKING_TIMEOUT_S,
+)
+from services.query.custom_metrics import NAME as CUSTOM_NAME
+from services.query.engine import CATALOGUE, DIMENSIONS, GROUPABLE
+from services.query.timerange import GRANULARITIES
+from services.store.ingest import ID_PATTERN as ID
+from services.store.schema import STATUSES
 
 ERROR = {"type": "object", "required": ["error", "field"],
          "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}}}

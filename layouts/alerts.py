@@ -12,7 +12,7 @@ from dash import dcc, html
 from layouts import ids
 from layouts.figures import format_value
 from layouts.overview import card, metric_options
-from services.schema import channel_label
+from services.store.schema import channel_label
 
 GRANULARITY_OPTIONS = [{"label": "Minute", "value": "minute"}, {"label": "Hour", "value": "hour"},
                        {"label": "Day", "value": "day"}]

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 import plotly.graph_objects as go
 
-from services.schema import CHANNELS, channel_label
-from services.timerange import iso_z
+from services.query.timerange import iso_z
+from services.store.schema import CHANNELS, channel_label
 
 CHANNEL_COLOURS = {"email": "#4C78A8", "sms": "#F58518", "push": "#54A24B"}
 STATUS_COLOURS = {"sent": "#9D9DA1", "delivered": "#54A24B", "failed": "#E45756", "bounced": "#B279A2",

@@ -10,7 +10,7 @@ from dash import dcc, html
 
 from layouts import figures, ids
 from layouts.overview import GRAPH_CONFIG
-from services.schema import FAILURE_STATUSES, STATUSES, channel_label
+from services.store.schema import FAILURE_STATUSES, STATUSES, channel_label
 
 TIMELINE_ROWS = 40  # notifications drawn on the user's timeline (the table lists them all)
 

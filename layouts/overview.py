@@ -7,7 +7,7 @@ from dash import dcc, html
 
 from layouts import ids
 from layouts.figures import format_value
-from services.query import CATALOGUE
+from services.query.engine import CATALOGUE
 
 KPI_METRICS = ("sent", "delivery_rate", "open_rate", "click_rate", "p95_processing_time")
 GRAPH_CONFIG = {"displaylogo": False, "displayModeBar": "hover", "modeBarButtonsToRemove": ["lasso2d", "select2d"]}

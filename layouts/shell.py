@@ -5,8 +5,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
-from services.schema import channel_label
-
+from services.store.schema import channel_label
 
 TABS: tuple[tuple[str, str], ...] = (
     ("overview", "Overview"), ("trends", "Trends"), ("compare", "Compare"), ("drilldown", "Drill-down"),

@@ -13,9 +13,10 @@ from sqlalchemy.exc import OperationalError
 
 from dashapp.alerting import deliver_alerts, evaluate_alerts
 from dashapp.extensions import db
-from services import demo, dialect, rollup
-from services.ingest import oldest_accepted
-from services.schema import notification_events
+from services.rollup import fold as rollup
+from services.store import demo, dialect
+from services.store.ingest import oldest_accepted
+from services.store.schema import notification_events
 
 log = logging.getLogger("scheduler")
 

@@ -8,7 +8,7 @@ import threading
 
 from sqlalchemy import Engine
 
-from services.dialect import LeaderLock
+from services.store.dialect import LeaderLock
 
 log = logging.getLogger("scheduler")
 LOCK_NAME = "scheduler"

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import Engine, text
 
-from services.demo import seed_demo
-from services.rollup import rollup_pending
+from services.rollup.fold import rollup_pending
+from services.store.demo import seed_demo
 from tests.conftest import clock_at, fresh_engine
 
 

@@ -141,8 +141,8 @@ def database_url(request, tmp_path) -> str:
 def fresh_engine(url: str):
     """An upgraded database with every table empty."""
     from dashapp.extensions import make_engine
-    from services.dialect import upgrade_database
-    from services.schema import metadata
+    from services.store.dialect import upgrade_database
+    from services.store.schema import metadata
 
     eng = make_engine(url)
     upgrade_database(eng)

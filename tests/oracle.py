@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from services import latency
-from services.schema import NO_TEMPLATE, ROLLUP_TABLES, notification_events
+from services.store import latency
+from services.store.schema import NO_TEMPLATE, ROLLUP_TABLES, notification_events
 
 
 def _truncate(value: datetime, granularity: str) -> datetime:

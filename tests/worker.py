@@ -9,8 +9,8 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from dashapp.extensions import make_engine
-from services.ingest import ingest_events
-from services.rollup import rollup_pending
+from services.rollup.fold import rollup_pending
+from services.store.ingest import ingest_events
 from tests.factories import iso
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, func, select, text
 from bench.cluster import database_pair
 from dashapp import create_app
 from dashapp.extensions import db
-from services.schema import notification_events
+from services.store.schema import notification_events
 from tests.factories import iso, make_event
 
 pytestmark = [pytest.mark.cluster, pytest.mark.real_clock]

@@ -45,8 +45,8 @@ def serve_demo(live_server, engine, days: int, per_hour: int, seed: int):
     """`days` of demo data, rolled up, and the app over them on a loopback port: (server, a
     test client of the same app, for the API's own answers)."""
     from dashapp import create_app
-    from services.demo import seed_demo
-    from services.rollup import rollup_pending
+    from services.rollup.fold import rollup_pending
+    from services.store.demo import seed_demo
 
     seed_demo(engine.begin, days=days, per_hour=per_hour, seed=seed)
     rollup_pending(engine)

@@ -14,7 +14,8 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from dashapp import create_app
-from services import alert_rules, alerts
+from services.alerts import evaluation as alerts
+from services.alerts import rules as alert_rules
 from tests.alert_data import seeded_demo, without_alerts
 from tests.conftest import TEST_NOW
 

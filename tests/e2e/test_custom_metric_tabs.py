@@ -4,8 +4,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from dashapp import create_app
-from services.demo import seed_demo
-from services.rollup import rollup_pending
+from services.rollup.fold import rollup_pending
+from services.store.demo import seed_demo
 
 NAME, LABEL = "undelivered_pct", "Undelivered %"
 TABS = [

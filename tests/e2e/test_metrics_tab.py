@@ -7,8 +7,8 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from dashapp import create_app
-from services.demo import seed_demo
-from services.rollup import rollup_pending
+from services.rollup.fold import rollup_pending
+from services.store.demo import seed_demo
 
 
 @pytest.fixture

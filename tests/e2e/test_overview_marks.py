@@ -10,8 +10,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from dashapp import create_app
-from services.ingest import ingest_events
-from services.rollup import rollup_pending
+from services.rollup.fold import rollup_pending
+from services.store.ingest import ingest_events
 from tests.factories import iso, outage_scenario
 
 GRAPH = "#timeseries .js-plotly-plot"

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from callbacks import compare, drilldown, overview, trends
 from callbacks.view import parse_search
 from dashapp import create_app
-from services.schema import notification_events
+from services.store.schema import notification_events
 from tests.factories import make_event, make_events
 
 CHANNELS = ("email", "sms", "push")

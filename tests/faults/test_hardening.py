@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 
 from dashapp import create_app
 from dashapp.config import ConfigError
-from services.schema import notification_events
+from services.store.schema import notification_events
 from tests.factories import make_event, make_events
 
 AUTH = {"Authorization": "Bearer test-token"}
@@ -65,7 +65,7 @@ def test_two_deployments_sharing_one_redis_db_never_answer_each_others_charts(pg
     apps = [pg_app(pg_engine, REDIS_URL=redis_url),
             create_app({"DATABASE_URL": sqlite_url, "INGEST_TOKEN": "test-token", "REDIS_URL": redis_url})]
     from dashapp.extensions import db
-    from services.dialect import upgrade_database
+    from services.store.dialect import upgrade_database
     with apps[1].app_context():
         upgrade_database(db.engine)
     path = "/api/analytics/chart?metric=events&group_by=channel&start=now-24h"
@@ -259,8 +259,9 @@ def test_concurrent_edits_cannot_store_a_cycle(pg_engine):
 
 
 def test_a_cycle_saved_earlier_can_be_deleted(pg_engine):
-    from services.schema import custom_metrics
     from datetime import datetime, timezone
+
+    from services.store.schema import custom_metrics
 
     now = datetime.now(timezone.utc)
     with pg_engine.begin() as conn:  # as two concurrent saves could store it before writes were serialised
@@ -279,8 +280,8 @@ def test_the_number_of_metrics_is_capped_and_delete_costs_a_few_statements(pg_en
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    from services import custom_metrics as service
-    from services.schema import custom_metrics
+    from services.query import custom_metrics as service
+    from services.store.schema import custom_metrics
 
     monkeypatch.setattr(service, "MAX_METRICS", 300)
     now = datetime.now(timezone.utc)
@@ -392,7 +393,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(pg_engine):
 def test_the_dashboards_reports_share_the_report_cache(pg_engine, redis_url):
     from callbacks.common import ask_report
     from dashapp.caching import cache_stats
-    from services.trend_report import trend_report
+    from services.analysis.trend_report import trend_report
 
     app = pg_app(pg_engine, REDIS_URL=redis_url)
     app.test_client().post("/api/events", data=orjson.dumps(make_events(20)), headers=AUTH)

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from dashapp import create_app
-from services.rollup import rollup_pending
-from services.schema import notification_events
 from dashapp.extensions import make_engine
+from services.rollup.fold import rollup_pending
+from services.store.schema import notification_events
 from tests.factories import make_events
 from tests.integration.test_rollup import assert_rollups_match_raw
 from tests.proxy import proxy_for

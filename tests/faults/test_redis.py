@@ -7,8 +7,8 @@ import time
 import pytest
 
 from dashapp import caching, create_app
-from services.demo import seed_demo
-from services.rollup import rollup_pending
+from services.rollup.fold import rollup_pending
+from services.store.demo import seed_demo
 from tests.proxy import proxy_for
 
 QUERY = "/api/analytics/chart?metric=delivery_rate&group_by=time,channel&start=now-2d"

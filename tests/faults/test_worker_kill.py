@@ -13,8 +13,8 @@ import time
 import pytest
 import requests
 
-from services.demo import seed_demo
-from services.rollup import rollup_pending
+from services.rollup.fold import rollup_pending
+from services.store.demo import seed_demo
 from tests.integration.test_rollup import ROOT
 
 PATHS = ["/api/analytics/chart?metric=sent&group_by=channel&start=now-1d",

@@ -14,8 +14,10 @@ import pytest
 from sqlalchemy import func, select
 
 from dashapp import create_app
-from services import alert_rules, alerts, webhooks
-from services.schema import alert_deliveries, alert_transitions, notification_events
+from services.alerts import evaluation as alerts
+from services.alerts import rules as alert_rules
+from services.alerts import webhooks
+from services.store.schema import alert_deliveries, alert_transitions, notification_events
 from tests.alert_data import seeded_demo, without_alerts
 from tests.conftest import clock_at
 from tests.receiver import Receiver
@@ -277,8 +279,8 @@ def test_a_daily_digest_lists_the_days_transitions_once(engine, drop, receiver):
 
 
 def test_a_custom_metric_watched_by_a_rule_cannot_be_deleted(engine):
-    from services import custom_metrics
-    from services.timerange import QueryError
+    from services.query import custom_metrics
+    from services.query.timerange import QueryError
 
     with engine.begin() as conn:
         custom_metrics.create_metric(conn, {"name": "undelivered_pct", "formula": "(failed + bounced) / sent * 100",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dashapp import create_app
-from services import alerts
-from services.ingest import ingest_events
+from services.alerts import evaluation as alerts
+from services.store.ingest import ingest_events
 from tests.factories import iso, make_events, recent
 
 ALLOW = "127.0.0.1:9999,*.example.com"

@@ -25,7 +25,7 @@ def test_health_on_sqlite_with_in_process_cache(sqlite_url):
 
 
 def test_health_tells_when_the_last_rollup_ran(engine):
-    from services.rollup import rollup_pending
+    from services.rollup.fold import rollup_pending
 
     app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
     assert app.test_client().get("/health").json["scheduler"] == "off; no rollup has run yet"

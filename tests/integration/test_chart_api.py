@@ -7,16 +7,16 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
-import schemathesis
-from schemathesis.checks import positive_data_acceptance
 import redis
+import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.checks import positive_data_acceptance
 
 from dashapp import create_app
-from services.demo import seed_demo
-from services.query import query_metrics
-from services.rollup import rollup_pending
+from services.query.engine import query_metrics
+from services.rollup.fold import rollup_pending
+from services.store.demo import seed_demo
 from tests.factories import iso, make_event
 from tests.integration.test_rollup import reset
 from tests.oracle import expected_chart, raw_events

@@ -6,7 +6,7 @@ import orjson
 from sqlalchemy import func, select
 
 from dashapp.extensions import db
-from services.schema import notification_events
+from services.store.schema import notification_events
 from tests.factories import make_events
 
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from dashapp import create_app
-from services.compare import compare
-from services.rollup import rollup_pending
+from services.analysis.compare import compare
+from services.rollup.fold import rollup_pending
 from tests.factories import iso, make_event
 from tests.integration.test_rollup import ingest
 

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 import pytest
 
 from dashapp import create_app
-from services.correlation_report import correlation_report
-from services.demo import seed_demo
-from services.rollup import rollup_pending
+from services.analysis.correlation_report import correlation_report
+from services.rollup.fold import rollup_pending
+from services.store.demo import seed_demo
 
 
 @pytest.fixture(scope="module")

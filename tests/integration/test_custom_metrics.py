@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from dashapp import create_app
-from services import custom_metrics
-from services.query import query_metrics
-from services.rollup import rollup_pending
-from services.schema import notification_events
+from services.query import custom_metrics
+from services.query.engine import query_metrics
+from services.rollup.fold import rollup_pending
+from services.store.schema import notification_events
 from tests.factories import iso, make_event
 from tests.integration.test_rollup import ingest
 from tests.oracle import metric_from_raw, raw_events

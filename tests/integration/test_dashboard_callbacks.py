@@ -9,8 +9,8 @@ import pytest
 from callbacks import drilldown, overview, shell
 from callbacks.view import parse_search
 from dashapp import create_app
-from services.demo import seed_demo
-from services.rollup import rollup_pending
+from services.rollup.fold import rollup_pending
+from services.store.demo import seed_demo
 
 CHANNELS = ("email", "sms", "push")
 
@@ -38,7 +38,7 @@ def test_kpi_tiles_show_values_and_changes(app):
 def test_a_rate_a_channel_never_reports_reads_n_a_not_zero(app, engine):
     """SMS reports no opens or clicks: its open and click rates are not measured, so the tiles
     say n/a; email's are real measurements."""
-    from services.query import kpis
+    from services.query.engine import kpis
 
     with engine.connect() as conn:
         sms = {k.metric: k for k in kpis(conn, ["open_rate", "click_rate", "delivery_rate"], "now-24h",
@@ -148,7 +148,7 @@ def test_trends_tab_shows_headline_band_anomalies_and_profiles(app):
 
 def test_trends_tab_draws_a_saved_custom_metric(app, engine):
     from callbacks import trends
-    from services.custom_metrics import create_metric
+    from services.query.custom_metrics import create_metric
 
     with engine.begin() as conn:
         create_metric(conn, {"name": "undelivered_pct", "formula": "(failed + bounced) / sent * 100", "unit": "%"})

@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 
 from dashapp import create_app
 from scheduler.jobs import run_demo_feed
-from services.demo import seed_demo
-from services.query import query_metrics
-from services.rollup import rollup_pending
-from services.schema import notification_events
+from services.query.engine import query_metrics
+from services.rollup.fold import rollup_pending
+from services.store.demo import seed_demo
+from services.store.schema import notification_events
 
 
 def count(engine, since=None) -> int:

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.drilldown import drill_level, events_csv, list_events
-from services.rollup import rollup_pending
-from services.schema import templates
-from services.timerange import QueryError
+from services.analysis.drilldown import drill_level, events_csv, list_events
+from services.query.timerange import QueryError
+from services.rollup.fold import rollup_pending
+from services.store.schema import templates
 from tests.factories import iso, make_event
 from tests.integration.test_rollup import ingest
 

@@ -4,9 +4,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select, text
 
-from services import dialect
-from services.ingest import ingest_events, raw_retention_cutoff
-from services.schema import late_marks, notification_events, rollup_deltas
+from services.store import dialect
+from services.store.ingest import ingest_events, raw_retention_cutoff
+from services.store.schema import late_marks, notification_events, rollup_deltas
 from tests.factories import iso, make_event, make_events
 
 
@@ -39,7 +39,7 @@ def test_a_batch_is_stored_with_its_deltas_by_minute(engine):
         stored = conn.execute(select(notification_events).where(
             notification_events.c.event_id == events[0]["event_id"])).one()
     assert stored.created_at == hour + timedelta(minutes=10, seconds=7) and stored.metadata == {"campaign": "test"}
-    from services.latency import bucket_index
+    from services.store.latency import bucket_index
     assert [tuple(d) for d in deltas(engine)] == [
         (hour + timedelta(minutes=10), "email", 1, "delivered", bucket_index(250), 5, 1250, 250, 250),
         (hour + timedelta(hours=1, minutes=5), "email", 1, "sent", None, 3, 0, None, None)]
@@ -115,7 +115,7 @@ def test_raw_retention_drops_whole_old_days(engine):
     now = datetime.now(timezone.utc)
     cutoff = raw_retention_cutoff(now, 30)
     with engine.begin() as conn:  # load old rows as the demo generator does: straight to storage
-        from services.ingest import store_rows, validate_event
+        from services.store.ingest import store_rows, validate_event
         rows = [validate_event(make_event(created_at=iso(now - timedelta(days=d))), now, raw_retention_days=90)
                 for d in (1, 29, 31, 40)]
         store_rows(conn, rows)

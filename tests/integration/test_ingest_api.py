@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dashapp.extensions import db
-from services.schema import notification_events
+from services.store.schema import notification_events
 from tests.factories import make_events
 
 AUTH = {"Authorization": "Bearer test-token"}

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.drilldown import drill_level, list_events
-from services.ingest import ingest_events
-from services.investigate import MAX_USER_RANGE, lifecycle, rank_users, user_activity
-from services.rollup import rollup_pending
-from services.timerange import QueryError
+from services.analysis.drilldown import drill_level, list_events
+from services.analysis.investigate import MAX_USER_RANGE, lifecycle, rank_users, user_activity
+from services.query.timerange import QueryError
+from services.rollup.fold import rollup_pending
+from services.store.ingest import ingest_events
 from tests.factories import iso
 
 CODES = {"failed": ("throttled", "invalid_number", None), "bounced": ("hard_bounce", "mailbox_full")}

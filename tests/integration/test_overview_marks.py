@@ -12,11 +12,11 @@ from sqlalchemy import insert
 from callbacks import overview
 from callbacks.view import parse_search
 from dashapp import create_app
-from services.alert_rules import create_rule
-from services.ingest import ingest_events
-from services.rollup import rollup_pending
-from services.schema import alert_transitions
-from services.trend_report import trend_report
+from services.alerts.rules import create_rule
+from services.analysis.trend_report import trend_report
+from services.rollup.fold import rollup_pending
+from services.store.ingest import ingest_events
+from services.store.schema import alert_transitions
 from tests.factories import iso, outage_scenario
 
 CHANNELS = ("email", "sms", "push")

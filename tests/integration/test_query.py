@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.query import CATALOGUE, query_metrics
-from services.rollup import rollup_pending
+from services.query.engine import CATALOGUE, query_metrics
+from services.rollup.fold import rollup_pending
 from tests.factories import iso, make_event
 from tests.integration.test_rollup import event_strategy, ingest, reset
 from tests.oracle import expected_chart, raw_events

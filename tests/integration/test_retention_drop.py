@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import event, func, select, text
 
-from services import dialect
-from services.ingest import raw_retention_cutoff, store_rows, validate_event
-from services.rollup import apply_retention
-from services.schema import notification_events
+from services.rollup.fold import apply_retention
+from services.store import dialect
+from services.store.ingest import raw_retention_cutoff, store_rows, validate_event
+from services.store.schema import notification_events
 from tests.factories import iso, make_event
 
 NOW = datetime(2026, 11, 25, 13, 5, tzinfo=timezone.utc)  # frozen: passed to every call

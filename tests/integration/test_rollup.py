@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
-from services import latency
-from services.ingest import ingest_events, store_rows, validate_event
-from services.rollup import invalidate_all, rollup_pending, rollup_status
-from services.schema import ROLLUP_TABLES, metadata, rollup_deltas, rollup_invalidations
+from services.rollup.fold import invalidate_all, rollup_pending, rollup_status
+from services.store import latency
+from services.store.ingest import ingest_events, store_rows, validate_event
+from services.store.schema import ROLLUP_TABLES, metadata, rollup_deltas, rollup_invalidations
 from tests.factories import iso, make_event, make_events
 from tests.oracle import actual_rollups, expected_rollups, minute_floor_for, raw_events, table_snapshot
 

@@ -16,10 +16,10 @@ from sqlalchemy import text
 
 from dashapp import create_app
 from scheduler.jobs import JOBS, add_jobs
-from services import alert_rules
+from services.alerts import rules as alert_rules
 from tests.factories import make_events
-from tests.receiver import Receiver
 from tests.integration.test_rollup import ROOT, ingest, url_of
+from tests.receiver import Receiver
 
 
 def test_jobs_are_registered_once_with_stable_ids(sqlite_url):

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import text
 
 from dashapp import create_app
-from services.demo import seed_demo
-from services.ingest import store_rows
-from services.rollup import rollup_pending
-from services.trend_report import fmt, fmt_change, trend_report
+from services.analysis.trend_report import fmt, fmt_change, trend_report
+from services.rollup.fold import rollup_pending
+from services.store.demo import seed_demo
+from services.store.ingest import store_rows
 from tests.conftest import clock_at, fresh_engine
 
 # the demo is generated relative to "now"; these instants put it at night, mid-day and just

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services import alerts, webhooks
-from services.alert_rules import AlertRule
-from services.query import CATALOGUE
+from services.alerts import evaluation as alerts
+from services.alerts import webhooks
+from services.alerts.rules import AlertRule
+from services.query.engine import CATALOGUE
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 SETTLE = timedelta(seconds=60)

@@ -6,13 +6,20 @@ from urllib.parse import unquote
 
 from dash import html
 
-from callbacks.alerts import (DEFAULT_FORM, condition_fields, draft_from_view, error_message, form_fields,
-                              in_app_link, view_granularity)
+from callbacks.alerts import (
+    DEFAULT_FORM,
+    condition_fields,
+    draft_from_view,
+    error_message,
+    form_fields,
+    in_app_link,
+    view_granularity,
+)
 from callbacks.shell import content_key, firing_link, tab_content
 from callbacks.trends import alert_me_search
 from callbacks.view import ViewState, parse_search
 from layouts import alerts, shell
-from services.custom_metrics import CustomMetric
+from services.query.custom_metrics import CustomMetric
 
 CHANNELS = ("email", "sms", "push")
 

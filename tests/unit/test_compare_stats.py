@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from services import compare, latency
-from services.timerange import QueryError
+from services.analysis import compare
+from services.query.timerange import QueryError
+from services.store import latency
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
 

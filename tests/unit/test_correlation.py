@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from services import correlation
-from services.correlation_report import relation_by_definition
-from services.query import CATALOGUE, formula_metric
+from services.analysis import correlation
+from services.analysis.correlation_report import relation_by_definition
+from services.query.engine import CATALOGUE, formula_metric
 
 START = datetime(2026, 11, 2, tzinfo=timezone.utc)
 

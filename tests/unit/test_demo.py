@@ -3,8 +3,8 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from services import demo
-from services.schema import STATUSES
+from services.store import demo
+from services.store.schema import STATUSES
 
 END = datetime(2026, 11, 28, 6, tzinfo=timezone.utc)
 

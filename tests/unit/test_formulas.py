@@ -4,9 +4,20 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from services import formulas
-from services.formulas import (
-    Binary, Call, FormulaError, Name, Number, Unary, evaluate, expand, parse, references, to_text, validate,
+from services.formulas import parser as formulas
+from services.formulas.parser import (
+    Binary,
+    Call,
+    FormulaError,
+    Name,
+    Number,
+    Unary,
+    evaluate,
+    expand,
+    parse,
+    references,
+    to_text,
+    validate,
 )
 
 NAMES = ("events", "sent", "delivered", "failed", "bounced", "opened", "clicked", "delivery_rate",

@@ -6,8 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.ingest import _DERIVED_ID_NAMESPACE, EventError, UnreadableEvent, oldest_accepted, validate_event
-from services.latency import bucket_index
+from services.store.ingest import (
+    _DERIVED_ID_NAMESPACE,
+    EventError,
+    UnreadableEvent,
+    oldest_accepted,
+    validate_event,
+)
+from services.store.latency import bucket_index
 from tests.factories import iso, make_event
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)

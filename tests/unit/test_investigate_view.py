@@ -7,7 +7,7 @@ from callbacks.drilldown import drill_filters, event_filters, search_after_cell_
 from callbacks.investigate import BAD_ID, find_search, search_after_timeline_click, span_text
 from callbacks.view import ViewState, parse_search, to_search
 from layouts.investigate import duration
-from services.investigate import reason_shares, usual_counts
+from services.analysis.investigate import reason_shares, usual_counts
 
 CHANNELS = ("email", "sms", "push")
 

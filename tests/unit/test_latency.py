@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services import latency
+from services.store import latency
 
 
 def test_buckets_of_literal_values():

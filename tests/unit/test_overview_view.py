@@ -3,7 +3,7 @@ run of anomalous buckets, incidents named, every number the report's) and the KP
 from datetime import datetime, timedelta, timezone
 
 from layouts.figures import time_marks
-from services.alert_rules import FiringSpan
+from services.alerts.rules import FiringSpan
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)

@@ -2,9 +2,18 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.query import (CATALOGUE, Segment, Totals, build_query, evaluate, parse_filters, plan_segments, restricted,
-                            seal_edge)
-from services.timerange import QueryError, TimeWindow
+from services.query.engine import (
+    CATALOGUE,
+    Segment,
+    Totals,
+    build_query,
+    evaluate,
+    parse_filters,
+    plan_segments,
+    restricted,
+    seal_edge,
+)
+from services.query.timerange import QueryError, TimeWindow
 
 DAY = datetime(2026, 11, 20, tzinfo=timezone.utc)
 H = timedelta(hours=1)

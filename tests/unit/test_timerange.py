@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.timerange import QueryError, parse_time, resolve_window
+from services.query.timerange import QueryError, parse_time, resolve_window
 
 NOW = datetime(2026, 11, 28, 12, 34, 56, tzinfo=timezone.utc)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench import anomaly_eval
-from services import trends
+from services.analysis import trends
 
 NAN = float("nan")
 START = datetime(2026, 11, 2, tzinfo=timezone.utc)  # a Monday

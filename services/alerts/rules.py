@@ -1,5 +1,5 @@
 """Alert rules: what to watch and when to tell. Stored, validated on every save like metric
-formulas, with every refusal naming its field. Evaluation lives in services.alerts."""
+formulas, with every refusal naming its field. Evaluation lives in services.alerts.evaluation."""
 from __future__ import annotations
 
 import math
@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from services import webhooks
-from services.query import CATALOGUE, Metric, parse_filters, resolve_metric
-from services.schema import CHANNELS, alert_deliveries, alert_rules, alert_transitions
-from services.timerange import GRANULARITIES, NotFound, QueryError, iso_z, parse_time
-from services.trends import SEVERITIES
+from services.alerts import webhooks
+from services.query.engine import CATALOGUE, Metric, parse_filters, resolve_metric
+from services.store.schema import CHANNELS, alert_deliveries, alert_rules, alert_transitions
+from services.query.timerange import GRANULARITIES, NotFound, QueryError, iso_z, parse_time
+from services.analysis.trends import SEVERITIES
 
 CONDITIONS = ("anomaly", "threshold")
 DIRECTIONS = ("above", "below", "both")

@@ -9,7 +9,7 @@ from typing import IO
 
 import orjson
 
-from services.ingest import UnreadableEvent
+from services.store.ingest import UnreadableEvent
 
 INT_FIELDS = ("template_id", "processing_time_ms")
 

@@ -20,12 +20,12 @@ import numpy as np
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from services import trends
-from services.alert_rules import AlertRule, list_rules, validated
-from services.query import Metric, first_event_time, parse_filters, query_long, resolve_metric, template_names
-from services.schema import CHANNELS, NO_TEMPLATE, alert_deliveries, alert_rules, alert_transitions
-from services.timerange import STEP, floor_to, iso_z
-from services.trend_report import HISTORY, KIND, describe, explain, fmt, segments_of
+from services.analysis import trends
+from services.alerts.rules import AlertRule, list_rules, validated
+from services.query.engine import Metric, first_event_time, parse_filters, query_long, resolve_metric, template_names
+from services.store.schema import CHANNELS, NO_TEMPLATE, alert_deliveries, alert_rules, alert_transitions
+from services.query.timerange import STEP, floor_to, iso_z
+from services.analysis.trend_report import HISTORY, KIND, describe, explain, fmt, segments_of
 
 log = logging.getLogger("analytics.alerts")
 

@@ -17,12 +17,14 @@ from typing import NamedTuple
 
 from sqlalchemy import BigInteger, Connection, case, cast, func, select, union_all
 
-from services import dialect, formulas, latency
-from services.ingest import SEAL_MARGIN
-from services.schema import (CHANNELS, NO_TEMPLATE, ROLLUP_TABLES, STATUSES, custom_metrics, notification_events,
+from services.store import dialect
+from services.formulas import parser as formulas
+from services.store import latency
+from services.store.ingest import SEAL_MARGIN
+from services.store.schema import (CHANNELS, NO_TEMPLATE, ROLLUP_TABLES, STATUSES, custom_metrics, notification_events,
                              rollup_deltas, rollup_invalidations, templates)
-from services.timerange import STEP, QueryError, TimeWindow, resolve_window
-from services.timerange import floor_to as truncate
+from services.query.timerange import STEP, QueryError, TimeWindow, resolve_window
+from services.query.timerange import floor_to as truncate
 
 DIMENSIONS = ("channel", "status", "template_id")
 GROUPABLE = ("time",) + DIMENSIONS
@@ -251,7 +253,7 @@ def minute_floor_at(now: datetime, minute_retention_hours: int) -> datetime:
 
 def seal_edge(window: TimeWindow, now: datetime) -> datetime:
     """Buckets before this are sealed: an event for them arriving from now on is late, and
-    marks them changed (services.ingest.SEAL_MARGIN)."""
+    marks them changed (services.store.ingest.SEAL_MARGIN)."""
     edge = truncate(now - SEAL_MARGIN, window.granularity)
     return min(max(edge, window.start), window.end)
 
@@ -473,7 +475,7 @@ def formula_metric(name: str, formula: str, unit: str | None = None, label: str 
 def resolve_metric(conn: Connection, name: str) -> Metric:
     """The one resolver, for every service, callback and endpoint: a catalogue metric, or a
     saved one with every custom metric it uses expanded into one formula over catalogue
-    metrics (services.custom_metrics only stores and validates them)."""
+    metrics (services.query.custom_metrics only stores and validates them)."""
     if name in CATALOGUE:
         return CATALOGUE[name]
     c = custom_metrics.c

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from services.schema import EVENT_COLUMNS, MIGRATIONS, NO_TEMPLATE
+from services.store.schema import EVENT_COLUMNS, MIGRATIONS, NO_TEMPLATE
 
 SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores datetimes on SQLite
 PARTITION_DAYS_AHEAD = 7
@@ -221,7 +221,7 @@ def _folding_table(*, whole: bool = False):
     read, or (`whole`) every column, for writing into it."""
     from sqlalchemy import BigInteger, Integer, SmallInteger, String, column, table
 
-    from services.schema import UTCDateTime
+    from services.store.schema import UTCDateTime
 
     ids = (column("id", BigInteger), column("ingested_at", UTCDateTime)) if whole else ()
     return table(FOLDING, *ids, column("bucket", UTCDateTime), column("channel", String),
@@ -247,8 +247,8 @@ def consume_deltas(conn: Connection, limit: int):
     the table to read)."""
     from sqlalchemy import bindparam, select
 
-    from services.schema import UTCDateTime, rollup_deltas
-    from services.timerange import contiguous_hours
+    from services.store.schema import UTCDateTime, rollup_deltas
+    from services.query.timerange import contiguous_hours
 
     d = rollup_deltas.c
     oldest = select(d.bucket).order_by(d.id).limit(limit).subquery()
@@ -280,7 +280,7 @@ def stage_events(conn: Connection, start: datetime, end: datetime, granularity: 
     rollup table of those buckets is then aggregated from. Returns the table to read."""
     from sqlalchemy import BigInteger, func, insert, literal, select
 
-    from services.schema import NO_TEMPLATE, UTCDateTime, notification_events
+    from services.store.schema import NO_TEMPLATE, UTCDateTime, notification_events
 
     e = notification_events.c
     keys = [time_bucket(conn, granularity, e.created_at), e.channel, func.coalesce(e.template_id, NO_TEMPLATE),
@@ -308,7 +308,7 @@ def histogram_aggregate(conn: Connection, index, count) -> list:
 
 
 def histogram_bytes(index, count):
-    """Postgres: a group's encoded histogram (services.latency: count, then big-endian int16
+    """Postgres: a group's encoded histogram (services.store.latency: count, then big-endian int16
     indexes and int64 counts, ascending), built in SQL; NULL for a group without one."""
     from sqlalchemy import BigInteger, Integer, LargeBinary, SmallInteger, case, cast, func, literal_column
     from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -440,7 +440,7 @@ def time_bucket(conn: Connection, granularity: str, column):
     """The UTC start of the minute/hour/day holding `column`, as an aware datetime."""
     from sqlalchemy import func, literal, type_coerce
 
-    from services.schema import UTCDateTime
+    from services.store.schema import UTCDateTime
 
     if granularity not in _SQLITE_BUCKET_FORMATS:
         raise ValueError(f"unknown granularity {granularity!r}")

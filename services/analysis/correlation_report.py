@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 import numpy as np
 from sqlalchemy import Connection
 
-from services import correlation
-from services.query import CATALOGUE, Metric, build_query, get_metric, query_long, references, resolve_metric
-from services.schema import CHANNELS, STATUSES, channel_label
-from services.timerange import STEP, QueryError
+from services.analysis import correlation
+from services.query.engine import CATALOGUE, Metric, build_query, get_metric, query_long, references, resolve_metric
+from services.store.schema import CHANNELS, STATUSES, channel_label
+from services.query.timerange import STEP, QueryError
 
 MAX_METRICS = 10
 MAX_LAG = 48

@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from services import formulas
-from services.query import CATALOGUE, build_query, formula_metric, run_query
-from services.schema import CHANNELS, alert_rules, custom_metrics
-from services.timerange import QueryError, iso_z
+from services.formulas import parser as formulas
+from services.query.engine import CATALOGUE, build_query, formula_metric, run_query
+from services.store.schema import CHANNELS, alert_rules, custom_metrics
+from services.query.timerange import QueryError, iso_z
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 UNITS = ("%", "ms", "count", "none")

@@ -20,12 +20,12 @@ import numpy as np
 from scipy import stats
 from sqlalchemy import Connection
 
-from services import latency
-from services.drilldown import value_label
-from services.query import (DIMENSIONS, Metric, Totals, build_query, collect_measures, evaluate, parse_filters,
+from services.store import latency
+from services.analysis.drilldown import value_label
+from services.query.engine import (DIMENSIONS, Metric, Totals, build_query, collect_measures, evaluate, parse_filters,
                             query_metrics, resolve_metric, template_names)
-from services.schema import CHANNELS
-from services.timerange import QueryError, iso_z, parse_time
+from services.store.schema import CHANNELS
+from services.query.timerange import QueryError, iso_z, parse_time
 
 Z95 = 1.959963984540054
 MAX_VALUES = 20

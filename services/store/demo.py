@@ -13,9 +13,9 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 from sqlalchemy import Connection, delete, insert
 
-from services import latency
-from services.ingest import store_rows
-from services.schema import STATUSES, templates
+from services.store import latency
+from services.store.ingest import store_rows
+from services.store.schema import STATUSES, templates
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

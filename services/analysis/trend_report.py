@@ -2,7 +2,7 @@
 against earlier periods (only where data covers them), the trend, seasonality, anomalies
 explained by the segments that moved, and anomalies inside single segments (channel ×
 template) that the total hides. Reads through the query engine; judges with the pure
-functions of services.trends. Every number a sentence names is a field of the same answer.
+functions of services.analysis.trends. Every number a sentence names is a field of the same answer.
 """
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 from sqlalchemy import Connection
 
-from services import investigate, trends
-from services.query import (Metric, Point, build_query, first_event_time, query_long, query_metrics, resolve_metric,
+from services.analysis import investigate
+from services.analysis import trends
+from services.query.engine import (Metric, Point, build_query, first_event_time, query_long, query_metrics, resolve_metric,
                             template_names)
-from services.schema import CHANNELS, NO_TEMPLATE, channel_label
-from services.timerange import STEP, QueryError, floor_to, iso_z
+from services.store.schema import CHANNELS, NO_TEMPLATE, channel_label
+from services.query.timerange import STEP, QueryError, floor_to, iso_z
 
 HISTORY = {"minute": timedelta(hours=6), "hour": timedelta(days=21), "day": timedelta(days=56)}
 MOVING_WINDOW = {"minute": 15, "hour": 24, "day": 7}

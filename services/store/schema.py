@@ -63,7 +63,7 @@ notification_events = Table(
     Column("user_id", String(100)),
     Column("status", String(16), nullable=False),
     Column("processing_time_ms", Integer),
-    Column("latency_bucket", SmallInteger),  # services.latency.bucket_index(processing_time_ms)
+    Column("latency_bucket", SmallInteger),  # services.store.latency.bucket_index(processing_time_ms)
     Column("metadata", JSON().with_variant(JSONB(), "postgresql")),
     Column("error_code", String(64)),   # why a failed or bounced event failed ("invalid_number")
     Column("provider", String(64)),     # who carried it ("twilio")
@@ -141,7 +141,7 @@ def _rollup_table(name: str, with_template: bool) -> Table:
         Column("processing_count", BigInteger, nullable=False),
         Column("processing_min", Integer),
         Column("processing_max", Integer),
-        Column("latency_histogram", LargeBinary),  # services.latency.encode
+        Column("latency_histogram", LargeBinary),  # services.store.latency.encode
     )
 
 

@@ -23,13 +23,14 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import BigInteger, Connection, Engine, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from services import dialect, latency
-from services.ingest import raw_retention_cutoff
-from services.query import queued_days
-from services.schema import (ROLLUP_TABLES, late_marks, notification_events, rollup_deltas,
+from services.store import dialect
+from services.store import latency
+from services.store.ingest import raw_retention_cutoff
+from services.query.engine import queued_days
+from services.store.schema import (ROLLUP_TABLES, late_marks, notification_events, rollup_deltas,
                              rollup_invalidations, rollup_runs, rollup_state)
-from services.timerange import MAX_RANGE
-from services.timerange import floor_to as truncate
+from services.query.timerange import MAX_RANGE
+from services.query.timerange import floor_to as truncate
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, func, select, tuple_
 
-from services.ingest import CODE_PATTERN, ID_PATTERN, MAX_INT
-from services.query import DIMENSIONS, MAX_FILTER_VALUES, parse_filters, query_metrics, resolve_metric, template_names
-from services.schema import CHANNELS, EVENT_COLUMNS, FAILURE_STATUSES, channel_label, notification_events
-from services.timerange import QueryError, resolve_range
+from services.store.ingest import CODE_PATTERN, ID_PATTERN, MAX_INT
+from services.query.engine import DIMENSIONS, MAX_FILTER_VALUES, parse_filters, query_metrics, resolve_metric, template_names
+from services.store.schema import CHANNELS, EVENT_COLUMNS, FAILURE_STATUSES, channel_label, notification_events
+from services.query.timerange import QueryError, resolve_range
 
 HIERARCHY = ("channel", "status", "template_id")
 EVENT_FIELDS = tuple(c for c in EVENT_COLUMNS if c != "latency_bucket")

@@ -16,7 +16,7 @@ import orjson
 import requests
 from sqlalchemy import Engine, select, update
 
-from services.schema import alert_deliveries
+from services.store.schema import alert_deliveries
 
 log = logging.getLogger("analytics.alerts")
 

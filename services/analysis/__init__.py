@@ -1,0 +1,1 @@
+"""Analyses built on the query engine: trends, comparisons, correlations, drill-down, investigations."""

@@ -1,0 +1,1 @@
+"""Custom metric formulas: tokenizer, parser, AST and evaluation."""

@@ -1,0 +1,1 @@
+"""Where events live: tables, dialect differences, ingest, event files, the demo generator, the latency histogram layout."""
