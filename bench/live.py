@@ -30,8 +30,20 @@ import numpy as np
 import orjson
 import requests
 
-from bench.harness import (REDIS, RESULTS, TOKEN, Process, Server, cpu_times, loaded_schema, log, machine, percentile,
-                           start_floor, write_result)
+from bench.harness import (
+    REDIS,
+    RESULTS,
+    TOKEN,
+    Process,
+    Server,
+    cpu_times,
+    loaded_schema,
+    log,
+    machine,
+    percentile,
+    start_floor,
+    write_result,
+)
 
 CHARTS = {
     "events_1h": "/api/analytics/chart?metric=events&group_by=time,channel&start=now-1h",

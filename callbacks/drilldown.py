@@ -8,11 +8,12 @@ from urllib.parse import urlencode
 import orjson
 from dash import ALL, MATCH, Dash, Input, Output, State, no_update
 
-from callbacks.common import alert, ask, ask_report
+from callbacks.common import alert, ask, ask_metric, ask_report
 from callbacks.view import (
     NO_VALUE,
     ViewState,
     drilled,
+    metric_kind,
     parse_search,
     shown_on,
     to_search,
@@ -20,7 +21,16 @@ from callbacks.view import (
     window_of,
 )
 from layouts import drilldown, figures, ids
-from services.analysis.drilldown import HIERARCHY, REASONS, count_events, drill_level, hierarchy, list_events
+from services.analysis.drilldown import (
+    HIERARCHY,
+    RATIO_HIERARCHY,
+    RATIO_KINDS,
+    REASONS,
+    count_events,
+    drill_level,
+    hierarchy,
+    list_events,
+)
 from services.query.engine import query_metrics, template_names
 
 DIMENSION_TITLES = {"channel": "channel", "status": "status", "template_id": "template",
@@ -28,8 +38,14 @@ DIMENSION_TITLES = {"channel": "channel", "status": "status", "template_id": "te
 PAGE_WALK_LIMIT = 50
 
 
+def drill_path(state: ViewState) -> tuple[str, ...]:
+    """The dimensions the URL's drill values stand for, in order: channel → status → template
+    (→ error code), or channel → template when the bars show a ratio of statuses."""
+    return RATIO_HIERARCHY if metric_kind(state.drill_metric) in RATIO_KINDS else HIERARCHY + REASONS
+
+
 def drill_filters(state: ViewState) -> dict:
-    return {d: (int(v) if d == "template_id" else v) for d, v in zip(HIERARCHY + REASONS, state.drill)}
+    return {d: (int(v) if d == "template_id" else v) for d, v in zip(drill_path(state), state.drill)}
 
 
 def event_filters(state: ViewState) -> dict:
@@ -56,7 +72,8 @@ def level_view(state: ViewState, prefix: str, current_key: str | None) -> tuple:
     if window is None:
         return ([{"label": "All", "active": True}], "", figures.empty_figure("Pick an end after the start."),
                 shown, hidden, "#", no_update, "", alert("The custom range is not valid.", "warning"))
-    level, error = ask_report(drill_level, drill_filters(state), *window)
+    level, error = ask_report(drill_level, drill_filters(state), *window, None, state.drill_metric)
+    metric, _ = ask_metric(state.drill_metric)
     if error:
         return ([{"label": "All", "active": True}], "", figures.empty_figure(error), shown, hidden, "#",
                 no_update, "", alert(error))
@@ -66,13 +83,14 @@ def level_view(state: ViewState, prefix: str, current_key: str | None) -> tuple:
         crumbs.append({"label": f"User {state.user} ✕", "href": prefix + to_search(replace(state, user=None)),
                        "active": False})
     if level.can_drill_down and not state.user:
-        title = f"Events by {DIMENSION_TITLES[level.dimension]}"
+        label, unit = (metric.label, metric.unit) if metric else ("Events", "count")
+        title = f"{label} by {DIMENSION_TITLES[level.dimension]}"
         data = [d for d in level.data if level.dimension != "channel" or not state.channels
                 or d["key"] in state.channels]  # the global channel filter narrows the top level
         keyed = (lambda k: NO_VALUE if k is None else k) if level.dimension in REASONS else (lambda k: k)
         records = [{level.dimension: keyed(d["key"]), "value": d["value"]} for d in data]
         labels = {keyed(d["key"]): d["label"] for d in level.data}
-        figure = figures.bars(records, level.dimension, "Events", "count", revision=to_search(state), labels=labels,
+        figure = figures.bars(records, level.dimension, label, unit, revision=to_search(state), labels=labels,
                               height=360)
         return crumbs, title, figure, shown, hidden, "#", None, "", None
     key = selection_key(state)
@@ -90,9 +108,21 @@ def level_view(state: ViewState, prefix: str, current_key: str | None) -> tuple:
 def search_after_bar_click(search: str, click: dict, channels: tuple[str, ...]) -> str:
     state = parse_search(search, channels)
     value = click["points"][0].get("customdata")
-    if value is None or len(state.drill) >= len(hierarchy(drill_filters(state))):
+    if value is None or len(state.drill) >= len(hierarchy(drill_filters(state), metric_kind(state.drill_metric))):
         return no_update
     return to_search(drilled(state, value))
+
+
+def search_after_metric_pick(search: str, metric, channels: tuple[str, ...]) -> str:
+    """The bars show `metric`; the drill path is kept while it means the same dimensions
+    (a count's channel → status → template, a ratio's channel → template), else it starts over."""
+    state = parse_search(search, channels)
+    chosen = parse_search(to_search(replace(state, drill_metric=metric)), channels) if isinstance(metric, str) else state
+    if chosen.drill_metric == state.drill_metric:
+        return no_update
+    if drill_path(chosen) != drill_path(state):
+        chosen = replace(chosen, drill=())
+    return to_search(chosen)
 
 
 def search_after_cell_click(search: str, click: dict | None, channels: tuple[str, ...]) -> str:
@@ -186,6 +216,11 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
     def _level(search, _tick, holder):
         current = (holder or {}).get("props", {}).get("data-key") if isinstance(holder, dict) else None
         return level_view(shown_on(search, channels, "drilldown"), prefix, current)
+
+    @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.DRILL_METRIC, "value"),
+                       State(ids.URL, "search"), prevent_initial_call=True)
+    def _choose(metric, search):
+        return search_after_metric_pick(search, metric, channels)
 
     @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.DRILL_CHART, "clickData"),
                        State(ids.URL, "search"), prevent_initial_call=True)

@@ -109,7 +109,7 @@ def tab_content(tab: str, state, channels: tuple[str, ...] = ("email", "sms", "p
     if tab == "overview":
         return overview.layout(state.metric, custom)
     if tab == "drilldown":
-        return drilldown.layout()
+        return drilldown.layout(state.drill_metric, custom)
     if tab == "trends":
         return trends.layout(state.metric, state.detector, custom)
     if tab == "compare":
@@ -132,7 +132,7 @@ def content_key(state: ViewState) -> str:
     from. The content is rebuilt only when this changes; a new range, channel filter or drill
     step leaves it in place (its charts follow the URL themselves), so nothing is asked twice
     and nothing blinks. The Alerts tab keeps its form whatever the URL says."""
-    parts = {"overview": (state.metric,), "trends": (state.metric, state.detector),
+    parts = {"overview": (state.metric,), "drilldown": (state.drill_metric,), "trends": (state.metric, state.detector),
              "compare": (state.metric, state.compare_to),
              "correlations": (",".join(state.correlate), state.lag_max, state.detrend)}.get(state.tab, ())
     return "|".join(map(str, (state.tab, *parts)))

@@ -10,7 +10,10 @@ from dash.exceptions import PreventUpdate
 
 from layouts import shell
 from services.analysis.compare import COMPARE_TO
-from services.analysis.drilldown import NO_VALUE  # a drill value for "without an error code"
+from services.analysis.drilldown import (  # NO_VALUE: a drill value for "without an error code"
+    NO_VALUE,
+    RATIO_KINDS,
+)
 from services.analysis.trends import BASELINES
 from services.query.custom_metrics import NAME as CUSTOM_NAME
 from services.query.engine import CATALOGUE
@@ -30,7 +33,8 @@ class ViewState:
     end: str | None = None
     channels: tuple[str, ...] = ()
     metric: str = DEFAULT_METRIC
-    drill: tuple[str, ...] = ()  # values along channel → status → template_id
+    drill: tuple[str, ...] = ()  # values along channel → status → template_id (channel → template_id for a ratio)
+    drill_metric: str = "events"  # what the drill-down's bars show
     detector: str | None = None  # trends: None picks the default
     compare_to: str = "previous_period"
     correlate: tuple[str, ...] = ()  # correlations: metric specs; empty means the default set
@@ -68,17 +72,28 @@ def iso_time(text: str | None) -> str | None:
     return parsed.isoformat().replace("+00:00", "Z")
 
 
-def valid_drill(values: list[str], channels: tuple[str, ...]) -> tuple[str, ...]:
-    """The longest valid prefix of a drill path."""
+def metric_kind(name: str) -> str:
+    """A catalogue metric's kind; a saved metric is a formula."""
+    return CATALOGUE[name].kind if name in CATALOGUE else "formula"
+
+
+def valid_drill(values: list[str], channels: tuple[str, ...], kind: str = "count") -> tuple[str, ...]:
+    """The longest valid prefix of a drill path (channel → template for a ratio)."""
     reason = lambda v: v == NO_VALUE or bool(CODE_PATTERN.match(v))  # noqa: E731
-    checks = (lambda v: v in channels, lambda v: v in STATUSES, lambda v: v.isdigit() and len(v) <= 9,
-              reason)
+    template = lambda v: v.isdigit() and len(v) <= 9  # noqa: E731
+    checks = (lambda v: v in channels, template) if kind in RATIO_KINDS else \
+        (lambda v: v in channels, lambda v: v in STATUSES, template, reason)
     out: list[str] = []
     for value, ok in zip(values[:DRILL_DEPTH], checks):
         if not ok(value) or (len(out) == 3 and out[1] not in FAILURE_STATUSES):
             break
         out.append(value)
     return tuple(out)
+
+
+def known_metric(name: str | None, default: str) -> str:
+    """A catalogue name or a well-formed custom one (its service says if it is not saved)."""
+    return name if name in CATALOGUE or CUSTOM_NAME.match(name or "") else default
 
 
 def valid_id(value: str | None) -> str | None:
@@ -107,15 +122,16 @@ def parse_search(search: str | None, known_channels: tuple[str, ...]) -> ViewSta
     requested = [c for c in first.get("channel", "").split(",") if c]
     channels = tuple(c for c in known_channels if c in requested)
     # a custom metric's name is checked by the service that reads it, with a readable error
-    metric = first.get("metric") if first.get("metric") in CATALOGUE or CUSTOM_NAME.match(
-        first.get("metric", "")) else DEFAULT_METRIC
-    drill = valid_drill(first.get("drill", "").split(","), known_channels)
+    metric = known_metric(first.get("metric"), DEFAULT_METRIC)
+    drill_metric = known_metric(first.get("drill_metric"), "events")
+    drill = valid_drill(first.get("drill", "").split(","), known_channels, metric_kind(drill_metric))
     detector = first.get("detector") if first.get("detector") in BASELINES else None
     compare_to = first.get("vs") if first.get("vs") in COMPARE_TO else "previous_period"
     correlate = tuple(dict.fromkeys(m for m in first.get("corr", "").split(",") if valid_spec(m, known_channels)))
     lag = first.get("lag", "3")
     lag_max = int(lag) if lag.isdigit() and int(lag) <= 24 else 3
     return ViewState(tab=tab, range=rng, start=start, end=end, channels=channels, metric=metric, drill=drill,
+                     drill_metric=drill_metric,
                      detector=detector, compare_to=compare_to, correlate=correlate[:10], lag_max=lag_max,
                      detrend=first.get("detrend") != "false",
                      alert=valid_alert(first.get("alert")) if tab == "alerts" else None,
@@ -140,6 +156,8 @@ def to_search(state: ViewState) -> str:
         params["metric"] = state.metric
     if state.drill:
         params["drill"] = ",".join(state.drill)
+    if state.drill_metric != "events":
+        params["drill_metric"] = state.drill_metric
     if state.detector:
         params["detector"] = state.detector
     if state.compare_to != "previous_period":

@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
-from layouts.overview import GRAPH_CONFIG
+from layouts.overview import GRAPH_CONFIG, metric_options
 
 EVENT_COLUMNS = [
     {"field": "created_at", "headerName": "Time (UTC)", "sortable": True, "minWidth": 200},
@@ -27,9 +27,15 @@ EVENT_COLUMNS = [
 ]
 
 
-def layout() -> html.Div:
+def layout(metric: str = "events", custom: list | None = None) -> html.Div:
+    """`metric`: what the bars show (a ratio such as a rate drills channel → template)."""
     return html.Div([
-        dbc.Breadcrumb(id=ids.BREADCRUMB, items=[{"label": "All", "active": True}], className="mb-2"),
+        dbc.Row([
+            dbc.Col(dbc.Breadcrumb(id=ids.BREADCRUMB, items=[{"label": "All", "active": True}], className="mb-0"),
+                    className="d-flex align-items-center"),
+            dbc.Col(dcc.Dropdown(id=ids.DRILL_METRIC, options=metric_options(custom), value=metric, clearable=False,
+                                 placeholder="Bars show"), md=4),
+        ], className="mb-2 g-2"),
         html.Div(id=ids.DRILL_ALERT),
         html.H5(id=ids.DRILL_TITLE, className="mb-2"),
         html.Div(dbc.Card(dbc.CardBody(dcc.Loading(dcc.Graph(id=ids.DRILL_CHART, config=GRAPH_CONFIG,

@@ -148,6 +148,7 @@ USER_NOTIFICATIONS = "user-notifications"
 # drill-down
 BREADCRUMB = "breadcrumb"
 DRILL_CHART = "drill-chart"
+DRILL_METRIC = "drill-metric"
 DRILL_CHART_WRAPPER = "drill-chart-wrapper"
 DRILL_ALERT = "drill-alert"
 DRILL_TITLE = "drill-title"

@@ -20,12 +20,19 @@ import numpy as np
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from services.analysis import trends
 from services.alerts.rules import AlertRule, list_rules, validated
-from services.query.engine import Metric, first_event_time, parse_filters, query_long, resolve_metric, template_names
-from services.store.schema import CHANNELS, NO_TEMPLATE, alert_deliveries, alert_rules, alert_transitions
-from services.query.timerange import STEP, floor_to, iso_z
+from services.analysis import trends
 from services.analysis.trend_report import HISTORY, KIND, describe, explain, fmt, segments_of
+from services.query.engine import (
+    Metric,
+    first_event_time,
+    parse_filters,
+    query_long,
+    resolve_metric,
+    template_names,
+)
+from services.query.timerange import STEP, floor_to, iso_z
+from services.store.schema import CHANNELS, NO_TEMPLATE, alert_deliveries, alert_rules, alert_transitions
 
 log = logging.getLogger("analytics.alerts")
 

@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from services.alerts import webhooks
-from services.query.engine import CATALOGUE, Metric, parse_filters, resolve_metric
-from services.store.schema import CHANNELS, alert_deliveries, alert_rules, alert_transitions
-from services.query.timerange import GRANULARITIES, NotFound, QueryError, iso_z, parse_time
 from services.analysis.trends import SEVERITIES
+from services.query.engine import CATALOGUE, Metric, parse_filters, resolve_metric
+from services.query.timerange import GRANULARITIES, NotFound, QueryError, iso_z, parse_time
+from services.store.schema import CHANNELS, alert_deliveries, alert_rules, alert_transitions
 
 CONDITIONS = ("anomaly", "threshold")
 DIRECTIONS = ("above", "below", "both")

@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import takewhile
 from datetime import datetime, timedelta, timezone
+from itertools import takewhile
 from urllib.parse import urlsplit
 
 import orjson

@@ -20,12 +20,22 @@ import numpy as np
 from scipy import stats
 from sqlalchemy import Connection
 
-from services.store import latency
 from services.analysis.drilldown import value_label
-from services.query.engine import (DIMENSIONS, Metric, Totals, build_query, collect_measures, evaluate, parse_filters,
-                            query_metrics, resolve_metric, template_names)
-from services.store.schema import CHANNELS
+from services.query.engine import (
+    DIMENSIONS,
+    Metric,
+    Totals,
+    build_query,
+    collect_measures,
+    evaluate,
+    parse_filters,
+    query_metrics,
+    resolve_metric,
+    template_names,
+)
 from services.query.timerange import QueryError, iso_z, parse_time
+from services.store import latency
+from services.store.schema import CHANNELS
 
 Z95 = 1.959963984540054
 MAX_VALUES = 20

@@ -9,9 +9,17 @@ import numpy as np
 from sqlalchemy import Connection
 
 from services.analysis import correlation
-from services.query.engine import CATALOGUE, Metric, build_query, get_metric, query_long, references, resolve_metric
-from services.store.schema import CHANNELS, STATUSES, channel_label
+from services.query.engine import (
+    CATALOGUE,
+    Metric,
+    build_query,
+    get_metric,
+    query_long,
+    references,
+    resolve_metric,
+)
 from services.query.timerange import STEP, QueryError
+from services.store.schema import CHANNELS, STATUSES, channel_label
 
 MAX_METRICS = 10
 MAX_LAG = 48

@@ -1,5 +1,5 @@
 """From totals to individual events: one level of the channel → status → template
-hierarchy at a time, with its breadcrumb trail, and the events under any selection with
+hierarchy at a time (channel → template for a ratio, which has no value per status), with its breadcrumb trail, and the events under any selection with
 keyset pagination (stable and fast on millions of rows) and a streamed CSV export."""
 from __future__ import annotations
 
@@ -14,12 +14,27 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, func, select, tuple_
 
-from services.store.ingest import CODE_PATTERN, ID_PATTERN, MAX_INT
-from services.query.engine import DIMENSIONS, MAX_FILTER_VALUES, parse_filters, query_metrics, resolve_metric, template_names
-from services.store.schema import CHANNELS, EVENT_COLUMNS, FAILURE_STATUSES, channel_label, notification_events
+from services.query.engine import (
+    DIMENSIONS,
+    MAX_FILTER_VALUES,
+    parse_filters,
+    query_metrics,
+    resolve_metric,
+    template_names,
+)
 from services.query.timerange import QueryError, resolve_range
+from services.store.ingest import CODE_PATTERN, ID_PATTERN, MAX_INT
+from services.store.schema import (
+    CHANNELS,
+    EVENT_COLUMNS,
+    FAILURE_STATUSES,
+    channel_label,
+    notification_events,
+)
 
 HIERARCHY = ("channel", "status", "template_id")
+RATIO_HIERARCHY = ("channel", "template_id")  # a ratio of statuses has no value within one status
+RATIO_KINDS = ("rate", "formula")
 EVENT_FIELDS = tuple(c for c in EVENT_COLUMNS if c != "latency_bucket")
 SORTABLE = ("created_at", "processing_time_ms")
 MAX_PAGE = 1000
@@ -108,13 +123,19 @@ def value_label(dimension: str, value, names: Mapping[int, str]) -> str:
     return names.get(value, f"Template {value}")
 
 
-def hierarchy(filters: Mapping) -> tuple[str, ...]:
+def hierarchy(filters: Mapping, kind: str = "count") -> tuple[str, ...]:
     """channel → status → template, then — for failed and bounced events — why (error
-    code). Provider is a level to ask for (`dimension=provider`), not a step of the path."""
+    code). Provider is a level to ask for (`dimension=provider`), not a step of the path.
+    A metric of `kind` rate or formula (a ratio of statuses: delivered ÷ sent) has no value
+    within one status, so its path is channel → template."""
+    if kind in RATIO_KINDS:
+        return RATIO_HIERARCHY
     return HIERARCHY + ("error_code",) if filters.get("status") in FAILURE_STATUSES else HIERARCHY
 
 
-def dimensions_allowed(filters: Mapping) -> tuple[str, ...]:
+def dimensions_allowed(filters: Mapping, kind: str = "count") -> tuple[str, ...]:
+    if kind in RATIO_KINDS:
+        return RATIO_HIERARCHY
     return HIERARCHY + REASONS if filters.get("status") in FAILURE_STATUSES else HIERARCHY
 
 
@@ -177,10 +198,18 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
     provider, or under one, count raw failed and bounced events."""
     now = now or datetime.now(timezone.utc)
     filters = single_value_filters(filters, channels)
-    path, allowed = hierarchy(filters), dimensions_allowed(filters)
+    m = resolve_metric(conn, metric)
+    if m.kind in RATIO_KINDS and "status" in filters:
+        raise QueryError(f"{m.name} is a ratio of statuses, so it has no value within status {filters['status']!r}; "
+                         f"drill down by {' or '.join(RATIO_HIERARCHY)} without a status filter, or pick a count "
+                         "such as events", "filters")
+    path, allowed = hierarchy(filters, m.kind), dimensions_allowed(filters, m.kind)
     remaining = [d for d in path if d not in filters]
     if dimension is None:
         dimension = remaining[0] if remaining else None
+    elif dimension == "status" and m.kind in RATIO_KINDS:
+        raise QueryError(f"{m.name} is a ratio of statuses, so it has no value per status; drill down by "
+                         f"{' or '.join(RATIO_HIERARCHY)}, or pick a count such as events", "dimension")
     elif dimension not in allowed:
         extra = f" ({', '.join(REASONS)} once status is failed or bounced)" if dimension in REASONS else ""
         raise QueryError(f"unknown dimension {str(dimension)[:40]!r}; drill down by {', '.join(allowed)}{extra}",
@@ -188,7 +217,6 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
     elif dimension in filters:
         raise QueryError(f"{dimension} is already filtered to {filters[dimension]!r}; pick another dimension",
                          "dimension")
-    m = resolve_metric(conn, metric)
     names = template_names(conn)
     data: list[dict] = []
     from_raw = dimension in REASONS or any(k in REASONS for k in filters)

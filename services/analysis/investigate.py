@@ -14,12 +14,12 @@ import numpy as np
 from sqlalchemy import Connection, case, func, literal, select, text
 from sqlalchemy.exc import OperationalError
 
-from services.store import dialect
 from services.analysis.drilldown import EVENT_FIELDS, event_record, split_filters, where_clauses
-from services.store.ingest import ID_PATTERN
 from services.query.engine import CATALOGUE, Metric, query_metrics, template_names
-from services.store.schema import CHANNELS, FAILURE_STATUSES, STATUSES, channel_label, notification_events
 from services.query.timerange import QueryError, iso_z, resolve_range
+from services.store import dialect
+from services.store.ingest import ID_PATTERN
+from services.store.schema import CHANNELS, FAILURE_STATUSES, STATUSES, channel_label, notification_events
 
 # ---------------------------------------------------------------- one notification
 

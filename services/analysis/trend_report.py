@@ -13,12 +13,19 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 from sqlalchemy import Connection
 
-from services.analysis import investigate
-from services.analysis import trends
-from services.query.engine import (Metric, Point, build_query, first_event_time, query_long, query_metrics, resolve_metric,
-                            template_names)
-from services.store.schema import CHANNELS, NO_TEMPLATE, channel_label
+from services.analysis import investigate, trends
+from services.query.engine import (
+    Metric,
+    Point,
+    build_query,
+    first_event_time,
+    query_long,
+    query_metrics,
+    resolve_metric,
+    template_names,
+)
 from services.query.timerange import STEP, QueryError, floor_to, iso_z
+from services.store.schema import CHANNELS, NO_TEMPLATE, channel_label
 
 HISTORY = {"minute": timedelta(hours=6), "hour": timedelta(days=21), "day": timedelta(days=56)}
 MOVING_WINDOW = {"minute": 15, "hour": 24, "day": 7}

@@ -11,8 +11,8 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from services.formulas import parser as formulas
 from services.query.engine import CATALOGUE, build_query, formula_metric, run_query
-from services.store.schema import CHANNELS, alert_rules, custom_metrics
 from services.query.timerange import QueryError, iso_z
+from services.store.schema import CHANNELS, alert_rules, custom_metrics
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 UNITS = ("%", "ms", "count", "none")

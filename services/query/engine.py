@@ -17,14 +17,22 @@ from typing import NamedTuple
 
 from sqlalchemy import BigInteger, Connection, case, cast, func, select, union_all
 
-from services.store import dialect
 from services.formulas import parser as formulas
-from services.store import latency
-from services.store.ingest import SEAL_MARGIN
-from services.store.schema import (CHANNELS, NO_TEMPLATE, ROLLUP_TABLES, STATUSES, custom_metrics, notification_events,
-                             rollup_deltas, rollup_invalidations, templates)
 from services.query.timerange import STEP, QueryError, TimeWindow, resolve_window
 from services.query.timerange import floor_to as truncate
+from services.store import dialect, latency
+from services.store.ingest import SEAL_MARGIN
+from services.store.schema import (
+    CHANNELS,
+    NO_TEMPLATE,
+    ROLLUP_TABLES,
+    STATUSES,
+    custom_metrics,
+    notification_events,
+    rollup_deltas,
+    rollup_invalidations,
+    templates,
+)
 
 DIMENSIONS = ("channel", "status", "template_id")
 GROUPABLE = ("time",) + DIMENSIONS

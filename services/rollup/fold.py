@@ -23,14 +23,20 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import BigInteger, Connection, Engine, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from services.store import dialect
-from services.store import latency
-from services.store.ingest import raw_retention_cutoff
 from services.query.engine import queued_days
-from services.store.schema import (ROLLUP_TABLES, late_marks, notification_events, rollup_deltas,
-                             rollup_invalidations, rollup_runs, rollup_state)
 from services.query.timerange import MAX_RANGE
 from services.query.timerange import floor_to as truncate
+from services.store import dialect, latency
+from services.store.ingest import raw_retention_cutoff
+from services.store.schema import (
+    ROLLUP_TABLES,
+    late_marks,
+    notification_events,
+    rollup_deltas,
+    rollup_invalidations,
+    rollup_runs,
+    rollup_state,
+)
 
 log = logging.getLogger(__name__)
 

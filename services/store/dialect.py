@@ -247,8 +247,8 @@ def consume_deltas(conn: Connection, limit: int):
     the table to read)."""
     from sqlalchemy import bindparam, select
 
-    from services.store.schema import UTCDateTime, rollup_deltas
     from services.query.timerange import contiguous_hours
+    from services.store.schema import UTCDateTime, rollup_deltas
 
     d = rollup_deltas.c
     oldest = select(d.bucket).order_by(d.id).limit(limit).subquery()

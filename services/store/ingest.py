@@ -16,9 +16,16 @@ from datetime import date, datetime, timedelta, timezone
 import orjson
 from sqlalchemy import Connection, insert, update
 
-from services.store import dialect
-from services.store import latency
-from services.store.schema import CHANNELS, EVENT_COLUMNS, FAILURE_STATUSES, STATUSES, late_marks, rollup_invalidations, rollup_state
+from services.store import dialect, latency
+from services.store.schema import (
+    CHANNELS,
+    EVENT_COLUMNS,
+    FAILURE_STATUSES,
+    STATUSES,
+    late_marks,
+    rollup_invalidations,
+    rollup_state,
+)
 
 MAX_FUTURE = timedelta(minutes=5)
 MAX_METADATA_BYTES = 4096

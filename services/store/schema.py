@@ -8,8 +8,22 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, Integer, LargeBinary, MetaData,
-                        SmallInteger, String, Table, TypeDecorator, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 CHANNELS = ("email", "sms", "push")
@@ -23,7 +37,7 @@ def channel_label(channel: str) -> str:
     """How a channel is written for people: Email, SMS, Push (CHANNELS is configurable)."""
     return _CHANNEL_LABELS.get(channel, str(channel).capitalize())
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 class UTCDateTime(TypeDecorator):

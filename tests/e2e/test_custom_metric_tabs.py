@@ -1,11 +1,13 @@
 """A saved custom metric works in every tab that takes a metric: picked on Overview, Trends,
-Compare and Correlations, it draws charts labelled with its name, and no tab shows an alert."""
+Compare, Drill-down and Correlations, it draws charts labelled with its name, and no tab shows an
+alert; on Drill-down it is picked from the tab's own menu and a bar click goes on to templates."""
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from dashapp import create_app
 from services.rollup.fold import rollup_pending
 from services.store.demo import seed_demo
+from tests.e2e.test_drilldown import drill_by_clicking, wait_for
 
 NAME, LABEL = "undelivered_pct", "Undelivered %"
 TABS = [
@@ -14,7 +16,7 @@ TABS = [
     ("compare", f"metric={NAME}", "#compare-chart"),
     ("correlations", f"corr=email:{NAME},sms:{NAME}", "#corr-overlay"),
 ]
-ALERTS = "#overview-alert .alert, #trend-alert .alert, #compare-alert .alert, #corr-alert .alert"
+ALERTS = "#overview-alert .alert, #trend-alert .alert, #compare-alert .alert, #corr-alert .alert, #drill-alert .alert"
 
 
 def test_a_saved_metric_draws_in_every_tab(dash_br, live_server, pg_engine):
@@ -37,4 +39,21 @@ def test_a_saved_metric_draws_in_every_tab(dash_br, live_server, pg_engine):
         if tab != "correlations":
             axis = driver.find_element(By.CSS_SELECTOR, f"{chart} .ytitle").text
             assert LABEL in axis, (tab, axis)
+    # Drill-down: the bars show events until the tab's menu picks the saved metric
+    driver.get(f"{server.url}/analytics/?tab=drilldown&range=7d")
+    title = lambda d: d.find_element(By.ID, "drill-title").text  # noqa: E731
+    wait_for(dash_br, lambda d: title(d) == "Events by channel", 30)
+    driver.find_element(By.CSS_SELECTOR, "#drill-metric").click()  # opens the menu, then its option is clicked
+    wait_for(dash_br, lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")
+                                 if o.text == f"{LABEL} (custom)"], 10)[0].click()
+    WebDriverWait(driver, 30).until(lambda d: f"drill_metric={NAME}" in d.current_url, message="pick not in the URL")
+    wait_for(dash_br, lambda d: title(d) == f"{LABEL} by channel", 30)
+    wait_for(dash_br, lambda d: LABEL in d.find_element(By.CSS_SELECTOR, "#drill-chart .ytitle").text, 30)
+    wait_for(dash_br, lambda d: "Email" in [t.text for t in d.find_elements(By.CSS_SELECTOR, "#drill-chart .xtick text")])
+    drill_by_clicking(dash_br, "drill-chart", "Email", "drill=email")
+    # a ratio of statuses has no value within one status: the next level is the templates
+    wait_for(dash_br, lambda d: title(d) == f"{LABEL} by template", 30)
+    assert driver.find_elements(By.CSS_SELECTOR, "#drill-chart .bars .point path")
+    assert driver.find_elements(By.CSS_SELECTOR, ALERTS) == []
+    assert "unknown metric" not in driver.find_element(By.CSS_SELECTOR, "body").text
     assert dash_br.get_logs() == []

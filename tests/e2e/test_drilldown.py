@@ -1,7 +1,11 @@
 """From All to the individual bounced emails of one template and one reason in five clicks, back in one,
 and the same view after a reload — in a real browser."""
 import pytest
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait

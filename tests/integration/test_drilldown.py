@@ -124,3 +124,59 @@ def test_csv_has_a_header_and_is_capped_with_a_message(loaded):
     assert lines[0].startswith("created_at,event_id,notification_id") and len(lines) == len(events) + 1
     capped = "".join(events_csv(read, {}, "now-1d", cap=10, page=4)).splitlines()
     assert len(capped) == 12 and capped[-1].startswith("# export capped at 10 events")
+
+
+NOW = datetime(2026, 11, 20, 12, 30, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_a_ratio_drills_channel_then_template_and_equals_raw_events(engine, seed):
+    """Delivery rate and a saved ratio, on generated lifecycles with uneven channels and a
+    template that only fails: each bar equals the ratio counted straight from raw events, and
+    status is no level of a ratio (its value within one status does not exist)."""
+    import random
+
+    from services.query.custom_metrics import create_metric
+    from tests.oracle import metric_from_raw, raw_events
+
+    rng = random.Random(seed)
+    events = []
+    for n in range(rng.randint(150, 300)):
+        channel = rng.choices(("email", "sms", "push"), (6, 1, 3))[0]
+        template = rng.choice((1, 2, 3, None))
+        at = NOW - timedelta(hours=rng.uniform(0.1, 20))
+        outcome = "failed" if template == 3 else rng.choices(("delivered", "failed", "bounced"), (8, 1, 1))[0]
+        for i, status in enumerate(("sent", outcome)):
+            events.append(make_event(created_at=iso(at + timedelta(seconds=i)), channel=channel, status=status,
+                                     template_id=template, notification_id=f"n{seed}-{n}"))
+    ingest(engine, events, now=NOW)
+    rollup_pending(engine, now=NOW)
+    with engine.begin() as conn:
+        create_metric(conn, {"name": "undelivered_pct", "formula": "(failed + bounced) / sent * 100", "unit": "%"})
+    rows = [r for r in raw_events(engine) if r[0] >= NOW - timedelta(days=1)]
+    with engine.connect() as conn:
+        for metric in ("delivery_rate", "undelivered_pct"):
+            top = drill_level(conn, {}, "now-1d", metric=metric, now=NOW)
+            email = drill_level(conn, {"channel": "email"}, "now-1d", metric=metric, now=NOW)
+            last = drill_level(conn, {"channel": "email", "template_id": 3}, "now-1d", metric=metric, now=NOW)
+            assert (top.dimension, top.next_dimensions, email.dimension) == ("channel", ["template_id"], "template_id")
+            assert (last.dimension, last.can_drill_down) == (None, False)
+
+            def raw(channel, template=...):
+                picked = [r for r in rows if r[1] == channel and (template is ... or r[2] == template)]
+                delivered = metric_from_raw("delivery_rate", picked)
+                return delivered if metric == "delivery_rate" or delivered is None else 100 - delivered
+
+            for d in top.data:
+                assert d["value"] == pytest.approx(raw(d["key"]), abs=1e-9), (metric, d)
+            assert {d["key"] for d in email.data} == {r[2] for r in rows if r[1] == "email"}
+            for d in email.data:
+                assert d["value"] == pytest.approx(raw("email", d["key"]), abs=1e-9), (metric, d)
+            with pytest.raises(QueryError, match="no value per status") as info:
+                drill_level(conn, {"channel": "email"}, "now-1d", dimension="status", metric=metric, now=NOW)
+            assert info.value.field == "dimension"
+            with pytest.raises(QueryError, match="within status 'failed'") as info:
+                drill_level(conn, {"channel": "email", "status": "failed"}, "now-1d", metric=metric, now=NOW)
+            assert info.value.field == "filters"
+        counted = drill_level(conn, {"channel": "email"}, "now-1d", metric="failed", now=NOW)
+    assert counted.dimension == "status"  # a count keeps the status level

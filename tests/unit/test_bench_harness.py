@@ -1,6 +1,5 @@
 """The benchmark harness itself on a tiny dataset (the benchmark never runs in make test)."""
 from datetime import datetime, timezone
-
 from pathlib import Path
 
 from bench.__main__ import FIGURE_KEYS

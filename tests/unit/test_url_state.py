@@ -111,3 +111,30 @@ def test_a_tab_callback_asks_nothing_for_a_url_on_another_tab():
     with pytest.raises(PreventUpdate):
         shown_on("?tab=trends&range=7d", CHANNELS, "overview")
     assert shown_on("", CHANNELS, "overview").tab == "overview"  # no tab: the default one
+
+
+def test_the_drill_down_metric_decides_what_the_drill_path_means():
+    from callbacks.drilldown import drill_filters, search_after_bar_click, search_after_metric_pick
+
+    counted = parse_search("?tab=drilldown&drill=email,failed,7,SMTP_550", CHANNELS)
+    assert (counted.drill_metric, counted.drill) == ("events", ("email", "failed", "7", "SMTP_550"))
+    assert drill_filters(counted) == {"channel": "email", "status": "failed", "template_id": 7, "error_code": "SMTP_550"}
+    # a ratio of statuses is drilled channel → template: a status in its path is not a value of it
+    rate = parse_search("?tab=drilldown&drill_metric=delivery_rate&drill=email,7", CHANNELS)
+    assert drill_filters(rate) == {"channel": "email", "template_id": 7}
+    assert parse_search("?tab=drilldown&drill_metric=my_ratio&drill=email,failed", CHANNELS).drill == ("email",)
+    assert parse_search(to_search(rate), CHANNELS) == rate
+    assert "drill_metric" not in to_search(counted)
+    assert parse_search("?tab=drilldown&drill_metric=DROP%20TABLE", CHANNELS).drill_metric == "events"
+    # the path is kept while it means the same dimensions, and starts over when it does not
+    to_failed = parse_search(search_after_metric_pick(to_search(counted), "failed", CHANNELS), CHANNELS)
+    assert (to_failed.drill_metric, to_failed.drill) == ("failed", counted.drill)
+    to_rate = parse_search(search_after_metric_pick(to_search(counted), "delivery_rate", CHANNELS), CHANNELS)
+    assert (to_rate.drill_metric, to_rate.drill) == ("delivery_rate", ())
+    assert search_after_metric_pick(to_search(rate), "delivery_rate", CHANNELS) is no_update
+    assert search_after_metric_pick(to_search(rate), None, CHANNELS) is no_update
+    # a bar click on the ratio's template level goes no deeper (the events are listed there)
+    click = {"points": [{"customdata": 9}]}
+    assert search_after_bar_click(to_search(rate), click, CHANNELS) is no_update
+    at_channel = to_search(ViewState(tab="drilldown", drill=("email",), drill_metric="delivery_rate"))
+    assert parse_search(search_after_bar_click(at_channel, click, CHANNELS), CHANNELS).drill == ("email", "9")
