@@ -2,17 +2,14 @@
 and turn any failure into a sentence for an alert (the log gets the details)."""
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
-from dashapp.caching import ReportTooLong, cached_report, cached_series, settings_for_queries
+from dashapp.caching import ReportTooLong, cached_report, cached_series, request_context
 from dashapp.extensions import db
 from dashapp.health import QUERY_TOO_LONG, SCHEMA_MISSING, is_missing_schema, is_timeout
 from services.query.engine import CATALOGUE, Metric, build_query, resolve_metric
@@ -42,32 +39,22 @@ def guarded(work: Callable[[], Any]) -> tuple[Any, str | None]:
         return None, UNEXPECTED
 
 
-def _deployment_arguments(service: Callable[..., Any]) -> dict:
-    """The deployment's channels and retention settings, for the ones `service` takes."""
-    accepted = inspect.signature(service).parameters
-    context = {"channels": current_app.config["CHANNELS"], **settings_for_queries()}
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-    return {k: v for k, v in context.items() if takes_any or k in accepted}
-
-
 def ask(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str | None]:
-    """A service call on a read connection, guarded, given the deployment's channels and
-    retention settings where it takes them."""
-    extra = _deployment_arguments(service)
-
-    return guarded(lambda: db.read(lambda conn: service(conn, *args, **extra, **kwargs)))
+    """`service(conn, *args, **kwargs)` on a read connection, guarded."""
+    return guarded(lambda: db.read(lambda conn: service(conn, *args, **kwargs)))
 
 
-def ask_report(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str | None]:
-    """A report (trend, comparison, correlation, drill level) through the shared report
-    cache and within the report budget, guarded: viewers refreshing the same view share one
-    computation while no batch, fold or metric edit changes what it read."""
-    extra = _deployment_arguments(service)
+def ask_report(report: Callable[..., Any], *args, **kwargs) -> tuple[Any, str | None]:
+    """A report (trend, comparison, correlation, drill level, KPIs) given the request's
+    QueryContext, through the shared report cache and within the report budget, guarded:
+    viewers refreshing the same view share one computation while no batch, fold or metric
+    edit changes what it read."""
+    context = request_context()
     parameters = {"args": args, "kwargs": kwargs}
 
     def work():
-        answer, _ = cached_report(f"{service.__module__}.{service.__name__}", parameters,
-                                  lambda conn: service(conn, *args, **extra, **kwargs))
+        answer, _ = cached_report(f"{report.__module__}.{report.__name__}", parameters,
+                                  lambda conn: report(conn, *args, **kwargs, context=context))
         return answer
     return guarded(work)
 
@@ -75,9 +62,9 @@ def ask_report(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str |
 def ask_series(metric: str, group_by, start, end, filters) -> tuple[Any, str | None]:
     """A chart series (catalogue or saved metric) through the shared cache, guarded."""
     def work():
-        now = datetime.now(timezone.utc)
-        query = build_query(_definition(metric), group_by, start, end, filters, None, now, current_app.config["CHANNELS"])
-        return cached_series(query, now)
+        context = request_context()
+        query = build_query(_definition(metric), group_by, start, end, filters, None, context.now, context.channels)
+        return cached_series(query, context.now)
     return guarded(work)
 
 

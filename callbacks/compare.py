@@ -12,6 +12,7 @@ from layouts import compare as layout
 from layouts import figures, ids
 from services.analysis.compare import compare
 from services.analysis.trends import percent_change
+from services.query.format import number
 
 
 def summary_sentence(result: dict, unit: str) -> str:
@@ -23,9 +24,9 @@ def summary_sentence(result: dict, unit: str) -> str:
     p = summary["p_value"]
     p_text = "p < 0.001" if p is not None and p < 0.001 else f"p = {p:.3f}" if p is not None else "no test"
     difference = abs(summary["difference"])
-    gap = f"{difference:.1f} points" if unit == "%" else figures.format_value(difference, unit)
-    return (f"{best['label']} is best ({figures.format_value(best['total'], unit)}), {worst['label']} worst "
-            f"({figures.format_value(worst['total'], unit)}): {gap} apart, {verdict} ({p_text}).")
+    gap = f"{difference:.1f} points" if unit == "%" else number(difference, unit)
+    return (f"{best['label']} is best ({number(best['total'], unit)}), {worst['label']} worst "
+            f"({number(worst['total'], unit)}): {gap} apart, {verdict} ({p_text}).")
 
 
 def period_sentence(period: dict, unit: str, compare_to: str) -> str:
@@ -56,7 +57,7 @@ def period_sentence(period: dict, unit: str, compare_to: str) -> str:
         verdict = f"{moved} {amount}: small, but significant"
     else:
         verdict = f"{moved} {amount}, significant"
-    return (f"Against {word}: {figures.format_value(now, unit)} now, {figures.format_value(then, unit)} then — "
+    return (f"Against {word}: {number(now, unit)} now, {number(then, unit)} then — "
             f"{verdict}.")
 
 

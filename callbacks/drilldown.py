@@ -20,6 +20,7 @@ from callbacks.view import (
     valid_id,
     window_of,
 )
+from dashapp.caching import request_context
 from layouts import drilldown, figures, ids
 from services.analysis.drilldown import (
     HIERARCHY,
@@ -96,9 +97,10 @@ def level_view(state: ViewState, prefix: str, current_key: str | None) -> tuple:
     key = selection_key(state)
     grid = no_update if key == current_key else drilldown.events_grid(key)
     if state.user or any(d in REASONS for d in drill_filters(state)):
-        counted, _ = ask(count_events, event_filters(state), *window)
+        counted, _ = ask(count_events, event_filters(state), *window, context=request_context())
     else:
-        total, _ = ask(query_metrics, "events", (), *window, {d: [v] for d, v in drill_filters(state).items()})
+        total, _ = ask(query_metrics, "events", (), *window, {d: [v] for d, v in drill_filters(state).items()},
+                       context=request_context())
         counted = total.points[0].value if total and total.points else None
     count = f"{counted:,.0f} events" if counted is not None else ""
     title = f"Events of user {state.user}, newest first" if state.user else "Individual events, newest first"
@@ -173,7 +175,7 @@ def rows_for(state: ViewState, request: dict, cursors: dict) -> tuple[dict, dict
     walked = 0
     while True:
         page, error = ask(list_events, filters, *window, size if at == start_row else min(1000, start_row - at),
-                          cursor, sort)
+                          cursor, sort, context=request_context())
         if error:
             return {"rowData": [], "rowCount": 0}, cursors
         if at == start_row or page.next_cursor is None or walked >= PAGE_WALK_LIMIT:

@@ -9,6 +9,7 @@ from flask import current_app
 
 from callbacks.common import alert, ask
 from callbacks.view import ViewState, parse_search, shown_on, to_search, valid_id, window_of
+from dashapp.caching import request_context
 from layouts import ids, investigate, shell
 from services.analysis.investigate import lifecycle, user_activity
 
@@ -51,7 +52,7 @@ def investigation(state: ViewState, prefix: str, retention_days: int) -> tuple:
     if window is None:
         return investigate.prompt(), alert("The custom range is not valid.", "warning")
     found, error = ask(lifecycle, state.find)
-    activity, user_error = (None, None) if error else ask(user_activity, state.find, *window)
+    activity, user_error = (None, None) if error else ask(user_activity, state.find, *window, context=request_context())
     if error or user_error:
         return investigate.prompt(), alert(error or user_error)
     link, revision, span = linker(state, prefix), to_search(state), span_text(state)

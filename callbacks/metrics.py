@@ -6,7 +6,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from callbacks.common import alert, guarded
 from callbacks.view import channel_filter, parse_search, window_of
 from dashapp.access import may_write_metrics
-from dashapp.caching import settings_for_queries
+from dashapp.caching import request_context
 from dashapp.extensions import db
 from layouts import figures, ids
 from layouts import metrics as layout
@@ -23,12 +23,14 @@ def check_and_preview(formula: str | None, unit: str | None, search: str, channe
     state = parse_search(search, channels)
     window = window_of(state) or ("now-24h", None)
 
+    context = request_context()
+
     def read(conn):
         check = custom_metrics.check_formula(conn, formula)
         if not check["valid"]:
             return check, None
         series = custom_metrics.preview(conn, formula, *window, ("time", "channel"), channel_filter(state),
-                                        channels=channels, unit=unit or "none", **settings_for_queries())
+                                        unit=unit or "none", context=context)
         return check, series
 
     answer, error = guarded(lambda: db.read(read))

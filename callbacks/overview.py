@@ -18,10 +18,12 @@ from callbacks.view import (
     to_search,
     window_of,
 )
+from dashapp.caching import request_context
 from layouts import figures, ids, overview
 from services.alerts.rules import firing_spans
+from services.analysis.kpis import kpis
 from services.analysis.trend_report import trend_report
-from services.query.engine import kpis, series_records, volume_heatmap
+from services.query.engine import series_records, volume_heatmap
 from services.query.timerange import EARLIEST, LATEST, STEP, ceil_to, floor_to, iso_z, resolve_window
 
 INVALID_RANGE = "The custom range is not valid: pick an end after the start."
@@ -129,7 +131,7 @@ def heatmap_figure(state: ViewState):
     window = window_of(state)
     if window is None:
         return figures.empty_figure(INVALID_RANGE)
-    matrix, error = ask(volume_heatmap, *window, channel_filter(state))
+    matrix, error = ask(volume_heatmap, *window, channel_filter(state), context=request_context())
     if error:
         return figures.empty_figure(error)
     return figures.heatmap(matrix, revision=to_search(state))

@@ -17,7 +17,7 @@ from services.analysis.drilldown import (  # NO_VALUE: a drill value for "withou
 from services.analysis.trends import BASELINES
 from services.query.custom_metrics import NAME as CUSTOM_NAME
 from services.query.engine import CATALOGUE
-from services.query.timerange import EARLIEST, LATEST
+from services.query.timerange import EARLIEST, LATEST, iso_z
 from services.store.ingest import CODE_PATTERN, ID_PATTERN
 from services.store.schema import FAILURE_STATUSES, STATUSES
 
@@ -69,7 +69,7 @@ def iso_time(text: str | None) -> str | None:
         return None
     if not EARLIEST <= parsed < LATEST:
         return None
-    return parsed.isoformat().replace("+00:00", "Z")
+    return iso_z(parsed)
 
 
 def metric_kind(name: str) -> str:
@@ -209,8 +209,7 @@ def drilled(state: ViewState, value) -> ViewState:
 
 def focused_on_bucket(state: ViewState, start: datetime, step: timedelta, channel: str | None) -> ViewState:
     """A click on a time chart: narrow the range to that bucket and drill into its channel."""
-    z = lambda t: t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")  # noqa: E731
-    return replace(state, tab="drilldown", range="custom", start=z(start), end=z(start + step),
+    return replace(state, tab="drilldown", range="custom", start=iso_z(start), end=iso_z(start + step),
                    drill=(channel,) if channel else ())
 
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, redirect
+from flask.logging import default_handler
 
 from dashapp.access import token_protect
 from dashapp.config import ConfigError, build_settings
@@ -15,13 +16,22 @@ from dashapp.factory import ensure_extensions
 __all__ = ["create_app", "init_dashboard", "ensure_extensions"]
 
 
+PROJECT_LOGGERS = ("dashapp", "services", "callbacks", "layouts", "scheduler", "analytics")
+
+
 def configure_logging() -> None:
-    """Logging for our own processes (the standalone app, the CLI, the scheduler): INFO with
-    times, third-party chatter at WARNING. Only where nothing configured logging before us;
-    embedded in a portal (init_dashboard) the portal's logging is left as it is."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "apscheduler.executors", "apscheduler.scheduler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """This project's loggers at INFO, written to stderr by Flask's own handler, only in a
+    process whose logging nobody configured (its root logger has no handler). The root
+    logger and third-party loggers are never touched: where a host application configured
+    logging, our records simply propagate to its handlers at its levels."""
+    if logging.getLogger().handlers:
+        return
+    for name in PROJECT_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+        if default_handler not in logger.handlers:
+            logger.addHandler(default_handler)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

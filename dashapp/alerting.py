@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
+from dashapp.config import query_context
 from services.alerts import evaluation as alerts
 from services.alerts import webhooks
 
@@ -17,10 +18,10 @@ def dashboard_base(config: Mapping) -> str:
 
 
 def _judging(config: Mapping) -> dict:
-    """How the deployment judges rules: settle time, channels, link base, retention."""
-    return {"settle": timedelta(seconds=config["ALERT_SETTLE_SECONDS"]), "channels": config["CHANNELS"],
-            "base": dashboard_base(config), "minute_retention_hours": config["MINUTE_RETENTION_HOURS"],
-            "raw_retention_days": config["RAW_RETENTION_DAYS"]}
+    """How the deployment judges rules: settle time, link base, and the QueryContext
+    (channels and retention) of its settings at this moment."""
+    return {"settle": timedelta(seconds=config["ALERT_SETTLE_SECONDS"]), "base": dashboard_base(config),
+            "context": query_context(config)}
 
 
 def evaluate_alerts(engine: Engine, config: Mapping, at: datetime | None = None,

@@ -3,14 +3,13 @@ service function and returns its plain result as JSON."""
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timezone
 
 import orjson
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from sqlalchemy.exc import DBAPIError
 
 from dashapp.alerting import preview_alert, rule_options
-from dashapp.caching import cache_stats, cached_report, chart_answer, settings_for_queries
+from dashapp.caching import cache_stats, cached_report, chart_answer, request_context
 from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state, short_error
@@ -159,16 +158,15 @@ def chart():
     check_parameters(CHART_PARAMETERS)
     args = request.args
     require_metric(args)
-    now = datetime.now(timezone.utc)
+    context = request_context()
     metric = args["metric"]
     if metric not in query_service.CATALOGUE:
         metric = db.read(lambda conn: query_service.resolve_metric(conn, metric))
     query = query_service.build_query(
         metric, args.get("group_by") or "time", args.get("start"), args.get("end"),
-        dimension_filters(args), args.get("granularity") or None, now,
-        current_app.config["CHANNELS"])
+        dimension_filters(args), args.get("granularity") or None, context.now, context.channels)
 
-    answer = chart_answer(query, now)
+    answer = chart_answer(query, context.now)
     metadata = orjson.dumps({**answer.metadata, "cached": answer.from_cache}, option=orjson.OPT_UTC_Z)
     return Response(b'{"data":' + answer.data + b',"metadata":' + metadata + b"}", mimetype="application/json")
 
@@ -191,12 +189,12 @@ def drilldown():
         filters = orjson.loads(args.get("filters") or "{}")
     except orjson.JSONDecodeError:
         raise ApiError('filters must be JSON such as {"channel": "email", "status": "bounced"}', "filters") from None
-    settings = settings_for_queries()
+    context = request_context()
 
     def compute(conn):
         level = drilldown_service.drill_level(
             conn, filters, args.get("start"), args.get("end"), args.get("dimension") or None,
-            args.get("metric") or "events", channels=current_app.config["CHANNELS"], **settings)
+            args.get("metric") or "events", context=context)
         return {"level": level.level, "dimension": level.dimension, "metric": level.metric,
                 "parent_filters": level.parent_filters, "data": level.data, "next_dimensions": level.next_dimensions,
                 "can_drill_down": level.can_drill_down, "breadcrumbs": level.breadcrumbs}
@@ -214,11 +212,11 @@ def events():
     check_parameters(EVENTS_PARAMETERS)
     args = request.args
     filters = dimension_filters(args, query_service.DIMENSIONS + drilldown_service.LOOKUPS)
-    channels = current_app.config["CHANNELS"]
+    context = request_context()
     fmt = args.get("format") or "json"
     if fmt == "csv":
         chunks = drilldown_service.events_csv(db.read, filters, args.get("start"), args.get("end"),
-                                              args.get("sort"), channels=channels)
+                                              args.get("sort"), context=context)
         return Response(stream_with_context(chunks), mimetype="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="events.csv"'})
     if fmt != "json":
@@ -227,7 +225,7 @@ def events():
                          f"limit must be a whole number from 1 to {drilldown_service.MAX_PAGE}")
     page = db.read(lambda conn: drilldown_service.list_events(
         conn, filters, args.get("start"), args.get("end"), limit, args.get("cursor") or None, args.get("sort"),
-        channels=channels))
+        context=context))
     return json_response({"events": page.events, "next_cursor": page.next_cursor})
 
 
@@ -253,10 +251,10 @@ def rank_users():
     min_volume = number_param(args, "min_volume", float, 0, 1e12, None,
                               "min_volume must be a number of events from 0 up")
     filters = dimension_filters(args, USER_FILTERS)
-    channels = current_app.config["CHANNELS"]
+    context = request_context()
     body = db.read(lambda conn: investigate.rank_users(conn, args["metric"], args.get("start"), args.get("end"),
                                                        filters, args.get("order") or None, limit, min_volume,
-                                                       channels=channels))
+                                                       context=context))
     return json_response(body)
 
 
@@ -264,9 +262,9 @@ def rank_users():
 def user_activity(user_id: str):
     check_parameters(("start", "end"))
     args = request.args
-    channels = current_app.config["CHANNELS"]
+    context = request_context()
     body = db.read(lambda conn: investigate.user_activity(conn, user_id, args.get("start"), args.get("end"),
-                                                          channels=channels))
+                                                          context=context))
     return json_response(body)
 
 
@@ -280,10 +278,10 @@ def trends():
     require_metric(args)
     days = number_param(args, "days", int, 1, 400, None, "days must be a whole number from 1 to 400")
     filters = dimension_filters(args)
-    settings = settings_for_queries()
+    context = request_context()
     report, cached = cached_report("trends", dict(args), lambda conn: trend_report(
         conn, args["metric"], args.get("start"), args.get("end"), days, filters, args.get("granularity") or None,
-        args.get("detector") or None, channels=current_app.config["CHANNELS"], **settings))
+        args.get("detector") or None, context=context))
     return json_response({**report, "cached": cached})
 
 
@@ -298,10 +296,10 @@ def compare():
     min_volume = number_param(args, "min_volume", float, 0, 1e12, compare_service.DEFAULT_MIN_VOLUME,
                               "min_volume must be a number of events from 0 up")
     filters = dimension_filters(args)
-    settings = settings_for_queries()
+    context = request_context()
     body, cached = cached_report("compare", dict(args), lambda conn: compare_service.compare(
         conn, args["metric"], args.get("dimensions") or None, args.get("start"), args.get("end"),
-        args.get("compare_to") or None, filters, min_volume, channels=current_app.config["CHANNELS"], **settings))
+        args.get("compare_to") or None, filters, min_volume, context=context))
     return json_response({**body, "cached": cached})
 
 
@@ -316,10 +314,10 @@ def correlations():
     detrend_text = (args.get("detrend") or "true").lower()
     if detrend_text not in ("true", "false", "1", "0"):
         raise ApiError("detrend must be true or false", "detrend")
-    settings = settings_for_queries()
+    context = request_context()
     body, cached = cached_report("correlations", dict(args), lambda conn: correlation_report(
         conn, args.get("metrics"), args.get("start"), args.get("end"), args.get("granularity") or None, lag_max,
-        detrend_text in ("true", "1"), channels=current_app.config["CHANNELS"], **settings))
+        detrend_text in ("true", "1"), context=context))
     return json_response({**body, "cached": cached})
 
 
@@ -398,10 +396,10 @@ def preview_formula():
         raise ApiError("send {\"formula\": \"...\", \"start\": \"now-7d\"}", "formula")
     group_by = body.get("group_by", "time")
     grouping = query_service.parse_group_by(group_by if isinstance(group_by, str) else "time")
-    channels, settings = current_app.config["CHANNELS"], settings_for_queries()
+    context = request_context()
     series = db.read(lambda conn: custom_service.preview(conn, body["formula"], body.get("start"), body.get("end"),
-                                                         grouping, None, channels=channels,
-                                                         unit=body.get("unit", "none"), **settings))
+                                                         grouping, None, unit=body.get("unit", "none"),
+                                                         context=context))
     return json_response({"data": query_service.series_records(series), "metadata": {
         "granularity": series.granularity, "start": series.start, "end": series.end, "source": series.source}})
 

@@ -20,11 +20,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from flask import current_app
+from flask import current_app, g, has_request_context
 from sqlalchemy import Connection, event, func, select
 
+from dashapp.config import query_context
 from dashapp.extensions import cache, db
 from services.query import engine as query_service
+from services.query.context import QueryContext
 from services.rollup.fold import DataVersion, data_version
 from services.store import dialect
 
@@ -66,10 +68,14 @@ def cache_stats() -> dict:
             "sealed_hit_rate": round(counts["sealed_hits"] / sealed, 4) if sealed else None, "backend": backend}
 
 
-def settings_for_queries() -> dict:
-    config = current_app.config
-    return {"minute_retention_hours": config["MINUTE_RETENTION_HOURS"],
-            "raw_retention_days": config["RAW_RETENTION_DAYS"]}
+def request_context(now: datetime | None = None) -> QueryContext:
+    """The request's QueryContext (the deployment's channels and retention, the clock's now),
+    made once per request and shared by every read the request makes; `now` makes a new one."""
+    if now is not None or not has_request_context():
+        return query_context(current_app.config, now)
+    if "analytics_context" not in g:
+        g.analytics_context = query_context(current_app.config)
+    return g.analytics_context
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,7 @@ def measures(conn, query: query_service.Query, with_histograms: bool, now: datet
     window = query.window
     edge = query_service.seal_edge(window, now)
     version = version or data_version(conn, window.start, edge, window.end)
-    settings = settings_for_queries()
+    context = request_context(now)
     accs: dict = {}
     sources, from_cache, live_done = set(), False, False
     if edge > window.start:
@@ -111,8 +117,8 @@ def measures(conn, query: query_service.Query, with_histograms: bool, now: datet
             timed = "time" in query.group_by
             # by time, one read covers both parts and splits at the edge
             whole = query if timed else query_service.restricted(query, window.start, edge)
-            accs, source, _ = query_service.collect_measures(conn, whole, with_histograms, now=now,
-                                                             raw_days=version.raw_days, **settings)
+            accs, source, _ = query_service.collect_measures(conn, whole, with_histograms, context,
+                                                             raw_days=version.raw_days)
             live_done = timed
             part = {k: m for k, m in accs.items() if k[0] < edge} if timed else accs
             plain = query_service.measures_to_plain(part)
@@ -120,8 +126,8 @@ def measures(conn, query: query_service.Query, with_histograms: bool, now: datet
             sources.add(source)
     if edge < window.end and not live_done:
         part, source, _ = query_service.collect_measures(
-            conn, query_service.restricted(query, edge, window.end), with_histograms, now=now,
-            raw_days=version.raw_days, **settings)
+            conn, query_service.restricted(query, edge, window.end), with_histograms, context,
+            raw_days=version.raw_days)
         sources.add(source)
         query_service.merge_measures(accs, part)
     step = query_service.STEP[window.granularity]

@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from services.alerts.webhooks import allowlist_from
+from services.query.context import QueryContext, context_at
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/analytics.db"
 SCHEDULER_MODES = ("inprocess", "off")
@@ -157,3 +159,9 @@ def scheduler_mode(settings: Mapping[str, Any], command_name: str | None) -> str
     if settings.get("SCHEDULER"):
         return settings["SCHEDULER"]
     return "inprocess" if command_name == "run" else "off"
+
+
+def query_context(config: Mapping[str, Any], now: datetime | None = None) -> QueryContext:
+    """The QueryContext of a deployment's settings, at `now` (the clock's when None)."""
+    return context_at(now, channels=config["CHANNELS"], minute_retention_hours=config["MINUTE_RETENTION_HOURS"],
+                      raw_retention_days=config["RAW_RETENTION_DAYS"])

@@ -10,7 +10,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
-from layouts.figures import format_value
+from services.query.format import number
 from layouts.overview import card, metric_options
 from services.store.schema import channel_label
 
@@ -118,8 +118,8 @@ def sparkline(values: Sequence[float | None], unit: str, granularity: str, thres
     if svg is None:
         return html.Span(error or "no data yet", className="small text-muted", title=error or "")
     known = [v for v in values if v is not None and math.isfinite(v)]
-    text = (f"Last {len(values)} {granularity}s: from {format_value(min(known), unit)} to "
-            f"{format_value(max(known), unit)}, last {format_value(known[-1], unit)}")
+    text = (f"Last {len(values)} {granularity}s: from {number(min(known), unit)} to "
+            f"{number(max(known), unit)}, last {number(known[-1], unit)}")
     return html.Img(src="data:image/svg+xml;utf8," + quote(svg), alt=text, title=text, className="sparkline",
                     width=SPARK_WIDTH, height=SPARK_HEIGHT)
 
@@ -158,7 +158,7 @@ def _rule_row(row: dict, selected: str | None) -> html.Tr:
         html.Td(condition, className="small"),
         html.Td(state_badge(rule["state"])),
         html.Td(when(rule["state_since"]), className="small text-nowrap"),
-        html.Td(format_value(rule["last_value"], row["unit"]), className="text-nowrap"),
+        html.Td(number(rule["last_value"], row["unit"]), className="text-nowrap"),
         html.Td(row["spark"]),
         html.Td([dbc.Button("Edit", id=ids.alert_edit(rid), size="sm", color="secondary", outline=True,
                             className="me-1"),
@@ -183,13 +183,13 @@ def history_panel(rule: dict, unit: str, transitions: Sequence[dict], deliveries
 
 def _value_against(t: dict, unit: str) -> list:
     """The value, and under it what it was judged against."""
-    lines = [html.Div(format_value(t.get("value"), unit), className="fw-semibold")]
+    lines = [html.Div(number(t.get("value"), unit), className="fw-semibold")]
     if t.get("lower") is not None and t.get("upper") is not None:
-        lines += [html.Div(f"expected {format_value(t.get('expected'), unit)}", className="text-muted"),
-                  html.Div(f"band {format_value(t['lower'], unit)} to {format_value(t['upper'], unit)}",
+        lines += [html.Div(f"expected {number(t.get('expected'), unit)}", className="text-muted"),
+                  html.Div(f"band {number(t['lower'], unit)} to {number(t['upper'], unit)}",
                            className="text-muted text-nowrap")]
     elif t.get("expected") is not None:
-        lines.append(html.Div(f"threshold {format_value(t['expected'], unit)}", className="text-muted text-nowrap"))
+        lines.append(html.Div(f"threshold {number(t['expected'], unit)}", className="text-muted text-nowrap"))
     return lines
 
 

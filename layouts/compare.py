@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
-from layouts.figures import format_value
+from services.query.format import number
 from layouts.overview import card, graph, metric_options
 
 COMPARE_TO_OPTIONS = [{"label": "vs the previous period", "value": "previous_period"},
@@ -38,10 +38,10 @@ def value_card(entry: dict, unit: str, role: str | None) -> dbc.Col:
     border = {"best": "border-success border-2", "worst": "border-danger border-2"}.get(role, "")
     badge = dbc.Badge(role, color="success" if role == "best" else "danger", className="ms-2") if role else None
     interval = "" if entry["ci_low"] is None else \
-        f"95 % interval {format_value(entry['ci_low'], unit)} – {format_value(entry['ci_high'], unit)}"
+        f"95 % interval {number(entry['ci_low'], unit)} – {number(entry['ci_high'], unit)}"
     return dbc.Col(dbc.Card(dbc.CardBody([
         html.Div([entry["label"], badge], className="small text-uppercase text-muted fw-semibold"),
-        html.Div(format_value(entry["total"], unit), className="fs-3 fw-semibold"),
+        html.Div(number(entry["total"], unit), className="fs-3 fw-semibold"),
         html.Div(interval, className="small text-muted"),
         html.Div(f"{entry['volume']:,.0f} events behind it", className="small text-muted"),
     ]), className=f"h-100 shadow-sm compare-card {border}"), md=4)
@@ -52,13 +52,13 @@ def template_table(result: dict, unit: str) -> dbc.Table | html.P:
     rows = []
     for rank, key in enumerate(ranking, start=1):
         entry = comparisons[key]
-        rows.append(html.Tr([html.Td(rank), html.Td(entry["label"]), html.Td(format_value(entry["total"], unit)),
+        rows.append(html.Tr([html.Td(rank), html.Td(entry["label"]), html.Td(number(entry["total"], unit)),
                              html.Td("" if entry["ci_low"] is None else
-                                     f"{format_value(entry['ci_low'], unit)} – {format_value(entry['ci_high'], unit)}"),
+                                     f"{number(entry['ci_low'], unit)} – {number(entry['ci_high'], unit)}"),
                              html.Td(f"{entry['volume']:,.0f}")]))
     for key in result["below_volume_floor"]:
         entry = comparisons[key]
-        rows.append(html.Tr([html.Td("—"), html.Td(entry["label"]), html.Td(format_value(entry["total"], unit)),
+        rows.append(html.Tr([html.Td("—"), html.Td(entry["label"]), html.Td(number(entry["total"], unit)),
                              html.Td("too few events to rank", className="text-muted"),
                              html.Td(f"{entry['volume']:,.0f}")], className="text-muted"))
     if not rows:

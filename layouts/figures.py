@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import plotly.graph_objects as go
 
+from services.query.format import number, unit_suffix
 from services.query.timerange import iso_z
 from services.store.schema import CHANNELS, channel_label
 
@@ -26,10 +27,6 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 
 
-def unit_suffix(unit: str) -> str:
-    return {"%": " %", "ms": " ms", "count": ""}.get(unit, "")
-
-
 def axis_title(label: str, unit: str) -> str:
     """The label with its unit once: "Delivery rate (%)", "Sent (events)", "Events"."""
     if unit == "count" and label.strip().lower() == "events":
@@ -40,14 +37,6 @@ def axis_title(label: str, unit: str) -> str:
 def value_format(unit: str) -> str:
     """d3 format for hover and ticks: one decimal for rates and times, thousands for counts."""
     return ",.0f" if unit == "count" else ",.1f"
-
-
-def format_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit == "count":
-        return f"{value:,.0f}"
-    return f"{value:,.1f}{unit_suffix(unit)}"
 
 
 def in_channel_order(keys) -> list:
@@ -148,8 +137,8 @@ def time_marks(anomalies: Sequence[dict], incidents: Sequence, first: str, last:
         drawn = band(starts[0] - step / 2, starts[-1] + step / 2, ANOMALY_SHADE[_worst(run)])
         if drawn is None:
             continue
-        lines = [f"{when:%Y-%m-%d %H:%M} UTC: {format_value(a['value'], unit)} against an expected "
-                 f"{format_value(a['expected'], unit)} ({a['severity']})" for when, a in zip(starts, run)]
+        lines = [f"{when:%Y-%m-%d %H:%M} UTC: {number(a['value'], unit)} against an expected "
+                 f"{number(a['expected'], unit)} ({a['severity']})" for when, a in zip(starts, run)]
         below = sum(a["value"] < a["expected"] for a in run) * 2 >= len(run)
         title = f"Anomaly: {label}" if len(run) == 1 else f"{len(run)} anomalous buckets in a row: {label}"
         notes.append(dict(x=run[len(run) // 2]["time"], y=1, xref="x", yref="paper", yanchor="top", showarrow=False,
@@ -189,7 +178,7 @@ def bars(records: Sequence[dict], dimension: str, label: str, unit: str, revisio
     fig = go.Figure(go.Bar(
         x=names, y=[r["value"] for r in rows], customdata=[r[dimension] for r in rows],
         marker_color=[colours.get(r[dimension], "#4C78A8") for r in rows],
-        text=[format_value(r["value"], unit) for r in rows], textposition="outside", cliponaxis=False,
+        text=[number(r["value"], unit) for r in rows], textposition="outside", cliponaxis=False,
         hovertemplate=f"%{{x}}<br>%{{y:{fmt}}}{unit_suffix(unit)}<extra></extra>"))
     fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt, rangemode="tozero")
     fig.update_layout(showlegend=False)

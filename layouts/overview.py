@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
-from layouts.figures import format_value
+from services.query.format import number
 from services.query.engine import CATALOGUE
 
 KPI_METRICS = ("sent", "delivery_rate", "open_rate", "click_rate", "p95_processing_time")
@@ -77,6 +77,6 @@ def kpi_tile(label: str, unit: str, value, change: float | None, direction: str,
         change_text = f"no {untracked} events recorded for this selection"
     return dbc.Col(dbc.Card(dbc.CardBody([
         html.Div(label, className="small text-uppercase text-muted fw-semibold"),
-        html.Div("n/a" if untracked else format_value(value, unit), className="fs-3 fw-semibold kpi-value"),
+        html.Div("n/a" if untracked else number(value, unit), className="fs-3 fw-semibold kpi-value"),
         html.Div(change_text, className=f"small {colour} kpi-change"),
     ]), className="h-100 shadow-sm kpi-tile"), xs=6, md=4, xl=True)

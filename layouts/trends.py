@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
-from layouts.figures import format_value
+from services.query.format import number
 from layouts.overview import card, graph, metric_options
 
 DETECTOR_OPTIONS = [
@@ -57,7 +57,7 @@ def anomaly_tables(anomalies: list[dict], segments: list[dict], unit: str, prefi
     if anomalies:
         rows = [html.Tr([
             html.Td(a["time"][:16].replace("T", " ")), html.Td(badge(a["severity"])),
-            html.Td(f"{format_value(a['value'], unit)} (expected {format_value(a['expected'], unit)})"),
+            html.Td(f"{number(a['value'], unit)} (expected {number(a['expected'], unit)})"),
             html.Td(a["explanation"] or ""), html.Td(link(a)),
         ]) for a in sorted(anomalies, key=lambda a: -abs(a["score"]))[:10]]
         head = html.Thead(html.Tr([html.Th(h) for h in ("Bucket (UTC)", "Severity", "Value", "Explanation", "")]))

@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 
 from services.alerts.rules import AlertRule, list_rules, validated
 from services.analysis import trends
-from services.analysis.trend_report import HISTORY, KIND, describe, explain, fmt, segments_of
+from services.analysis.trend_report import HISTORY, KIND, describe, explain, segments_of
+from services.query.context import QueryContext, context_at
 from services.query.engine import (
     Metric,
     first_event_time,
@@ -31,8 +32,9 @@ from services.query.engine import (
     resolve_metric,
     template_names,
 )
+from services.query.format import in_words
 from services.query.timerange import STEP, floor_to, iso_z
-from services.store.schema import CHANNELS, NO_TEMPLATE, alert_deliveries, alert_rules, alert_transitions
+from services.store.schema import NO_TEMPLATE, alert_deliveries, alert_rules, alert_transitions
 
 log = logging.getLogger("analytics.alerts")
 
@@ -195,17 +197,16 @@ def next_state(state: str, verdict: Verdict) -> str | None:
 
 # ---------------------------------------------------------------- reading and writing
 
-def read_series(conn: Connection, rule: AlertRule, metric: Metric, buckets: Sequence[datetime], *, now: datetime,
-                channels: Sequence[str], **settings) -> tuple[SeriesData, dict[datetime, int]]:
+def read_series(conn: Connection, rule: AlertRule, metric: Metric, buckets: Sequence[datetime],
+                context: QueryContext) -> tuple[SeriesData, dict[datetime, int]]:
     gran, step = rule.granularity, STEP[rule.granularity]
-    first = first_event_time(conn, parse_filters(rule.filters, channels))
+    first = first_event_time(conn, parse_filters(rule.filters, context.channels))
     lookback = HISTORY[gran] if rule.condition == "anomaly" else step * (rule.for_buckets - 1)
     start = buckets[0] - lookback
     if first is not None:
         start = min(buckets[0], max(start, floor_to(first, gran)))
     end = buckets[-1] + step
-    points = query_long(conn, rule.metric, ("time",), start, end, rule.filters, gran, now=now, channels=channels,
-                        **settings)
+    points = query_long(conn, rule.metric, ("time",), start, end, rule.filters, gran, context=context)
     times = [p.time for p in points]
     data_start = floor_to(first, gran) if first else end
     values = np.array([np.nan if p.value is None or p.time < data_start else p.value for p in points], dtype=float)
@@ -235,7 +236,7 @@ def drilldown_link(base: str, rule: AlertRule, bucket: datetime, into_channel: b
 
 
 def _explain_firing(conn, rule: AlertRule, metric: Metric, data: SeriesData, index: dict, verdict: Verdict,
-                    subject: str, base: str, *, now, channels, settings) -> tuple[str, str]:
+                    subject: str, base: str, context: QueryContext) -> tuple[str, str]:
     """The sentence and drill-down link of a rule entering "firing"."""
     unit, step = metric.unit, STEP[rule.granularity]
     link = drilldown_link(base, rule, verdict.bucket)
@@ -243,25 +244,25 @@ def _explain_firing(conn, rule: AlertRule, metric: Metric, data: SeriesData, ind
         side = "above" if rule.direction == "above" else "below"
         first = verdict.bucket - step * (rule.for_buckets - 1)
         if rule.for_buckets == 1:
-            return (f"{subject[:1].upper() + subject[1:]} was {fmt(verdict.value, unit)}{_made_of(metric, verdict)} "
+            return (f"{subject[:1].upper() + subject[1:]} was {in_words(verdict.value, unit)}{_made_of(metric, verdict)} "
                     f"in the {rule.granularity} from {verdict.bucket:%Y-%m-%d %H:%M} UTC, {side} the threshold "
-                    f"{fmt(rule.threshold, unit)}.", link)
-        return (f"{subject[:1].upper() + subject[1:]} has been {side} the threshold {fmt(rule.threshold, unit)} for "
+                    f"{in_words(rule.threshold, unit)}.", link)
+        return (f"{subject[:1].upper() + subject[1:]} has been {side} the threshold {in_words(rule.threshold, unit)} for "
                 f"{rule.for_buckets} {rule.granularity}s, from {first:%Y-%m-%d %H:%M} to "
-                f"{verdict.bucket + step:%Y-%m-%d %H:%M} UTC; {fmt(verdict.value, unit)}{_made_of(metric, verdict)} "
+                f"{verdict.bucket + step:%Y-%m-%d %H:%M} UTC; {in_words(verdict.value, unit)}{_made_of(metric, verdict)} "
                 "in the last.", link)
     i = index[verdict.bucket]
     anomaly = trends.Anomaly(i, verdict.value, verdict.expected, verdict.lower, verdict.upper, verdict.score,
                              verdict.severity or rule.min_severity)
     single_template = len(rule.filters.get("template_id") or []) == 1
     if single_template:
-        return (f"{subject[:1].upper() + subject[1:]} was {fmt(verdict.value, unit)} against an expected "
-                f"{fmt(verdict.expected, unit)} (band {fmt(verdict.lower, unit)} to {fmt(verdict.upper, unit)}).", link)
+        return (f"{subject[:1].upper() + subject[1:]} was {in_words(verdict.value, unit)} against an expected "
+                f"{in_words(verdict.expected, unit)} (band {in_words(verdict.lower, unit)} to {in_words(verdict.upper, unit)}).", link)
     points = query_long(conn, rule.metric, ("time", "channel", "template_id"), data.times[0], data.times[-1] + step,
-                        rule.filters, rule.granularity, now=now, channels=channels, **settings)
+                        rule.filters, rule.granularity, context=context)
     segments = segments_of(points, index, len(data.times))
     segments.values[:, ~np.isfinite(data.values)] = np.nan
-    several = len(rule.filters.get("channel") or channels) != 1
+    several = len(rule.filters.get("channel") or context.channels) != 1
     plain = drilldown_link(base, rule, verdict.bucket, into_channel=False)
     answer = explain(metric, segments, i, np.array(verdict.references, dtype=int), anomaly, names=template_names(conn),
                      several_channels=several, subject=subject, link=plain)
@@ -272,18 +273,18 @@ def _made_of(metric: Metric, verdict: Verdict) -> str:
     """" (2 delivered of 6 sent)" for a rate, so a small sample shows as one."""
     if metric.kind != "rate" or verdict.volume is None or verdict.numerator is None:
         return ""
-    return f" ({fmt(verdict.numerator, 'count')} {metric.numerator} of {fmt(verdict.volume, 'count')} {metric.denominator})"
+    return f" ({in_words(verdict.numerator, 'count')} {metric.numerator} of {in_words(verdict.volume, 'count')} {metric.denominator})"
 
 
 def _explain_resolved(rule: AlertRule, metric: Metric, verdict: Verdict, subject: str) -> str:
     unit = metric.unit
-    value = f"{fmt(verdict.value, unit)}{_made_of(metric, verdict)} in the {rule.granularity} from " \
+    value = f"{in_words(verdict.value, unit)}{_made_of(metric, verdict)} in the {rule.granularity} from " \
             f"{verdict.bucket:%Y-%m-%d %H:%M} UTC"
     subject = subject[:1].upper() + subject[1:]
     if rule.condition == "threshold":
         side = "at or below" if rule.direction == "above" else "at or above"
-        return f"{subject} back to normal: {value}, {side} the threshold {fmt(rule.threshold, unit)}."
-    band = f"{fmt(verdict.lower, unit)} to {fmt(verdict.upper, unit)}"
+        return f"{subject} back to normal: {value}, {side} the threshold {in_words(rule.threshold, unit)}."
+    band = f"{in_words(verdict.lower, unit)} to {in_words(verdict.upper, unit)}"
     if verdict.lower <= verdict.value <= verdict.upper:
         return f"{subject} back to normal: {value}, within the expected band ({band})."
     other_way = rule.direction != "both" and (rule.direction == "above") != (verdict.score > 0)
@@ -291,13 +292,13 @@ def _explain_resolved(rule: AlertRule, metric: Metric, verdict: Verdict, subject
         (f"a {verdict.severity} anomaly" if verdict.severity else "outside the band by less than an anomaly") + \
         f", under the rule's {rule.min_severity}"
     return (f"{subject} no longer a {rule.min_severity} anomaly: {value} against an expected "
-            f"{fmt(verdict.expected, unit)} (band {band}), {how}.")
+            f"{in_words(verdict.expected, unit)} (band {band}), {how}.")
 
 
-def judge_rule(conn: Connection, rule: AlertRule, metric: Metric, buckets: Sequence[datetime], *, now: datetime,
-               channels: Sequence[str], base: str, **settings) -> tuple[list[Verdict], list[Transition]]:
+def judge_rule(conn: Connection, rule: AlertRule, metric: Metric, buckets: Sequence[datetime], *,
+               context: QueryContext, base: str) -> tuple[list[Verdict], list[Transition]]:
     """Every due bucket's verdict, and the transitions they make, in order."""
-    data, index = read_series(conn, rule, metric, buckets, now=now, channels=channels, **settings)
+    data, index = read_series(conn, rule, metric, buckets, context)
     indices = [index[b] for b in buckets if b in index]
     judge = judge_anomalies if rule.condition == "anomaly" else judge_threshold
     verdicts = judge(rule, metric, data, indices)
@@ -312,8 +313,7 @@ def judge_rule(conn: Connection, rule: AlertRule, metric: Metric, buckets: Seque
         if moved is None:
             continue
         if moved == "firing":
-            sentence, drill = _explain_firing(conn, rule, metric, data, index, verdict, subject, base, now=now,
-                                              channels=channels, settings=settings)
+            sentence, drill = _explain_firing(conn, rule, metric, data, index, verdict, subject, base, context)
         else:
             sentence, drill = _explain_resolved(rule, metric, verdict, subject), \
                 drilldown_link(base, rule, verdict.bucket)
@@ -375,11 +375,12 @@ def _commit(conn: Connection, rule: AlertRule, metric: Metric, buckets, verdicts
 
 
 def evaluate_due(engine: Engine, at: datetime | None = None, *, settle: timedelta = timedelta(seconds=60),
-                 since: datetime | None = None, channels: Sequence[str] = CHANNELS, base: str = "/analytics/",
-                 rule_ids: Sequence[int] | None = None, **settings) -> EvaluationReport:
+                 since: datetime | None = None, context: QueryContext | None = None, base: str = "/analytics/",
+                 rule_ids: Sequence[int] | None = None) -> EvaluationReport:
     """Judge every enabled rule's due buckets as of `at` (default now). Each rule is judged
     and written on its own, so one rule's failure never stops the others."""
-    now = datetime.now(timezone.utc)
+    context = context or context_at()
+    now = context.now
     at = at or now
     report = EvaluationReport()
     with engine.connect() as conn:
@@ -394,8 +395,7 @@ def evaluate_due(engine: Engine, at: datetime | None = None, *, settle: timedelt
         try:
             with engine.connect() as conn:
                 metric = resolve_metric(conn, rule.metric)
-                verdicts, transitions = judge_rule(conn, rule, metric, buckets, now=now, channels=channels, base=base,
-                                                   **settings)
+                verdicts, transitions = judge_rule(conn, rule, metric, buckets, context=context, base=base)
             with engine.begin() as conn:
                 _commit(conn, rule, metric, buckets, verdicts, transitions, base, now)
         except (_Superseded, IntegrityError):
@@ -420,20 +420,21 @@ def evaluate_due(engine: Engine, at: datetime | None = None, *, settle: timedelt
 PREVIEW_SPAN = {"minute": timedelta(hours=2), "hour": timedelta(days=7), "day": timedelta(days=90)}
 
 
-def preview(conn: Connection, fields, *, now: datetime | None = None, settle: timedelta = timedelta(seconds=60),
-            channels: Sequence[str] = CHANNELS, base: str = "/analytics/", **settings) -> dict:
+def preview(conn: Connection, fields, *, context: QueryContext | None = None,
+            settle: timedelta = timedelta(seconds=60), base: str = "/analytics/") -> dict:
     """What an unsaved (or changed) rule would have done over its recent buckets — judged
     exactly as the scheduler would, nothing recorded, nothing sent. The span is bounded by
     granularity (2 hours of minutes, 7 days of hours, 90 days of days) to stay quick."""
-    now = now or datetime.now(timezone.utc)
-    values = validated(conn, {k: v for k, v in fields.items() if k != "webhook_url"}, channels=channels)
+    context = context or context_at()
+    now = context.now
+    values = validated(conn, {k: v for k, v in fields.items() if k != "webhook_url"}, channels=context.channels)
     rule = AlertRule(id=0, **values, state="ok", state_since=None, evaluated_through=None, last_value=None,
                      last_error=None, version=0, created_at=now, updated_at=now)
     metric = resolve_metric(conn, rule.metric)
     span = PREVIEW_SPAN[rule.granularity]
     buckets = due_buckets(rule, now, settle, since=last_complete_bucket(now, rule.granularity, settle) - span
                           + STEP[rule.granularity], cap=10_000)
-    verdicts, moves = judge_rule(conn, rule, metric, buckets, now=now, channels=channels, base=base, **settings)
+    verdicts, moves = judge_rule(conn, rule, metric, buckets, context=context, base=base)
     fired = sum(t.state == "firing" for t in moves)
     judged = sum(v.status != "unknown" for v in verdicts)
     span_text = {"minute": "2 hours", "hour": "7 days", "day": "90 days"}[rule.granularity]

@@ -14,13 +14,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 from scipy import stats
 from sqlalchemy import Connection
 
 from services.analysis.drilldown import value_label
+from services.query.context import QueryContext, context_at
 from services.query.engine import (
     DIMENSIONS,
     Metric,
@@ -35,7 +36,6 @@ from services.query.engine import (
 )
 from services.query.timerange import QueryError, iso_z, parse_time
 from services.store import latency
-from services.store.schema import CHANNELS
 
 Z95 = 1.959963984540054
 MAX_VALUES = 20
@@ -239,8 +239,9 @@ def summarize(metric: Metric, compared: list[Compared], min_volume: float) -> di
 
 def compare(conn: Connection, metric: str, dimensions: str | None = None, start=None, end=None,
             compare_to: str | None = None, filters: Mapping | None = None, min_volume: float = DEFAULT_MIN_VOLUME,
-            *, now: datetime | None = None, channels: Sequence[str] = CHANNELS, **settings) -> dict:
-    now = now or datetime.now(timezone.utc)
+            *, context: QueryContext | None = None) -> dict:
+    context = context or context_at()
+    now, channels = context.now, context.channels
     m = resolve_metric(conn, metric)
     dimension, pairs = parse_dimensions(dimensions, channels)
     filters = dict(filters or {})
@@ -251,10 +252,10 @@ def compare(conn: Connection, metric: str, dimensions: str | None = None, start=
     series_points: dict[tuple, list] = {}
     for dim in sorted({d for d, _ in pairs}) if pairs is not None else [dimension]:
         totals = build_query(m, (dim,), window.start, window.end, filters, window.granularity, now, channels)
-        accs, _, _ = collect_measures(conn, totals, True, now=now, **settings)
+        accs, _, _ = collect_measures(conn, totals, True, context)
         groups.update({key: measures for (_, key), measures in accs.items()})
         series = query_metrics(conn, m.name, ("time", dim), window.start, window.end, filters, window.granularity,
-                               now=now, channels=channels, **settings)
+                               context=context)
         for p in series.points:
             series_points.setdefault(p.dims, []).append(p)
     if pairs is not None:
@@ -277,7 +278,7 @@ def compare(conn: Connection, metric: str, dimensions: str | None = None, start=
             "average": float(np.mean(values)) if values else None, "latest": values[-1] if values else None,
             "data_points": len(values), "volume": volume(m, c.measures), "numerator": numerator,
             "denominator": denominator, "ci_low": low, "ci_high": high,
-            "series": [{"time": p.time.isoformat().replace("+00:00", "Z"), "value": p.value} for p in points]}
+            "series": [{"time": iso_z(p.time), "value": p.value} for p in points]}
     floor = min_volume if pairs is None and dimension == "template_id" else 0
     summary = summarize(m, compared, floor)
     body = {"metric": m.name, "unit": m.unit, "better": m.better, "granularity": window.granularity,
@@ -285,14 +286,14 @@ def compare(conn: Connection, metric: str, dimensions: str | None = None, start=
             "summary": summary,
             "below_volume_floor": [c.key for c in compared if volume(m, c.measures) < floor]}
     if compare_to:
-        body["period"] = compare_periods(conn, m, window, compare_to, filters, now=now, channels=channels,
-                                         **settings)
+        body["period"] = compare_periods(conn, m, window, compare_to, filters, context=context)
     return body
 
 
 def compare_periods(conn: Connection, metric: Metric, window, compare_to: str, filters: Mapping, *,
-                    now: datetime, channels: Sequence[str], **settings) -> dict:
+                    context: QueryContext) -> dict:
     """The selection now and over a shifted period, aligned bucket by bucket (by offset)."""
+    now, channels = context.now, context.channels
     if compare_to not in COMPARE_TO and not compare_to[:1].isdigit() and not compare_to.startswith("now"):
         raise QueryError(f"compare_to must be one of {', '.join(COMPARE_TO)} or an ISO start", "compare_to")
     start = shifted_start(compare_to, window.start, window.end, now)
@@ -301,13 +302,13 @@ def compare_periods(conn: Connection, metric: Metric, window, compare_to: str, f
     current_q = build_query(metric, ("time",), window.start, window.end, filters, gran, now, channels)
     previous_q = build_query(metric, ("time",), start, start + span, filters, gran, now, channels)
     current_acc, _, _ = collect_measures(conn, build_query(metric, (), window.start, window.end, filters, gran,
-                                                           now, channels), True, now=now, **settings)
+                                                           now, channels), True, context)
     previous_acc, _, _ = collect_measures(conn, build_query(metric, (), start, start + span, filters, gran,
-                                                            now, channels), True, now=now, **settings)
+                                                            now, channels), True, context)
     current = query_metrics(conn, metric.name, ("time",), current_q.window.start, current_q.window.end, filters,
-                            gran, now=now, channels=channels, **settings).points
+                            gran, context=context).points
     previous = query_metrics(conn, metric.name, ("time",), previous_q.window.start, previous_q.window.end, filters,
-                             gran, now=now, channels=channels, **settings).points
+                             gran, context=context).points
     points = []
     for offset, (c, p) in enumerate(zip(current, previous)):
         diff = None if c.value is None or p.value is None else c.value - p.value

@@ -3,12 +3,13 @@ q-values over the whole matrix, lags, and a sentence per pair."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy import Connection
 
 from services.analysis import correlation
+from services.query.context import QueryContext, context_at
 from services.query.engine import (
     CATALOGUE,
     Metric,
@@ -18,8 +19,8 @@ from services.query.engine import (
     references,
     resolve_metric,
 )
-from services.query.timerange import STEP, QueryError
-from services.store.schema import CHANNELS, STATUSES, channel_label
+from services.query.timerange import STEP, QueryError, iso_z
+from services.store.schema import STATUSES, channel_label
 
 MAX_METRICS = 10
 MAX_LAG = 48
@@ -87,11 +88,11 @@ def relation_by_definition(a: tuple[Metric, str | None], b: tuple[Metric, str | 
 
 
 def correlation_report(conn: Connection, metrics, start=None, end=None, granularity: str | None = None,
-                       lag_max: int = 0, detrend: bool = True, *, now: datetime | None = None,
-                       channels: Sequence[str] = CHANNELS, **settings) -> dict:
+                       lag_max: int = 0, detrend: bool = True, *, context: QueryContext | None = None) -> dict:
     """Every pair at lag 0 and at its strongest lag, each with its own r, p and q (q over the
     pairs that are not related by definition); related pairs are marked, not ranked."""
-    now = now or datetime.now(timezone.utc)
+    context = context or context_at()
+    now, channels = context.now, context.channels
     specs = parse_metrics(metrics, channels, conn)
     if not isinstance(lag_max, int) or not 0 <= lag_max <= MAX_LAG:
         raise QueryError(f"lag_max must be a whole number of buckets from 0 to {MAX_LAG}", "lag_max")
@@ -102,7 +103,7 @@ def correlation_report(conn: Connection, metrics, start=None, end=None, granular
     times: list[datetime] = []
     for spelled, name, channel in specs:
         points = query_long(conn, name, ("time",), window.start, window.end,
-                            {"channel": [channel]} if channel else {}, gran, now=now, channels=channels, **settings)
+                            {"channel": [channel]} if channel else {}, gran, context=context)
         times = [p.time for p in points]
         # a bucket still filling would look like a shared drop in every count
         series[spelled] = np.array([np.nan if p.value is None or p.time + STEP[gran] > now else p.value
@@ -165,12 +166,12 @@ def correlation_report(conn: Connection, metrics, start=None, end=None, granular
     method = ("pearson on residuals after removing each series' seasonal profile (hour of day, or hour of week "
               "with three weeks of data) and linear trend" if detrend else "pearson on the raw series")
     return {"method": method, "detrended": detrend, "granularity": gran,
-            "time_range": {"start": window.start.isoformat().replace("+00:00", "Z"),
-                           "end": window.end.isoformat().replace("+00:00", "Z")},
+            "time_range": {"start": iso_z(window.start),
+                           "end": iso_z(window.end)},
             "pairs": pairs, "findings": [[p["a"], p["b"]] for p in findings],
             "matrix": {"metrics": keys, "labels": [labels[k] for k in keys], "r": matrix_r,
                        "q": matrix_q, "lag": matrix_lag, "related_by_definition": related},
-            "series": {k: {"times": [t.isoformat().replace("+00:00", "Z") for t in times],
+            "series": {k: {"times": [iso_z(t) for t in times],
                            "values": [None if not np.isfinite(v) else float(v) for v in series[k]],
                            "residuals": [None if not np.isfinite(v) else float(v) for v in residuals[k]]}
                        for k in keys}}

@@ -8,12 +8,13 @@ import csv
 import io
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, func, select, tuple_
 
+from services.query.context import QueryContext, context_at
 from services.query.engine import (
     DIMENSIONS,
     MAX_FILTER_VALUES,
@@ -22,10 +23,9 @@ from services.query.engine import (
     resolve_metric,
     template_names,
 )
-from services.query.timerange import QueryError, resolve_range
+from services.query.timerange import QueryError, iso_z, resolve_range
 from services.store.ingest import CODE_PATTERN, ID_PATTERN, MAX_INT
 from services.store.schema import (
-    CHANNELS,
     EVENT_COLUMNS,
     FAILURE_STATUSES,
     channel_label,
@@ -190,14 +190,13 @@ def single_value_filters(raw: Mapping, channels: Sequence[str]) -> dict:
 
 
 def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimension: str | None = None,
-                metric: str = "events", *, now: datetime | None = None, channels: Sequence[str] = CHANNELS,
-                **query_settings) -> DrillLevel:
+                metric: str = "events", *, context: QueryContext | None = None) -> DrillLevel:
     """One level: `metric` by `dimension` (by default the next one of the hierarchy) under
     `filters`. Below the last dimension there is nothing to group: `dimension` is None and
     the caller lists events. Failure reasons are not rolled up: levels by error code or
     provider, or under one, count raw failed and bounced events."""
-    now = now or datetime.now(timezone.utc)
-    filters = single_value_filters(filters, channels)
+    context = context or context_at()
+    filters = single_value_filters(filters, context.channels)
     m = resolve_metric(conn, metric)
     if m.kind in RATIO_KINDS and "status" in filters:
         raise QueryError(f"{m.name} is a ratio of statuses, so it has no value within status {filters['status']!r}; "
@@ -224,7 +223,7 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
         if m.kind != "count" or m.numerator not in ("events", filters["status"]):
             raise QueryError(f"failure reasons are counted, not rated: drill down by {dimension} with metric events "
                              f"or {filters['status']}", "metric")
-        start_t, end_t = resolve_range(start, end, now)
+        start_t, end_t = resolve_range(start, end, context.now)
         dims = tuple((d, (v,)) for d, v in filters.items() if d in DIMENSIONS)
         reasons = tuple((d, (v,)) for d, v in filters.items() if d in REASONS)
         for key, value in reason_counts(conn, dimension, start_t, end_t, dims, reasons).items():
@@ -232,7 +231,7 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
         data.sort(key=lambda item: (-item["value"], str(item["key"])))
     elif dimension is not None:
         series = query_metrics(conn, metric, (dimension,), start, end, {d: [v] for d, v in filters.items()},
-                               now=now, channels=channels, **query_settings)
+                               context=context)
         for point in series.points:
             key = dict(point.dims)[dimension]
             data.append({"key": key, "label": value_label(dimension, key, names), "value": point.value})
@@ -301,15 +300,15 @@ def resolve_sort(sort: str | None) -> tuple[str, bool]:
 
 
 def list_events(conn: Connection, filters: Mapping, start=None, end=None, limit: int = 100,
-                cursor: str | None = None, sort: str | None = None, *, now: datetime | None = None,
-                channels: Sequence[str] = CHANNELS) -> EventsPage:
+                cursor: str | None = None, sort: str | None = None, *,
+                context: QueryContext | None = None) -> EventsPage:
     """One page of events under `filters`: dimensions and lookups (user, notification,
     error code, provider), several values allowed for each."""
-    now = now or datetime.now(timezone.utc)
-    start_t, end_t = resolve_range(start, end, now)
+    context = context or context_at()
+    start_t, end_t = resolve_range(start, end, context.now)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise QueryError(f"limit must be a whole number from 1 to {MAX_PAGE}", "limit")
-    dims, lookups = split_filters(filters, channels)
+    dims, lookups = split_filters(filters, context.channels)
     parsed = dims + lookups
     name, descending = resolve_sort(sort)
     stmt, order_key = _events_query(parsed, start_t, end_t, name, descending)
@@ -325,13 +324,13 @@ def list_events(conn: Connection, filters: Mapping, start=None, end=None, limit:
     return EventsPage(events=[event_record(r) for r in rows], next_cursor=next_cursor)
 
 
-def count_events(conn: Connection, filters: Mapping, start=None, end=None, *, now: datetime | None = None,
-                 channels: Sequence[str] = CHANNELS) -> int:
+def count_events(conn: Connection, filters: Mapping, start=None, end=None, *,
+                 context: QueryContext | None = None) -> int:
     """How many events `list_events` would page through, counted on raw events (for
     selections rollups cannot answer: a user, a failure reason)."""
-    now = now or datetime.now(timezone.utc)
-    start_t, end_t = resolve_range(start, end, now)
-    dims, lookups = split_filters(filters, channels)
+    context = context or context_at()
+    start_t, end_t = resolve_range(start, end, context.now)
+    dims, lookups = split_filters(filters, context.channels)
     e = notification_events.c
     return int(conn.execute(select(func.count()).where(e.created_at >= start_t, e.created_at < end_t,
                                                        *where_clauses(dims + lookups))).scalar())
@@ -340,7 +339,7 @@ def count_events(conn: Connection, filters: Mapping, start=None, end=None, *, no
 def event_record(row: Mapping) -> dict:
     record = {k: row[k] for k in EVENT_FIELDS}
     for key in ("created_at", "ingested_at"):
-        record[key] = row[key].isoformat().replace("+00:00", "Z")
+        record[key] = iso_z(row[key])
     if isinstance(record["metadata"], str):
         record["metadata"] = orjson.loads(record["metadata"])
     return record
@@ -359,15 +358,14 @@ def spreadsheet_safe(value):
 
 def events_csv(read: Callable[[Callable[[Connection], Any]], Any], filters: Mapping, start=None, end=None,
                sort: str | None = None, *,
-               now: datetime | None = None, channels: Sequence[str] = CHANNELS, cap: int = CSV_CAP,
-               page: int = 5000) -> Iterator[str]:
+               context: QueryContext | None = None, cap: int = CSV_CAP, page: int = 5000) -> Iterator[str]:
     """CSV text in chunks: a header line, then one line per event, at most `cap` events
     (then a last line saying the export was capped). Validates before the first chunk. Each
     page is one `read(work)` (the app's db.read: on a replica, a page cut off there runs again
     on the primary; pages are keyset reads, each complete in itself)."""
-    now = now or datetime.now(timezone.utc)
+    context = context or context_at()
     # validate now, so a bad request fails before streaming starts
-    read(lambda conn: list_events(conn, filters, start, end, 1, None, sort, now=now, channels=channels))
+    read(lambda conn: list_events(conn, filters, start, end, 1, None, sort, context=context))
 
     def chunks() -> Iterator[str]:
         buffer = io.StringIO()
@@ -380,7 +378,7 @@ def events_csv(read: Callable[[Callable[[Connection], Any]], Any], filters: Mapp
             buffer.truncate()
             size = min(page, cap - written, MAX_PAGE)
             result = read(lambda conn, size=size, cursor=cursor: list_events(
-                conn, filters, start, end, size, cursor, sort, now=now, channels=channels))
+                conn, filters, start, end, size, cursor, sort, context=context))
             for event in result.events:
                 writer.writerow([spreadsheet_safe(orjson.dumps(event[f]).decode() if f == "metadata"
                                                   and event[f] is not None else event[f]) for f in EVENT_FIELDS])

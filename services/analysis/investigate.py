@@ -15,11 +15,12 @@ from sqlalchemy import Connection, case, func, literal, select, text
 from sqlalchemy.exc import OperationalError
 
 from services.analysis.drilldown import EVENT_FIELDS, event_record, split_filters, where_clauses
+from services.query.context import QueryContext, context_at
 from services.query.engine import CATALOGUE, Metric, query_metrics, template_names
 from services.query.timerange import QueryError, iso_z, resolve_range
 from services.store import dialect
 from services.store.ingest import ID_PATTERN
-from services.store.schema import CHANNELS, FAILURE_STATUSES, STATUSES, channel_label, notification_events
+from services.store.schema import FAILURE_STATUSES, STATUSES, channel_label, notification_events
 
 # ---------------------------------------------------------------- one notification
 
@@ -91,12 +92,13 @@ def _status_count(status: str):
 
 def rank_users(conn: Connection, metric: str | None, start=None, end=None, filters: Mapping | None = None,
                order: str | None = None, limit: int = 20, min_volume: float | None = None, *,
-               now: datetime | None = None, channels: Sequence[str] = CHANNELS) -> dict:
+               context: QueryContext | None = None) -> dict:
     """Users ranked by a count or rate metric over [start, end) (at most MAX_USER_RANGE),
     computed from raw events. Rates rank only users with at least `min_volume` events in
     their denominator. `order` is `worst` (the default: most failures, lowest delivery
     rate), `best`, `asc` or `desc`."""
-    now = now or datetime.now(timezone.utc)
+    context = context or context_at()
+    now, channels = context.now, context.channels
     m = rankable_metric(metric)
     start_t, end_t = resolve_range(start, end, now)
     if end_t - start_t > MAX_USER_RANGE:
@@ -182,11 +184,12 @@ MAX_USER_NOTIFICATIONS = 200
 SUCCESS = ("delivery_rate", "open_rate", "click_rate")
 
 
-def user_activity(conn: Connection, user_id: str, start=None, end=None, *, now: datetime | None = None,
-                  channels: Sequence[str] = CHANNELS, limit: int = MAX_USER_NOTIFICATIONS) -> dict:
+def user_activity(conn: Connection, user_id: str, start=None, end=None, *, context: QueryContext | None = None,
+                  limit: int = MAX_USER_NOTIFICATIONS) -> dict:
     """One user's notifications over [start, end) (newest first, at most `limit`), each with
     its lifecycle, and their success rates per channel beside the channel's own."""
-    now = now or datetime.now(timezone.utc)
+    context = context or context_at()
+    now, channels = context.now, context.channels
     if not isinstance(user_id, str) or not ID_PATTERN.match(user_id):
         raise QueryError("user_id must be 1–100 characters of letters, digits and . _ : -", "user_id")
     start_t, end_t = resolve_range(start, end, now)
@@ -223,8 +226,8 @@ def user_activity(conn: Connection, user_id: str, start=None, end=None, *, now: 
     seen = [c for c in channels if c in counts]
     everyone: dict[tuple[str, str], float] = {}
     if seen:  # every channel's counts by status, from the rollups, in one read
-        for p in query_metrics(conn, "events", ("channel", "status"), start_t, end_t, {"channel": seen}, now=now,
-                               channels=channels).points:
+        for p in query_metrics(conn, "events", ("channel", "status"), start_t, end_t, {"channel": seen},
+                               context=context).points:
             dims = dict(p.dims)
             everyone[(dims["channel"], dims["status"])] = p.value or 0.0
     for channel in seen:

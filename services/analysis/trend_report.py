@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import Connection
 
 from services.analysis import investigate, trends
+from services.query.context import QueryContext, context_at
 from services.query.engine import (
     Metric,
     Point,
@@ -24,8 +25,9 @@ from services.query.engine import (
     resolve_metric,
     template_names,
 )
+from services.query.format import in_words, signed
 from services.query.timerange import STEP, QueryError, floor_to, iso_z
-from services.store.schema import CHANNELS, NO_TEMPLATE, channel_label
+from services.store.schema import NO_TEMPLATE, channel_label
 
 HISTORY = {"minute": timedelta(hours=6), "hour": timedelta(days=21), "day": timedelta(days=56)}
 MOVING_WINDOW = {"minute": 15, "hour": 24, "day": 7}
@@ -45,26 +47,6 @@ def describe(metric: Metric, channel_filter: Sequence[str]) -> str:
     scope = " and ".join(channel_label(c) for c in channel_filter) + " " if channel_filter else ""
     label = metric.label.lower() if scope else metric.label
     return f"{scope}{label}"
-
-
-def fmt(value: float | None, unit: str) -> str:
-    """How every number of a trend answer is written in its sentences."""
-    if value is None or not np.isfinite(value):
-        return "no data"
-    if unit == "count":
-        return f"{value:,.0f}"
-    return f"{value:,.1f}{' %' if unit == '%' else ' ms' if unit == 'ms' else ''}"
-
-
-def fmt_change(value: float, unit: str) -> str:
-    """A signed difference: "+118", "−6.7 points", "+462 ms"."""
-    sign = "+" if value >= 0 else "−"
-    size = abs(value)
-    if unit == "count":
-        return f"{sign}{size:,.0f}"
-    if unit == "%":
-        return f"{sign}{size:,.1f} points"
-    return f"{sign}{size:,.1f}{' ms' if unit == 'ms' else ''}"
 
 
 def _capital(text: str) -> str:
@@ -160,8 +142,8 @@ def explain(metric: Metric, segments: Segments, i: int, refs: np.ndarray, anomal
     parts = contributions(metric, segments, i, refs, anomaly.value, anomaly.expected)
     unit = metric.unit
     difference = anomaly.value - anomaly.expected
-    opening = (f"{_capital(subject)} was {fmt(anomaly.value, unit)} against an expected "
-               f"{fmt(anomaly.expected, unit)} ({fmt_change(difference, unit)})")
+    opening = (f"{_capital(subject)} was {in_words(anomaly.value, unit)} against an expected "
+               f"{in_words(anomaly.expected, unit)} ({signed(difference, unit)})")
     if parts is not None:
         moved = sorted((p for p in parts if p["difference"] * difference > 0), key=lambda p: -abs(p["difference"]))
         for p in parts:
@@ -170,10 +152,10 @@ def explain(metric: Metric, segments: Segments, i: int, refs: np.ndarray, anomal
             return {"sentence": opening + ".", "decomposition": "additive", "contributors": [], "drilldown": link}
         clauses = []
         for p in moved[:2]:
-            clause = f"{fmt_change(p['difference'], unit)} from {segment_name((p['channel'], p['template_id']), names, several_channels)}"
+            clause = f"{signed(p['difference'], unit)} from {segment_name((p['channel'], p['template_id']), names, several_channels)}"
             if "actual_events" in p:
-                clause += (f" ({fmt(p['actual_events'], 'count')} {metric.numerator} against an expected "
-                           f"{fmt(p['expected_events'], 'count')})")
+                clause += (f" ({in_words(p['actual_events'], 'count')} {metric.numerator} against an expected "
+                           f"{in_words(p['expected_events'], 'count')})")
             clauses.append(clause)
         listed = moved[:5]
         rest = [p for p in parts if not any(p is q for q in listed)]
@@ -203,8 +185,8 @@ def explain(metric: Metric, segments: Segments, i: int, refs: np.ndarray, anomal
                     for weight, key, now, usual in moves[:5]]
     top = contributors[0]
     sentence = (f"{opening}: {segment_name((top['channel'], top['template_id']), names, several_channels)} moved "
-                f"most, its own {metric.label.lower()} {fmt(top['actual'], unit)} against a usual "
-                f"{fmt(top['expected'], unit)}.")
+                f"most, its own {metric.label.lower()} {in_words(top['actual'], unit)} against a usual "
+                f"{in_words(top['expected'], unit)}.")
     return {"sentence": sentence, "decomposition": "by_value", "contributors": contributors,
             "drilldown": _segment_link(link, metric, top)}
 
@@ -221,9 +203,10 @@ def _segment_link(link: str, metric: Metric, segment: dict) -> str:
 # ---------------------------------------------------------------- the report
 
 def trend_report(conn: Connection, metric: str, start=None, end=None, days: int | None = None, filters=None,
-                 granularity: str | None = None, detector: str | None = None, *, now: datetime | None = None,
-                 channels: Sequence[str] = CHANNELS, **settings) -> dict:
-    now = now or datetime.now(timezone.utc)
+                 granularity: str | None = None, detector: str | None = None, *,
+                 context: QueryContext | None = None) -> dict:
+    context = context or context_at()
+    now, channels = context.now, context.channels
     filters = dict(filters or {})
     m = resolve_metric(conn, metric)
     if days is not None:
@@ -241,8 +224,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     fetch_start = min(window.start, max(window.start - HISTORY[gran], data_start))
 
     def read(group_by) -> list[Point]:
-        return query_long(conn, metric, group_by, fetch_start, window.end, filters, gran, now=now,
-                          channels=channels, **settings)
+        return query_long(conn, metric, group_by, fetch_start, window.end, filters, gran, context=context)
 
     points = read(("time",))
     times = [p.time for p in points]
@@ -288,7 +270,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
                   for k, key in enumerate(segments.keys)}
         search = trends.search_segments(times, series, kind, gran, inside & complete, baseline=detector)
 
-    comparison = _comparisons(conn, metric, window, gran, first, now, filters, channels, settings)
+    comparison = _comparisons(conn, metric, window, gran, first, filters, context)
     range_values = values[inside]
     range_times = [t for t, keep in zip(times, inside) if keep]
     trend = trends.linear_trend(range_values)
@@ -372,24 +354,23 @@ def _reasons_sentence(shares: list[dict], statuses: Sequence[str], several_chann
         return None
     top = shares[0]
     where = f" on {channel_label(top['channel'])}" if several_channels else ""
-    return (f"{fmt(top['share_percent'], '%')} of the extra {' and '.join(statuses)} events are "
-            f"{top['error_code'] or 'without an error code'}{where} ({fmt(top['actual'], 'count')} against a usual "
-            f"{fmt(top['usual'], 'none')}).")
+    return (f"{in_words(top['share_percent'], '%')} of the extra {' and '.join(statuses)} events are "
+            f"{top['error_code'] or 'without an error code'}{where} ({in_words(top['actual'], 'count')} against a usual "
+            f"{in_words(top['usual'], 'none')}).")
 
 
 def _num(v) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def _comparisons(conn, metric, window, gran, first, now, filters, channels, settings) -> dict:
+def _comparisons(conn, metric, window, gran, first, filters, context: QueryContext) -> dict:
     """This range's complete buckets against the same stretch one period and one week
     earlier — only where data covers the earlier stretch from its first bucket on."""
-    end = min(window.end, floor_to(now, gran))
+    end = min(window.end, floor_to(context.now, gran))
     span = max(end - window.start, STEP[gran])  # the complete buckets, against as long a stretch before them
 
     def total(a: datetime, b: datetime) -> float | None:
-        return query_metrics(conn, metric, (), a, b, filters, gran, now=now, channels=channels,
-                             **settings).points[0].value
+        return query_metrics(conn, metric, (), a, b, filters, gran, context=context).points[0].value
 
     current = total(window.start, end) if end > window.start else None
 
@@ -426,11 +407,11 @@ def _segment_findings(search: trends.SegmentSearch, segments: Segments, times, s
             k = segments.keys.index(key)
             name = segment_name(key, names, several_channels)
             volume = float(segments.denominators[k, peak.index]) if metric.kind != "count" else None
-            sentence = (f"{name} {metric.label.lower()} {fmt(peak.value, metric.unit)} against a usual "
-                        f"{fmt(peak.expected, metric.unit)} at {_when(times[peak.index])} UTC")
+            sentence = (f"{name} {metric.label.lower()} {in_words(peak.value, metric.unit)} against a usual "
+                        f"{in_words(peak.expected, metric.unit)} at {_when(times[peak.index])} UTC")
             if metric.kind == "rate":
-                sentence += (f" ({fmt(segments.numerators[k, peak.index], 'count')} {metric.numerator} of "
-                             f"{fmt(volume, 'count')} {metric.denominator})")
+                sentence += (f" ({in_words(segments.numerators[k, peak.index], 'count')} {metric.numerator} of "
+                             f"{in_words(volume, 'count')} {metric.denominator})")
             if len(run) > 1:
                 sentence += (f", out of line from {_when(times[run[0].index])} to "
                              f"{_when(times[run[-1].index] + step)} UTC")
@@ -473,8 +454,8 @@ def _headline(subject, metric: Metric, comparison: dict, trend, anomalies, cover
     if anomalies:
         worst = max(anomalies, key=lambda a: abs(a["score"]))
         sentences.append(f"{len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}; the worst at "
-                         f"{worst['time'][:16].replace('T', ' ')} UTC: {fmt(worst['value'], metric.unit)} against an "
-                         f"expected {fmt(worst['expected'], metric.unit)}.")
+                         f"{worst['time'][:16].replace('T', ' ')} UTC: {in_words(worst['value'], metric.unit)} against an "
+                         f"expected {in_words(worst['expected'], metric.unit)}.")
     elif coverage["buckets"]:
         sentences.append("No anomaly.")
     if segment_findings:

@@ -10,9 +10,10 @@ from datetime import datetime, timezone
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from services.formulas import parser as formulas
+from services.query.context import QueryContext, context_at
 from services.query.engine import CATALOGUE, build_query, formula_metric, run_query
 from services.query.timerange import QueryError, iso_z
-from services.store.schema import CHANNELS, alert_rules, custom_metrics
+from services.store.schema import alert_rules, custom_metrics
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 UNITS = ("%", "ms", "count", "none")
@@ -192,7 +193,7 @@ def delete_metric(conn: Connection, name: str) -> None:
 
 
 def preview(conn: Connection, formula: str, start=None, end=None, group_by=("time",), filters=None, *,
-            now: datetime | None = None, channels=CHANNELS, unit: str = "none", **settings):
+            unit: str = "none", context: QueryContext | None = None):
     """A series of an unsaved formula, to see it before saving."""
     check = check_formula(conn, formula)
     if not check["valid"]:
@@ -201,6 +202,6 @@ def preview(conn: Connection, formula: str, start=None, end=None, group_by=("tim
     custom = formulas_by_name(conn)
     tree = formulas.expand(formulas.parse(formula, list(CATALOGUE) + list(custom)), custom, CATALOGUE)
     metric = formula_metric("preview", formulas.to_text(tree), unit if unit in UNITS else "none")
-    now = now or datetime.now(timezone.utc)
-    query = build_query(metric, group_by, start, end, filters or {}, None, now, channels)
-    return run_query(conn, query, now=now, **settings)
+    context = context or context_at()
+    query = build_query(metric, group_by, start, end, filters or {}, None, context.now, context.channels)
+    return run_query(conn, query, context)

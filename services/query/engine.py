@@ -18,7 +18,8 @@ from typing import NamedTuple
 from sqlalchemy import BigInteger, Connection, case, cast, func, select, union_all
 
 from services.formulas import parser as formulas
-from services.query.timerange import STEP, QueryError, TimeWindow, resolve_window
+from services.query.context import QueryContext, context_at
+from services.query.timerange import STEP, QueryError, TimeWindow, iso_z, resolve_window
 from services.query.timerange import floor_to as truncate
 from services.store import dialect, latency
 from services.store.ingest import SEAL_MARGIN
@@ -275,11 +276,11 @@ def first_event_time(conn: Connection, filters: tuple[tuple[str, tuple], ...] = 
     """When the first event matching `filters` happened: exact while its day is in raw
     retention, to the hour (from the hour rollup) before that. None when there is none."""
     e = notification_events.c
-    raw_first = conn.execute(select(func.min(e.created_at)).where(*_filter_clauses(
+    raw_first = conn.execute(select(func.min(e.created_at)).where(*filter_clauses(
         {"channel": e.channel, "template_id": e.template_id, "status": e.status}, filters))).scalar()
     needs_template = any(d == "template_id" for d, _ in filters)
     hourly = ROLLUP_TABLES[("hour", needs_template)]
-    rolled_first = conn.execute(select(func.min(hourly.c.bucket)).where(*_filter_clauses(hourly.c, filters))).scalar()
+    rolled_first = conn.execute(select(func.min(hourly.c.bucket)).where(*filter_clauses(hourly.c, filters))).scalar()
     if rolled_first is not None and (raw_first is None or rolled_first < truncate(raw_first, "hour")):
         return rolled_first  # its raw events are past retention: the hour is all we know
     return raw_first
@@ -295,7 +296,7 @@ class Totals:
     histogram: dict = field(default_factory=dict)
 
 
-def _filter_clauses(columns, filters) -> list:
+def filter_clauses(columns, filters) -> list:
     return [columns[dim].in_(values) for dim, values in filters]
 
 
@@ -310,10 +311,10 @@ def _fetch_rollup(conn, query: Query, with_histograms: bool, seg: Segment, accs:
     delta_bucket = d.bucket if gran == "minute" else dialect.time_bucket(conn, gran, d.bucket)
     rows = select(table.c.bucket.label("bucket"), *[table.c[x] for x in dims], table.c.status, table.c.event_count,
                   table.c.processing_sum, table.c.processing_count).where(
-        table.c.bucket >= seg.start, table.c.bucket < seg.end, *_filter_clauses(table.c, query.filters))
+        table.c.bucket >= seg.start, table.c.bucket < seg.end, *filter_clauses(table.c, query.filters))
     pending = select(delta_bucket.label("bucket"), *[d[x] for x in dims], d.status, d.event_count, d.processing_sum,
                      case((d.latency_bucket.is_(None), 0), else_=d.event_count).label("processing_count")).where(
-        d.bucket >= seg.start, d.bucket < seg.end, *_filter_clauses(d, query.filters))
+        d.bucket >= seg.start, d.bucket < seg.end, *filter_clauses(d, query.filters))
     u = union_all(rows, pending).subquery()
     keys = ([u.c.bucket] if timed else []) + [u.c[x] for x in dims]
     total = lambda column: cast(func.sum(column), BigInteger)  # noqa: E731  (Postgres sums bigint as numeric)
@@ -333,7 +334,7 @@ def _fetch_rollup(conn, query: Query, with_histograms: bool, seg: Segment, accs:
         hist_rows = select(table.c.bucket.label("bucket"), *[table.c[x] for x in dims],
                            table.c.latency_histogram).where(
             table.c.bucket >= seg.start, table.c.bucket < seg.end, table.c.latency_histogram.is_not(None),
-            *_filter_clauses(table.c, query.filters))
+            *filter_clauses(table.c, query.filters))
         for row in conn.execute(hist_rows):
             acc = group(row[0] if timed else None, row[1:1 + nd])
             for index, n in latency.decode(row[-1]).items():
@@ -341,7 +342,7 @@ def _fetch_rollup(conn, query: Query, with_histograms: bool, seg: Segment, accs:
         pending_keys = [delta_bucket.label("bucket")] + [d[x] for x in dims] + [d.latency_bucket]
         hist_pending = select(*pending_keys, func.sum(d.event_count)).where(
             d.bucket >= seg.start, d.bucket < seg.end, d.latency_bucket.is_not(None),
-            *_filter_clauses(d, query.filters)).group_by(*pending_keys)
+            *filter_clauses(d, query.filters)).group_by(*pending_keys)
         for row in conn.execute(hist_pending):
             acc = group(row[0] if timed else None, row[1:1 + nd])
             acc.histogram[row[-2]] = acc.histogram.get(row[-2], 0) + int(row[-1])
@@ -358,7 +359,7 @@ def _fetch_raw(conn, query: Query, with_histograms: bool, seg: Segment, accs: di
     filter_cols = {"channel": e.channel, "template_id": e.template_id, "status": e.status}
     stmt = (select(*keys, *extra, func.count(), func.sum(e.processing_time_ms), func.count(e.processing_time_ms))
             .where(e.created_at >= seg.start, e.created_at < seg.end,
-                   *_filter_clauses(filter_cols, query.filters))
+                   *filter_clauses(filter_cols, query.filters))
             .group_by(*keys, *extra))
     width, nd = len(dims) + (1 if timed else 0), len(dims)
     group = _grouper(accs, query, aligned=True)
@@ -442,24 +443,18 @@ def evaluate(metric: Metric, acc: Totals) -> tuple[float | None, float | None, f
 
 
 def query_metrics(conn: Connection, metric: str, group_by=("time",), start=None, end=None, filters=(),
-                  granularity: str | None = None, *, now: datetime | None = None,
-                  channels: Sequence[str] = CHANNELS, minute_retention_hours: int = 48,
-                  raw_retention_days: int = 30) -> Series:
+                  granularity: str | None = None, *, context: QueryContext | None = None) -> Series:
     """Answer one chart question; see the module docstring for where the numbers come from."""
-    now = now or datetime.now(timezone.utc)
+    context = context or context_at()
     if isinstance(metric, str) and metric not in CATALOGUE:
         metric = resolve_metric(conn, metric)
-    query = build_query(metric, group_by, start, end, filters, granularity, now, channels)
-    return run_query(conn, query, now=now, minute_retention_hours=minute_retention_hours,
-                     raw_retention_days=raw_retention_days)
+    query = build_query(metric, group_by, start, end, filters, granularity, context.now, context.channels)
+    return run_query(conn, query, context)
 
 
-def run_query(conn: Connection, query: Query, *, now: datetime, minute_retention_hours: int = 48,
-              raw_retention_days: int = 30) -> Series:
+def run_query(conn: Connection, query: Query, context: QueryContext) -> Series:
     metric = metric_of(query)
-    accs, source, live = collect_measures(conn, query, needs_histograms(metric), now=now,
-                                          minute_retention_hours=minute_retention_hours,
-                                          raw_retention_days=raw_retention_days)
+    accs, source, live = collect_measures(conn, query, needs_histograms(metric), context)
     return series_of(query, metric, accs, source, live)
 
 
@@ -515,8 +510,7 @@ def needs_histograms(metric: Metric) -> bool:
     return False
 
 
-def collect_measures(conn: Connection, query: Query, with_histograms: bool, *, now: datetime,
-                     minute_retention_hours: int = 48, raw_retention_days: int = 30,
+def collect_measures(conn: Connection, query: Query, with_histograms: bool, context: QueryContext,
                      raw_days: Sequence[datetime] | None = None) -> tuple[dict, str, bool]:
     """The base measures of every group — counts by status, processing sum and count, and
     (when asked) the merged latency histogram — from the planned sources. `raw_days`: the
@@ -527,13 +521,13 @@ def collect_measures(conn: Connection, query: Query, with_histograms: bool, *, n
     sources = set()
     if raw_days is None:
         raw_days = queued_days(conn, window.start, window.end)
-    for seg in plan_segments(window, minute_floor_at(now, minute_retention_hours), raw_days):
+    for seg in plan_segments(window, minute_floor_at(context.now, context.minute_retention_hours), raw_days):
         if seg.source == "raw":
             _fetch_raw(conn, query, with_histograms, seg, accs)
         else:
             _fetch_rollup(conn, query, with_histograms, seg, accs)
         sources.add("raw" if seg.source == "raw" else "rollup")
-    live = seal_edge(window, now) < window.end
+    live = seal_edge(window, context.now) < window.end
     return accs, sources.pop() if len(sources) == 1 else "mixed", live
 
 
@@ -568,7 +562,7 @@ def series_records(series: Series, names: Mapping[int, str] | None = None) -> li
         if p.time is not None:
             stamp = stamps.get(p.time)
             if stamp is None:
-                stamp = stamps[p.time] = p.time.isoformat().replace("+00:00", "Z")
+                stamp = stamps[p.time] = iso_z(p.time)
             record["time"] = stamp
         for d, v in p.dims:
             record[d] = v
@@ -581,75 +575,15 @@ def series_records(series: Series, names: Mapping[int, str] | None = None) -> li
 
 # ---------------------------------------------------------------- composed answers
 
-@dataclass(frozen=True)
-class Kpi:
-    metric: str
-    label: str
-    unit: str
-    value: float | None
-    previous: float | None     # the same metric over the previous period of equal length
-    change_percent: float | None
-    direction: str             # "up" | "down" | "flat"
-    good: bool | None          # whether the change is welcome, given the metric's direction
-    untracked: str | None = None  # a rate whose events never occur in this scope: its status, e.g. "opened"
-
-
-def change_between(metric: Metric, value: float | None, previous: float | None) -> tuple[float | None, str, bool | None]:
-    """Percent change, its direction (flat within 0.5 %) and whether it is good news."""
-    if value is None or previous is None or previous == 0:
-        return None, "flat", None
-    change = (value - previous) / abs(previous) * 100
-    direction = "flat" if abs(change) < 0.5 else ("up" if change > 0 else "down")
-    if direction == "flat" or metric.better == "neutral":
-        return change, direction, None
-    return change, direction, (direction == "up") == (metric.better == "higher")
-
-
-def kpis(conn: Connection, metrics: Sequence[str], start=None, end=None, filters=(), *,
-         now: datetime | None = None, channels: Sequence[str] = CHANNELS, **settings) -> list[Kpi]:
-    """Each metric's total over the range, against the previous range of the same length."""
-    now = now or datetime.now(timezone.utc)
-    out = []
-    for name in metrics:
-        current = query_metrics(conn, name, (), start, end, filters, now=now, channels=channels, **settings)
-        span = current.end - current.start
-        previous = query_metrics(conn, name, (), current.start - span, current.start, filters,
-                                 current.granularity, now=now, channels=channels, **settings)
-        metric = resolve_metric(conn, name)
-        value, before = current.points[0].value, previous.points[0].value
-        if metric.kind == "rate" and not current.points[0].numerator and not previous.points[0].numerator \
-                and not status_ever_seen(conn, metric.numerator, current.start, _parsed(filters, channels)):
-            # e.g. SMS open rate: SMS reports no opens, so 0 % would be a guess, not a measurement
-            out.append(Kpi(name, metric.label, metric.unit, None, None, None, "flat", None, metric.numerator))
-            continue
-        change, direction, good = change_between(metric, value, before)
-        out.append(Kpi(name, metric.label, metric.unit, value, before, change, direction, good))
-    return out
-
-
-def _parsed(filters, channels: Sequence[str]) -> tuple[tuple[str, tuple], ...]:
-    return filters if isinstance(filters, tuple) else parse_filters(filters, channels)
-
-
-def status_ever_seen(conn: Connection, status: str, before: datetime, filters: tuple[tuple[str, tuple], ...]) -> bool:
-    """Whether any `status` event of the filtered scope was rolled up before `before` (the
-    daily rollup: a few rows per day, so the answer is cheap whatever the history)."""
-    table = ROLLUP_TABLES[("day", any(d == "template_id" for d, _ in filters))]
-    clauses = [table.c.status == status, table.c.bucket < before,
-               *_filter_clauses(table.c, [(d, v) for d, v in filters if d != "status"])]
-    return conn.execute(select(table.c.bucket).where(*clauses).limit(1)).first() is not None
-
-
 def query_long(conn: Connection, metric: str, group_by, start: datetime, end: datetime, filters, granularity: str,
-               *, now: datetime, channels: Sequence[str] = CHANNELS, **settings) -> list[Point]:
+               *, context: QueryContext) -> list[Point]:
     """Points at `granularity` over a range longer than one chart may hold (analyses need
     hourly history over weeks): queried in pieces under the 2,000-point cap."""
     step = STEP[granularity] * (MAX_POINTS_PER_PIECE)
     points: list[Point] = []
     t = truncate(start, granularity)
     while t < end:
-        part = query_metrics(conn, metric, group_by, t, min(t + step, end), filters, granularity, now=now,
-                             channels=channels, **settings)
+        part = query_metrics(conn, metric, group_by, t, min(t + step, end), filters, granularity, context=context)
         points += [p for p in part.points if p.time is None or p.time < end]
         t += step
     return points
@@ -658,13 +592,12 @@ def query_long(conn: Connection, metric: str, group_by, start: datetime, end: da
 MAX_POINTS_PER_PIECE = 1999
 
 
-def volume_heatmap(conn: Connection, start=None, end=None, filters=(), *, now: datetime | None = None,
-                   channels: Sequence[str] = CHANNELS, **settings) -> list[list[float]]:
+def volume_heatmap(conn: Connection, start=None, end=None, filters=(), *,
+                   context: QueryContext | None = None) -> list[list[float]]:
     """Events by weekday (Monday first) × hour of day, UTC, over the range."""
-    now = now or datetime.now(timezone.utc)
-    window = build_query("events", ("time",), start, end, filters, None, now, channels).window
+    context = context or context_at()
+    window = build_query("events", ("time",), start, end, filters, None, context.now, context.channels).window
     matrix = [[0.0] * 24 for _ in range(7)]
-    for p in query_long(conn, "events", ("time",), window.start, window.end, filters, "hour", now=now,
-                        channels=channels, **settings):
+    for p in query_long(conn, "events", ("time",), window.start, window.end, filters, "hour", context=context):
         matrix[p.time.weekday()][p.time.hour] += p.value or 0
     return matrix

@@ -24,7 +24,7 @@ from sqlalchemy import BigInteger, Connection, Engine, bindparam, cast, delete, 
 from sqlalchemy.exc import OperationalError
 
 from services.query.engine import queued_days
-from services.query.timerange import MAX_RANGE
+from services.query.timerange import MAX_RANGE, iso_z
 from services.query.timerange import floor_to as truncate
 from services.store import dialect, latency
 from services.store.ingest import raw_retention_cutoff
@@ -474,7 +474,7 @@ def rollup_watermark(conn: Connection, now: datetime | None = None) -> dict:
     last_fold = done.get("fold") or done.get("run")
     watermark = pending if pending is not None else (last_fold or None)
     lag = (now - pending).total_seconds() if pending is not None else 0.0
-    return {"watermark": watermark.isoformat() if watermark else None,
+    return {"watermark": iso_z(watermark),
             "lag_seconds": round(max(lag, 0.0), 1) if watermark else None}
 
 
@@ -489,8 +489,8 @@ def rollup_status(conn: Connection, now: datetime | None = None) -> dict:
         **rollup_watermark(conn, now),
         "generation": {"fold": generation(conn, "fold"), "rebuild": generation(conn, "rebuild")},
         "last_run": None if last is None else {
-            "started_at": last.started_at.isoformat(),
-            "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+            "started_at": iso_z(last.started_at),
+            "finished_at": iso_z(last.finished_at),
             "hours_rebuilt": last.hours, "events": last.events, "duration_ms": last.duration_ms, "error": last.error,
         },
         "tables": tables,

@@ -110,3 +110,38 @@ def test_dashboard_and_api_carry_security_headers_the_portal_pages_do_not(sqlite
 def test_the_standalone_root_opens_the_dashboard(sqlite_url):
     response = create_app({"DATABASE_URL": sqlite_url}).test_client().get("/")
     assert response.status_code == 302 and response.headers["Location"] == "/analytics/"
+
+
+def test_the_app_leaves_a_host_applications_logging_alone(sqlite_url):
+    """Where the host configured logging, its root logger is not changed and our records reach
+    its handlers; where nobody did, only this project's loggers get a handler (stderr)."""
+    import logging
+    import subprocess
+    import sys
+
+    class Kept(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.records = []
+
+        def emit(self, record):
+            self.records.append(record)
+
+    root, kept = logging.getLogger(), Kept()
+    root.addHandler(kept)
+    try:
+        before = (list(root.handlers), root.level, logging.getLogger("alembic").level)
+        create_app({"DATABASE_URL": sqlite_url})
+        assert (list(root.handlers), root.level, logging.getLogger("alembic").level) == before
+        logging.getLogger("services.query.engine").warning("seen by the host")
+        assert [r.getMessage() for r in kept.records if r.name == "services.query.engine"] == ["seen by the host"]
+    finally:
+        root.removeHandler(kept)
+    alone = subprocess.run([sys.executable, "-c", (
+        "import logging; from dashapp import create_app; "
+        f"create_app({{'DATABASE_URL': {sqlite_url!r}}}); "
+        "logging.getLogger('services.rollup.fold').info('folded'); logging.getLogger('other').info('not shown'); "
+        "print(len(logging.getLogger().handlers), logging.getLogger().level)")],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert alone.stdout.split() == ["0", str(logging.WARNING)]
+    assert "folded" in alone.stderr and "not shown" not in alone.stderr

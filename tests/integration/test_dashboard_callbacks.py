@@ -38,7 +38,7 @@ def test_kpi_tiles_show_values_and_changes(app):
 def test_a_rate_a_channel_never_reports_reads_n_a_not_zero(app, engine):
     """SMS reports no opens or clicks: its open and click rates are not measured, so the tiles
     say n/a; email's are real measurements."""
-    from services.query.engine import kpis
+    from services.analysis.kpis import kpis
 
     with engine.connect() as conn:
         sms = {k.metric: k for k in kpis(conn, ["open_rate", "click_rate", "delivery_rate"], "now-24h",

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from services.analysis.drilldown import drill_level, events_csv, list_events
+from services.query.context import context_at
 from services.query.timerange import QueryError
 from services.rollup.fold import rollup_pending
 from services.store.schema import templates
@@ -156,9 +157,9 @@ def test_a_ratio_drills_channel_then_template_and_equals_raw_events(engine, seed
     rows = [r for r in raw_events(engine) if r[0] >= NOW - timedelta(days=1)]
     with engine.connect() as conn:
         for metric in ("delivery_rate", "undelivered_pct"):
-            top = drill_level(conn, {}, "now-1d", metric=metric, now=NOW)
-            email = drill_level(conn, {"channel": "email"}, "now-1d", metric=metric, now=NOW)
-            last = drill_level(conn, {"channel": "email", "template_id": 3}, "now-1d", metric=metric, now=NOW)
+            top = drill_level(conn, {}, "now-1d", metric=metric, context=context_at(NOW))
+            email = drill_level(conn, {"channel": "email"}, "now-1d", metric=metric, context=context_at(NOW))
+            last = drill_level(conn, {"channel": "email", "template_id": 3}, "now-1d", metric=metric, context=context_at(NOW))
             assert (top.dimension, top.next_dimensions, email.dimension) == ("channel", ["template_id"], "template_id")
             assert (last.dimension, last.can_drill_down) == (None, False)
 
@@ -173,10 +174,10 @@ def test_a_ratio_drills_channel_then_template_and_equals_raw_events(engine, seed
             for d in email.data:
                 assert d["value"] == pytest.approx(raw("email", d["key"]), abs=1e-9), (metric, d)
             with pytest.raises(QueryError, match="no value per status") as info:
-                drill_level(conn, {"channel": "email"}, "now-1d", dimension="status", metric=metric, now=NOW)
+                drill_level(conn, {"channel": "email"}, "now-1d", dimension="status", metric=metric, context=context_at(NOW))
             assert info.value.field == "dimension"
             with pytest.raises(QueryError, match="within status 'failed'") as info:
-                drill_level(conn, {"channel": "email", "status": "failed"}, "now-1d", metric=metric, now=NOW)
+                drill_level(conn, {"channel": "email", "status": "failed"}, "now-1d", metric=metric, context=context_at(NOW))
             assert info.value.field == "filters"
-        counted = drill_level(conn, {"channel": "email"}, "now-1d", metric="failed", now=NOW)
+        counted = drill_level(conn, {"channel": "email"}, "now-1d", metric="failed", context=context_at(NOW))
     assert counted.dimension == "status"  # a count keeps the status level

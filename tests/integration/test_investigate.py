@@ -186,6 +186,9 @@ def test_failure_reasons_are_drill_levels_below_template(sent):
             drill_level(conn, {"channel": "email", "error_code": "throttled"}, "now-3d")
         with pytest.raises(QueryError, match="counted, not rated"):
             drill_level(conn, {"channel": "email", "status": "bounced"}, "now-3d", dimension="error_code",
+                        metric="avg_processing_time")
+        with pytest.raises(QueryError, match="no value within status 'bounced'"):  # a ratio has none per status
+            drill_level(conn, {"channel": "email", "status": "bounced"}, "now-3d", dimension="error_code",
                         metric="delivery_rate")
 
 

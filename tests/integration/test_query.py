@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.query.context import context_at
 from services.query.engine import CATALOGUE, query_metrics
 from services.rollup.fold import rollup_pending
 from tests.factories import iso, make_event
@@ -28,7 +29,7 @@ def close(a, b) -> bool:
 def check(conn, engine, metric, group_by, start, end, granularity, filters, now):
     if CATALOGUE[metric].kind == "rate" and ("status" in group_by or "status" in filters):
         return
-    series = query_metrics(conn, metric, group_by, start, end, filters, granularity, now=now)
+    series = query_metrics(conn, metric, group_by, start, end, filters, granularity, context=context_at(now))
     expected = expected_chart(raw_events(engine), metric, series.group_by, series.start, series.end,
                               series.granularity, filters)
     empty = expected_chart([], metric, series.group_by, series.start, series.end, series.granularity, {})
@@ -93,18 +94,18 @@ def test_an_event_is_in_the_next_answer_before_any_fold_and_sources_are_reported
     hour = (now - timedelta(hours=30)).replace(minute=0, second=0, microsecond=0)
     ingest(engine, [make_event(created_at=iso(hour + timedelta(minutes=5)))], now=now)
     with engine.connect() as conn:  # pending deltas are read with the rollup rows
-        pending = query_metrics(conn, "delivered", ("time",), hour, hour + timedelta(hours=1), {}, "hour", now=now)
+        pending = query_metrics(conn, "delivered", ("time",), hour, hour + timedelta(hours=1), {}, "hour", context=context_at(now))
         assert pending.source == "rollup" and [p.value for p in pending.points] == [1.0] and not pending.live
     rollup_pending(engine, now=now)
     ingest(engine, [make_event(created_at=iso(now - timedelta(minutes=2)))], now=now)
     with engine.connect() as conn:
-        series = query_metrics(conn, "delivered", ("time",), "now-2d", None, {}, now=now)
+        series = query_metrics(conn, "delivered", ("time",), "now-2d", None, {}, context=context_at(now))
         assert series.source == "rollup" and series.live and sum(p.value for p in series.points) == 2
         old = query_metrics(conn, "delivered", ("time",), hour, hour + timedelta(hours=1), {}, "minute",
-                            now=now + timedelta(days=3))  # past the minute retention: raw events
+                            context=context_at(now + timedelta(days=3)))  # past the minute retention: raw events
         assert old.source == "raw" and sum(p.value for p in old.points) == 1
         straddling = query_metrics(conn, "delivered", ("time",), now - timedelta(hours=49), now - timedelta(hours=46),
-                                   {}, "minute", now=now)
+                                   {}, "minute", context=context_at(now))
         assert straddling.source == "mixed"
 
 
@@ -112,8 +113,8 @@ def test_missing_buckets_are_zero_counts_and_null_rates(engine):
     now = datetime.now(timezone.utc).replace(second=30)
     ingest(engine, [make_event(created_at=iso(now - timedelta(minutes=5)), status="sent")], now=now)
     with engine.connect() as conn:
-        counts = query_metrics(conn, "sent", ("time",), "now-1h", None, {}, now=now)
-        rates = query_metrics(conn, "delivery_rate", ("time",), "now-1h", None, {}, now=now)
+        counts = query_metrics(conn, "sent", ("time",), "now-1h", None, {}, context=context_at(now))
+        rates = query_metrics(conn, "delivery_rate", ("time",), "now-1h", None, {}, context=context_at(now))
     assert len(counts.points) == 61 and sum(p.value for p in counts.points) == 1
     assert sorted({p.value for p in counts.points}) == [0.0, 1.0]
     assert [p.value for p in rates.points].count(0.0) == 1

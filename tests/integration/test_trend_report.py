@@ -15,7 +15,9 @@ import pytest
 from sqlalchemy import text
 
 from dashapp import create_app
-from services.analysis.trend_report import fmt, fmt_change, trend_report
+from services.analysis.trend_report import trend_report
+from services.query.context import context_at
+from services.query.format import in_words, signed
 from services.rollup.fold import rollup_pending
 from services.store.demo import seed_demo
 from services.store.ingest import store_rows
@@ -60,8 +62,8 @@ def numbers_in(answer) -> set[str]:
                 walk(v)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             for unit in ("count", "%", "ms", "none"):
-                out.add(fmt(value, unit))
-                out.add(fmt_change(value, unit))
+                out.add(in_words(value, unit))
+                out.add(signed(value, unit))
     walk(answer)
     return out
 
@@ -249,14 +251,14 @@ def test_history_starting_at_the_range_start_flags_no_daily_peak(engine):
     hourly_sends(engine, start, now, seed=1, spike=spike)
     rollup_pending(engine, raw_retention_days=60)
     with engine.connect() as conn:
-        result = trend_report(conn, "sent", filters={"channel": ["email"]}, days=14, raw_retention_days=60)
+        result = trend_report(conn, "sent", filters={"channel": ["email"]}, days=14, context=context_at(raw_retention_days=60))
     assert result["baseline"] == "daily" and result["detector"] == "seasonal"
     assert [a["time"] for a in result["anomalies"]] == [spike.isoformat().replace("+00:00", "Z")]
     assert result["judged"]["buckets"] == result["judged"]["complete_buckets"]
     assert "Email sent: not enough history to compare week-over-week." in result["headline"]
     anomaly = result["anomalies"][0]
-    assert anomaly["explanation"].startswith(f"Email sent was {fmt(anomaly['value'], 'count')} against an expected "
-                                             f"{fmt(anomaly['expected'], 'count')}")
+    assert anomaly["explanation"].startswith(f"Email sent was {in_words(anomaly['value'], 'count')} against an expected "
+                                             f"{in_words(anomaly['expected'], 'count')}")
     assert_numbers_come_from(anomaly["explanation"], anomaly)
 
 

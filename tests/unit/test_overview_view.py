@@ -52,3 +52,30 @@ def test_a_kpi_change_never_reads_zero_beside_an_arrow_that_says_it_moved():
     assert "▲ +1.2 percentage points" in text("Delivery rate", "%", 95.2, 1.3, "up", True, previous=94.0)
     assert "● 0.00 % vs previous period" in text("Sent", "count", 1000, 0.001, "flat", None)
     assert "● 0.00 percentage points" in text("Click rate", "%", 6.598, -0.05, "flat", None, previous=6.601)
+
+
+def test_a_tile_and_a_trend_call_the_same_change_flat():
+    """One threshold for "flat" in the product: the KPI tiles and the trend report agree."""
+    from services.analysis.kpis import change_between
+    from services.analysis.trends import FLAT_PERCENT, percent_change
+    from services.query.engine import CATALOGUE
+
+    rate = CATALOGUE["delivery_rate"]
+    for before, after in [(100.0, 100.7), (100.0, 99.2), (80.0, 80.0 * (1 + FLAT_PERCENT / 100) + 0.01), (50.0, 49.0)]:
+        tile = change_between(rate, after, before)
+        trend = percent_change(after, before)
+        assert (tile[0], tile[1]) == (trend.percent, trend.direction), (before, after)
+    assert change_between(rate, 100.7, 100.0)[1:] == ("flat", None)
+    assert change_between(rate, 98.0, 100.0)[1:] == ("down", False)
+    assert change_between(CATALOGUE["failure_rate"], 2.0, 1.0)[1:] == ("up", False)
+    assert change_between(rate, 5.0, None) == (None, "flat", None)
+
+
+def test_one_way_to_write_a_number():
+    from services.query.format import in_words, number, signed
+
+    assert [number(v, u) for v, u in [(12345.4, "count"), (97.345, "%"), (412, "ms"), (1.25, "none"),
+                                      (None, "%"), (float("nan"), "ms")]] == \
+        ["12,345", "97.3 %", "412.0 ms", "1.2", "—", "—"]
+    assert in_words(None, "%") == "no data" and in_words(3, "count") == "3"
+    assert [signed(v, u) for v, u in [(118, "count"), (-6.66, "%"), (462, "ms")]] == ["+118", "−6.7 points", "+462.0 ms"]

@@ -1,0 +1,36 @@
+"""How every number of the product is written, in sentences, tables, tiles and hovers: counts
+with thousands separators, everything else to one decimal with its unit. Times are written by
+`services.query.timerange.iso_z` (ISO 8601, UTC, `Z`)."""
+from __future__ import annotations
+
+import math
+
+
+def unit_suffix(unit: str) -> str:
+    """" %", " ms", or nothing (counts, custom units)."""
+    return {"%": " %", "ms": " ms"}.get(unit, "")
+
+
+def number(value: float | None, unit: str, missing: str = "—") -> str:
+    """"12,345" for counts, "97.3 %", "412.0 ms", "1.5" otherwise; `missing` for no value."""
+    if value is None or not math.isfinite(value):
+        return missing
+    if unit == "count":
+        return f"{value:,.0f}"
+    return f"{value:,.1f}{unit_suffix(unit)}"
+
+
+def signed(value: float, unit: str) -> str:
+    """A signed difference: "+118", "−6.7 points" (of a percentage), "+462.0 ms"."""
+    sign = "+" if value >= 0 else "−"
+    size = abs(value)
+    if unit == "count":
+        return f"{sign}{size:,.0f}"
+    if unit == "%":
+        return f"{sign}{size:,.1f} points"
+    return f"{sign}{size:,.1f}{unit_suffix(unit)}"
+
+
+def in_words(value: float | None, unit: str) -> str:
+    """A number inside a sentence: as `number`, "no data" for no value."""
+    return number(value, unit, "no data")
