@@ -3,6 +3,7 @@ service function and returns its plain result as JSON."""
 from __future__ import annotations
 
 import hmac
+from typing import TypeVar
 
 import orjson
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
@@ -13,6 +14,19 @@ from dashapp.caching import cache_stats, cached_report, chart_answer, request_co
 from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state, short_error
+from dashapp.parameters import (
+    ChartParameters,
+    CompareParameters,
+    CorrelationParameters,
+    DrillParameters,
+    EventsParameters,
+    ParameterError,
+    Parameters,
+    TrendParameters,
+    UserActivityParameters,
+    UsersParameters,
+)
+from dashapp.parameters import read as read_parameters
 from dashapp.replica import replica_word
 from services.alerts import rules as alert_service
 from services.analysis import compare as compare_service
@@ -26,6 +40,7 @@ from services.rollup.fold import rollup_status
 from services.store.ingest import ingest_events
 
 api = Blueprint("api", __name__)
+P = TypeVar("P", bound=Parameters)
 register_blueprint_handlers(api)
 
 
@@ -119,53 +134,24 @@ def json_response(body, status: int = 200) -> Response:
     return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), status=status, mimetype="application/json")
 
 
-def check_parameters(allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(request.args) - set(allowed))
-    if unknown:
-        raise ApiError(f"unknown parameter {unknown[0][:40]!r}; this endpoint takes {', '.join(allowed)}",
-                       unknown[0][:40])
-
-
-def require_metric(args) -> None:
-    if not args.get("metric"):
-        raise ApiError(f"metric is required; known metrics: {', '.join(query_service.CATALOGUE)}", "metric")
-
-
-def number_param(args, name: str, convert, low, high, default, message: str):
-    """A numeric query parameter within [low, high], or the default when absent."""
-    text = args.get(name)
-    if not text:
-        return default
+def parameters(model: type[P]) -> P:
+    """The request's query parameters as `model` declares them (dashapp.parameters), or 400
+    with the sentence naming the parameter and what it takes."""
     try:
-        value = convert(text)
-    except ValueError:
-        raise ApiError(message, name) from None
-    if not low <= value <= high:
-        raise ApiError(message, name)
-    return value
-
-
-def dimension_filters(args, names: tuple[str, ...] = query_service.DIMENSIONS) -> dict:
-    """The filters among `names` the request sets."""
-    return {d: args.get(d) for d in names if args.get(d)}
-
-
-CHART_PARAMETERS = ("metric", "group_by", "start", "end", "granularity") + query_service.DIMENSIONS
+        return read_parameters(model, request.args)
+    except ParameterError as exc:
+        raise ApiError(exc.message, exc.field) from None
 
 
 @api.get("/api/analytics/chart")
 def chart():
-    check_parameters(CHART_PARAMETERS)
-    args = request.args
-    require_metric(args)
+    p = parameters(ChartParameters)
     context = request_context()
-    metric = args["metric"]
+    metric = p.metric
     if metric not in query_service.CATALOGUE:
-        metric = db.read(lambda conn: query_service.resolve_metric(conn, metric))
-    query = query_service.build_query(
-        metric, args.get("group_by") or "time", args.get("start"), args.get("end"),
-        dimension_filters(args), args.get("granularity") or None, context.now, context.channels)
-
+        metric = db.read(lambda conn: query_service.resolve_metric(conn, p.metric))
+    query = query_service.build_query(metric, p.group_by or "time", p.start, p.end, p.filters(), p.granularity,
+                                      context.now, context.channels)
     answer = chart_answer(query, context.now)
     metadata = orjson.dumps({**answer.metadata, "cached": answer.from_cache}, option=orjson.OPT_UTC_Z)
     return Response(b'{"data":' + answer.data + b',"metadata":' + metadata + b"}", mimetype="application/json")
@@ -178,54 +164,35 @@ def openapi():
     return jsonify(openapi_document(tuple(current_app.config["CHANNELS"])))
 
 
-DRILL_PARAMETERS = ("dimension", "filters", "start", "end", "metric")
-
-
 @api.get("/api/analytics/drilldown")
 def drilldown():
-    check_parameters(DRILL_PARAMETERS)
-    args = request.args
+    p = parameters(DrillParameters)
     try:
-        filters = orjson.loads(args.get("filters") or "{}")
+        filters = orjson.loads(p.filters or "{}")
     except orjson.JSONDecodeError:
         raise ApiError('filters must be JSON such as {"channel": "email", "status": "bounced"}', "filters") from None
     context = request_context()
 
     def compute(conn):
-        level = drilldown_service.drill_level(
-            conn, filters, args.get("start"), args.get("end"), args.get("dimension") or None,
-            args.get("metric") or "events", context=context)
+        level = drilldown_service.drill_level(conn, filters, p.start, p.end, p.dimension, p.metric, context=context)
         return {"level": level.level, "dimension": level.dimension, "metric": level.metric,
                 "parent_filters": level.parent_filters, "data": level.data, "next_dimensions": level.next_dimensions,
                 "can_drill_down": level.can_drill_down, "breadcrumbs": level.breadcrumbs}
 
-    body, cached = cached_report("drilldown", {**args, "filters": filters}, compute)
+    body, cached = cached_report("drilldown", {**p.model_dump(), "filters": filters}, compute)
     return json_response({**body, "cached": cached})
-
-
-EVENTS_PARAMETERS = ("start", "end", "limit", "cursor", "sort", "format") + query_service.DIMENSIONS + \
-    drilldown_service.LOOKUPS
 
 
 @api.get("/api/analytics/events")
 def events():
-    check_parameters(EVENTS_PARAMETERS)
-    args = request.args
-    filters = dimension_filters(args, query_service.DIMENSIONS + drilldown_service.LOOKUPS)
+    p = parameters(EventsParameters)
     context = request_context()
-    fmt = args.get("format") or "json"
-    if fmt == "csv":
-        chunks = drilldown_service.events_csv(db.read, filters, args.get("start"), args.get("end"),
-                                              args.get("sort"), context=context)
+    if p.format == "csv":
+        chunks = drilldown_service.events_csv(db.read, p.filters(), p.start, p.end, p.sort, context=context)
         return Response(stream_with_context(chunks), mimetype="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="events.csv"'})
-    if fmt != "json":
-        raise ApiError(f"format {fmt[:20]!r} is not one of json, csv", "format")
-    limit = number_param(args, "limit", int, 1, drilldown_service.MAX_PAGE, 100,
-                         f"limit must be a whole number from 1 to {drilldown_service.MAX_PAGE}")
-    page = db.read(lambda conn: drilldown_service.list_events(
-        conn, filters, args.get("start"), args.get("end"), limit, args.get("cursor") or None, args.get("sort"),
-        context=context))
+    page = db.read(lambda conn: drilldown_service.list_events(conn, p.filters(), p.start, p.end, p.limit, p.cursor,
+                                                              p.sort, context=context))
     return json_response({"events": page.events, "next_cursor": page.next_cursor})
 
 
@@ -236,88 +203,47 @@ def notification_lifecycle(notification_id: str):
                           "events": found.events, "steps": found.steps})
 
 
-USER_FILTERS = query_service.DIMENSIONS + ("notification_id", "error_code", "provider")
-USERS_PARAMETERS = ("metric", "start", "end", "order", "limit", "min_volume") + USER_FILTERS
-
-
 @api.get("/api/analytics/users")
 def rank_users():
-    check_parameters(USERS_PARAMETERS)
-    args = request.args
-    if not args.get("metric"):
-        raise ApiError(f"metric is required; rankable metrics: {', '.join(investigate.RANKABLE)}", "metric")
-    limit = number_param(args, "limit", int, 1, investigate.MAX_USERS, 20,
-                         f"limit must be a whole number from 1 to {investigate.MAX_USERS}")
-    min_volume = number_param(args, "min_volume", float, 0, 1e12, None,
-                              "min_volume must be a number of events from 0 up")
-    filters = dimension_filters(args, USER_FILTERS)
+    p = parameters(UsersParameters)
     context = request_context()
-    body = db.read(lambda conn: investigate.rank_users(conn, args["metric"], args.get("start"), args.get("end"),
-                                                       filters, args.get("order") or None, limit, min_volume,
-                                                       context=context))
+    body = db.read(lambda conn: investigate.rank_users(conn, p.metric, p.start, p.end, p.filters(), p.order, p.limit,
+                                                       p.min_volume, context=context))
     return json_response(body)
 
 
 @api.get("/api/analytics/users/<user_id>")
 def user_activity(user_id: str):
-    check_parameters(("start", "end"))
-    args = request.args
+    p = parameters(UserActivityParameters)
     context = request_context()
-    body = db.read(lambda conn: investigate.user_activity(conn, user_id, args.get("start"), args.get("end"),
-                                                          context=context))
+    body = db.read(lambda conn: investigate.user_activity(conn, user_id, p.start, p.end, context=context))
     return json_response(body)
-
-
-TRENDS_PARAMETERS = ("metric", "start", "end", "days", "granularity", "detector") + query_service.DIMENSIONS
 
 
 @api.get("/api/analytics/trends")
 def trends():
-    check_parameters(TRENDS_PARAMETERS)
-    args = request.args
-    require_metric(args)
-    days = number_param(args, "days", int, 1, 400, None, "days must be a whole number from 1 to 400")
-    filters = dimension_filters(args)
+    p = parameters(TrendParameters)
     context = request_context()
-    report, cached = cached_report("trends", dict(args), lambda conn: trend_report(
-        conn, args["metric"], args.get("start"), args.get("end"), days, filters, args.get("granularity") or None,
-        args.get("detector") or None, context=context))
+    report, cached = cached_report("trends", p.model_dump(), lambda conn: trend_report(
+        conn, p.metric, p.start, p.end, p.days, p.filters(), p.granularity, p.detector, context=context))
     return json_response({**report, "cached": cached})
-
-
-COMPARE_PARAMETERS = ("metric", "dimensions", "start", "end", "compare_to", "min_volume") + query_service.DIMENSIONS
 
 
 @api.get("/api/analytics/compare")
 def compare():
-    check_parameters(COMPARE_PARAMETERS)
-    args = request.args
-    require_metric(args)
-    min_volume = number_param(args, "min_volume", float, 0, 1e12, compare_service.DEFAULT_MIN_VOLUME,
-                              "min_volume must be a number of events from 0 up")
-    filters = dimension_filters(args)
+    p = parameters(CompareParameters)
     context = request_context()
-    body, cached = cached_report("compare", dict(args), lambda conn: compare_service.compare(
-        conn, args["metric"], args.get("dimensions") or None, args.get("start"), args.get("end"),
-        args.get("compare_to") or None, filters, min_volume, context=context))
+    body, cached = cached_report("compare", p.model_dump(), lambda conn: compare_service.compare(
+        conn, p.metric, p.dimensions, p.start, p.end, p.compare_to, p.filters(), p.min_volume, context=context))
     return json_response({**body, "cached": cached})
-
-
-CORRELATION_PARAMETERS = ("metrics", "start", "end", "granularity", "lag_max", "detrend")
 
 
 @api.get("/api/analytics/correlations")
 def correlations():
-    check_parameters(CORRELATION_PARAMETERS)
-    args = request.args
-    lag_max = number_param(args, "lag_max", int, 0, 48, 0, "lag_max must be a whole number of buckets from 0 to 48")
-    detrend_text = (args.get("detrend") or "true").lower()
-    if detrend_text not in ("true", "false", "1", "0"):
-        raise ApiError("detrend must be true or false", "detrend")
+    p = parameters(CorrelationParameters)
     context = request_context()
-    body, cached = cached_report("correlations", dict(args), lambda conn: correlation_report(
-        conn, args.get("metrics"), args.get("start"), args.get("end"), args.get("granularity") or None, lag_max,
-        detrend_text in ("true", "1"), context=context))
+    body, cached = cached_report("correlations", p.model_dump(), lambda conn: correlation_report(
+        conn, p.metrics, p.start, p.end, p.granularity, p.lag_max, p.detrend, context=context))
     return json_response({**body, "cached": cached})
 
 

@@ -1,20 +1,23 @@
 """The OpenAPI document of the JSON API, served at /api/analytics/openapi.json and kept
-true by tests that call every operation with generated input (schemathesis)."""
+true by tests that call every operation with generated input (schemathesis). Query parameters
+come from the declarations the views read them with (dashapp.parameters); bodies and answers
+are described here."""
 from __future__ import annotations
 
-from services.analysis.drilldown import REASONS
-from services.analysis.investigate import (
-    DEFAULT_MIN_VOLUME,
-    MAX_USER_RANGE,
-    MAX_USERS,
-    RANKABLE,
-    USER_RANKING_TIMEOUT_S,
+from dashapp.parameters import (
+    ChartParameters,
+    CompareParameters,
+    CorrelationParameters,
+    DrillParameters,
+    EventsParameters,
+    TrendParameters,
+    UserActivityParameters,
+    UsersParameters,
+    openapi_parameters,
 )
-from services.query.custom_metrics import NAME as CUSTOM_NAME
-from services.query.engine import CATALOGUE, DIMENSIONS, GROUPABLE
-from services.query.timerange import GRANULARITIES
+from services.analysis.investigate import MAX_USER_RANGE, USER_RANKING_TIMEOUT_S
+from services.query.engine import DIMENSIONS
 from services.store.ingest import ID_PATTERN as ID
-from services.store.schema import STATUSES
 
 ERROR = {"type": "object", "required": ["error", "field"],
          "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}}}
@@ -38,8 +41,6 @@ ALERT_RULE = {"type": "object", "required": ["id", "name", "metric", "condition"
                              "state": {"type": "string", "enum": ["ok", "firing", "resolved"]},
                              "description": {"type": "string"}, "filters": {"type": "object"}}}
 ALERT_BODY = {"type": "object", "additionalProperties": False, "properties": ALERT_FIELDS}
-TIME_PARAMETER_HELP = ("ISO date (2026-11-01), ISO datetime (2026-11-01T08:00:00Z; UTC when no zone) or "
-                       "relative time (now, now-30m, now-24h, now-7d, now-2w).")
 
 
 def _error_responses(*codes: int) -> dict:
@@ -50,37 +51,7 @@ def _error_responses(*codes: int) -> dict:
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
 
-def _query(name: str, description: str, schema: dict | None = None, required: bool = False) -> dict:
-    return {"name": name, "in": "query", "required": required, "description": description,
-            "schema": schema or {"type": "string"}}
-
-
-def _metric_parameter(required: bool) -> dict:
-    """A catalogue metric or the name of a saved custom metric."""
-    schema = {"anyOf": [{"type": "string", "enum": list(CATALOGUE)},
-                        {"type": "string", "pattern": CUSTOM_NAME.pattern}]}
-    text = "A metric of the catalogue, or a saved custom metric's name."
-    return _query("metric", text if required else text + " Default events.", schema, required=required)
-
-
-def _list_of(values) -> dict:
-    choice = "(" + "|".join(values) + ")"
-    return {"type": "string", "pattern": f"^{choice}(,{choice})*$"}
-
-
 def openapi_document(channels: tuple[str, ...]) -> dict:
-    filters = [
-        _query("channel", f"One or several (comma-separated) of {', '.join(channels)}.", _list_of(channels)),
-        _query("status", f"One or several (comma-separated) of {', '.join(STATUSES)}.", _list_of(STATUSES)),
-        _query("template_id", "One or several (comma-separated) template ids.",
-               {"type": "string", "pattern": r"^\d{1,9}(,\d{1,9}){0,99}$"}),
-    ]
-    lookups = [
-        _query("user_id", "One or several (comma-separated) user ids.", {"type": "string"}),
-        _query("notification_id", "One or several (comma-separated) notification ids.", {"type": "string"}),
-        _query("error_code", "Failed and bounced events' reasons; (none) for events without one.", {"type": "string"}),
-        _query("provider", "One or several providers; (none) for events without one.", {"type": "string"}),
-    ]
     chart_record = {"type": "object", "required": ["value"], "properties": {
         "time": {"type": "string", "format": "date-time"}, "channel": {"type": "string"},
         "status": {"type": "string"}, "template_id": {"type": ["integer", "null"]},
@@ -133,15 +104,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                 "description": "Granularity is automatic when omitted (≤ 6 h minute, ≤ 14 d hour, else day) "
                                "and coarsened so a series never has more than 2,000 points; start and end "
                                "are aligned to it. Rates grouped or filtered by status are refused.",
-                "parameters": [
-                    _metric_parameter(required=True),
-                    _query("group_by", f"Comma-separated, any of {', '.join(GROUPABLE)} (default time).",
-                           _list_of(GROUPABLE)),
-                    _query("start", "Default: end − 24 h. " + TIME_PARAMETER_HELP),
-                    _query("end", "Default: now. " + TIME_PARAMETER_HELP),
-                    _query("granularity", "minute, hour or day.", {"type": "string", "enum": list(GRANULARITIES)}),
-                    *filters,
-                ],
+                "parameters": openapi_parameters(ChartParameters, channels),
                 "responses": {"200": {"description": "Series", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["data", "metadata"],
                     "properties": {"data": {"type": "array", "items": chart_record},
@@ -163,16 +126,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                                "template segments judged on their own, at a threshold that pays for the "
                                "number of segments. Changes against the previous period and week are given "
                                "only when data covers the earlier stretch.",
-                "parameters": [
-                    _metric_parameter(required=True),
-                    _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
-                    _query("days", "Instead of start: this many days back from now.",
-                           {"type": "integer", "minimum": 1, "maximum": 400}),
-                    _query("granularity", "minute, hour or day.", {"type": "string", "enum": list(GRANULARITIES)}),
-                    _query("detector", "seasonal or robust; default: chosen by the data.",
-                           {"type": "string", "enum": ["seasonal", "robust"]}),
-                    *filters,
-                ],
+                "parameters": openapi_parameters(TrendParameters, channels),
                 "responses": {"200": {"description": "The analysis", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["metric", "time_range", "current_value", "percent_change",
                                                    "direction", "previous_period", "week_over_week", "judged",
@@ -195,16 +149,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                                "Mann-Whitney U on the merged latency histograms. 95 % intervals: Wilson "
                                "(rates), exact Poisson (counts), normal interval of the mean (averages), "
                                "order statistics (percentiles). Best and worst follow the metric's direction.",
-                "parameters": [
-                    _metric_parameter(required=True),
-                    _query("dimensions", "dimension:value pairs (channel:email,channel:sms,template_id:3), or a "
-                                         "bare dimension for all its values; default every channel."),
-                    _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
-                    _query("compare_to", "previous_period, previous_week, previous_year or an ISO start."),
-                    _query("min_volume", "Values with fewer events are not ranked (default 100, when "
-                                         "comparing all values of a dimension).", {"type": "number", "minimum": 0}),
-                    *filters,
-                ],
+                "parameters": openapi_parameters(CompareParameters, channels),
                 "responses": {"200": {"description": "The comparison", "content": {"application/json": {
                     "schema": {"type": "object", "required": ["metric", "time_range", "comparisons", "summary"],
                                "properties": {"summary": {"type": "object", "required": [
@@ -219,15 +164,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                                "(best_lag's p is multiplied by the lags tried). Pairs computed from the same "
                                "events (a shared numerator or denominator on overlapping channels) are "
                                "related_by_definition: reported, not ranked among the findings.",
-                "parameters": [
-                    _query("metrics", "Comma-separated metrics, optionally channel:metric "
-                                      "(email:bounce_rate,sms:delivery_rate); 2 to 10.", required=True),
-                    _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
-                    _query("granularity", "minute, hour or day.", {"type": "string", "enum": list(GRANULARITIES)}),
-                    _query("lag_max", "Largest lag to try, in buckets (0-48).",
-                           {"type": "integer", "minimum": 0, "maximum": 48}),
-                    _query("detrend", "true (default) or false.", {"type": "string", "enum": ["true", "false"]}),
-                ],
+                "parameters": openapi_parameters(CorrelationParameters, channels),
                 "responses": {"200": {"description": "Pairs and matrix", "content": {"application/json": {
                     "schema": {"type": "object", "required": ["method", "pairs", "matrix"],
                                "properties": {"pairs": {"type": "array", "items": {"type": "object", "required": [
@@ -310,14 +247,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
             "/api/analytics/drilldown": {"get": {
                 "summary": "One level of channel → status → template (→ error code → provider for failed and "
                            "bounced events), with its breadcrumb trail",
-                "parameters": [
-                    _query("filters", 'JSON object of one value per dimension, e.g. {"channel": "email"}.'),
-                    _query("dimension", "Dimension to group by; default: the next one of the hierarchy. "
-                                        "error_code and provider follow template_id once status is failed or bounced.",
-                           {"type": "string", "enum": list(DIMENSIONS) + list(REASONS)}),
-                    _metric_parameter(required=False),
-                    _query("start", TIME_PARAMETER_HELP), _query("end", TIME_PARAMETER_HELP),
-                ],
+                "parameters": openapi_parameters(DrillParameters, channels),
                 "responses": {"200": {"description": "A level", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["level", "dimension", "parent_filters", "data",
                                                    "next_dimensions", "can_drill_down", "breadcrumbs"],
@@ -330,18 +260,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                               **_error_responses(400, 503)}}},
             "/api/analytics/events": {"get": {
                 "summary": "Individual events, newest first, with keyset paging; format=csv streams them",
-                "parameters": [
-                    _query("start", "Default: end − 24 h. " + TIME_PARAMETER_HELP),
-                    _query("end", "Default: now. " + TIME_PARAMETER_HELP),
-                    _query("limit", "1–1000, default 100.", {"type": "integer", "minimum": 1, "maximum": 1000}),
-                    _query("cursor", "next_cursor of the previous page."),
-                    _query("sort", "created_at or processing_time_ms; prefix - for descending (default "
-                                   "-created_at).", {"type": "string", "enum": [
-                                       "created_at", "-created_at", "processing_time_ms", "-processing_time_ms"]}),
-                    _query("format", "json (default) or csv (capped at 1,000,000 events).",
-                           {"type": "string", "enum": ["json", "csv"]}),
-                    *filters, *lookups,
-                ],
+                "parameters": openapi_parameters(EventsParameters, channels),
                 "responses": {"200": {"description": "A page of events", "content": {
                     "application/json": {"schema": {"type": "object", "required": ["events", "next_cursor"],
                                                     "properties": {"events": {"type": "array"},
@@ -364,19 +283,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
             "/api/analytics/users": {"get": {
                 "summary": f"Users ranked by a count or rate metric, from raw events (users are not rolled up): "
                            f"at most {MAX_USER_RANGE.days} days, {USER_RANKING_TIMEOUT_S} s",
-                "parameters": [
-                    _query("metric", f"One of {', '.join(RANKABLE)}.", {"type": "string", "enum": list(RANKABLE)},
-                           required=True),
-                    _query("start", "Default: end − 24 h. " + TIME_PARAMETER_HELP),
-                    _query("end", "Default: now. " + TIME_PARAMETER_HELP),
-                    _query("order", "worst (default: most failures, lowest delivery rate), best, asc or desc.",
-                           {"type": "string", "enum": ["worst", "best", "asc", "desc"]}),
-                    _query("limit", f"1–{MAX_USERS}, default 20.", {"type": "integer", "minimum": 1,
-                                                                     "maximum": MAX_USERS}),
-                    _query("min_volume", f"Rates only: the fewest events behind a user's rate (default "
-                                         f"{DEFAULT_MIN_VOLUME}).", {"type": "number", "minimum": 0}),
-                    *filters, *[q for q in lookups if q["name"] != "user_id"],
-                ],
+                "parameters": openapi_parameters(UsersParameters, channels),
                 "responses": {"200": {"description": "The ranking", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["metric", "users", "overall", "metadata"],
                     "properties": {"users": {"type": "array", "items": {"type": "object", "required": [
@@ -386,10 +293,7 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
             "/api/analytics/users/{user_id}": {"get": {
                 "summary": "One user's notifications with their lifecycles, and their success rates beside "
                            "their channels'",
-                "parameters": [{"name": "user_id", "in": "path", "required": True,
-                                "schema": {"type": "string", "pattern": ID.pattern}},
-                               _query("start", "Default: end − 24 h. " + TIME_PARAMETER_HELP),
-                               _query("end", "Default: now. " + TIME_PARAMETER_HELP)],
+                "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": ID.pattern}}] + openapi_parameters(UserActivityParameters, channels),
                 "responses": {"200": {"description": "The user's activity", "content": {"application/json": {
                     "schema": {"type": "object", "required": ["user_id", "notifications", "comparison"]}}}},
                               **_error_responses(400, 503)}}},

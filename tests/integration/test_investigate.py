@@ -235,7 +235,8 @@ def test_the_api_answers_lookups_and_names_the_field_of_bad_input(sent):
     assert too_long.status_code == 400 and too_long.get_json()["field"] == "start"
     assert "at most 7 days" in too_long.get_json()["error"]
     missing = client.get("/api/analytics/users")
-    assert missing.status_code == 400 and "rankable metrics: events" in missing.get_json()["error"]
+    assert missing.status_code == 400 and "metric is required: the metric users are ranked by, one of events" \
+        in missing.get_json()["error"]
     ranked = client.get("/api/analytics/users?metric=bounce_rate&start=now-3d&min_volume=2&limit=3").get_json()
     assert len(ranked["users"]) <= 3 and ranked["metadata"]["rolled_up"] is False
     assert client.get("/api/analytics/users/nobody?start=now-3d").get_json()["notifications"] == []
