@@ -18,8 +18,9 @@ from layouts import alerts as layout
 from layouts import ids
 from services.alerts import evaluation as alerts
 from services.alerts import rules as alert_rules
+from services.query.catalogue import CATALOGUE
 from services.query.custom_metrics import list_metrics
-from services.query.engine import CATALOGUE, template_names
+from services.query.engine import template_names
 from services.query.timerange import QueryError, auto_granularity
 from services.store.schema import channel_label
 

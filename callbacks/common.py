@@ -12,7 +12,8 @@ from sqlalchemy.exc import DBAPIError
 from dashapp.caching import ReportTooLong, cached_report, cached_series, request_context
 from dashapp.extensions import db
 from dashapp.health import QUERY_TOO_LONG, SCHEMA_MISSING, is_missing_schema, is_timeout
-from services.query.engine import CATALOGUE, Metric, build_query, resolve_metric
+from services.query.catalogue import CATALOGUE, Metric, resolve
+from services.query.plan import build_query
 from services.query.timerange import QueryError
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def _definition(name: str) -> Metric:
     taken for the catalogue, which every chart of the default view uses)."""
     if name in CATALOGUE:
         return CATALOGUE[name]
-    return db.read(lambda conn: resolve_metric(conn, name))
+    return db.read(lambda conn: resolve(conn, name))
 
 
 def ask_metric(name: str) -> tuple[Any, str | None]:

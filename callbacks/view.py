@@ -15,8 +15,8 @@ from services.analysis.drilldown import (  # NO_VALUE: a drill value for "withou
     RATIO_KINDS,
 )
 from services.analysis.trends import BASELINES
+from services.query.catalogue import CATALOGUE
 from services.query.custom_metrics import NAME as CUSTOM_NAME
-from services.query.engine import CATALOGUE
 from services.query.timerange import EARLIEST, LATEST, iso_z
 from services.store.ingest import CODE_PATTERN, ID_PATTERN
 from services.store.schema import FAILURE_STATUSES, STATUSES

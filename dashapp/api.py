@@ -34,6 +34,7 @@ from services.analysis import drilldown as drilldown_service
 from services.analysis import investigate
 from services.analysis.correlation_report import correlation_report
 from services.analysis.trend_report import trend_report
+from services.query import catalogue, plan
 from services.query import custom_metrics as custom_service
 from services.query import engine as query_service
 from services.rollup.fold import rollup_status
@@ -148,9 +149,9 @@ def chart():
     p = parameters(ChartParameters)
     context = request_context()
     metric = p.metric
-    if metric not in query_service.CATALOGUE:
-        metric = db.read(lambda conn: query_service.resolve_metric(conn, p.metric))
-    query = query_service.build_query(metric, p.group_by or "time", p.start, p.end, p.filters(), p.granularity,
+    if metric not in catalogue.CATALOGUE:
+        metric = db.read(lambda conn: catalogue.resolve(conn, p.metric))
+    query = plan.build_query(metric, p.group_by or "time", p.start, p.end, p.filters(), p.granularity,
                                       context.now, context.channels)
     answer = chart_answer(query, context.now)
     metadata = orjson.dumps({**answer.metadata, "cached": answer.from_cache}, option=orjson.OPT_UTC_Z)
@@ -273,9 +274,9 @@ def _json_body(example: str = METRIC_EXAMPLE) -> dict:
 @api.get("/api/analytics/metrics")
 def list_custom_metrics():
     saved = [m.as_dict() for m in db.read(custom_service.list_metrics)]
-    catalogue = [{"name": m.name, "label": m.label, "unit": m.unit, "definition": m.description}
-                 for m in query_service.CATALOGUE.values()]
-    return json_response({"custom": saved, "catalogue": catalogue})
+    listed = [{"name": m.name, "label": m.label, "unit": m.unit, "definition": m.description}
+              for m in catalogue.CATALOGUE.values()]
+    return json_response({"custom": saved, "catalogue": listed})
 
 
 @api.post("/api/analytics/metrics")
@@ -321,7 +322,7 @@ def preview_formula():
     if not isinstance(body.get("formula"), str):
         raise ApiError("send {\"formula\": \"...\", \"start\": \"now-7d\"}", "formula")
     group_by = body.get("group_by", "time")
-    grouping = query_service.parse_group_by(group_by if isinstance(group_by, str) else "time")
+    grouping = plan.parse_group_by(group_by if isinstance(group_by, str) else "time")
     context = request_context()
     series = db.read(lambda conn: custom_service.preview(conn, body["formula"], body.get("start"), body.get("end"),
                                                          grouping, None, unit=body.get("unit", "none"),

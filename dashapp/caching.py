@@ -1,6 +1,6 @@
 """Answers cached in Flask-Caching (Redis, or in-process without REDIS_URL).
 
-A window is split at its seal edge (services.query.engine.seal_edge, a few minutes before now):
+A window is split at its seal edge (services.query.plan.seal_edge, a few minutes before now):
 the measures of the sealed buckets are cached under a key that changes only when a late
 event arrives into them or the rollups are rebuilt (services.rollup.fold.data_version), and are
 shared by every metric over the same grouping; the live edge is read fresh, so a refresh
@@ -25,6 +25,7 @@ from sqlalchemy import Connection, event, func, select
 
 from dashapp.config import query_context
 from dashapp.extensions import cache, db
+from services.query import catalogue, plan
 from services.query import engine as query_service
 from services.query.context import QueryContext
 from services.rollup.fold import DataVersion, data_version
@@ -87,19 +88,19 @@ class Measured:
     sealed_from_cache: bool
 
 
-def _measure_key(query: query_service.Query, with_histograms: bool, start: datetime, end: datetime,
+def _measure_key(query: plan.Query, with_histograms: bool, start: datetime, end: datetime,
                  version: DataVersion) -> str:
     filters = ";".join(f"{d}={','.join(map(str, v))}" for d, v in query.filters)
     return (f"measures|{','.join(query.group_by)}|{query.window.granularity}|{filters}|h{int(with_histograms)}|"
             f"{start.isoformat()}|{end.isoformat()}|{version.sealed}")
 
 
-def measures(conn, query: query_service.Query, with_histograms: bool, now: datetime,
+def measures(conn, query: plan.Query, with_histograms: bool, now: datetime,
              version: DataVersion | None = None) -> Measured:
     """The measures answering `query`: the sealed buckets through the cache, the live edge
     fresh, in the connection's one snapshot."""
     window = query.window
-    edge = query_service.seal_edge(window, now)
+    edge = plan.seal_edge(window, now)
     version = version or data_version(conn, window.start, edge, window.end)
     context = request_context(now)
     accs: dict = {}
@@ -116,7 +117,7 @@ def measures(conn, query: query_service.Query, with_histograms: bool, now: datet
             _count("sealed_misses")
             timed = "time" in query.group_by
             # by time, one read covers both parts and splits at the edge
-            whole = query if timed else query_service.restricted(query, window.start, edge)
+            whole = query if timed else plan.restricted(query, window.start, edge)
             accs, source, _ = query_service.collect_measures(conn, whole, with_histograms, context,
                                                              raw_days=version.raw_days)
             live_done = timed
@@ -126,7 +127,7 @@ def measures(conn, query: query_service.Query, with_histograms: bool, now: datet
             sources.add(source)
     if edge < window.end and not live_done:
         part, source, _ = query_service.collect_measures(
-            conn, query_service.restricted(query, edge, window.end), with_histograms, context,
+            conn, plan.restricted(query, edge, window.end), with_histograms, context,
             raw_days=version.raw_days)
         sources.add(source)
         query_service.merge_measures(accs, part)
@@ -136,10 +137,10 @@ def measures(conn, query: query_service.Query, with_histograms: bool, now: datet
                     from_cache)
 
 
-def cached_series(query: query_service.Query, now: datetime) -> query_service.Series:
+def cached_series(query: plan.Query, now: datetime) -> query_service.Series:
     """The Series answering `query` (for the dashboard's figures), sealed part cached."""
     metric = query_service.metric_of(query)
-    m = db.read(lambda conn: measures(conn, query, query_service.needs_histograms(metric), now))
+    m = db.read(lambda conn: measures(conn, query, catalogue.needs_histograms(metric), now))
     return query_service.series_of(query, metric, m.accs, m.source, m.live)
 
 
@@ -150,11 +151,11 @@ class ChartAnswer:
     from_cache: bool
 
 
-def chart_answer(query: query_service.Query, now: datetime) -> ChartAnswer:
+def chart_answer(query: plan.Query, now: datetime) -> ChartAnswer:
     """A chart API answer: whole from the cache while no batch, fold or late event changed
     what it covers; otherwise the sealed measures from the cache and the live edge fresh."""
     metric = query_service.metric_of(query)
-    edge = query_service.seal_edge(query.window, now)
+    edge = plan.seal_edge(query.window, now)
     live = edge < query.window.end
 
     def read(conn):
@@ -170,7 +171,7 @@ def chart_answer(query: query_service.Query, now: datetime) -> ChartAnswer:
         if hit is not None:
             return hit, None, None, whole, key
         snapshot()
-        m = measures(conn, query, query_service.needs_histograms(metric), now, version)
+        m = measures(conn, query, catalogue.needs_histograms(metric), now, version)
         names = query_service.template_names(conn) if "template_id" in query.group_by else None
         return None, m, names, whole, key
 

@@ -16,7 +16,7 @@ from dashapp.parameters import (
     openapi_parameters,
 )
 from services.analysis.investigate import MAX_USER_RANGE, USER_RANKING_TIMEOUT_S
-from services.query.engine import DIMENSIONS
+from services.query.plan import DIMENSIONS
 from services.store.ingest import ID_PATTERN as ID
 
 ERROR = {"type": "object", "required": ["error", "field"],

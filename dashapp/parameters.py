@@ -18,8 +18,9 @@ from services.analysis.compare import DEFAULT_MIN_VOLUME as COMPARE_MIN_VOLUME
 from services.analysis.drilldown import MAX_PAGE, REASONS
 from services.analysis.investigate import DEFAULT_MIN_VOLUME as USERS_MIN_VOLUME
 from services.analysis.investigate import MAX_USERS, RANKABLE
+from services.query.catalogue import CATALOGUE
 from services.query.custom_metrics import NAME as CUSTOM_NAME
-from services.query.engine import CATALOGUE, DIMENSIONS, GROUPABLE
+from services.query.plan import DIMENSIONS, GROUPABLE
 from services.store.schema import STATUSES
 
 TIME_HELP = ("ISO date (2026-11-01), ISO datetime (2026-11-01T08:00:00Z; UTC when no zone) or relative time "

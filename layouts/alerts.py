@@ -10,8 +10,8 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
-from services.query.format import number
 from layouts.overview import card, metric_options
+from services.query.format import number
 from services.store.schema import channel_label
 
 GRANULARITY_OPTIONS = [{"label": "Minute", "value": "minute"}, {"label": "Hour", "value": "hour"},

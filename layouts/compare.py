@@ -6,8 +6,8 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
-from services.query.format import number
 from layouts.overview import card, graph, metric_options
+from services.query.format import number
 
 COMPARE_TO_OPTIONS = [{"label": "vs the previous period", "value": "previous_period"},
                       {"label": "vs the same period last week", "value": "previous_week"},

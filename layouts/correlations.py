@@ -7,7 +7,7 @@ from dash import dcc, html
 
 from layouts import ids
 from layouts.overview import card, graph
-from services.query.engine import CATALOGUE
+from services.query.catalogue import CATALOGUE
 from services.store.schema import channel_label
 
 DEFAULT_SET = ("sms:delivery_rate", "email:bounce_rate", "email:delivery_rate", "push:delivery_rate",

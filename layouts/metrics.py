@@ -7,8 +7,8 @@ from dash import dcc, html
 
 from layouts import ids
 from layouts.overview import card, graph
+from services.query.catalogue import CATALOGUE
 from services.query.custom_metrics import UNITS
-from services.query.engine import CATALOGUE
 
 
 def layout() -> html.Div:

@@ -6,8 +6,8 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
+from services.query.catalogue import CATALOGUE
 from services.query.format import number
-from services.query.engine import CATALOGUE
 
 KPI_METRICS = ("sent", "delivery_rate", "open_rate", "click_rate", "p95_processing_time")
 GRAPH_CONFIG = {"displaylogo": False, "displayModeBar": "hover", "modeBarButtonsToRemove": ["lasso2d", "select2d"]}

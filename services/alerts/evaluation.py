@@ -23,16 +23,11 @@ from sqlalchemy.exc import IntegrityError
 from services.alerts.rules import AlertRule, list_rules, validated
 from services.analysis import trends
 from services.analysis.trend_report import HISTORY, KIND, describe, explain, segments_of
+from services.query.catalogue import Metric, resolve
 from services.query.context import QueryContext, context_at
-from services.query.engine import (
-    Metric,
-    first_event_time,
-    parse_filters,
-    query_long,
-    resolve_metric,
-    template_names,
-)
+from services.query.engine import first_event_time, query_long, template_names
 from services.query.format import in_words
+from services.query.plan import parse_filters
 from services.query.timerange import STEP, floor_to, iso_z
 from services.store.schema import NO_TEMPLATE, alert_deliveries, alert_rules, alert_transitions
 
@@ -394,7 +389,7 @@ def evaluate_due(engine: Engine, at: datetime | None = None, *, settle: timedelt
         report.rules += 1
         try:
             with engine.connect() as conn:
-                metric = resolve_metric(conn, rule.metric)
+                metric = resolve(conn, rule.metric)
                 verdicts, transitions = judge_rule(conn, rule, metric, buckets, context=context, base=base)
             with engine.begin() as conn:
                 _commit(conn, rule, metric, buckets, verdicts, transitions, base, now)
@@ -430,7 +425,7 @@ def preview(conn: Connection, fields, *, context: QueryContext | None = None,
     values = validated(conn, {k: v for k, v in fields.items() if k != "webhook_url"}, channels=context.channels)
     rule = AlertRule(id=0, **values, state="ok", state_since=None, evaluated_through=None, last_value=None,
                      last_error=None, version=0, created_at=now, updated_at=now)
-    metric = resolve_metric(conn, rule.metric)
+    metric = resolve(conn, rule.metric)
     span = PREVIEW_SPAN[rule.granularity]
     buckets = due_buckets(rule, now, settle, since=last_complete_bucket(now, rule.granularity, settle) - span
                           + STEP[rule.granularity], cap=10_000)

@@ -11,7 +11,8 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from services.alerts import webhooks
 from services.analysis.trends import SEVERITIES
-from services.query.engine import CATALOGUE, Metric, parse_filters, resolve_metric
+from services.query.catalogue import CATALOGUE, Metric, resolve
+from services.query.plan import parse_filters
 from services.query.timerange import GRANULARITIES, NotFound, QueryError, iso_z, parse_time
 from services.store.schema import CHANNELS, alert_deliveries, alert_rules, alert_transitions
 
@@ -159,7 +160,7 @@ def validated(conn: Connection, fields: Mapping, *, channels: Sequence[str] = CH
     if not isinstance(metric_name, str) or not metric_name:
         raise QueryError("metric is required: a catalogue metric (delivery_rate, sent, …) or a saved custom "
                          "metric", "metric")
-    metric = resolve_metric(conn, metric_name)
+    metric = resolve(conn, metric_name)
     raw_filters = {d: values[d] for d in ("channel", "status", "template_id") if values.get(d) not in (None, "")}
     filters = parse_filters(raw_filters, channels)
     if metric.kind == "rate" and any(d == "status" for d, _ in filters):

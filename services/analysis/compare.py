@@ -21,19 +21,10 @@ from scipy import stats
 from sqlalchemy import Connection
 
 from services.analysis.drilldown import value_label
+from services.query.catalogue import Metric, resolve
 from services.query.context import QueryContext, context_at
-from services.query.engine import (
-    DIMENSIONS,
-    Metric,
-    Totals,
-    build_query,
-    collect_measures,
-    evaluate,
-    parse_filters,
-    query_metrics,
-    resolve_metric,
-    template_names,
-)
+from services.query.engine import Totals, collect_measures, evaluate, query_metrics, template_names
+from services.query.plan import DIMENSIONS, build_query, parse_filters
 from services.query.timerange import QueryError, iso_z, parse_time
 from services.store import latency
 
@@ -242,7 +233,7 @@ def compare(conn: Connection, metric: str, dimensions: str | None = None, start=
             *, context: QueryContext | None = None) -> dict:
     context = context or context_at()
     now, channels = context.now, context.channels
-    m = resolve_metric(conn, metric)
+    m = resolve(conn, metric)
     dimension, pairs = parse_dimensions(dimensions, channels)
     filters = dict(filters or {})
     base = build_query(m, ("time", dimension), start, end, filters, None, now, channels)

@@ -9,16 +9,10 @@ import numpy as np
 from sqlalchemy import Connection
 
 from services.analysis import correlation
+from services.query.catalogue import CATALOGUE, Metric, get_metric, references, resolve
 from services.query.context import QueryContext, context_at
-from services.query.engine import (
-    CATALOGUE,
-    Metric,
-    build_query,
-    get_metric,
-    query_long,
-    references,
-    resolve_metric,
-)
+from services.query.engine import query_long
+from services.query.plan import build_query
 from services.query.timerange import STEP, QueryError, iso_z
 from services.store.schema import STATUSES, channel_label
 
@@ -43,7 +37,7 @@ def parse_metrics(text: str | Sequence[str] | None, channels: Sequence[str],
             raise QueryError(f"channel {channel[:40]!r} in {part[:60]!r} is not one of {', '.join(channels)}",
                              "metrics")
         try:
-            resolve_metric(conn, name) if conn is not None else get_metric(name)
+            resolve(conn, name) if conn is not None else get_metric(name)
         except QueryError as exc:
             raise QueryError(exc.message, "metrics") from None
         out.append((part, name, channel or None))
@@ -51,7 +45,7 @@ def parse_metrics(text: str | Sequence[str] | None, channels: Sequence[str],
 
 
 def label_of(conn: Connection, metric: str, channel: str | None) -> str:
-    label = resolve_metric(conn, metric).label.lower()
+    label = resolve(conn, metric).label.lower()
     return f"{channel_label(channel)} {label}" if channel else label
 
 
@@ -96,7 +90,7 @@ def correlation_report(conn: Connection, metrics, start=None, end=None, granular
     specs = parse_metrics(metrics, channels, conn)
     if not isinstance(lag_max, int) or not 0 <= lag_max <= MAX_LAG:
         raise QueryError(f"lag_max must be a whole number of buckets from 0 to {MAX_LAG}", "lag_max")
-    resolved = {spelled: (resolve_metric(conn, name), channel) for spelled, name, channel in specs}
+    resolved = {spelled: (resolve(conn, name), channel) for spelled, name, channel in specs}
     window = build_query(resolved[specs[0][0]][0], ("time",), start, end, {}, granularity, now, channels).window
     gran = window.granularity
     series: dict[str, np.ndarray] = {}

@@ -14,15 +14,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, func, select, tuple_
 
+from services.query.catalogue import resolve
 from services.query.context import QueryContext, context_at
-from services.query.engine import (
-    DIMENSIONS,
-    MAX_FILTER_VALUES,
-    parse_filters,
-    query_metrics,
-    resolve_metric,
-    template_names,
-)
+from services.query.engine import query_metrics, template_names
+from services.query.plan import DIMENSIONS, MAX_FILTER_VALUES, parse_filters
 from services.query.timerange import QueryError, iso_z, resolve_range
 from services.store.ingest import CODE_PATTERN, ID_PATTERN, MAX_INT
 from services.store.schema import (
@@ -197,7 +192,7 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
     provider, or under one, count raw failed and bounced events."""
     context = context or context_at()
     filters = single_value_filters(filters, context.channels)
-    m = resolve_metric(conn, metric)
+    m = resolve(conn, metric)
     if m.kind in RATIO_KINDS and "status" in filters:
         raise QueryError(f"{m.name} is a ratio of statuses, so it has no value within status {filters['status']!r}; "
                          f"drill down by {' or '.join(RATIO_HIERARCHY)} without a status filter, or pick a count "

@@ -15,8 +15,9 @@ from sqlalchemy import Connection, case, func, literal, select, text
 from sqlalchemy.exc import OperationalError
 
 from services.analysis.drilldown import EVENT_FIELDS, event_record, split_filters, where_clauses
+from services.query.catalogue import CATALOGUE, Metric
 from services.query.context import QueryContext, context_at
-from services.query.engine import CATALOGUE, Metric, query_metrics, template_names
+from services.query.engine import query_metrics, template_names
 from services.query.timerange import QueryError, iso_z, resolve_range
 from services.store import dialect
 from services.store.ingest import ID_PATTERN

@@ -9,8 +9,10 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 
 from services.analysis.trends import percent_change
+from services.query.catalogue import Metric, resolve
 from services.query.context import QueryContext, context_at
-from services.query.engine import Metric, filter_clauses, parse_filters, query_metrics, resolve_metric
+from services.query.engine import filter_clauses, query_metrics
+from services.query.plan import parse_filters
 from services.store.schema import ROLLUP_TABLES
 
 
@@ -46,7 +48,7 @@ def kpis(conn: Connection, metrics: Sequence[str], start=None, end=None, filters
         span = current.end - current.start
         previous = query_metrics(conn, name, (), current.start - span, current.start, filters,
                                  current.granularity, context=context)
-        metric = resolve_metric(conn, name)
+        metric = resolve(conn, name)
         value, before = current.points[0].value, previous.points[0].value
         if metric.kind == "rate" and not current.points[0].numerator and not previous.points[0].numerator \
                 and not status_ever_seen(conn, metric.numerator, current.start, _parsed(filters, context.channels)):

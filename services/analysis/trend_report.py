@@ -14,18 +14,11 @@ import numpy as np
 from sqlalchemy import Connection
 
 from services.analysis import investigate, trends
+from services.query.catalogue import Metric, resolve
 from services.query.context import QueryContext, context_at
-from services.query.engine import (
-    Metric,
-    Point,
-    build_query,
-    first_event_time,
-    query_long,
-    query_metrics,
-    resolve_metric,
-    template_names,
-)
+from services.query.engine import Point, first_event_time, query_long, query_metrics, template_names
 from services.query.format import in_words, signed
+from services.query.plan import build_query
 from services.query.timerange import STEP, QueryError, floor_to, iso_z
 from services.store.schema import NO_TEMPLATE, channel_label
 
@@ -208,7 +201,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     context = context or context_at()
     now, channels = context.now, context.channels
     filters = dict(filters or {})
-    m = resolve_metric(conn, metric)
+    m = resolve(conn, metric)
     if days is not None:
         if start:
             raise QueryError("give either days or start, not both", "days")

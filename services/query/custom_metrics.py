@@ -10,8 +10,10 @@ from datetime import datetime, timezone
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from services.formulas import parser as formulas
+from services.query.catalogue import CATALOGUE, formula_metric
 from services.query.context import QueryContext, context_at
-from services.query.engine import CATALOGUE, build_query, formula_metric, run_query
+from services.query.engine import run_query
+from services.query.plan import build_query
 from services.query.timerange import QueryError, iso_z
 from services.store.schema import alert_rules, custom_metrics
 

@@ -1,193 +1,51 @@
-"""The metric catalogue and the planner that answers every chart question.
+"""Answering a planned question: the measures of every group read from the plan's sources,
+and the metric evaluated from them.
 
-Each metric is a ratio of sums over base measures (counts by status, processing-time sum
-and count, latency histograms), so it is exact at any grouping and granularity. A question
-is answered from the rollup table of its granularity plus the deltas ingest has written
+A question is answered from the rollup table of its granularity plus the deltas ingest has written
 and the rollup has not folded yet, in one statement (one snapshot): an event ingested now
 is in the next answer and nothing is counted twice. Minute questions older than the minute
 retention, and days a backfill queued for a rebuild, read raw events.
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import BigInteger, Connection, case, cast, func, select, union_all
 
 from services.formulas import parser as formulas
+from services.query.catalogue import (
+    CATALOGUE,
+    Metric,
+    formula_metric,
+    get_metric,
+    needs_histograms,
+    parsed_formula,
+    resolve,
+)
 from services.query.context import QueryContext, context_at
-from services.query.timerange import STEP, QueryError, TimeWindow, iso_z, resolve_window
+from services.query.plan import (
+    Query,
+    Segment,
+    build_query,
+    minute_floor_at,
+    plan_segments,
+    queued_days,
+    seal_edge,
+)
+from services.query.timerange import STEP, iso_z
 from services.query.timerange import floor_to as truncate
 from services.store import dialect, latency
-from services.store.ingest import SEAL_MARGIN
 from services.store.schema import (
-    CHANNELS,
     NO_TEMPLATE,
     ROLLUP_TABLES,
     STATUSES,
-    custom_metrics,
     notification_events,
     rollup_deltas,
-    rollup_invalidations,
     templates,
 )
-
-DIMENSIONS = ("channel", "status", "template_id")
-GROUPABLE = ("time",) + DIMENSIONS
-MAX_FILTER_VALUES = 100
-
-
-# ---------------------------------------------------------------- the catalogue
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    label: str
-    unit: str                     # "count" | "%" | "ms"
-    kind: str                     # "count" | "rate" | "average" | "quantile"
-    numerator: str | None = None  # a status or "events" (counts and rates)
-    denominator: str | None = None
-    q: float | None = None
-    better: str = "higher"        # which direction is good: "higher" | "lower" | "neutral"
-    description: str = ""
-    formula: str | None = None    # custom metrics: the formula, custom references expanded
-
-
-def _count(status: str, better: str = "neutral") -> Metric:
-    return Metric(status, status.capitalize(), "count", "count", numerator=status, better=better,
-                  description=f"number of {status} events")
-
-
-def _rate(name: str, label: str, num: str, den: str, better: str) -> Metric:
-    return Metric(name, label, "%", "rate", numerator=num, denominator=den, better=better,
-                  description=f"{num} ÷ {den} × 100")
-
-
-def _quantile(q: float) -> Metric:
-    pct = int(q * 100)
-    return Metric(f"p{pct}_processing_time", f"p{pct} processing time", "ms", "quantile", q=q, better="lower",
-                  description=f"{pct}th percentile of processing time, from merged histograms (within 2 %)")
-
-
-CATALOGUE: dict[str, Metric] = {m.name: m for m in (
-    Metric("events", "Events", "count", "count", numerator="events", better="neutral",
-           description="all lifecycle events"),
-    _count("sent"), _count("delivered", "higher"), _count("failed", "lower"), _count("bounced", "lower"),
-    _count("opened", "higher"), _count("clicked", "higher"),
-    _rate("delivery_rate", "Delivery rate", "delivered", "sent", "higher"),
-    _rate("failure_rate", "Failure rate", "failed", "sent", "lower"),
-    _rate("bounce_rate", "Bounce rate", "bounced", "sent", "lower"),
-    _rate("open_rate", "Open rate", "opened", "delivered", "higher"),
-    _rate("click_rate", "Click rate", "clicked", "delivered", "higher"),
-    _rate("click_to_open_rate", "Click-to-open rate", "clicked", "opened", "higher"),
-    Metric("avg_processing_time", "Average processing time", "ms", "average", better="lower",
-           description="Σ processing ms ÷ events with a processing time"),
-    _quantile(0.5), _quantile(0.95), _quantile(0.99),
-)}
-
-
-def get_metric(name: str) -> Metric:
-    metric = CATALOGUE.get(name)
-    if metric is None:
-        raise QueryError(f"unknown metric {str(name)[:40]!r}; known metrics: {', '.join(CATALOGUE)}", "metric")
-    return metric
-
-
-# ---------------------------------------------------------------- a normalized query
-
-@dataclass(frozen=True)
-class Query:
-    metric: str
-    group_by: tuple[str, ...]                           # canonical order of GROUPABLE
-    window: TimeWindow
-    filters: tuple[tuple[str, tuple], ...]             # sorted (dimension, sorted values)
-    formula: str | None = None                          # a custom metric's expanded formula
-    unit: str | None = None
-
-    @property
-    def needs_template(self) -> bool:
-        return "template_id" in self.group_by or any(d == "template_id" for d, _ in self.filters)
-
-    def cache_key(self) -> str:
-        filters = ";".join(f"{d}={','.join(map(str, v))}" for d, v in self.filters)
-        # a custom metric is keyed by its formula and unit too, so an edit is a new answer
-        return (f"chart|{self.metric}|{self.formula or ''}|{self.unit or ''}|{','.join(self.group_by)}|"
-                f"{self.window.granularity}|"
-                f"{self.window.start.isoformat()}|{self.window.end.isoformat()}|{filters}")
-
-
-def _template_id(value) -> int | None:
-    """A template id from a number or from ASCII digits only (not '1.7', '1_000' or '١٢')."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
-        number = int(value)
-    else:
-        return None
-    return number if 0 <= number <= 2_147_483_647 else None
-
-
-def parse_filters(raw: Mapping[str, object], channels: Sequence[str] = CHANNELS) -> tuple[tuple[str, tuple], ...]:
-    """{dimension: "a,b" | [a, b]} → sorted, validated filter tuples."""
-    out = []
-    for dim, value in raw.items():
-        if value in (None, "", [], ()):
-            continue
-        if dim not in DIMENSIONS:
-            raise QueryError(f"unknown filter {str(dim)[:40]!r}; filters are {', '.join(DIMENSIONS)}", str(dim)[:40])
-        values = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
-        values = [v for v in values if v != ""]
-        if len(values) > MAX_FILTER_VALUES:
-            raise QueryError(f"{dim} has {len(values)} values; at most {MAX_FILTER_VALUES} are allowed", dim)
-        if dim == "channel":
-            bad = [v for v in values if v not in channels]
-            if bad:
-                raise QueryError(f"channel {str(bad[0])[:40]!r} is not one of {', '.join(channels)}", dim)
-        elif dim == "status":
-            bad = [v for v in values if v not in STATUSES]
-            if bad:
-                raise QueryError(f"status {str(bad[0])[:40]!r} is not one of {', '.join(STATUSES)}", dim)
-        else:
-            values = [_template_id(v) for v in values]
-            if any(v is None for v in values):
-                raise QueryError("template_id takes whole numbers written with the digits 0-9, from 0 to "
-                                 "2147483647 (comma-separated for several)", dim)
-        if values:
-            out.append((dim, tuple(sorted(set(values)))))
-    return tuple(sorted(out))
-
-
-def parse_group_by(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """None means by time; an empty sequence means one total."""
-    parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(
-        ["time"] if value is None else value)
-    parts = [p for p in parts if p]
-    unknown = [p for p in parts if p not in GROUPABLE]
-    if unknown:
-        raise QueryError(f"cannot group by {str(unknown[0])[:40]!r}; group_by takes any of {', '.join(GROUPABLE)}",
-                         "group_by")
-    return tuple(d for d in GROUPABLE if d in parts)
-
-
-def build_query(metric: str | Metric, group_by, start, end, filters: Mapping | tuple = (),
-                granularity: str | None = None, now: datetime | None = None,
-                channels: Sequence[str] = CHANNELS) -> Query:
-    """Validate and normalize everything a caller may send. `metric` is a catalogue name or
-    a resolved Metric (custom metrics are resolved by `resolve_metric`, which reads them)."""
-    now = now or datetime.now(timezone.utc)
-    m = metric if isinstance(metric, Metric) else get_metric(metric)
-    groups = parse_group_by(group_by)
-    parsed_filters = filters if isinstance(filters, tuple) else parse_filters(filters, channels)
-    if m.kind == "rate" and ("status" in groups or any(d == "status" for d, _ in parsed_filters)):
-        raise QueryError(f"{m.name} divides {m.numerator} by {m.denominator} events; grouped or filtered by "
-                         "status, each group holds a single status, so the rate would mean nothing. Drop "
-                         "status, or use a count metric.", "group_by")
-    window = resolve_window(start, end, granularity, now)
-    return Query(m.name, groups, window, parsed_filters, m.formula, m.unit)
-
 
 # ---------------------------------------------------------------- results
 
@@ -210,66 +68,6 @@ class Series:
     source: str                # "rollup" | "raw" | "mixed"
     live: bool                 # holds buckets not yet rolled up
     points: tuple[Point, ...] = field(default_factory=tuple)
-
-
-# ---------------------------------------------------------------- planning
-
-@dataclass(frozen=True)
-class Segment:
-    source: str  # "minute" | "hour" | "day" (rollup tables, with pending deltas) or "raw"
-    start: datetime
-    end: datetime
-
-
-def plan_segments(window: TimeWindow, minute_floor: datetime, raw_days: Sequence[datetime] = ()) -> list[Segment]:
-    """The rollup table of the window's granularity; raw events for minutes older than the
-    minute retention (`minute_floor`) and for days queued for a rebuild (`raw_days`: a
-    backfill lands there before the rollup rebuilds them)."""
-    cuts = sorted({window.start, window.end, *(t for d in raw_days for t in (d, d + STEP["day"])
-                                                 if window.start < t < window.end)})
-    raw = {truncate(d, "day") for d in raw_days}
-    pieces: list[Segment] = []
-    for a, b in zip(cuts, cuts[1:]):
-        if truncate(a, "day") in raw:
-            pieces.append(Segment("raw", a, b))
-        elif window.granularity != "minute" or a >= minute_floor:
-            pieces.append(Segment(window.granularity, a, b))
-        else:
-            pieces.append(Segment("raw", a, min(b, minute_floor)))
-            if b > minute_floor:
-                pieces.append(Segment("minute", minute_floor, b))
-    merged: list[Segment] = []
-    for piece in pieces:
-        if merged and merged[-1].source == piece.source and merged[-1].end == piece.start:
-            merged[-1] = Segment(piece.source, merged[-1].start, piece.end)
-        else:
-            merged.append(piece)
-    return merged
-
-
-def queued_days(conn: Connection, start: datetime, end: datetime) -> tuple[datetime, ...]:
-    """Days holding hours queued for a rebuild: read from raw events until it is done."""
-    hours = conn.execute(select(rollup_invalidations.c.bucket_hour).distinct().where(
-        rollup_invalidations.c.bucket_hour >= truncate(start, "day"),
-        rollup_invalidations.c.bucket_hour < end)).scalars()
-    return tuple(sorted({truncate(h, "day") for h in hours}))
-
-
-def minute_floor_at(now: datetime, minute_retention_hours: int) -> datetime:
-    """Minute rows exist from here on (the retention job keeps whole hours; one hour of margin)."""
-    return truncate(now - timedelta(hours=minute_retention_hours), "hour") + timedelta(hours=1)
-
-
-def seal_edge(window: TimeWindow, now: datetime) -> datetime:
-    """Buckets before this are sealed: an event for them arriving from now on is late, and
-    marks them changed (services.store.ingest.SEAL_MARGIN)."""
-    edge = truncate(now - SEAL_MARGIN, window.granularity)
-    return min(max(edge, window.start), window.end)
-
-
-def restricted(query: Query, start: datetime, end: datetime) -> Query:
-    """The same question over [start, end), a part of its window on the same buckets."""
-    return replace(query, window=TimeWindow(start, end, query.window.granularity))
 
 
 def first_event_time(conn: Connection, filters: tuple[tuple[str, tuple], ...] = ()) -> datetime | None:
@@ -428,7 +226,7 @@ def evaluate(metric: Metric, acc: Totals) -> tuple[float | None, float | None, f
     """(value, numerator, denominator) of `metric` over one group's measures. A formula is
     evaluated over the catalogue metrics of the same group: a ratio of sums at any grouping."""
     if metric.kind == "formula":
-        tree = _parsed_formula(metric.formula)
+        tree = parsed_formula(metric.formula)
         value = formulas.evaluate(tree, lambda name: evaluate(CATALOGUE[name], acc)[0])
         return value, None, float(sum(acc.counts.values()))
     if metric.kind == "count":
@@ -447,7 +245,7 @@ def query_metrics(conn: Connection, metric: str, group_by=("time",), start=None,
     """Answer one chart question; see the module docstring for where the numbers come from."""
     context = context or context_at()
     if isinstance(metric, str) and metric not in CATALOGUE:
-        metric = resolve_metric(conn, metric)
+        metric = resolve(conn, metric)
     query = build_query(metric, group_by, start, end, filters, granularity, context.now, context.channels)
     return run_query(conn, query, context)
 
@@ -466,48 +264,6 @@ def series_of(query: Query, metric: Metric, accs: dict, source: str, live: bool)
     window = query.window
     return Series(metric=metric.name, unit=metric.unit, granularity=window.granularity, group_by=query.group_by,
                   start=window.start, end=window.end, source=source, live=live, points=_points(query, metric, accs))
-
-
-def formula_metric(name: str, formula: str, unit: str | None = None, label: str | None = None) -> Metric:
-    """A custom metric: a formula over catalogue metrics, evaluated per group."""
-    _parsed_formula(formula)  # validated on save; this keeps a hand-made Metric honest
-    return Metric(name, label or name, unit or "none", "formula", better="neutral", description=formula,
-                  formula=formula)
-
-
-def resolve_metric(conn: Connection, name: str) -> Metric:
-    """The one resolver, for every service, callback and endpoint: a catalogue metric, or a
-    saved one with every custom metric it uses expanded into one formula over catalogue
-    metrics (services.query.custom_metrics only stores and validates them)."""
-    if name in CATALOGUE:
-        return CATALOGUE[name]
-    c = custom_metrics.c
-    saved = {row.name: row for row in conn.execute(select(c.name, c.formula, c.unit, c.display_name))}
-    if name not in saved:
-        known = ", ".join(list(CATALOGUE) + sorted(saved))
-        raise QueryError(f"unknown metric {str(name)[:40]!r}; known metrics: {known}", "metric")
-    row, formulas_by_name = saved[name], {n: r.formula for n, r in saved.items()}
-    try:
-        tree = formulas.expand(formulas.parse(row.formula, list(CATALOGUE) + list(formulas_by_name)),
-                               formulas_by_name, CATALOGUE)
-        return formula_metric(name, formulas.to_text(tree), row.unit, row.display_name)
-    except formulas.FormulaError as exc:  # another metric it uses was changed into something broken
-        raise QueryError(f"custom metric {name!r} cannot be computed: {exc.message}", "metric") from None
-
-
-def references(metric: Metric) -> set[str]:
-    """The catalogue metrics a metric is computed from (itself, unless it is a formula)."""
-    if metric.kind == "formula":
-        return set(formulas.references(_parsed_formula(metric.formula)))
-    return {metric.name}
-
-
-def needs_histograms(metric: Metric) -> bool:
-    if metric.kind == "quantile":
-        return True
-    if metric.kind == "formula":
-        return any(CATALOGUE[n].kind == "quantile" for n in formulas.references(_parsed_formula(metric.formula)))
-    return False
 
 
 def collect_measures(conn: Connection, query: Query, with_histograms: bool, context: QueryContext,
@@ -542,11 +298,6 @@ def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
     empty = Totals()
     return tuple(Point(b, k, *evaluate(metric, accs.get((b, k), empty)))
                  for k in dim_keys for b in query.window.buckets)
-
-
-@functools.lru_cache(maxsize=256)
-def _parsed_formula(text: str):
-    return formulas.parse(text, CATALOGUE)
 
 
 def template_names(conn: Connection) -> dict[int, str]:

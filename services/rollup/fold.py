@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import BigInteger, Connection, Engine, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from services.query.engine import queued_days
+from services.query.plan import queued_days
 from services.query.timerange import MAX_RANGE, iso_z
 from services.query.timerange import floor_to as truncate
 from services.store import dialect, latency

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.query.catalogue import CATALOGUE
 from services.query.context import context_at
-from services.query.engine import CATALOGUE, query_metrics
+from services.query.engine import query_metrics
 from services.rollup.fold import rollup_pending
 from tests.factories import iso, make_event
 from tests.integration.test_rollup import event_strategy, ingest, reset

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from services.alerts import evaluation as alerts
 from services.alerts import webhooks
 from services.alerts.rules import AlertRule
-from services.query.engine import CATALOGUE
+from services.query.catalogue import CATALOGUE
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 SETTLE = timedelta(seconds=60)

@@ -8,7 +8,7 @@ from scipy import stats
 
 from services.analysis import correlation
 from services.analysis.correlation_report import relation_by_definition
-from services.query.engine import CATALOGUE, formula_metric
+from services.query.catalogue import CATALOGUE, formula_metric
 
 START = datetime(2026, 11, 2, tzinfo=timezone.utc)
 

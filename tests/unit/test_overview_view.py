@@ -58,7 +58,7 @@ def test_a_tile_and_a_trend_call_the_same_change_flat():
     """One threshold for "flat" in the product: the KPI tiles and the trend report agree."""
     from services.analysis.kpis import change_between
     from services.analysis.trends import FLAT_PERCENT, percent_change
-    from services.query.engine import CATALOGUE
+    from services.query.catalogue import CATALOGUE
 
     rate = CATALOGUE["delivery_rate"]
     for before, after in [(100.0, 100.7), (100.0, 99.2), (80.0, 80.0 * (1 + FLAT_PERCENT / 100) + 0.01), (50.0, 49.0)]:

@@ -2,17 +2,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.query.engine import (
-    CATALOGUE,
-    Segment,
-    Totals,
-    build_query,
-    evaluate,
-    parse_filters,
-    plan_segments,
-    restricted,
-    seal_edge,
-)
+from services.query.catalogue import CATALOGUE
+from services.query.engine import Totals, evaluate
+from services.query.plan import Segment, build_query, parse_filters, plan_segments, restricted, seal_edge
 from services.query.timerange import QueryError, TimeWindow
 
 DAY = datetime(2026, 11, 20, tzinfo=timezone.utc)
