@@ -10,31 +10,33 @@ from callbacks.common import alert, ask_metric, ask_report
 from callbacks.view import ViewState, parse_search, shown_on, to_search, window_of
 from layouts import compare as layout
 from layouts import figures, ids
-from services.analysis.compare import compare
+from services.analysis.compare import Comparison, PeriodComparison, compare
 from services.analysis.trends import percent_change
 from services.query.format import number
 
 
-def summary_sentence(result: dict, unit: str) -> str:
-    summary = result["summary"]
-    if not summary["best_performer"]:
-        return "Not enough data to compare: " + summary.get("note", "")
-    best, worst = result["comparisons"][summary["best_performer"]], result["comparisons"][summary["worst_performer"]]
-    verdict = "a significant difference" if summary["significant"] else "not a significant difference"
-    p = summary["p_value"]
+def summary_sentence(result: Comparison, unit: str) -> str:
+    summary = result.summary
+    if not summary.best_performer:
+        return "Not enough data to compare: " + (summary.note or "")
+    best, worst = result.comparisons[summary.best_performer], result.comparisons[summary.worst_performer]
+    verdict = "a significant difference" if summary.significant else "not a significant difference"
+    p = summary.p_value
     p_text = "p < 0.001" if p is not None and p < 0.001 else f"p = {p:.3f}" if p is not None else "no test"
-    difference = abs(summary["difference"])
+    difference = abs(summary.difference)
     gap = f"{difference:.1f} points" if unit == "%" else number(difference, unit)
-    return (f"{best['label']} is best ({number(best['total'], unit)}), {worst['label']} worst "
-            f"({number(worst['total'], unit)}): {gap} apart, {verdict} ({p_text}).")
+    return (f"{best.label} is best ({number(best.total, unit)}), {worst.label} worst "
+            f"({number(worst.total, unit)}): {gap} apart, {verdict} ({p_text}).")
 
 
-def period_sentence(period: dict, unit: str, compare_to: str) -> str:
+def period_sentence(period: PeriodComparison | None, unit: str, compare_to: str) -> str:
     """This period against the compared one: a rate moves by percentage points, anything else
     by percent; a change the test cannot tell from noise says so, and one too small to call a
     move ("flat", the trends' threshold) is never called both flat and significant."""
-    total = period["total"]
-    now, then = total["value"], total["previous_value"]
+    if period is None:
+        return "The compared period has no data."
+    total = period.total
+    now, then = total.value, total.previous_value
     if now is None or then is None:
         return "The compared period has no data."
     word = {"previous_period": "the previous period", "previous_week": "last week",
@@ -48,10 +50,10 @@ def period_sentence(period: dict, unit: str, compare_to: str) -> str:
         amount = None
     moved = "up" if now > then else "down" if now < then else None
     if amount is None and moved == "up":  # from nothing: no percent to give
-        verdict = "up from none" + ("" if total["significant"] else ", not significant (within the noise)")
+        verdict = "up from none" + ("" if total.significant else ", not significant (within the noise)")
     elif moved is None or amount is None or amount.startswith("0.0 "):
         verdict = "unchanged" if moved is None else "about the same"
-    elif not total["significant"]:
+    elif not total.significant:
         verdict = f"{moved} {amount}, not significant (within the noise)"
     elif change.direction == "flat":
         verdict = f"{moved} {amount}: small, but significant"
@@ -72,19 +74,19 @@ def compare_view(state: ViewState) -> tuple:
     metric, metric_error = ask_metric(state.metric)
     if error or metric_error:
         return None, [], figures.empty_figure(error or metric_error), empty, None, alert(error or metric_error)
-    summary = result["summary"]
-    roles = {summary["best_performer"]: "best", summary["worst_performer"]: "worst"}
-    cards = [layout.value_card(entry, metric.unit, roles.get(key)) for key, entry in result["comparisons"].items()]
-    records = [{"time": p["time"], "channel": entry["value"], "value": p["value"]}
-               for entry in result["comparisons"].values() for p in entry["series"]]
+    summary = result.summary
+    roles = {summary.best_performer: "best", summary.worst_performer: "worst"}
+    cards = [layout.value_card(entry, metric.unit, roles.get(key)) for key, entry in result.comparisons.items()]
+    records = [{"time": p.time, "channel": entry.value, "value": p.value}
+               for entry in result.comparisons.values() for p in entry.series]
     revision = to_search(state)
     overlay = figures.time_series(records, metric.label, metric.unit, revision)
-    period = figures.period_chart(result["period"], metric.label, metric.unit, revision)
+    period = figures.period_chart(result.period, metric.label, metric.unit, revision)
     templates, template_error = ask_report(compare, state.metric, "template_id", *window, None,
                                     {"channel": list(state.channels)} if state.channels else None)
     table = layout.template_table(templates, metric.unit) if not template_error else alert(template_error)
     text = html.Div([html.H4(summary_sentence(result, metric.unit), className="fw-semibold mb-1"),
-                     html.P(period_sentence(result["period"], metric.unit, state.compare_to),
+                     html.P(period_sentence(result.period, metric.unit, state.compare_to),
                             className="text-muted mb-0")])
     return text, cards, overlay, period, table, None
 

@@ -3,6 +3,7 @@ service function and returns its plain result as JSON."""
 from __future__ import annotations
 
 import hmac
+from dataclasses import asdict
 from typing import TypeVar
 
 import orjson
@@ -234,9 +235,9 @@ def trends():
 def compare():
     p = parameters(CompareParameters)
     context = request_context()
-    body, cached = cached_report("compare", p.model_dump(), lambda conn: compare_service.compare(
+    answer, cached = cached_report("compare", p.model_dump(), lambda conn: compare_service.compare(
         conn, p.metric, p.dimensions, p.start, p.end, p.compare_to, p.filters(), p.min_volume, context=context))
-    return json_response({**body, "cached": cached})
+    return json_response({**asdict(answer), "cached": cached})
 
 
 @api.get("/api/analytics/correlations")

@@ -239,6 +239,9 @@ def report_version(conn: Connection) -> str:
     return f"{version.live}|{edited[0].isoformat() if edited[0] else '-'}.{edited[1]}"
 
 
+REPORT_FORMAT = 2  # raised when a report's answer changes type: a cached answer of the old type is never read
+
+
 def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], Any]) -> tuple[Any, bool]:
     """(answer, from_cache): a report keyed by its parameters, the data and metric version
     it read and the current minute (relative windows move with the clock), kept for
@@ -248,8 +251,8 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
 
     def read(conn):
         snapshot = dialect.outside_transaction(conn)
-        key = "report|" + kind + "|" + orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode() + "|" + \
-            report_version(conn) + "|" + minute
+        key = f"report{REPORT_FORMAT}|" + kind + "|" + orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode() + \
+            "|" + report_version(conn) + "|" + minute
         hit = _call(lambda: cache.get(key))
         if hit is not None:
             return hit, True, key

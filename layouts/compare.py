@@ -7,6 +7,7 @@ from dash import dcc, html
 
 from layouts import ids
 from layouts.overview import card, graph, metric_options
+from services.analysis.compare import ComparedValue, Comparison
 from services.query.format import number
 
 COMPARE_TO_OPTIONS = [{"label": "vs the previous period", "value": "previous_period"},
@@ -34,33 +35,33 @@ def layout(metric: str, compare_to: str, custom: list | None = None) -> html.Div
     ])
 
 
-def value_card(entry: dict, unit: str, role: str | None) -> dbc.Col:
+def value_card(entry: ComparedValue, unit: str, role: str | None) -> dbc.Col:
     border = {"best": "border-success border-2", "worst": "border-danger border-2"}.get(role, "")
     badge = dbc.Badge(role, color="success" if role == "best" else "danger", className="ms-2") if role else None
-    interval = "" if entry["ci_low"] is None else \
-        f"95 % interval {number(entry['ci_low'], unit)} – {number(entry['ci_high'], unit)}"
+    interval = "" if entry.ci_low is None else \
+        f"95 % interval {number(entry.ci_low, unit)} – {number(entry.ci_high, unit)}"
     return dbc.Col(dbc.Card(dbc.CardBody([
-        html.Div([entry["label"], badge], className="small text-uppercase text-muted fw-semibold"),
-        html.Div(number(entry["total"], unit), className="fs-3 fw-semibold"),
+        html.Div([entry.label, badge], className="small text-uppercase text-muted fw-semibold"),
+        html.Div(number(entry.total, unit), className="fs-3 fw-semibold"),
         html.Div(interval, className="small text-muted"),
-        html.Div(f"{entry['volume']:,.0f} events behind it", className="small text-muted"),
+        html.Div(f"{entry.volume:,.0f} events behind it", className="small text-muted"),
     ]), className=f"h-100 shadow-sm compare-card {border}"), md=4)
 
 
-def template_table(result: dict, unit: str) -> dbc.Table | html.P:
-    comparisons, ranking = result["comparisons"], result["summary"].get("ranking") or []
+def template_table(result: Comparison, unit: str) -> dbc.Table | html.P:
+    comparisons, ranking = result.comparisons, result.summary.ranking
     rows = []
     for rank, key in enumerate(ranking, start=1):
         entry = comparisons[key]
-        rows.append(html.Tr([html.Td(rank), html.Td(entry["label"]), html.Td(number(entry["total"], unit)),
-                             html.Td("" if entry["ci_low"] is None else
-                                     f"{number(entry['ci_low'], unit)} – {number(entry['ci_high'], unit)}"),
-                             html.Td(f"{entry['volume']:,.0f}")]))
-    for key in result["below_volume_floor"]:
+        rows.append(html.Tr([html.Td(rank), html.Td(entry.label), html.Td(number(entry.total, unit)),
+                             html.Td("" if entry.ci_low is None else
+                                     f"{number(entry.ci_low, unit)} – {number(entry.ci_high, unit)}"),
+                             html.Td(f"{entry.volume:,.0f}")]))
+    for key in result.below_volume_floor:
         entry = comparisons[key]
-        rows.append(html.Tr([html.Td("—"), html.Td(entry["label"]), html.Td(number(entry["total"], unit)),
+        rows.append(html.Tr([html.Td("—"), html.Td(entry.label), html.Td(number(entry.total, unit)),
                              html.Td("too few events to rank", className="text-muted"),
-                             html.Td(f"{entry['volume']:,.0f}")], className="text-muted"))
+                             html.Td(f"{entry.volume:,.0f}")], className="text-muted"))
     if not rows:
         return html.P("No templates have events in this range.", className="text-muted mb-0")
     head = html.Thead(html.Tr([html.Th(h) for h in ("#", "Template", "Value", "95 % interval", "Events")]))

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import plotly.graph_objects as go
 
+from services.analysis.compare import PeriodComparison
 from services.query.format import number, unit_suffix
 from services.query.timerange import iso_z
 from services.store.schema import CHANNELS, channel_label
@@ -246,22 +247,22 @@ def profile_bars(values: Sequence[float | None], labels: Sequence[str], label: s
     return _base(fig, revision, 260)
 
 
-def period_chart(period: dict, label: str, unit: str, revision: str) -> go.Figure:
+def period_chart(period: PeriodComparison | None, label: str, unit: str, revision: str) -> go.Figure:
     """This period and the shifted one on the same axis, aligned bucket by bucket."""
-    points = period["points"]
-    if not any(p["value"] or p["previous_value"] for p in points):
+    points = period.points if period else ()
+    if not any(p.value or p.previous_value for p in points):
         return empty_figure("No events in either period")
     fmt = value_format(unit)
-    times = [p["time"] for p in points]
+    times = [p.time for p in points]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=times, y=[p["previous_value"] for p in points], mode="lines", name="compared period",
+    fig.add_trace(go.Scatter(x=times, y=[p.previous_value for p in points], mode="lines", name="compared period",
                              line=dict(color="#9D9DA1", width=1.5, dash="dot"),
-                             customdata=[p["previous_time"] for p in points],
+                             customdata=[p.previous_time for p in points],
                              hovertemplate=f"%{{customdata|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}"
                                            "<extra>compared period</extra>"))
-    fig.add_trace(go.Scatter(x=times, y=[p["value"] for p in points], mode="lines", name="this period",
+    fig.add_trace(go.Scatter(x=times, y=[p.value for p in points], mode="lines", name="this period",
                              line=dict(color="#4C78A8", width=2),
-                             customdata=[[p["difference"], p["percent_difference"]] for p in points],
+                             customdata=[[p.difference, p.percent_difference] for p in points],
                              hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}<br>"
                                            f"difference %{{customdata[0]:+{fmt}}}<extra>this period</extra>"))
     fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt)

@@ -25,7 +25,7 @@ from services.query.catalogue import Metric, resolve
 from services.query.context import QueryContext, context_at
 from services.query.engine import Totals, collect_measures, evaluate, query_metrics, template_names
 from services.query.plan import DIMENSIONS, build_query, parse_filters
-from services.query.timerange import QueryError, iso_z, parse_time
+from services.query.timerange import QueryError, parse_time
 from services.store import latency
 
 Z95 = 1.959963984540054
@@ -176,6 +176,91 @@ class Compared:
     measures: Totals
 
 
+@dataclass(frozen=True)
+class TimedValue:
+    time: datetime
+    value: float | None
+
+
+@dataclass(frozen=True)
+class ComparedValue:
+    """One channel, template or value of a comparison: its total with a 95 % interval, and its series."""
+    label: str
+    dimension: str
+    value: object                 # the channel, template id or value compared
+    total: float | None
+    average: float | None         # of the series' buckets
+    latest: float | None
+    data_points: int
+    volume: float                 # the events behind the total (its denominator for a rate)
+    numerator: float | None
+    denominator: float | None
+    ci_low: float | None
+    ci_high: float | None
+    series: tuple[TimedValue, ...]
+
+
+@dataclass(frozen=True)
+class Summary:
+    best_performer: str | None    # keys of `Comparison.comparisons`
+    worst_performer: str | None
+    difference: float | None
+    percent_difference: float | None
+    significant: bool
+    p_value: float | None
+    ranking: tuple[str, ...] = ()
+    note: str | None = None       # why there is no ranking
+
+
+@dataclass(frozen=True)
+class PeriodPoint:
+    offset: int
+    time: datetime
+    value: float | None
+    previous_time: datetime
+    previous_value: float | None
+    difference: float | None
+    percent_difference: float | None
+
+
+@dataclass(frozen=True)
+class PeriodTotal:
+    value: float | None
+    previous_value: float | None
+    difference: float | None
+    percent_difference: float | None
+    significant: bool
+    p_value: float | None
+
+
+@dataclass(frozen=True)
+class PeriodComparison:
+    compare_to: str
+    start: datetime               # of the compared period
+    end: datetime
+    points: tuple[PeriodPoint, ...]
+    total: PeriodTotal
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: str
+    unit: str
+    better: str
+    granularity: str
+    time_range: TimeRange
+    comparisons: dict[str, ComparedValue]
+    summary: Summary
+    below_volume_floor: tuple[str, ...]
+    period: PeriodComparison | None = None
+
+
 def _better(metric: Metric) -> int:
     return -1 if metric.better == "lower" else 1
 
@@ -212,25 +297,23 @@ def significance(metric: Metric, a: Totals, b: Totals) -> float | None:
     return mann_whitney_from_histograms(a.histogram, b.histogram)
 
 
-def summarize(metric: Metric, compared: list[Compared], min_volume: float) -> dict:
+def summarize(metric: Metric, compared: list[Compared], min_volume: float) -> Summary:
     ranked = [c for c in compared if evaluate(metric, c.measures)[0] is not None
               and volume(metric, c.measures) >= min_volume]
     if len(ranked) < 2:
-        return {"best_performer": None, "worst_performer": None, "difference": None, "percent_difference": None,
-                "significant": False, "p_value": None,
-                "note": f"fewer than two values have a value and at least {min_volume:,.0f} events behind it"}
+        return Summary(None, None, None, None, False, None,
+                       note=f"fewer than two values have a value and at least {min_volume:,.0f} events behind it")
     ranked.sort(key=lambda c: -_better(metric) * evaluate(metric, c.measures)[0])
     best, worst = ranked[0], ranked[-1]
     vb, vw = evaluate(metric, best.measures)[0], evaluate(metric, worst.measures)[0]
     p = significance(metric, best.measures, worst.measures) if vb != vw else 1.0
-    return {"best_performer": best.key, "worst_performer": worst.key, "difference": vb - vw,
-            "percent_difference": (vb - vw) / abs(vw) * 100 if vw else None,
-            "significant": p is not None and p < 0.05, "p_value": p, "ranking": [c.key for c in ranked]}
+    return Summary(best.key, worst.key, vb - vw, (vb - vw) / abs(vw) * 100 if vw else None,
+                   p is not None and p < 0.05, p, tuple(c.key for c in ranked))
 
 
 def compare(conn: Connection, metric: str, dimensions: str | None = None, start=None, end=None,
             compare_to: str | None = None, filters: Mapping | None = None, min_volume: float = DEFAULT_MIN_VOLUME,
-            *, context: QueryContext | None = None) -> dict:
+            *, context: QueryContext | None = None) -> Comparison:
     context = context or context_at()
     now, channels = context.now, context.channels
     m = resolve(conn, metric)
@@ -264,25 +347,19 @@ def compare(conn: Connection, metric: str, dimensions: str | None = None, start=
         low, high = interval(m, c.measures, value)
         points = series_points.get(((c.dimension, c.value),), [])
         values = [p.value for p in points if p.value is not None]
-        comparisons[c.key] = {
-            "label": c.label, "dimension": c.dimension, "value": c.value, "total": value,
-            "average": float(np.mean(values)) if values else None, "latest": values[-1] if values else None,
-            "data_points": len(values), "volume": volume(m, c.measures), "numerator": numerator,
-            "denominator": denominator, "ci_low": low, "ci_high": high,
-            "series": [{"time": iso_z(p.time), "value": p.value} for p in points]}
+        comparisons[c.key] = ComparedValue(
+            c.label, c.dimension, c.value, value, float(np.mean(values)) if values else None,
+            values[-1] if values else None, len(values), volume(m, c.measures), numerator, denominator, low, high,
+            tuple(TimedValue(p.time, p.value) for p in points))
     floor = min_volume if pairs is None and dimension == "template_id" else 0
-    summary = summarize(m, compared, floor)
-    body = {"metric": m.name, "unit": m.unit, "better": m.better, "granularity": window.granularity,
-            "time_range": {"start": iso_z(window.start), "end": iso_z(window.end)}, "comparisons": comparisons,
-            "summary": summary,
-            "below_volume_floor": [c.key for c in compared if volume(m, c.measures) < floor]}
-    if compare_to:
-        body["period"] = compare_periods(conn, m, window, compare_to, filters, context=context)
-    return body
+    return Comparison(m.name, m.unit, m.better, window.granularity, TimeRange(window.start, window.end), comparisons,
+                      summarize(m, compared, floor),
+                      tuple(c.key for c in compared if volume(m, c.measures) < floor),
+                      compare_periods(conn, m, window, compare_to, filters, context=context) if compare_to else None)
 
 
 def compare_periods(conn: Connection, metric: Metric, window, compare_to: str, filters: Mapping, *,
-                    context: QueryContext) -> dict:
+                    context: QueryContext) -> PeriodComparison:
     """The selection now and over a shifted period, aligned bucket by bucket (by offset)."""
     now, channels = context.now, context.channels
     if compare_to not in COMPARE_TO and not compare_to[:1].isdigit() and not compare_to.startswith("now"):
@@ -303,14 +380,12 @@ def compare_periods(conn: Connection, metric: Metric, window, compare_to: str, f
     points = []
     for offset, (c, p) in enumerate(zip(current, previous)):
         diff = None if c.value is None or p.value is None else c.value - p.value
-        points.append({"offset": offset, "time": iso_z(c.time), "value": c.value, "previous_time": iso_z(p.time),
-                       "previous_value": p.value, "difference": diff,
-                       "percent_difference": diff / abs(p.value) * 100 if diff is not None and p.value else None})
+        points.append(PeriodPoint(offset, c.time, c.value, p.time, p.value, diff,
+                                  diff / abs(p.value) * 100 if diff is not None and p.value else None))
     a, b = current_acc.get((None, ()), Totals()), previous_acc.get((None, ()), Totals())
     va, vb = evaluate(metric, a)[0], evaluate(metric, b)[0]
     diff = None if va is None or vb is None else va - vb
     p_value = significance(metric, a, b) if diff not in (None, 0) else (1.0 if diff == 0 else None)
-    return {"compare_to": compare_to, "start": iso_z(previous_q.window.start), "end": iso_z(previous_q.window.end),
-            "points": points, "total": {"value": va, "previous_value": vb, "difference": diff,
-                                        "percent_difference": diff / abs(vb) * 100 if diff is not None and vb else None,
-                                        "significant": p_value is not None and p_value < 0.05, "p_value": p_value}}
+    total = PeriodTotal(va, vb, diff, diff / abs(vb) * 100 if diff is not None and vb else None,
+                        p_value is not None and p_value < 0.05, p_value)
+    return PeriodComparison(compare_to, previous_q.window.start, previous_q.window.end, tuple(points), total)

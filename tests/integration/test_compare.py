@@ -33,29 +33,29 @@ def test_rates_by_hand_with_best_and_worst(engine):
     ingest(engine, outcomes("email", 100, 90, 5) + outcomes("sms", 100, 45, 20))
     rollup_pending(engine)
     result = run(engine, "delivery_rate", "channel:email,channel:sms")
-    assert result["comparisons"]["email"]["total"] == 90.0 and result["comparisons"]["sms"]["total"] == 45.0
-    summary = result["summary"]
-    assert (summary["best_performer"], summary["worst_performer"]) == ("email", "sms")
-    assert summary["difference"] == 45.0 and summary["percent_difference"] == 100.0
-    assert summary["significant"] and summary["p_value"] < 1e-9
-    low, high = result["comparisons"]["email"]["ci_low"], result["comparisons"]["email"]["ci_high"]
+    assert result.comparisons["email"].total == 90.0 and result.comparisons["sms"].total == 45.0
+    summary = result.summary
+    assert (summary.best_performer, summary.worst_performer) == ("email", "sms")
+    assert summary.difference == 45.0 and summary.percent_difference == 100.0
+    assert summary.significant and summary.p_value < 1e-9
+    low, high = result.comparisons["email"].ci_low, result.comparisons["email"].ci_high
     assert low < 90 < high
-    failures = run(engine, "failure_rate", "channel:email,channel:sms")["summary"]
-    assert failures["best_performer"] == "email"  # lower is better
+    failures = run(engine, "failure_rate", "channel:email,channel:sms").summary
+    assert failures.best_performer == "email"  # lower is better
 
 
 def test_zero_denominator_is_excluded_and_all_channels_is_the_default(engine):
     ingest(engine, outcomes("email", 10, 9) + outcomes("sms", 10, 5))
     result = run(engine, "delivery_rate")
-    assert set(result["comparisons"]) == {"email", "sms", "push"}
-    assert result["comparisons"]["push"]["total"] is None
-    assert result["summary"]["ranking"] == ["email", "sms"]
+    assert set(result.comparisons) == {"email", "sms", "push"}
+    assert result.comparisons["push"].total is None
+    assert result.summary.ranking == ("email", "sms")
 
 
 def test_a_tie_is_not_significant(engine):
     ingest(engine, outcomes("email", 50, 40) + outcomes("push", 50, 40))
-    summary = run(engine, "delivery_rate", "channel:email,channel:push")["summary"]
-    assert summary["difference"] == 0 and summary["significant"] is False and summary["p_value"] == 1.0
+    summary = run(engine, "delivery_rate", "channel:email,channel:push").summary
+    assert summary.difference == 0 and summary.significant is False and summary.p_value == 1.0
 
 
 def test_same_distribution_not_significant_real_difference_significant(engine):
@@ -66,31 +66,30 @@ def test_same_distribution_not_significant_real_difference_significant(engine):
                               created_at=iso(NOW - timedelta(hours=3)))
                    for v in rng.lognormal(np.log(median), 0.5, 400)]
     ingest(engine, events)
-    same = run(engine, "p50_processing_time", "channel:email,channel:sms")["summary"]
-    assert same["significant"] is False and same["p_value"] > 0.05
-    different = run(engine, "avg_processing_time", "channel:email,channel:push")["summary"]
-    assert different["significant"] and different["best_performer"] == "email"
+    same = run(engine, "p50_processing_time", "channel:email,channel:sms").summary
+    assert same.significant is False and same.p_value > 0.05
+    different = run(engine, "avg_processing_time", "channel:email,channel:push").summary
+    assert different.significant and different.best_performer == "email"
 
 
 def test_templates_ranked_with_a_volume_floor(engine):
     ingest(engine, outcomes("email", 300, 290, template_id=1) + outcomes("email", 300, 240, template_id=2) +
            outcomes("email", 3, 3, template_id=3))
     result = run(engine, "delivery_rate", "template_id", min_volume=100)
-    assert result["summary"]["ranking"] == ["template_id:1", "template_id:2"]
-    assert result["below_volume_floor"] == ["template_id:3"]
+    assert result.summary.ranking == ("template_id:1", "template_id:2")
+    assert result.below_volume_floor == ("template_id:3",)
 
 
 def test_period_comparison_aligns_buckets_by_offset(engine):
     ingest(engine, outcomes("email", 20, 18, hours_ago=3) + outcomes("email", 20, 10, hours_ago=3 + 24 * 7))
     rollup_pending(engine)
-    period = run(engine, "delivery_rate", compare_to="previous_week")["period"]
-    total = period["total"]
-    assert (total["value"], total["previous_value"], total["difference"]) == (90.0, 50.0, 40.0)
-    assert total["percent_difference"] == 80.0 and total["significant"]
-    busy = [p for p in period["points"] if p["value"] is not None]
-    assert len(busy) == 1 and busy[0]["previous_value"] == 50.0
-    current = datetime.fromisoformat(busy[0]["time"])
-    assert current - datetime.fromisoformat(busy[0]["previous_time"]) == timedelta(days=7)
+    period = run(engine, "delivery_rate", compare_to="previous_week").period
+    total = period.total
+    assert (total.value, total.previous_value, total.difference) == (90.0, 50.0, 40.0)
+    assert total.percent_difference == 80.0 and total.significant
+    busy = [p for p in period.points if p.value is not None]
+    assert len(busy) == 1 and busy[0].previous_value == 50.0
+    assert busy[0].time - busy[0].previous_time == timedelta(days=7)
 
 
 def test_the_api_and_its_errors(engine):

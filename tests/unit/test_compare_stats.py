@@ -93,10 +93,11 @@ def test_shifted_periods_across_a_month_boundary_a_leap_day_and_daylight_saving(
 
 def test_the_period_sentence_never_calls_a_change_flat_and_significant():
     from callbacks.compare import period_sentence
+    from services.analysis.compare import PeriodComparison, PeriodTotal
 
     def said(now, then, significant, unit="%"):
-        return period_sentence({"total": {"value": now, "previous_value": then, "significant": significant}},
-                               unit, "previous_period")
+        total = PeriodTotal(now, then, None, None, significant, None)
+        return period_sentence(PeriodComparison("previous_period", None, None, (), total), unit, "previous_period")
 
     assert said(95.1, 94.2, True) == ("Against the previous period: 95.1 % now, 94.2 % then — up 0.9 percentage "
                                       "points: small, but significant.")
@@ -108,5 +109,6 @@ def test_the_period_sentence_never_calls_a_change_flat_and_significant():
     assert said(90.01, 90.0, True).endswith("about the same.")
     assert said(5, 0, False, "count").endswith("up from none, not significant (within the noise).")
     assert said(None, 90.0, True) == "The compared period has no data."
+    assert period_sentence(None, "%", "previous_period") == "The compared period has no data."
     for now, then, significant in ((95.1, 94.2, True), (80, 90, True), (90.4, 90, False)):
         assert "flat" not in said(now, then, significant)
