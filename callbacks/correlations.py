@@ -12,10 +12,11 @@ from callbacks.view import ViewState, parse_search, shown_on, to_search, window_
 from layouts import correlations, figures, ids
 from services.analysis import correlation
 from services.analysis.correlation_report import correlation_report
+from services.query.format import plain
 
 
 def matrix_view(state: ViewState) -> tuple:
-    """(matrix figure, report for the store, alert)."""
+    """(matrix figure, the report as JSON data for the store, alert)."""
     window = window_of(state)
     if window is None:
         return figures.empty_figure("Pick an end after the start."), None, alert("The custom range is not valid.")
@@ -23,7 +24,7 @@ def matrix_view(state: ViewState) -> tuple:
     report, error = ask_report(correlation_report, list(chosen), *window, None, state.lag_max, state.detrend)
     if error:
         return figures.empty_figure(error), None, alert(error)
-    return figures.correlation_matrix(report, to_search(state)), report, None
+    return figures.correlation_matrix(report, to_search(state)), plain(report), None
 
 
 def pair_view(report: dict | None, pair: list | None, revision: str) -> tuple:

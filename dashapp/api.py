@@ -3,7 +3,6 @@ service function and returns its plain result as JSON."""
 from __future__ import annotations
 
 import hmac
-from dataclasses import asdict
 from typing import TypeVar
 
 import orjson
@@ -38,6 +37,7 @@ from services.analysis.trend_report import trend_report
 from services.query import catalogue, plan
 from services.query import custom_metrics as custom_service
 from services.query import engine as query_service
+from services.query.format import plain
 from services.rollup.fold import rollup_status
 from services.store.ingest import ingest_events
 
@@ -237,16 +237,16 @@ def compare():
     context = request_context()
     answer, cached = cached_report("compare", p.model_dump(), lambda conn: compare_service.compare(
         conn, p.metric, p.dimensions, p.start, p.end, p.compare_to, p.filters(), p.min_volume, context=context))
-    return json_response({**asdict(answer), "cached": cached})
+    return json_response({**plain(answer), "cached": cached})
 
 
 @api.get("/api/analytics/correlations")
 def correlations():
     p = parameters(CorrelationParameters)
     context = request_context()
-    body, cached = cached_report("correlations", p.model_dump(), lambda conn: correlation_report(
+    answer, cached = cached_report("correlations", p.model_dump(), lambda conn: correlation_report(
         conn, p.metrics, p.start, p.end, p.granularity, p.lag_max, p.detrend, context=context))
-    return json_response({**body, "cached": cached})
+    return json_response({**plain(answer), "cached": cached})
 
 
 MAX_FORM_BYTES = 64 * 1024

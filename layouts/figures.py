@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import plotly.graph_objects as go
 
 from services.analysis.compare import PeriodComparison
+from services.analysis.correlation_report import CorrelationReport
 from services.query.format import number, unit_suffix
 from services.query.timerange import iso_z
 from services.store.schema import CHANNELS, channel_label
@@ -269,20 +270,20 @@ def period_chart(period: PeriodComparison | None, label: str, unit: str, revisio
     return _base(fig, revision)
 
 
-def correlation_matrix(report: dict, revision: str) -> go.Figure:
+def correlation_matrix(report: CorrelationReport, revision: str) -> go.Figure:
     """r for every pair on a diverging scale; pairs that are not significant, or related by
     definition (marked "def."), are grey."""
-    labels = report["matrix"]["labels"]
-    r, q = report["matrix"]["r"], report["matrix"]["q"]
-    related = report["matrix"]["related_by_definition"]
+    labels = report.matrix.labels
+    r, q = report.matrix.r, report.matrix.q
+    related = report.matrix.related_by_definition
     n = len(labels)
     shown = [[r[i][j] if i != j and r[i][j] is not None and not related[i][j] and q[i][j] is not None
               and q[i][j] < 0.05 else None for j in range(n)] for i in range(n)]
     grey = [[0 if shown[i][j] is None and i != j else None for j in range(n)] for i in range(n)]
-    lag = report["matrix"]["lag"]
+    lag = report.matrix.lag
     text = [["" if i == j or r[i][j] is None else f"{r[i][j]:.2f}" + (f" (lag {lag[i][j]:+d})" if lag[i][j] else "")
              + (" def." if related[i][j] else "") for j in range(n)] for i in range(n)]
-    keys = report["matrix"]["metrics"]
+    keys = report.matrix.metrics
     # a click event keeps only plain values of a point, so each cell carries its pair as "a|b"
     pair_keys = [[f"{keys[i]}|{keys[j]}" for j in range(n)] for i in range(n)]
     fig = go.Figure()

@@ -3,6 +3,7 @@ q-values over the whole matrix, lags, and a sentence per pair."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -13,12 +14,80 @@ from services.query.catalogue import CATALOGUE, Metric, get_metric, references, 
 from services.query.context import QueryContext, context_at
 from services.query.engine import query_long
 from services.query.plan import build_query
-from services.query.timerange import STEP, QueryError, iso_z
+from services.query.timerange import STEP, QueryError
 from services.store.schema import STATUSES, channel_label
 
 MAX_METRICS = 10
 MAX_LAG = 48
 LAG_UNITS = {"minute": "minute", "hour": "hour", "day": "day"}
+
+
+@dataclass(frozen=True)
+class LagResult:
+    lag: int                        # buckets b lags a (negative: a lags b)
+    r: float
+    p_value: float
+    q_value: float | None           # Benjamini-Hochberg over the pairs not related by definition
+    n: int
+    lags_tried: int = 1
+
+
+@dataclass(frozen=True)
+class Elasticity:
+    slope: float                    # % change of b per % change of a, at `lag`
+    ci_low: float | None
+    ci_high: float | None
+    lag: int
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str
+    b: str
+    related_by_definition: bool
+    relation: str | None            # what they share when related by definition
+    n: int | None
+    rho: float | None               # Spearman, at lag 0
+    lag0: LagResult | None
+    best_lag: LagResult | None
+    elasticity: Elasticity | None
+    significant: bool
+    sentence: str | None
+
+
+@dataclass(frozen=True)
+class Matrix:
+    metrics: tuple[str, ...]
+    labels: tuple[str, ...]
+    r: tuple[tuple[float | None, ...], ...]     # at each pair's strongest lag
+    q: tuple[tuple[float | None, ...], ...]
+    lag: tuple[tuple[int, ...], ...]
+    related_by_definition: tuple[tuple[bool, ...], ...]
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    times: tuple[datetime, ...]
+    values: tuple[float | None, ...]
+    residuals: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class CorrelationReport:
+    method: str
+    detrended: bool
+    granularity: str
+    time_range: TimeRange
+    pairs: tuple[Pair, ...]
+    findings: tuple[tuple[str, str], ...]      # significant pairs, strongest first
+    matrix: Matrix
+    series: dict[str, MetricSeries]
 
 
 def parse_metrics(text: str | Sequence[str] | None, channels: Sequence[str],
@@ -82,7 +151,8 @@ def relation_by_definition(a: tuple[Metric, str | None], b: tuple[Metric, str | 
 
 
 def correlation_report(conn: Connection, metrics, start=None, end=None, granularity: str | None = None,
-                       lag_max: int = 0, detrend: bool = True, *, context: QueryContext | None = None) -> dict:
+                       lag_max: int = 0, detrend: bool = True, *,
+                       context: QueryContext | None = None) -> CorrelationReport:
     """Every pair at lag 0 and at its strongest lag, each with its own r, p and q (q over the
     pairs that are not related by definition); related pairs are marked, not ranked."""
     context = context or context_at()
@@ -159,13 +229,19 @@ def correlation_report(conn: Connection, metrics, start=None, end=None, granular
                       key=lambda p: (p["best_lag"]["q_value"], -abs(p["best_lag"]["r"])))
     method = ("pearson on residuals after removing each series' seasonal profile (hour of day, or hour of week "
               "with three weeks of data) and linear trend" if detrend else "pearson on the raw series")
-    return {"method": method, "detrended": detrend, "granularity": gran,
-            "time_range": {"start": iso_z(window.start),
-                           "end": iso_z(window.end)},
-            "pairs": pairs, "findings": [[p["a"], p["b"]] for p in findings],
-            "matrix": {"metrics": keys, "labels": [labels[k] for k in keys], "r": matrix_r,
-                       "q": matrix_q, "lag": matrix_lag, "related_by_definition": related},
-            "series": {k: {"times": [iso_z(t) for t in times],
-                           "values": [None if not np.isfinite(v) else float(v) for v in series[k]],
-                           "residuals": [None if not np.isfinite(v) else float(v) for v in residuals[k]]}
-                       for k in keys}}
+    plain = lambda values: tuple(None if not np.isfinite(v) else float(v) for v in values)  # noqa: E731
+    as_tuples = lambda rows: tuple(tuple(row) for row in rows)  # noqa: E731
+    return CorrelationReport(
+        method, detrend, gran, TimeRange(window.start, window.end), tuple(_frozen(p) for p in pairs),
+        tuple((p["a"], p["b"]) for p in findings),
+        Matrix(tuple(keys), tuple(labels[k] for k in keys), as_tuples(matrix_r), as_tuples(matrix_q),
+               as_tuples(matrix_lag), as_tuples(related)),
+        {k: MetricSeries(tuple(times), plain(series[k]), plain(residuals[k])) for k in keys})
+
+
+def _frozen(pair: dict) -> Pair:
+    lag = lambda d: None if d is None else LagResult(**d)  # noqa: E731
+    return Pair(pair["a"], pair["b"], pair["related_by_definition"], pair["relation"], pair["n"], pair["rho"],
+                lag(pair["lag0"]), lag(pair["best_lag"]),
+                None if pair["elasticity"] is None else Elasticity(**pair["elasticity"]), pair["significant"],
+                pair.get("sentence"))

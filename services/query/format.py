@@ -1,9 +1,13 @@
 """How every number of the product is written, in sentences, tables, tiles and hovers: counts
 with thousands separators, everything else to one decimal with its unit. Times are written by
-`services.query.timerange.iso_z` (ISO 8601, UTC, `Z`)."""
+`services.query.timerange.iso_z` (ISO 8601, UTC, `Z`); `plain` writes a whole typed answer as
+JSON data the same way."""
 from __future__ import annotations
 
 import math
+from typing import Any
+
+import orjson
 
 
 def unit_suffix(unit: str) -> str:
@@ -34,3 +38,11 @@ def signed(value: float, unit: str) -> str:
 def in_words(value: float | None, unit: str) -> str:
     """A number inside a sentence: as `number`, "no data" for no value."""
     return number(value, unit, "no data")
+
+
+def plain(answer: Any) -> Any:
+    """A typed answer (frozen dataclasses, tuples, datetimes, numpy numbers) as JSON data:
+    objects, arrays, ISO 8601 UTC times ending in Z, NaN as null. What the API sends and what
+    the dashboard keeps in the browser."""
+    return orjson.loads(orjson.dumps(answer, option=orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY
+                                     | orjson.OPT_NON_STR_KEYS))

@@ -69,13 +69,15 @@ def test_a_click_on_a_line_drills_into_its_channel_and_bucket():
     assert search == "?tab=drilldown&range=custom&start=2026-11-24T14:00:00Z&end=2026-11-24T15:00:00Z&drill=sms"
 
 
-def _matrix_report(r: float | None, q: float | None) -> dict:
-    keys = ["sms:delivery_rate", "email:bounce_rate", "push:sent"]
+def _matrix_report(r: float | None, q: float | None):
+    from services.analysis.correlation_report import CorrelationReport, Matrix
+
+    keys = ("sms:delivery_rate", "email:bounce_rate", "push:sent")
     n = len(keys)
-    cell = [[None if i == j else r for j in range(n)] for i in range(n)]
-    return {"matrix": {"labels": ["SMS delivery rate", "Email bounce rate", "Push sent"], "metrics": keys, "r": cell,
-                       "q": [[None if i == j else q for j in range(n)] for i in range(n)],
-                       "lag": [[0] * n for _ in range(n)], "related_by_definition": [[False] * n for _ in range(n)]}}
+    grid = lambda value: tuple(tuple(None if i == j else value for j in range(n)) for i in range(n))  # noqa: E731
+    matrix = Matrix(keys, ("SMS delivery rate", "Email bounce rate", "Push sent"), grid(r), grid(q),
+                    tuple((0,) * n for _ in range(n)), tuple((False,) * n for _ in range(n)))
+    return CorrelationReport("pearson", True, "hour", None, (), (), matrix, {})
 
 
 def test_a_matrix_with_no_significant_pair_still_draws_every_value():
