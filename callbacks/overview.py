@@ -24,6 +24,7 @@ from services.alerts.rules import firing_spans
 from services.analysis.kpis import kpis
 from services.analysis.trend_report import trend_report
 from services.query.engine import series_records, volume_heatmap
+from services.query.format import plain
 from services.query.timerange import EARLIEST, LATEST, STEP, ceil_to, floor_to, iso_z, resolve_window
 
 INVALID_RANGE = "The custom range is not valid: pick an end after the start."
@@ -96,6 +97,7 @@ def timeseries_marks(drawn: dict, channels: tuple[str, ...]) -> dict | None:
     if error or window is None:
         return {"search": search, "marks": None}
     report, error = ask_report(trend_report, state.metric, *window, None, channel_filter(state), None, state.detector)
+    report = None if error else plain(report)  # the marks are drawn from the answer's JSON form
     same_buckets = not error and STEP[report["granularity"]] == step
     anomalies = [a for a in report["anomalies"] if a["value"] is not None] if same_buckets else []
     incidents, error = ask(firing_spans, state.metric, first, last + step)

@@ -10,6 +10,7 @@ from callbacks.common import alert, ask_report
 from callbacks.view import ViewState, channel_filter, parse_search, shown_on, to_search, window_of
 from layouts import figures, ids, trends
 from services.analysis.trend_report import trend_report
+from services.query.format import plain
 
 WEEKDAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -23,6 +24,7 @@ def trend_view(state: ViewState, prefix: str) -> tuple:
     report, error = ask_report(trend_report, state.metric, *window, None, channel_filter(state), None, state.detector)
     if error:
         return None, figures.empty_figure(error), None, empty, empty, alert(error)
+    report = plain(report)  # drawn from the answer's JSON form, as the API sends it
     label, unit = report["label"], report["unit"]
     revision = to_search(state)
     season = report["seasonality"]

@@ -228,7 +228,7 @@ def trends():
     context = request_context()
     report, cached = cached_report("trends", p.model_dump(), lambda conn: trend_report(
         conn, p.metric, p.start, p.end, p.days, p.filters(), p.granularity, p.detector, context=context))
-    return json_response({**report, "cached": cached})
+    return json_response({**plain(report), "cached": cached})
 
 
 @api.get("/api/analytics/compare")

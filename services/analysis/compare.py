@@ -25,7 +25,7 @@ from services.query.catalogue import Metric, resolve
 from services.query.context import QueryContext, context_at
 from services.query.engine import Totals, collect_measures, evaluate, query_metrics, template_names
 from services.query.plan import DIMENSIONS, build_query, parse_filters
-from services.query.timerange import QueryError, parse_time
+from services.query.timerange import QueryError, TimeRange, parse_time
 from services.store import latency
 
 Z95 = 1.959963984540054
@@ -240,12 +240,6 @@ class PeriodComparison:
     end: datetime
     points: tuple[PeriodPoint, ...]
     total: PeriodTotal
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    start: datetime
-    end: datetime
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from services.query.catalogue import CATALOGUE, Metric, get_metric, references, 
 from services.query.context import QueryContext, context_at
 from services.query.engine import query_long
 from services.query.plan import build_query
-from services.query.timerange import STEP, QueryError
+from services.query.timerange import STEP, QueryError, TimeRange
 from services.store.schema import STATUSES, channel_label
 
 MAX_METRICS = 10
@@ -70,12 +70,6 @@ class MetricSeries:
     times: tuple[datetime, ...]
     values: tuple[float | None, ...]
     residuals: tuple[float | None, ...]
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    start: datetime
-    end: datetime
 
 
 @dataclass(frozen=True)

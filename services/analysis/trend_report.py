@@ -19,7 +19,7 @@ from services.query.context import QueryContext, context_at
 from services.query.engine import Point, first_event_time, query_long, query_metrics, template_names
 from services.query.format import in_words, signed
 from services.query.plan import build_query
-from services.query.timerange import STEP, QueryError, floor_to, iso_z
+from services.query.timerange import STEP, QueryError, TimeRange, floor_to, iso_z
 from services.store.schema import NO_TEMPLATE, channel_label
 
 HISTORY = {"minute": timedelta(hours=6), "hour": timedelta(days=21), "day": timedelta(days=56)}
@@ -193,11 +193,214 @@ def _segment_link(link: str, metric: Metric, segment: dict) -> str:
     return f"{link}&drill={','.join(path)}"
 
 
+# ---------------------------------------------------------------- the answer
+
+@dataclass(frozen=True)
+class Contributor:
+    """A channel × template segment behind an anomaly, in the detector's own numbers."""
+    channel: str
+    template_id: int | None
+    template_name: str | None
+    actual: float
+    expected: float
+    difference: float
+    share: float | None = None              # percentiles and formulas: its weight among the moves
+    actual_events: float | None = None      # rates: the numerator's events
+    expected_events: float | None = None
+    value: float | None = None              # averages: the segment's own value and its usual one
+    usual: float | None = None
+
+
+@dataclass(frozen=True)
+class Rest:
+    segments: int
+    actual: float
+    expected: float
+
+
+@dataclass(frozen=True)
+class ReasonShare:
+    """A failure reason behind an anomaly: its events against its usual count, and its share of the extra."""
+    channel: str
+    error_code: str | None
+    actual: float
+    usual: float
+    extra: float
+    share_percent: float
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    time: datetime
+    value: float
+    expected: float
+    difference: float
+    lower: float
+    upper: float
+    score: float
+    severity: str
+    explanation: str | None
+    decomposition: str | None               # "additive" or "by_value"
+    contributors: tuple[Contributor, ...]
+    rest: Rest | None
+    reasons: tuple[ReasonShare, ...]        # the failure reasons behind it
+    drilldown: str                          # the dashboard's drill-down into the bucket (a query string)
+
+
+@dataclass(frozen=True)
+class SegmentAnomaly:
+    channel: str
+    template_id: int | None
+    template_name: str | None
+    start: datetime
+    end: datetime
+    buckets: int
+    time: datetime                          # the peak
+    value: float
+    expected: float
+    lower: float
+    upper: float
+    score: float
+    severity: str
+    numerator: float | None
+    volume: float | None
+    sentence: str
+    drilldown: str
+
+
+@dataclass(frozen=True)
+class Change:
+    start: datetime
+    end: datetime
+    covered: bool                           # data covers the earlier stretch from its first bucket on
+    previous_value: float | None
+    percent_change: float | None
+    direction: str
+
+
+@dataclass(frozen=True)
+class Span:
+    start: datetime
+    end: datetime
+    span_hours: float
+
+
+@dataclass(frozen=True)
+class Coverage:
+    buckets: int                            # judged for anomalies
+    complete_buckets: int
+    baseline: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class BandPoint:
+    time: datetime
+    value: float | None
+    expected: float | None
+    lower: float | None
+    upper: float | None
+
+
+@dataclass(frozen=True)
+class TimedValue:
+    time: datetime
+    value: float | None
+
+
+@dataclass(frozen=True)
+class SegmentSearchInfo:
+    segments: int
+    tests: int
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Seasonality:
+    hour_profile: tuple[float | None, ...]
+    weekday_profile: tuple[float | None, ...]
+    peak_hours: tuple[int, ...]
+    peak_weekdays: tuple[int, ...]
+    daily_cycle_significant: bool
+    daily_p_value: float | None
+    daily_effect: float | None
+    weekly_cycle_significant: bool
+    weekly_p_value: float | None
+    weekly_effect: float | None
+
+
+@dataclass(frozen=True)
+class TrendReport:
+    metric: str
+    label: str
+    unit: str
+    granularity: str
+    detector: str
+    baseline: str
+    time_range: TimeRange
+    first_event: datetime | None
+    judged: Coverage
+    compared: Span
+    current_value: float | None
+    previous_value: float | None
+    percent_change: float | None
+    direction: str
+    previous_period: Change
+    week_over_week: Change
+    trend: str
+    slope: float | None
+    p_value: float | None
+    series: tuple[BandPoint, ...]
+    moving_average: tuple[TimedValue, ...]
+    anomalies: tuple[Anomaly, ...]
+    anomaly_count: int
+    segment_anomalies: tuple[SegmentAnomaly, ...]
+    segment_search: SegmentSearchInfo | None
+    headline: tuple[str, ...]
+    seasonality: Seasonality | None
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _typed(body: dict) -> TrendReport:
+    """The report as built (plain values, ISO times) as its frozen answer."""
+    def anomaly(a: dict) -> Anomaly:
+        return Anomaly(_time(a["time"]), a["value"], a["expected"], a["difference"], a["lower"], a["upper"],
+                       a["score"], a["severity"], a["explanation"], a["decomposition"],
+                       tuple(Contributor(**c) for c in a["contributors"]),
+                       None if a["rest"] is None else Rest(**a["rest"]),
+                       tuple(ReasonShare(**r) for r in a["reasons"]), a["drilldown"])
+
+    def change(c: dict) -> Change:
+        return Change(_time(c["start"]), _time(c["end"]), c["covered"], c["previous_value"], c["percent_change"],
+                      c["direction"])
+
+    season = body["seasonality"]
+    return TrendReport(
+        body["metric"], body["label"], body["unit"], body["granularity"], body["detector"], body["baseline"],
+        TimeRange(_time(body["time_range"]["start"]), _time(body["time_range"]["end"])), _time(body["first_event"]),
+        Coverage(**body["judged"]),
+        Span(_time(body["compared"]["start"]), _time(body["compared"]["end"]), body["compared"]["span_hours"]),
+        body["current_value"], body["previous_value"], body["percent_change"], body["direction"],
+        change(body["previous_period"]), change(body["week_over_week"]), body["trend"], body["slope"],
+        body["p_value"], tuple(BandPoint(_time(p.pop("time")), **p) for p in body["series"]),
+        tuple(TimedValue(_time(p["time"]), p["value"]) for p in body["moving_average"]),
+        tuple(anomaly(a) for a in body["anomalies"]), body["anomaly_count"],
+        tuple(SegmentAnomaly(**{**f, "start": _time(f["start"]), "end": _time(f["end"]), "time": _time(f["time"])})
+              for f in body["segment_anomalies"]),
+        None if body["segment_search"] is None else SegmentSearchInfo(**body["segment_search"]),
+        tuple(body["headline"]),
+        None if season is None else Seasonality(**{k: tuple(v) if isinstance(v, list) else v
+                                                   for k, v in season.items()}))
+
+
 # ---------------------------------------------------------------- the report
 
 def trend_report(conn: Connection, metric: str, start=None, end=None, days: int | None = None, filters=None,
                  granularity: str | None = None, detector: str | None = None, *,
-                 context: QueryContext | None = None) -> dict:
+                 context: QueryContext | None = None) -> TrendReport:
     context = context or context_at()
     now, channels = context.now, context.channels
     filters = dict(filters or {})
@@ -288,7 +491,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
                 "baseline": band.baseline, "reason": band.reason}
     sentences = _headline(subject, m, comparison, trend, anomalies, coverage, segment_findings, season, gran,
                           timedelta(hours=comparison["compared"]["span_hours"]))
-    return {
+    return _typed({
         "metric": m.name, "label": m.label, "unit": m.unit, "granularity": gran,
         "detector": {"daily": "seasonal", "weekly": "seasonal", "rolling": "robust"}.get(band.baseline, "none"),
         "baseline": band.baseline,
@@ -314,7 +517,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
             "daily_effect": _num(season.daily.effect),
             "weekly_cycle_significant": season.weekly.significant, "weekly_p_value": _num(season.weekly.p_value),
             "weekly_effect": _num(season.weekly.effect)},
-    }
+    })
 
 
 def _add_failure_reasons(conn, m: Metric, explained, explanations: dict, references, times, gran: str, filters,

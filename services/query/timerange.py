@@ -79,6 +79,13 @@ def ceil_to(value: datetime, granularity: str) -> datetime:
 
 
 @dataclass(frozen=True)
+class TimeRange:
+    """The range an answer covers: [start, end), UTC."""
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
 class TimeWindow:
     start: datetime   # aligned to granularity
     end: datetime     # exclusive, aligned

@@ -14,6 +14,7 @@ from callbacks.view import parse_search
 from dashapp import create_app
 from services.alerts.rules import create_rule
 from services.analysis.trend_report import trend_report
+from services.query.format import plain
 from services.rollup.fold import rollup_pending
 from services.store.ingest import ingest_events
 from services.store.schema import alert_transitions
@@ -60,7 +61,7 @@ def test_an_outage_is_marked_on_its_buckets_with_the_numbers_of_the_raw_events(e
         assert drawn["first"] == iso(start) and drawn["last"] == iso(start + timedelta(hours=HOURS - 1))
         marks = overview.timeseries_marks(drawn, CHANNELS)["marks"]
         with engine.connect() as conn:
-            report = trend_report(conn, "delivery_rate", iso(start), iso(start + timedelta(hours=HOURS)))
+            report = plain(trend_report(conn, "delivery_rate", iso(start), iso(start + timedelta(hours=HOURS))))
     flagged = [a["time"] for a in report["anomalies"]]
     assert flagged == [iso(start + timedelta(hours=h)) for h in outage]  # the outage and nothing else
     (band,) = marks["shapes"]

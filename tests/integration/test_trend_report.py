@@ -10,14 +10,13 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-import orjson
 import pytest
 from sqlalchemy import text
 
 from dashapp import create_app
-from services.analysis.trend_report import trend_report
+from services.analysis.trend_report import TrendReport, trend_report
 from services.query.context import context_at
-from services.query.format import in_words, signed
+from services.query.format import in_words, plain, signed
 from services.rollup.fold import rollup_pending
 from services.store.demo import seed_demo
 from services.store.ingest import store_rows
@@ -42,8 +41,8 @@ def demo(request, pg_url):
 def report(engine, metric, start="now-7d", **kwargs):
     with engine.connect() as conn:
         answer = trend_report(conn, metric, start, **kwargs)
-    orjson.dumps(answer)  # plain JSON types only, as the API serialises it
-    return answer
+    assert isinstance(answer, TrendReport)
+    return plain(answer)  # its JSON form, as the API sends it
 
 
 NUMBER = re.compile(r"(?<![\w.])[−+-]?\d[\d,]*(?:\.\d+)?(?: %| ms| points)?")
@@ -251,7 +250,8 @@ def test_history_starting_at_the_range_start_flags_no_daily_peak(engine):
     hourly_sends(engine, start, now, seed=1, spike=spike)
     rollup_pending(engine, raw_retention_days=60)
     with engine.connect() as conn:
-        result = trend_report(conn, "sent", filters={"channel": ["email"]}, days=14, context=context_at(raw_retention_days=60))
+        result = plain(trend_report(conn, "sent", filters={"channel": ["email"]}, days=14,
+                                    context=context_at(raw_retention_days=60)))
     assert result["baseline"] == "daily" and result["detector"] == "seasonal"
     assert [a["time"] for a in result["anomalies"]] == [spike.isoformat().replace("+00:00", "Z")]
     assert result["judged"]["buckets"] == result["judged"]["complete_buckets"]
@@ -267,7 +267,7 @@ def test_two_days_of_data_are_not_judged_and_the_report_says_so(engine):
     hourly_sends(engine, (now - timedelta(days=2)).replace(minute=0, second=0, microsecond=0), now, seed=2)
     rollup_pending(engine)
     with engine.connect() as conn:
-        result = trend_report(conn, "sent", days=2)
+        result = plain(trend_report(conn, "sent", days=2))
     assert result["anomalies"] == [] and result["judged"]["buckets"] == 0 and result["baseline"] == "none"
     assert any(s.startswith("No hour was judged for anomalies: hourly data needs three days of history")
                for s in result["headline"]), result["headline"]
