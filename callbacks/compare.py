@@ -25,8 +25,15 @@ def summary_sentence(result: Comparison, unit: str) -> str:
     p_text = "p < 0.001" if p is not None and p < 0.001 else f"p = {p:.3f}" if p is not None else "no test"
     difference = abs(summary.difference)
     gap = f"{difference:.1f} points" if unit == "%" else number(difference, unit)
-    return (f"{best.label} is best ({number(best.total, unit)}), {worst.label} worst "
+    top, bottom = roles(result)
+    return (f"{best.label} is {top} ({number(best.total, unit)}), {worst.label} {bottom} "
             f"({number(worst.total, unit)}): {gap} apart, {verdict} ({p_text}).")
+
+
+def roles(result: Comparison) -> tuple[str, str]:
+    """What the first and last of the ranking are called: best and worst where the metric has
+    a good direction, highest and lowest where it has none (a saved formula, a plain count)."""
+    return ("highest", "lowest") if result.better == "neutral" else ("best", "worst")
 
 
 def period_sentence(period: PeriodComparison | None, unit: str, compare_to: str) -> str:
@@ -75,8 +82,9 @@ def compare_view(state: ViewState) -> tuple:
     if error or metric_error:
         return None, [], figures.empty_figure(error or metric_error), empty, None, alert(error or metric_error)
     summary = result.summary
-    roles = {summary.best_performer: "best", summary.worst_performer: "worst"}
-    cards = [layout.value_card(entry, metric.unit, roles.get(key)) for key, entry in result.comparisons.items()]
+    top, bottom = roles(result)
+    role_of = {summary.best_performer: top, summary.worst_performer: bottom}
+    cards = [layout.value_card(entry, metric.unit, role_of.get(key)) for key, entry in result.comparisons.items()]
     records = [{"time": p.time, "channel": entry.value, "value": p.value}
                for entry in result.comparisons.values() for p in entry.series]
     revision = to_search(state)

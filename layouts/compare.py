@@ -36,8 +36,10 @@ def layout(metric: str, compare_to: str, custom: list | None = None) -> html.Div
 
 
 def value_card(entry: ComparedValue, unit: str, role: str | None) -> dbc.Col:
-    border = {"best": "border-success border-2", "worst": "border-danger border-2"}.get(role, "")
-    badge = dbc.Badge(role, color="success" if role == "best" else "danger", className="ms-2") if role else None
+    border = {"best": "border-success border-2", "worst": "border-danger border-2",
+              "highest": "border-secondary border-2", "lowest": "border-secondary border-2"}.get(role, "")
+    colour = {"best": "success", "worst": "danger"}.get(role, "secondary")
+    badge = dbc.Badge(role, color=colour, className="ms-2") if role else None
     interval = "" if entry.ci_low is None else \
         f"95 % interval {number(entry.ci_low, unit)} – {number(entry.ci_high, unit)}"
     return dbc.Col(dbc.Card(dbc.CardBody([

@@ -112,3 +112,19 @@ def test_the_period_sentence_never_calls_a_change_flat_and_significant():
     assert period_sentence(None, "%", "previous_period") == "The compared period has no data."
     for now, then, significant in ((95.1, 94.2, True), (80, 90, True), (90.4, 90, False)):
         assert "flat" not in said(now, then, significant)
+
+
+def test_a_metric_without_a_good_direction_is_ranked_highest_and_lowest_not_best_and_worst():
+    from callbacks.compare import summary_sentence
+    from services.analysis.compare import ComparedValue, Comparison, Summary
+
+    def answer(better):
+        values = {"sms": 9.96, "push": 3.07}
+        entries = {k: ComparedValue(k.upper(), "channel", k, v, v, v, 3, 1000, None, 1000, None, None, ())
+                   for k, v in values.items()}
+        return Comparison("undelivered_pct", "%", better, "hour", None, entries,
+                          Summary("sms", "push", 6.89, 224.4, False, None, ("sms", "push")), ())
+
+    assert summary_sentence(answer("neutral"), "%") == ("SMS is highest (10.0 %), PUSH lowest (3.1 %): 6.9 points "
+                                                        "apart, not a significant difference (no test).")
+    assert summary_sentence(answer("lower"), "%").startswith("SMS is best (10.0 %), PUSH worst")
