@@ -20,14 +20,17 @@ def summary_sentence(result: Comparison, unit: str) -> str:
     if not summary.best_performer:
         return "Not enough data to compare: " + (summary.note or "")
     best, worst = result.comparisons[summary.best_performer], result.comparisons[summary.worst_performer]
-    verdict = "a significant difference" if summary.significant else "not a significant difference"
     p = summary.p_value
-    p_text = "p < 0.001" if p is not None and p < 0.001 else f"p = {p:.3f}" if p is not None else "no test"
+    if p is None:  # a formula has no sampling model: nothing can be said of the noise
+        verdict = "no significance test for a formula"
+    else:
+        verdict = ("a significant difference" if summary.significant else "not a significant difference") + \
+            (" (p < 0.001)" if p < 0.001 else f" (p = {p:.3f})")
     difference = abs(summary.difference)
     gap = f"{difference:.1f} points" if unit == "%" else number(difference, unit)
     top, bottom = roles(result)
     return (f"{best.label} is {top} ({number(best.total, unit)}), {worst.label} {bottom} "
-            f"({number(worst.total, unit)}): {gap} apart, {verdict} ({p_text}).")
+            f"({number(worst.total, unit)}): {gap} apart, {verdict}.")
 
 
 def roles(result: Comparison) -> tuple[str, str]:

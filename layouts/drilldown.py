@@ -33,8 +33,9 @@ def layout(metric: str = "events", custom: list | None = None) -> html.Div:
         dbc.Row([
             dbc.Col(dbc.Breadcrumb(id=ids.BREADCRUMB, items=[{"label": "All", "active": True}], className="mb-0"),
                     className="d-flex align-items-center"),
-            dbc.Col(dcc.Dropdown(id=ids.DRILL_METRIC, options=metric_options(custom), value=metric, clearable=False,
-                                 placeholder="Bars show"), md=4),
+            dbc.Col([dbc.Label("Bars show", html_for=ids.DRILL_METRIC, className="small text-muted mb-0 me-2 text-nowrap"),
+                     dcc.Dropdown(id=ids.DRILL_METRIC, options=metric_options(custom), value=metric, clearable=False,
+                                  style={"flex": 1})], md=4, className="d-flex align-items-center"),
         ], className="mb-2 g-2"),
         html.Div(id=ids.DRILL_ALERT),
         html.H5(id=ids.DRILL_TITLE, className="mb-2"),

@@ -126,5 +126,17 @@ def test_a_metric_without_a_good_direction_is_ranked_highest_and_lowest_not_best
                           Summary("sms", "push", 6.89, 224.4, False, None, ("sms", "push")), ())
 
     assert summary_sentence(answer("neutral"), "%") == ("SMS is highest (10.0 %), PUSH lowest (3.1 %): 6.9 points "
-                                                        "apart, not a significant difference (no test).")
+                                                        "apart, no significance test for a formula.")
     assert summary_sentence(answer("lower"), "%").startswith("SMS is best (10.0 %), PUSH worst")
+
+
+def test_the_summary_gives_the_test_it_made():
+    from callbacks.compare import summary_sentence
+    from services.analysis.compare import ComparedValue, Comparison, Summary
+
+    entries = {k: ComparedValue(k, "channel", k, v, v, v, 3, 1000, None, 1000, None, None, ())
+               for k, v in {"Email": 97.0, "SMS": 91.5}.items()}
+    tested = Comparison("delivery_rate", "%", "higher", "hour", None, entries,
+                        Summary("Email", "SMS", 5.5, 6.0, True, 0.012, ("Email", "SMS")), ())
+    assert summary_sentence(tested, "%") == ("Email is best (97.0 %), SMS worst (91.5 %): 5.5 points apart, "
+                                             "a significant difference (p = 0.012).")
