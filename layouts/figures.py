@@ -31,8 +31,8 @@ FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 
 def axis_title(label: str, unit: str) -> str:
     """The label with its unit once: "Delivery rate (%)", "Sent (events)", "Events"."""
-    if unit == "count" and label.strip().lower() == "events":
-        return label
+    if unit == "count" and label.strip().lower() == "events" or unit == "%" and label.rstrip().endswith("%"):
+        return label  # "Events", "Undelivered %": the unit is already in the name
     return {"%": f"{label} (%)", "ms": f"{label} (ms)", "count": f"{label} (events)"}.get(unit, label)
 
 

@@ -140,3 +140,11 @@ def test_the_summary_gives_the_test_it_made():
                         Summary("Email", "SMS", 5.5, 6.0, True, 0.012, ("Email", "SMS")), ())
     assert summary_sentence(tested, "%") == ("Email is best (97.0 %), SMS worst (91.5 %): 5.5 points apart, "
                                              "a significant difference (p = 0.012).")
+
+
+def test_an_axis_names_its_unit_once():
+    from layouts.figures import axis_title
+
+    assert [axis_title(*a) for a in [("Delivery rate", "%"), ("Undelivered %", "%"), ("Events", "count"),
+                                     ("Sent", "count"), ("p95 processing time", "ms"), ("Score", "none")]] == \
+        ["Delivery rate (%)", "Undelivered %", "Events", "Sent (events)", "p95 processing time (ms)", "Score"]
