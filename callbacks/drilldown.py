@@ -78,7 +78,7 @@ def level_view(state: ViewState, prefix: str, current_key: str | None) -> tuple:
     if error:
         return ([{"label": "All", "active": True}], "", figures.empty_figure(error), shown, hidden, "#",
                 no_update, "", alert(error))
-    crumbs = [{"label": c["label"], "href": prefix + to_search(replace(state, drill=state.drill[:i])),
+    crumbs = [{"label": c.label, "href": prefix + to_search(replace(state, drill=state.drill[:i])),
                "active": i == len(level.breadcrumbs) - 1 and not state.user} for i, c in enumerate(level.breadcrumbs)]
     if state.user:  # one user's events are listed, never rolled up: straight to the events
         crumbs.append({"label": f"User {state.user} ✕", "href": prefix + to_search(replace(state, user=None)),
@@ -87,10 +87,10 @@ def level_view(state: ViewState, prefix: str, current_key: str | None) -> tuple:
         label, unit = (metric.label, metric.unit) if metric else ("Events", "count")
         title = f"{label} by {DIMENSION_TITLES[level.dimension]}"
         data = [d for d in level.data if level.dimension != "channel" or not state.channels
-                or d["key"] in state.channels]  # the global channel filter narrows the top level
+                or d.key in state.channels]  # the global channel filter narrows the top level
         keyed = (lambda k: NO_VALUE if k is None else k) if level.dimension in REASONS else (lambda k: k)
-        records = [{level.dimension: keyed(d["key"]), "value": d["value"]} for d in data]
-        labels = {keyed(d["key"]): d["label"] for d in level.data}
+        records = [{level.dimension: keyed(d.key), "value": d.value} for d in data]
+        labels = {keyed(d.key): d.label for d in level.data}
         figure = figures.bars(records, level.dimension, label, unit, revision=to_search(state), labels=labels,
                               height=360)
         return crumbs, title, figure, shown, hidden, "#", None, "", None

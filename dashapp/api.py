@@ -175,14 +175,9 @@ def drilldown():
         raise ApiError('filters must be JSON such as {"channel": "email", "status": "bounced"}', "filters") from None
     context = request_context()
 
-    def compute(conn):
-        level = drilldown_service.drill_level(conn, filters, p.start, p.end, p.dimension, p.metric, context=context)
-        return {"level": level.level, "dimension": level.dimension, "metric": level.metric,
-                "parent_filters": level.parent_filters, "data": level.data, "next_dimensions": level.next_dimensions,
-                "can_drill_down": level.can_drill_down, "breadcrumbs": level.breadcrumbs}
-
-    body, cached = cached_report("drilldown", {**p.model_dump(), "filters": filters}, compute)
-    return json_response({**body, "cached": cached})
+    level, cached = cached_report("drilldown", {**p.model_dump(), "filters": filters}, lambda conn: (
+        drilldown_service.drill_level(conn, filters, p.start, p.end, p.dimension, p.metric, context=context)))
+    return json_response({**plain(level), "cached": cached})
 
 
 @api.get("/api/analytics/events")

@@ -135,26 +135,39 @@ def dimensions_allowed(filters: Mapping, kind: str = "count") -> tuple[str, ...]
 
 
 @dataclass(frozen=True)
+class DrillValue:
+    key: object                    # the channel, status, template id, error code or provider (None: without one)
+    label: str
+    value: float | None
+
+
+@dataclass(frozen=True)
+class Crumb:
+    label: str
+    filters: dict                  # the filters of its level, one value per dimension
+
+
+@dataclass(frozen=True)
 class DrillLevel:
     level: int
     dimension: str | None          # None at the last level: the events themselves
     parent_filters: dict
-    data: list[dict]               # [{"key", "label", "value"}]
-    next_dimensions: list[str]
+    data: tuple[DrillValue, ...]
+    next_dimensions: tuple[str, ...]
     can_drill_down: bool
-    breadcrumbs: list[dict]        # [{"label", "filters"}]
+    breadcrumbs: tuple[Crumb, ...]
     metric: str
 
 
-def breadcrumbs(filters: Mapping[str, object], names: Mapping[int, str]) -> list[dict]:
+def breadcrumbs(filters: Mapping[str, object], names: Mapping[int, str]) -> tuple[Crumb, ...]:
     """All › Email › Delivered › Password reset: each crumb carries the filters of its level."""
-    crumbs = [{"label": "All", "filters": {}}]
+    crumbs = [Crumb("All", {})]
     so_far: dict = {}
     for dimension in HIERARCHY + REASONS:
         if dimension in filters:
             so_far = {**so_far, dimension: filters[dimension]}
-            crumbs.append({"label": value_label(dimension, filters[dimension], names), "filters": dict(so_far)})
-    return crumbs
+            crumbs.append(Crumb(value_label(dimension, filters[dimension], names), dict(so_far)))
+    return tuple(crumbs)
 
 
 def single_value_filters(raw: Mapping, channels: Sequence[str]) -> dict:
@@ -212,7 +225,7 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
         raise QueryError(f"{dimension} is already filtered to {filters[dimension]!r}; pick another dimension",
                          "dimension")
     names = template_names(conn)
-    data: list[dict] = []
+    data: list[DrillValue] = []
     from_raw = dimension in REASONS or any(k in REASONS for k in filters)
     if dimension is not None and from_raw:
         if m.kind != "count" or m.numerator not in ("events", filters["status"]):
@@ -222,17 +235,17 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
         dims = tuple((d, (v,)) for d, v in filters.items() if d in DIMENSIONS)
         reasons = tuple((d, (v,)) for d, v in filters.items() if d in REASONS)
         for key, value in reason_counts(conn, dimension, start_t, end_t, dims, reasons).items():
-            data.append({"key": key, "label": value_label(dimension, key, names), "value": value})
-        data.sort(key=lambda item: (-item["value"], str(item["key"])))
+            data.append(DrillValue(key, value_label(dimension, key, names), value))
+        data.sort(key=lambda item: (-item.value, str(item.key)))
     elif dimension is not None:
         series = query_metrics(conn, metric, (dimension,), start, end, {d: [v] for d, v in filters.items()},
                                context=context)
         for point in series.points:
             key = dict(point.dims)[dimension]
-            data.append({"key": key, "label": value_label(dimension, key, names), "value": point.value})
-        data.sort(key=lambda item: (item["value"] is None, -(item["value"] or 0)))
-    following = [d for d in remaining if d != dimension]
-    return DrillLevel(level=len(filters), dimension=dimension, parent_filters=dict(filters), data=data,
+            data.append(DrillValue(key, value_label(dimension, key, names), point.value))
+        data.sort(key=lambda item: (item.value is None, -(item.value or 0)))
+    following = tuple(d for d in remaining if d != dimension)
+    return DrillLevel(level=len(filters), dimension=dimension, parent_filters=dict(filters), data=tuple(data),
                       next_dimensions=following, can_drill_down=dimension is not None,
                       breadcrumbs=breadcrumbs(filters, names), metric=metric)
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.analysis.drilldown import drill_level, events_csv, list_events
+from services.analysis.drilldown import DrillValue, drill_level, events_csv, list_events
 from services.query.context import context_at
 from services.query.timerange import QueryError
 from services.rollup.fold import rollup_pending
@@ -87,21 +87,20 @@ def test_levels_follow_the_hierarchy_with_breadcrumbs(loaded):
         bottom = drill_level(conn, {"channel": "email", "status": "bounced", "template_id": 2, "error_code": None},
                              "now-1d")
         sent = drill_level(conn, {"channel": "email", "status": "sent", "template_id": 2}, "now-1d")
-    assert (top.level, top.dimension, top.next_dimensions) == (0, "channel", ["status", "template_id"])
-    assert {d["key"]: d["value"] for d in top.data} == {
+    assert (top.level, top.dimension, top.next_dimensions) == (0, "channel", ("status", "template_id"))
+    assert {d.key: d.value for d in top.data} == {
         c: float(sum(e["channel"] == c for e in events)) for c in ("email", "sms", "push")}
     assert email.dimension == "status" and bounced.dimension == "template_id"
-    assert {d["label"] for d in bounced.data} <= {"Password reset", "Weekly digest", "No template"}
-    assert [c["label"] for c in last.breadcrumbs] == ["All", "Email", "Bounced", "Weekly digest"]
-    assert last.breadcrumbs[2]["filters"] == {"channel": "email", "status": "bounced"}
+    assert {d.label for d in bounced.data} <= {"Password reset", "Weekly digest", "No template"}
+    assert [c.label for c in last.breadcrumbs] == ["All", "Email", "Bounced", "Weekly digest"]
+    assert last.breadcrumbs[2].filters == {"channel": "email", "status": "bounced"}
     # bounced events go on to why they bounced (none of these carries a code), then to the events
     bounced_here = sum(e["channel"] == "email" and e["status"] == "bounced" and e.get("template_id") == 2
                        for e in events)
-    assert (last.dimension, last.data) == ("error_code", [{"key": None, "label": "No error code",
-                                                          "value": bounced_here}])
-    assert [c["label"] for c in bottom.breadcrumbs][-1] == "No error code"
-    assert (bottom.dimension, bottom.can_drill_down, bottom.data) == (None, False, [])
-    assert (sent.dimension, sent.can_drill_down, sent.data) == (None, False, [])
+    assert (last.dimension, last.data) == ("error_code", (DrillValue(None, "No error code", bounced_here),))
+    assert [c.label for c in bottom.breadcrumbs][-1] == "No error code"
+    assert (bottom.dimension, bottom.can_drill_down, bottom.data) == (None, False, ())
+    assert (sent.dimension, sent.can_drill_down, sent.data) == (None, False, ())
 
 
 @pytest.mark.parametrize("filters, dimension, field", [
@@ -160,7 +159,7 @@ def test_a_ratio_drills_channel_then_template_and_equals_raw_events(engine, seed
             top = drill_level(conn, {}, "now-1d", metric=metric, context=context_at(NOW))
             email = drill_level(conn, {"channel": "email"}, "now-1d", metric=metric, context=context_at(NOW))
             last = drill_level(conn, {"channel": "email", "template_id": 3}, "now-1d", metric=metric, context=context_at(NOW))
-            assert (top.dimension, top.next_dimensions, email.dimension) == ("channel", ["template_id"], "template_id")
+            assert (top.dimension, top.next_dimensions, email.dimension) == ("channel", ("template_id",), "template_id")
             assert (last.dimension, last.can_drill_down) == (None, False)
 
             def raw(channel, template=...):
@@ -169,10 +168,10 @@ def test_a_ratio_drills_channel_then_template_and_equals_raw_events(engine, seed
                 return delivered if metric == "delivery_rate" or delivered is None else 100 - delivered
 
             for d in top.data:
-                assert d["value"] == pytest.approx(raw(d["key"]), abs=1e-9), (metric, d)
-            assert {d["key"] for d in email.data} == {r[2] for r in rows if r[1] == "email"}
+                assert d.value == pytest.approx(raw(d.key), abs=1e-9), (metric, d)
+            assert {d.key for d in email.data} == {r[2] for r in rows if r[1] == "email"}
             for d in email.data:
-                assert d["value"] == pytest.approx(raw("email", d["key"]), abs=1e-9), (metric, d)
+                assert d.value == pytest.approx(raw("email", d.key), abs=1e-9), (metric, d)
             with pytest.raises(QueryError, match="no value per status") as info:
                 drill_level(conn, {"channel": "email"}, "now-1d", dimension="status", metric=metric, context=context_at(NOW))
             assert info.value.field == "dimension"

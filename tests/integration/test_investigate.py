@@ -166,20 +166,20 @@ def test_failure_reasons_are_drill_levels_below_template(sent):
     bounced_email = [e for e in events if e["channel"] == "email" and e["status"] == "bounced" and e.get("template_id") == 2]
     with engine.connect() as conn:
         level = drill_level(conn, {"channel": "email", "status": "bounced", "template_id": 2}, "now-3d")
-        assert level.dimension == "error_code" and level.next_dimensions == []
+        assert level.dimension == "error_code" and level.next_dimensions == ()
         expected = {}
         for e in bounced_email:
             expected[e.get("error_code")] = expected.get(e.get("error_code"), 0) + 1
-        assert {d["key"]: d["value"] for d in level.data} == expected
-        code = level.data[0]["key"]
+        assert {d.key: d.value for d in level.data} == expected
+        code = level.data[0].key
         assert drill_level(conn, {**level.parent_filters, "error_code": code}, "now-3d").dimension is None
         deeper = drill_level(conn, {**level.parent_filters, "error_code": code}, "now-3d", dimension="provider")
         by_provider = {}
         for e in bounced_email:
             if e.get("error_code") == code:
                 by_provider[e.get("provider")] = by_provider.get(e.get("provider"), 0) + 1
-        assert {d["key"]: d["value"] for d in deeper.data} == by_provider
-        assert [c["label"] for c in deeper.breadcrumbs] == ["All", "Email", "Bounced", "Template 2", code]
+        assert {d.key: d.value for d in deeper.data} == by_provider
+        assert [c.label for c in deeper.breadcrumbs] == ["All", "Email", "Bounced", "Template 2", code]
         # delivered events have no reason: the hierarchy stops at template
         assert drill_level(conn, {"channel": "email", "status": "delivered", "template_id": 2}, "now-3d").dimension is None
         with pytest.raises(QueryError, match="needs status failed or bounced"):
