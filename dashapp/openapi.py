@@ -183,14 +183,14 @@ def openapi_document(channels: tuple[str, ...]) -> dict:
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "get": {"summary": "One custom metric", "responses": {
                     "200": {"description": "The metric", "content": {"application/json": {"schema": CUSTOM}}},
-                    **_error_responses(400, 503)}},
+                    **_error_responses(400, 404, 503)}},
                 "put": {"summary": "Change a custom metric (formula, unit, display name, description)",
                         "requestBody": {"required": True, "content": {"application/json": {"schema": {
                             "type": "object"}}}},
                         "responses": {"200": {"description": "Changed", "content": {"application/json": {
-                            "schema": CUSTOM}}}, **_error_responses(400, 403, 413, 415, 503)}},
+                            "schema": CUSTOM}}}, **_error_responses(400, 403, 404, 413, 415, 503)}},
                 "delete": {"summary": "Delete a custom metric no other one uses",
-                           "responses": {"204": {"description": "Deleted"}, **_error_responses(400, 403, 503)}}},
+                           "responses": {"204": {"description": "Deleted"}, **_error_responses(400, 403, 404, 503)}}},
             "/api/analytics/metrics/validate": {"post": {
                 "summary": "Check a formula: errors with their positions, and the names it uses",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {

@@ -14,7 +14,7 @@ from services.query.catalogue import CATALOGUE, formula_metric
 from services.query.context import QueryContext, context_at
 from services.query.engine import run_query
 from services.query.plan import build_query
-from services.query.timerange import QueryError, iso_z
+from services.query.timerange import NotFound, QueryError, iso_z
 from services.store.schema import alert_rules, custom_metrics
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -46,10 +46,11 @@ def list_metrics(conn: Connection) -> list[CustomMetric]:
 
 def get_custom(conn: Connection, name: str) -> CustomMetric:
     if not isinstance(name, str) or not NAME.match(name):  # nothing else was ever saved
-        raise QueryError(f"no custom metric named {str(name)[:40]!r}", "name")
+        raise QueryError(f"{str(name)[:40]!r} is not a custom metric's name: names are 1 to 40 lowercase letters, "
+                         "digits and _, starting with a letter", "name")
     row = conn.execute(select(custom_metrics).where(custom_metrics.c.name == name)).first()
     if row is None:
-        raise QueryError(f"no custom metric named {str(name)[:40]!r}", "name")
+        raise NotFound(f"no custom metric named {name!r}", "name")
     return CustomMetric(**row._mapping)
 
 

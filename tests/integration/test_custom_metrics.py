@@ -106,7 +106,12 @@ def test_cycles_edits_and_deletes(client):
     edited = client.put("/api/analytics/metrics/b", json={"formula": "a * 3", "description": "triple"})
     assert edited.status_code == 200 and edited.json["formula"] == "a * 3"
     assert client.delete("/api/analytics/metrics/b").status_code == 204
-    assert client.get("/api/analytics/metrics/b").status_code == 400
+    gone = client.get("/api/analytics/metrics/b")
+    assert gone.status_code == 404 and gone.json == {"error": "no custom metric named 'b'", "field": "name"}
+    assert client.put("/api/analytics/metrics/b", json={"formula": "sent"}).status_code == 404
+    assert client.delete("/api/analytics/metrics/b").status_code == 404
+    malformed = client.get("/api/analytics/metrics/Bad-Name")
+    assert malformed.status_code == 400 and "lowercase letters" in malformed.json["error"]
     listed = client.get("/api/analytics/metrics").json
     assert [m["name"] for m in listed["custom"]] == ["a"] and len(listed["catalogue"]) == 17
 
