@@ -49,7 +49,7 @@ from bench.live import live_phase
 from bench.lookups import lookup_phase
 from services.rollup.fold import invalidate_all, rollup_pending
 from services.store.ingest import store_rows
-from services.store.schema import notification_events
+from services.store.schema import EVENT_COLUMNS, notification_events
 
 FIGURE_KEYS = ("bulk_ingest_events_per_s", "bulk_fold_events_per_s", "full_rollup_events_per_s",
                "incremental_fold_1m_s", "http_ingest_events_per_s", "chart_miss_p50_ms", "chart_miss_over_floor",
@@ -226,9 +226,11 @@ def one_hour_of(events: int, seed: int) -> list[tuple]:
     hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     offsets = np.random.default_rng(seed).uniform(0, 3600, events)
     now = datetime.now(timezone.utc)
-    return [(hour + timedelta(seconds=float(o)), f"inc-{i}", None, now, ("email", "sms", "push")[i % 3],
+    rows = [(hour + timedelta(seconds=float(o)), f"inc-{i}", None, now, ("email", "sms", "push")[i % 3],
              int(i % 50), None, ("sent", "delivered")[i % 2], 300 if i % 2 else None, 287 if i % 2 else None,
-             None) for i, o in enumerate(offsets)]
+             None, None, None) for i, o in enumerate(offsets)]
+    assert len(rows[0]) == len(EVENT_COLUMNS), "rows are stored in EVENT_COLUMNS order"
+    return rows
 
 
 def main(argv=None) -> int:

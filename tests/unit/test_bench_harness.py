@@ -48,3 +48,14 @@ def test_a_live_run_holds_only_when_every_target_does():
     assert not holds(live_result(rollup_lag_s={"max": 61.0}))
     assert not holds(live_result(ingest={"batches_dropped": 3, "accepted_per_s": 1990.0}))
     assert not holds(live_result(ingest={"batches_dropped": 0, "accepted_per_s": 1500.0}))
+
+
+def test_the_incremental_phase_writes_rows_in_the_stored_column_order():
+    """The bench's own rows (the incremental fold's hour) must follow the table as it is now:
+    a column added to the events left the phase failing on COPY, unseen until a bench run."""
+    from bench.__main__ import one_hour_of
+    from services.store.schema import EVENT_COLUMNS
+
+    rows = one_hour_of(4, seed=1)
+    assert len(rows) == 4 and all(len(r) == len(EVENT_COLUMNS) for r in rows)
+    assert {r[EVENT_COLUMNS.index("status")] for r in rows} == {"sent", "delivered"}
