@@ -21,8 +21,10 @@ def summary_sentence(result: Comparison, unit: str) -> str:
         return "Not enough data to compare: " + (summary.note or "")
     best, worst = result.comparisons[summary.best_performer], result.comparisons[summary.worst_performer]
     p = summary.p_value
-    if p is None:  # a formula has no sampling model: nothing can be said of the noise
-        verdict = "no significance test for a formula"
+    if p is None:  # no sampling model: nothing can be said of the noise
+        verdict = {"formula": "no significance test for a formula",
+                   "rate": "no significance test: a rate above 100 % is no proportion"}.get(
+            result.kind, "no significance test for these values")
     else:
         verdict = ("a significant difference" if summary.significant else "not a significant difference") + \
             (" (p < 0.001)" if p < 0.001 else f" (p = {p:.3f})")

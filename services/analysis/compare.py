@@ -37,7 +37,9 @@ COMPARE_TO = ("previous_period", "previous_week", "previous_year")
 # ---------------------------------------------------------------- statistics (pure)
 
 def wilson_interval(successes: float, trials: float, z: float = Z95) -> tuple[float | None, float | None]:
-    if trials <= 0:
+    """None when the counts are no proportion: no trials, or more successes than trials (a
+    range can hold deliveries whose sends fell before it, and then a rate above 100 %)."""
+    if trials <= 0 or not 0 <= successes <= trials:
         return None, None
     p = successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
@@ -108,7 +110,8 @@ def mann_whitney_from_histograms(a: Mapping[int, int], b: Mapping[int, int]) -> 
 
 
 def two_proportion_p(x1: float, n1: float, x2: float, n2: float) -> float | None:
-    if n1 <= 0 or n2 <= 0:
+    """None when either side is no proportion (no trials, or more successes than trials)."""
+    if n1 <= 0 or n2 <= 0 or not (0 <= x1 <= n1 and 0 <= x2 <= n2):
         return None
     table = np.array([[x1, n1 - x1], [x2, n2 - x2]])
     if (table.sum(axis=0) == 0).any():
@@ -246,6 +249,7 @@ class PeriodComparison:
 class Comparison:
     metric: str
     unit: str
+    kind: str                     # the metric's: count, rate, average, quantile or formula
     better: str
     granularity: str
     time_range: TimeRange
@@ -346,7 +350,7 @@ def compare(conn: Connection, metric: str, dimensions: str | None = None, start=
             values[-1] if values else None, len(values), volume(m, c.measures), numerator, denominator, low, high,
             tuple(TimedValue(p.time, p.value) for p in points))
     floor = min_volume if pairs is None and dimension == "template_id" else 0
-    return Comparison(m.name, m.unit, m.better, window.granularity, TimeRange(window.start, window.end), comparisons,
+    return Comparison(m.name, m.unit, m.kind, m.better, window.granularity, TimeRange(window.start, window.end), comparisons,
                       summarize(m, compared, floor),
                       tuple(c.key for c in compared if volume(m, c.measures) < floor),
                       compare_periods(conn, m, window, compare_to, filters, context=context) if compare_to else None)

@@ -102,3 +102,16 @@ def test_the_api_and_its_errors(engine):
                          ("metric=sent&min_volume=lots", "min_volume"), ("dimensions=channel:email", "metric")]:
         response = client.get("/api/analytics/compare?" + query)
         assert response.status_code == 400 and response.json["field"] == field, (query, response.json)
+
+
+def test_a_template_with_more_deliveries_than_sends_in_the_range_is_shown_without_an_interval(engine):
+    """Sends made before the range start, delivered inside it: the rate is above 100 %, which
+    is what the events say, but no proportion, so it gets no interval and no test (it raised)."""
+    ingest(engine, outcomes("email", 100, 104, template_id=1) + outcomes("email", 300, 240, template_id=2) +
+           outcomes("email", 300, 270, template_id=3))
+    result = run(engine, "delivery_rate", "template_id", min_volume=0)
+    over = result.comparisons["template_id:1"]
+    assert over.total == 104.0 and (over.ci_low, over.ci_high) == (None, None)
+    assert result.comparisons["template_id:3"].ci_low is not None
+    assert result.summary.ranking == ("template_id:1", "template_id:3", "template_id:2")
+    assert result.summary.p_value is None and result.summary.significant is False

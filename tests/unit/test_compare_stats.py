@@ -122,7 +122,7 @@ def test_a_metric_without_a_good_direction_is_ranked_highest_and_lowest_not_best
         values = {"sms": 9.96, "push": 3.07}
         entries = {k: ComparedValue(k.upper(), "channel", k, v, v, v, 3, 1000, None, 1000, None, None, ())
                    for k, v in values.items()}
-        return Comparison("undelivered_pct", "%", better, "hour", None, entries,
+        return Comparison("undelivered_pct", "%", "formula", better, "hour", None, entries,
                           Summary("sms", "push", 6.89, 224.4, False, None, ("sms", "push")), ())
 
     assert summary_sentence(answer("neutral"), "%") == ("SMS is highest (10.0 %), PUSH lowest (3.1 %): 6.9 points "
@@ -136,10 +136,13 @@ def test_the_summary_gives_the_test_it_made():
 
     entries = {k: ComparedValue(k, "channel", k, v, v, v, 3, 1000, None, 1000, None, None, ())
                for k, v in {"Email": 97.0, "SMS": 91.5}.items()}
-    tested = Comparison("delivery_rate", "%", "higher", "hour", None, entries,
+    tested = Comparison("delivery_rate", "%", "rate", "higher", "hour", None, entries,
                         Summary("Email", "SMS", 5.5, 6.0, True, 0.012, ("Email", "SMS")), ())
     assert summary_sentence(tested, "%") == ("Email is best (97.0 %), SMS worst (91.5 %): 5.5 points apart, "
                                              "a significant difference (p = 0.012).")
+    untested = Comparison("delivery_rate", "%", "rate", "higher", "hour", None, entries,
+                          Summary("Email", "SMS", 5.5, 6.0, False, None, ("Email", "SMS")), ())
+    assert summary_sentence(untested, "%").endswith("apart, no significance test: a rate above 100 % is no proportion.")
 
 
 def test_an_axis_names_its_unit_once():
@@ -148,3 +151,16 @@ def test_an_axis_names_its_unit_once():
     assert [axis_title(*a) for a in [("Delivery rate", "%"), ("Undelivered %", "%"), ("Events", "count"),
                                      ("Sent", "count"), ("p95 processing time", "ms"), ("Score", "none")]] == \
         ["Delivery rate (%)", "Undelivered %", "Events", "Sent (events)", "p95 processing time (ms)", "Score"]
+
+
+def test_a_rate_above_100_percent_has_no_interval_and_no_test():
+    """A range can hold deliveries whose sends fell before it: 104 delivered of 100 sent is a
+    rate, but no proportion, so neither a Wilson interval nor a two-proportion test exists."""
+    from services.analysis.compare import two_proportion_p, wilson_interval
+
+    assert wilson_interval(104, 100) == (None, None)
+    assert wilson_interval(-1, 100) == (None, None)
+    assert two_proportion_p(104, 100, 50, 100) is None and two_proportion_p(50, 100, 104, 100) is None
+    low, high = wilson_interval(100, 100)
+    assert 0.96 < low < 1.0 and high == 1.0
+    assert two_proportion_p(90, 100, 45, 100) < 1e-9
