@@ -55,5 +55,5 @@ def test_type_fix_preview_save_and_chart(dash_br, live_server, app):
     assert "Delete the custom metric “ctr”?" in confirm.text
     confirm.accept()
     dash_br.wait_for_contains_text("#formula-message", "ctr deleted", timeout=15)
-    assert client.get("/api/analytics/metrics/ctr").status_code == 400
+    assert client.get("/api/analytics/metrics/ctr").status_code == 404  # deleted: nothing by that name
     assert dash_br.get_logs() == []
