@@ -32,11 +32,11 @@ from services.query.plan import (
     build_query,
     minute_floor_at,
     plan_segments,
-    queued_days,
     seal_edge,
 )
 from services.query.timerange import STEP, iso_z
 from services.query.timerange import floor_to as truncate
+from services.rollup.fold import queued_days
 from services.store import dialect, latency
 from services.store.schema import (
     NO_TEMPLATE,

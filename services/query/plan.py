@@ -7,13 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Connection, select
-
 from services.query.catalogue import Metric, get_metric
 from services.query.timerange import STEP, QueryError, TimeWindow, resolve_window
 from services.query.timerange import floor_to as truncate
 from services.store.ingest import SEAL_MARGIN
-from services.store.schema import CHANNELS, STATUSES, rollup_invalidations
+from services.store.schema import CHANNELS, STATUSES
 
 DIMENSIONS = ("channel", "status", "template_id")
 
@@ -146,14 +144,6 @@ def plan_segments(window: TimeWindow, minute_floor: datetime, raw_days: Sequence
         else:
             merged.append(piece)
     return merged
-
-
-def queued_days(conn: Connection, start: datetime, end: datetime) -> tuple[datetime, ...]:
-    """Days holding hours queued for a rebuild: read from raw events until it is done."""
-    hours = conn.execute(select(rollup_invalidations.c.bucket_hour).distinct().where(
-        rollup_invalidations.c.bucket_hour >= truncate(start, "day"),
-        rollup_invalidations.c.bucket_hour < end)).scalars()
-    return tuple(sorted({truncate(h, "day") for h in hours}))
 
 
 def minute_floor_at(now: datetime, minute_retention_hours: int) -> datetime:

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import BigInteger, Connection, Engine, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from services.query.plan import queued_days
 from services.query.timerange import MAX_RANGE, iso_z
 from services.query.timerange import floor_to as truncate
 from services.store import dialect, latency
@@ -252,6 +251,14 @@ def rebuild_day(conn: Connection, day: datetime, minute_floor: datetime) -> tupl
     daily = ROLLUP_TABLES[("day", False)]
     events = conn.execute(select(func.coalesce(func.sum(daily.c.event_count), 0)).where(daily.c.bucket == day)).scalar()
     return int(events), written
+
+
+def queued_days(conn: Connection, start: datetime, end: datetime) -> tuple[datetime, ...]:
+    """Days holding hours queued for a rebuild: read from raw events until it is done."""
+    hours = conn.execute(select(rollup_invalidations.c.bucket_hour).distinct().where(
+        rollup_invalidations.c.bucket_hour >= truncate(start, "day"),
+        rollup_invalidations.c.bucket_hour < end)).scalars()
+    return tuple(sorted({truncate(h, "day") for h in hours}))
 
 
 def bump(conn: Connection, name: str, now: datetime) -> int:
