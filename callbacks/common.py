@@ -9,10 +9,9 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from sqlalchemy.exc import DBAPIError
 
-from dashapp.caching import ReportTooLong, cached_report, cached_series, request_context
+from dashapp.caching import ReportTooLong, cached_report, cached_series, metric_definition, request_context
 from dashapp.extensions import db
 from dashapp.health import QUERY_TOO_LONG, SCHEMA_MISSING, is_missing_schema, is_timeout
-from services.query.catalogue import CATALOGUE, Metric, resolve
 from services.query.plan import build_query
 from services.query.timerange import QueryError
 
@@ -64,22 +63,14 @@ def ask_series(metric: str, group_by, start, end, filters) -> tuple[Any, str | N
     """A chart series (catalogue or saved metric) through the shared cache, guarded."""
     def work():
         context = request_context()
-        query = build_query(_definition(metric), group_by, start, end, filters, None, context.now, context.channels)
-        return cached_series(query, context.now)
+        query = build_query(metric_definition(metric), group_by, start, end, filters, None, context.now, context.channels)
+        return cached_series(query, context)
     return guarded(work)
-
-
-def _definition(name: str) -> Metric:
-    """A catalogue metric as it is; a saved one read from the database (no connection is
-    taken for the catalogue, which every chart of the default view uses)."""
-    if name in CATALOGUE:
-        return CATALOGUE[name]
-    return db.read(lambda conn: resolve(conn, name))
 
 
 def ask_metric(name: str) -> tuple[Any, str | None]:
     """The definition of a catalogue or saved metric (label, unit), guarded."""
-    return guarded(lambda: _definition(name))
+    return guarded(lambda: metric_definition(name))
 
 
 def alert(message: str | None, colour: str = "danger"):

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from sqlalchemy.exc import DBAPIError
 
 from dashapp.alerting import preview_alert, rule_options
-from dashapp.caching import cache_stats, cached_report, chart_answer, request_context
+from dashapp.caching import cache_stats, cached_report, chart_answer, metric_definition, request_context
 from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state, short_error
@@ -37,7 +37,7 @@ from services.analysis.trend_report import trend_report
 from services.query import catalogue, plan
 from services.query import custom_metrics as custom_service
 from services.query import engine as query_service
-from services.query.format import plain
+from services.query.format import to_json
 from services.rollup.fold import rollup_status
 from services.store.ingest import ingest_events
 
@@ -133,7 +133,14 @@ def aggregation_status():
 
 
 def json_response(body, status: int = 200) -> Response:
-    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), status=status, mimetype="application/json")
+    return Response(to_json(body), status=status, mimetype="application/json")
+
+
+def report_response(answer, cached: bool) -> Response:
+    """A report's answer with `"cached"` beside its fields, serialised once."""
+    body = to_json(answer)
+    return Response(b'{"cached":' + (b"true" if cached else b"false") + (b"," + body[1:] if body != b"{}" else b"}"),
+                    mimetype="application/json")
 
 
 def parameters(model: type[P]) -> P:
@@ -149,12 +156,9 @@ def parameters(model: type[P]) -> P:
 def chart():
     p = parameters(ChartParameters)
     context = request_context()
-    metric = p.metric
-    if metric not in catalogue.CATALOGUE:
-        metric = db.read(lambda conn: catalogue.resolve(conn, p.metric))
-    query = plan.build_query(metric, p.group_by or "time", p.start, p.end, p.filters(), p.granularity,
-                                      context.now, context.channels)
-    answer = chart_answer(query, context.now)
+    query = plan.build_query(metric_definition(p.metric), p.group_by or "time", p.start, p.end, p.filters(),
+                             p.granularity, context.now, context.channels)
+    answer = chart_answer(query, context)
     metadata = orjson.dumps({**answer.metadata, "cached": answer.from_cache}, option=orjson.OPT_UTC_Z)
     return Response(b'{"data":' + answer.data + b',"metadata":' + metadata + b"}", mimetype="application/json")
 
@@ -177,7 +181,7 @@ def drilldown():
 
     level, cached = cached_report("drilldown", {**p.model_dump(), "filters": filters}, lambda conn: (
         drilldown_service.drill_level(conn, filters, p.start, p.end, p.dimension, p.metric, context=context)))
-    return json_response({**plain(level), "cached": cached})
+    return report_response(level, cached)
 
 
 @api.get("/api/analytics/events")
@@ -223,7 +227,7 @@ def trends():
     context = request_context()
     report, cached = cached_report("trends", p.model_dump(), lambda conn: trend_report(
         conn, p.metric, p.start, p.end, p.days, p.filters(), p.granularity, p.detector, context=context))
-    return json_response({**plain(report), "cached": cached})
+    return report_response(report, cached)
 
 
 @api.get("/api/analytics/compare")
@@ -232,7 +236,7 @@ def compare():
     context = request_context()
     answer, cached = cached_report("compare", p.model_dump(), lambda conn: compare_service.compare(
         conn, p.metric, p.dimensions, p.start, p.end, p.compare_to, p.filters(), p.min_volume, context=context))
-    return json_response({**plain(answer), "cached": cached})
+    return report_response(answer, cached)
 
 
 @api.get("/api/analytics/correlations")
@@ -241,7 +245,7 @@ def correlations():
     context = request_context()
     answer, cached = cached_report("correlations", p.model_dump(), lambda conn: correlation_report(
         conn, p.metrics, p.start, p.end, p.granularity, p.lag_max, p.detrend, context=context))
-    return json_response({**plain(answer), "cached": cached})
+    return report_response(answer, cached)
 
 
 MAX_FORM_BYTES = 64 * 1024

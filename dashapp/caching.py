@@ -69,14 +69,22 @@ def cache_stats() -> dict:
             "sealed_hit_rate": round(counts["sealed_hits"] / sealed, 4) if sealed else None, "backend": backend}
 
 
-def request_context(now: datetime | None = None) -> QueryContext:
+def request_context() -> QueryContext:
     """The request's QueryContext (the deployment's channels and retention, the clock's now),
-    made once per request and shared by every read the request makes; `now` makes a new one."""
-    if now is not None or not has_request_context():
-        return query_context(current_app.config, now)
+    made once per request and shared by every read the request makes."""
+    if not has_request_context():
+        return query_context(current_app.config)
     if "analytics_context" not in g:
         g.analytics_context = query_context(current_app.config)
     return g.analytics_context
+
+
+def metric_definition(name: str) -> catalogue.Metric:
+    """A catalogue metric as it is, without taking a connection (every chart of the default
+    view asks for one); a saved one resolved from the database."""
+    if name in catalogue.CATALOGUE:
+        return catalogue.CATALOGUE[name]
+    return db.read(lambda conn: catalogue.resolve(conn, name))
 
 
 @dataclass(frozen=True)
@@ -95,14 +103,13 @@ def _measure_key(query: plan.Query, with_histograms: bool, start: datetime, end:
             f"{start.isoformat()}|{end.isoformat()}|{version.sealed}")
 
 
-def measures(conn, query: plan.Query, with_histograms: bool, now: datetime,
+def measures(conn, query: plan.Query, with_histograms: bool, context: QueryContext,
              version: DataVersion | None = None) -> Measured:
     """The measures answering `query`: the sealed buckets through the cache, the live edge
     fresh, in the connection's one snapshot."""
     window = query.window
-    edge = plan.seal_edge(window, now)
+    edge = plan.seal_edge(window, context.now)
     version = version or data_version(conn, window.start, edge, window.end)
-    context = request_context(now)
     accs: dict = {}
     sources, from_cache, live_done = set(), False, False
     if edge > window.start:
@@ -137,10 +144,10 @@ def measures(conn, query: plan.Query, with_histograms: bool, now: datetime,
                     from_cache)
 
 
-def cached_series(query: plan.Query, now: datetime) -> query_service.Series:
+def cached_series(query: plan.Query, context: QueryContext) -> query_service.Series:
     """The Series answering `query` (for the dashboard's figures), sealed part cached."""
     metric = query_service.metric_of(query)
-    m = db.read(lambda conn: measures(conn, query, catalogue.needs_histograms(metric), now))
+    m = db.read(lambda conn: measures(conn, query, catalogue.needs_histograms(metric), context))
     return query_service.series_of(query, metric, m.accs, m.source, m.live)
 
 
@@ -151,10 +158,11 @@ class ChartAnswer:
     from_cache: bool
 
 
-def chart_answer(query: plan.Query, now: datetime) -> ChartAnswer:
+def chart_answer(query: plan.Query, context: QueryContext) -> ChartAnswer:
     """A chart API answer: whole from the cache while no batch, fold or late event changed
     what it covers; otherwise the sealed measures from the cache and the live edge fresh."""
     metric = query_service.metric_of(query)
+    now = context.now
     edge = plan.seal_edge(query.window, now)
     live = edge < query.window.end
 
@@ -171,7 +179,7 @@ def chart_answer(query: plan.Query, now: datetime) -> ChartAnswer:
         if hit is not None:
             return hit, None, None, whole, key
         snapshot()
-        m = measures(conn, query, catalogue.needs_histograms(metric), now, version)
+        m = measures(conn, query, catalogue.needs_histograms(metric), context, version)
         names = query_service.template_names(conn) if "template_id" in query.group_by else None
         return None, m, names, whole, key
 

@@ -10,12 +10,13 @@ sentence; the declaration says what the parameter is and, where the values are f
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.analysis.compare import DEFAULT_MIN_VOLUME as COMPARE_MIN_VOLUME
-from services.analysis.drilldown import MAX_PAGE, REASONS
+from services.analysis.drilldown import LOOKUPS, MAX_PAGE, REASONS
 from services.analysis.investigate import DEFAULT_MIN_VOLUME as USERS_MIN_VOLUME
 from services.analysis.investigate import MAX_USERS, RANKABLE
 from services.query.catalogue import CATALOGUE
@@ -25,6 +26,7 @@ from services.store.schema import STATUSES
 
 TIME_HELP = ("ISO date (2026-11-01), ISO datetime (2026-11-01T08:00:00Z; UTC when no zone) or relative time "
              "(now, now-30m, now-24h, now-7d, now-2w).")
+MANY_EVENTS = 1e12  # the bound of an event-count parameter, said "from 0 up"
 DEPLOYMENT = "x-analytics-values"  # a schema whose values the deployment decides (its channels)
 
 
@@ -65,8 +67,9 @@ class Filtered(Parameters):
     template_id: TemplateIds = None
 
     def filters(self) -> dict:
-        """The dimension filters the request sets, as the services take them."""
-        return {d: getattr(self, d) for d in DIMENSIONS if getattr(self, d)}
+        """The filters the request sets (dimensions, and lookups where the endpoint takes
+        them), as the services take them."""
+        return {d: getattr(self, d) for d in type(self).model_fields if d in DIMENSIONS + LOOKUPS and getattr(self, d)}
 
 
 class Lookups(Filtered):
@@ -76,12 +79,6 @@ class Lookups(Filtered):
         description="Failed and bounced events' reasons; (none) for events without one.")] = None
     provider: Annotated[str | None, Field(description="One or several providers; (none) for events without one.")] \
         = None
-
-    def filters(self) -> dict:
-        return {d: getattr(self, d) for d in type(self).model_fields if getattr(self, d) and d in LOOKUP_FIELDS}
-
-
-LOOKUP_FIELDS = DIMENSIONS + ("user_id", "notification_id", "error_code", "provider")
 
 
 class ChartParameters(Filtered):
@@ -114,7 +111,7 @@ class CompareParameters(Filtered):
     end: Annotated[str | None, Field(description=TIME_HELP)] = None
     compare_to: Annotated[str | None, Field(
         description="previous_period, previous_week, previous_year or an ISO start.")] = None
-    min_volume: Annotated[float, Field(ge=0, le=1e12, description=(
+    min_volume: Annotated[float, Field(ge=0, le=MANY_EVENTS, description=(
         f"Values with fewer events are not ranked (default {COMPARE_MIN_VOLUME:g}, when comparing all values of a "
         "dimension)."))] = COMPARE_MIN_VOLUME
 
@@ -161,7 +158,7 @@ class UsersParameters(Lookups):
     order: Annotated[Literal["worst", "best", "asc", "desc"] | None, Field(
         description="worst (default: most failures, lowest delivery rate), best, asc or desc.")] = None
     limit: Annotated[int, Field(ge=1, le=MAX_USERS, description="Users listed.")] = 20
-    min_volume: Annotated[float | None, Field(ge=0, le=1e12, description=(
+    min_volume: Annotated[float | None, Field(ge=0, le=MANY_EVENTS, description=(
         f"Rates only: the fewest events behind a user's rate (default {USERS_MIN_VOLUME:g})."))] = None
 
 
@@ -205,9 +202,8 @@ def sentence(model: type[Parameters], error: dict) -> tuple[str, str | None]:
 
 def allowed(annotation, metadata) -> str:
     """"a whole number from 1 to 400", "one of json, csv", "true or false", …"""
-    kinds = [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) is not None \
-        and get_origin(annotation) is not Literal else [annotation]
-    kind = kinds[0]
+    optional = get_origin(annotation) in (Union, UnionType)
+    kind = next(a for a in get_args(annotation) if a is not type(None)) if optional else annotation
     low = next((m.ge for m in metadata if hasattr(m, "ge")), None)   # annotated_types.Ge, as pydantic keeps it
     high = next((m.le for m in metadata if hasattr(m, "le")), None)
     if get_origin(kind) is Literal:
@@ -215,7 +211,7 @@ def allowed(annotation, metadata) -> str:
     if kind is bool:
         return "true or false"
     what = "a whole number" if kind is int else "a number"
-    if low is not None and high is not None and high < 1e12:
+    if low is not None and high is not None and high < MANY_EVENTS:
         return f"{what} from {low:g} to {high:g}"
     return f"{what} from {low:g} up" if low is not None else what
 
@@ -225,16 +221,16 @@ def allowed(annotation, metadata) -> str:
 def openapi_parameters(model: type[Parameters], channels: tuple[str, ...]) -> list[dict]:
     """The model's fields as OpenAPI query parameters (JSON Schema from the same declaration)."""
     properties = model.model_json_schema()["properties"]
-    required = set(model.model_json_schema().get("required", []))
     out = []
     for name, field in model.model_fields.items():
+        required = field.is_required()
         schema = _plain(properties[name])
         if schema.pop(DEPLOYMENT, None) == "channels":
             schema = {"type": "string", "pattern": _list_of(channels)}
         description = field.description or ""
-        if field.default not in (None, ...) and "default" not in description.lower() and name not in required:
+        if not required and field.default is not None and "default" not in description.lower():
             description += f" Default {str(field.default).lower() if isinstance(field.default, bool) else field.default}."
-        out.append({"name": name, "in": "query", "required": name in required,
+        out.append({"name": name, "in": "query", "required": required,
                     "description": description, "schema": schema})
     return out
 

@@ -40,9 +40,16 @@ def in_words(value: float | None, unit: str) -> str:
     return number(value, unit, "no data")
 
 
+JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def to_json(answer: Any) -> bytes:
+    """A typed answer (frozen dataclasses, tuples, datetimes, numpy numbers) as JSON: objects,
+    arrays, ISO 8601 UTC times ending in Z, NaN as null. What the API sends."""
+    return orjson.dumps(answer, option=JSON_OPTIONS)
+
+
 def plain(answer: Any) -> Any:
-    """A typed answer (frozen dataclasses, tuples, datetimes, numpy numbers) as JSON data:
-    objects, arrays, ISO 8601 UTC times ending in Z, NaN as null. What the API sends and what
-    the dashboard keeps in the browser."""
-    return orjson.loads(orjson.dumps(answer, option=orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY
-                                     | orjson.OPT_NON_STR_KEYS))
+    """The same answer as JSON data (dicts and lists), for the dashboard's browser store and
+    figures drawn from it."""
+    return orjson.loads(to_json(answer))
