@@ -163,5 +163,5 @@ def scheduler_mode(settings: Mapping[str, Any], command_name: str | None) -> str
 
 def query_context(config: Mapping[str, Any], now: datetime | None = None) -> QueryContext:
     """The QueryContext of a deployment's settings, at `now` (the clock's when None)."""
-    return context_at(now, channels=config["CHANNELS"], minute_retention_hours=config["MINUTE_RETENTION_HOURS"],
+    return context_at(now, channels=tuple(config["CHANNELS"]), minute_retention_hours=config["MINUTE_RETENTION_HOURS"],
                       raw_retention_days=config["RAW_RETENTION_DAYS"])

@@ -16,12 +16,14 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.analysis.compare import DEFAULT_MIN_VOLUME as COMPARE_MIN_VOLUME
+from services.analysis.correlation_report import MAX_LAG
 from services.analysis.drilldown import LOOKUPS, MAX_PAGE, REASONS
 from services.analysis.investigate import DEFAULT_MIN_VOLUME as USERS_MIN_VOLUME
 from services.analysis.investigate import MAX_USERS, RANKABLE
 from services.query.catalogue import CATALOGUE
 from services.query.custom_metrics import NAME as CUSTOM_NAME
 from services.query.plan import DIMENSIONS, GROUPABLE
+from services.query.timerange import MAX_RANGE
 from services.store.schema import STATUSES
 
 TIME_HELP = ("ISO date (2026-11-01), ISO datetime (2026-11-01T08:00:00Z; UTC when no zone) or relative time "
@@ -95,7 +97,7 @@ class TrendParameters(Filtered):
     metric: Metric
     start: Annotated[str | None, Field(description=TIME_HELP)] = None
     end: Annotated[str | None, Field(description=TIME_HELP)] = None
-    days: Annotated[int | None, Field(ge=1, le=400, description="Instead of start: this many days back from now.")] \
+    days: Annotated[int | None, Field(ge=1, le=MAX_RANGE.days, description="Instead of start: this many days back from now.")] \
         = None
     granularity: Granularity = None
     detector: Annotated[Literal["seasonal", "robust"] | None, Field(
@@ -122,7 +124,7 @@ class CorrelationParameters(Parameters):
     start: Annotated[str | None, Field(description=TIME_HELP)] = None
     end: Annotated[str | None, Field(description=TIME_HELP)] = None
     granularity: Granularity = None
-    lag_max: Annotated[int, Field(ge=0, le=48, description="Largest lag to try, in buckets.")] = 0
+    lag_max: Annotated[int, Field(ge=0, le=MAX_LAG, description="Largest lag to try, in buckets.")] = 0
     detrend: Annotated[bool, Field(description="Remove each series' seasonal profile and level first.")] = True
 
 

@@ -223,14 +223,14 @@ def correlation_report(conn: Connection, metrics, start=None, end=None, granular
                       key=lambda p: (p["best_lag"]["q_value"], -abs(p["best_lag"]["r"])))
     method = ("pearson on residuals after removing each series' seasonal profile (hour of day, or hour of week "
               "with three weeks of data) and linear trend" if detrend else "pearson on the raw series")
-    plain = lambda values: tuple(None if not np.isfinite(v) else float(v) for v in values)  # noqa: E731
+    finite = lambda values: tuple(None if not np.isfinite(v) else float(v) for v in values)  # noqa: E731
     as_tuples = lambda rows: tuple(tuple(row) for row in rows)  # noqa: E731
     return CorrelationReport(
         method, detrend, gran, TimeRange(window.start, window.end), tuple(_frozen(p) for p in pairs),
         tuple((p["a"], p["b"]) for p in findings),
         Matrix(tuple(keys), tuple(labels[k] for k in keys), as_tuples(matrix_r), as_tuples(matrix_q),
                as_tuples(matrix_lag), as_tuples(related)),
-        {k: MetricSeries(tuple(times), plain(series[k]), plain(residuals[k])) for k in keys})
+        {k: MetricSeries(tuple(times), finite(series[k]), finite(residuals[k])) for k in keys})
 
 
 def _frozen(pair: dict) -> Pair:

@@ -44,11 +44,11 @@ def kpis(conn: Connection, metrics: Sequence[str], start=None, end=None, filters
     context = context or context_at()
     out = []
     for name in metrics:
-        current = query_metrics(conn, name, (), start, end, filters, context=context)
+        metric = resolve(conn, name)  # once: a saved metric is read, then both periods evaluate it
+        current = query_metrics(conn, metric, (), start, end, filters, context=context)
         span = current.end - current.start
-        previous = query_metrics(conn, name, (), current.start - span, current.start, filters,
+        previous = query_metrics(conn, metric, (), current.start - span, current.start, filters,
                                  current.granularity, context=context)
-        metric = resolve(conn, name)
         value, before = current.points[0].value, previous.points[0].value
         if metric.kind == "rate" and not current.points[0].numerator and not previous.points[0].numerator \
                 and not status_ever_seen(conn, metric.numerator, current.start, _parsed(filters, context.channels)):

@@ -19,5 +19,4 @@ class QueryContext:
 
 def context_at(now: datetime | None = None, **deployment) -> QueryContext:
     """A context at `now` (the clock's, when None) with the deployment's settings."""
-    return QueryContext(now or datetime.now(timezone.utc), **{k: tuple(v) if k == "channels" else v
-                                                               for k, v in deployment.items()})
+    return QueryContext(now or datetime.now(timezone.utc), **deployment)

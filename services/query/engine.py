@@ -240,7 +240,7 @@ def evaluate(metric: Metric, acc: Totals) -> tuple[float | None, float | None, f
     return latency.quantile(acc.histogram, metric.q), None, float(sum(acc.histogram.values()))
 
 
-def query_metrics(conn: Connection, metric: str, group_by=("time",), start=None, end=None, filters=(),
+def query_metrics(conn: Connection, metric: str | Metric, group_by=("time",), start=None, end=None, filters=(),
                   granularity: str | None = None, *, context: QueryContext | None = None) -> Series:
     """Answer one chart question; see the module docstring for where the numbers come from."""
     context = context or context_at()
