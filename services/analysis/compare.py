@@ -25,7 +25,7 @@ from services.query.catalogue import Metric, resolve
 from services.query.context import QueryContext, context_at
 from services.query.engine import Totals, collect_measures, evaluate, query_metrics, template_names
 from services.query.plan import DIMENSIONS, build_query, parse_filters
-from services.query.timerange import QueryError, TimeRange, parse_time
+from services.query.timerange import QueryError, TimedValue, TimeRange, parse_time
 from services.store import latency
 
 Z95 = 1.959963984540054
@@ -177,12 +177,6 @@ class Compared:
     value: object
     label: str
     measures: Totals
-
-
-@dataclass(frozen=True)
-class TimedValue:
-    time: datetime
-    value: float | None
 
 
 @dataclass(frozen=True)

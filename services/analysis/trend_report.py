@@ -19,7 +19,7 @@ from services.query.context import QueryContext, context_at
 from services.query.engine import Point, first_event_time, query_long, query_metrics, template_names
 from services.query.format import in_words, signed
 from services.query.plan import build_query
-from services.query.timerange import STEP, QueryError, TimeRange, floor_to, iso_z
+from services.query.timerange import STEP, QueryError, TimedValue, TimeRange, floor_to, iso_z
 from services.store.schema import NO_TEMPLATE, channel_label
 
 HISTORY = {"minute": timedelta(hours=6), "hour": timedelta(days=21), "day": timedelta(days=56)}
@@ -269,7 +269,7 @@ class SegmentAnomaly:
 
 
 @dataclass(frozen=True)
-class Change:
+class PeriodChange:
     start: datetime
     end: datetime
     covered: bool                           # data covers the earlier stretch from its first bucket on
@@ -300,12 +300,6 @@ class BandPoint:
     expected: float | None
     lower: float | None
     upper: float | None
-
-
-@dataclass(frozen=True)
-class TimedValue:
-    time: datetime
-    value: float | None
 
 
 @dataclass(frozen=True)
@@ -345,8 +339,8 @@ class TrendReport:
     previous_value: float | None
     percent_change: float | None
     direction: str
-    previous_period: Change
-    week_over_week: Change
+    previous_period: PeriodChange
+    week_over_week: PeriodChange
     trend: str
     slope: float | None
     p_value: float | None
@@ -373,8 +367,8 @@ def _typed(body: dict) -> TrendReport:
                        None if a["rest"] is None else Rest(**a["rest"]),
                        tuple(ReasonShare(**r) for r in a["reasons"]), a["drilldown"])
 
-    def change(c: dict) -> Change:
-        return Change(_time(c["start"]), _time(c["end"]), c["covered"], c["previous_value"], c["percent_change"],
+    def change(c: dict) -> PeriodChange:
+        return PeriodChange(_time(c["start"]), _time(c["end"]), c["covered"], c["previous_value"], c["percent_change"],
                       c["direction"])
 
     season = body["seasonality"]

@@ -86,6 +86,13 @@ class TimeRange:
 
 
 @dataclass(frozen=True)
+class TimedValue:
+    """A value of an answer's series at the start of its bucket."""
+    time: datetime
+    value: float | None
+
+
+@dataclass(frozen=True)
 class TimeWindow:
     start: datetime   # aligned to granularity
     end: datetime     # exclusive, aligned
