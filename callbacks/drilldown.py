@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import orjson
 from dash import ALL, MATCH, Dash, Input, Output, State, no_update
 
-from callbacks.common import alert, ask, ask_metric, ask_report
+from callbacks.common import alert, ask, ask_report
 from callbacks.view import (
     NO_VALUE,
     ViewState,
@@ -23,12 +23,10 @@ from callbacks.view import (
 from dashapp.caching import request_context
 from layouts import drilldown, figures, ids
 from services.analysis.drilldown import (
-    HIERARCHY,
-    RATIO_HIERARCHY,
-    RATIO_KINDS,
     REASONS,
     count_events,
     drill_level,
+    drill_path,
     hierarchy,
     list_events,
 )
@@ -39,14 +37,13 @@ DIMENSION_TITLES = {"channel": "channel", "status": "status", "template_id": "te
 PAGE_WALK_LIMIT = 50
 
 
-def drill_path(state: ViewState) -> tuple[str, ...]:
-    """The dimensions the URL's drill values stand for, in order: channel → status → template
-    (→ error code), or channel → template when the bars show a ratio of statuses."""
-    return RATIO_HIERARCHY if metric_kind(state.drill_metric) in RATIO_KINDS else HIERARCHY + REASONS
+def path_of(state: ViewState) -> tuple[str, ...]:
+    """The dimensions the URL's drill values stand for, in order."""
+    return drill_path(metric_kind(state.drill_metric))
 
 
 def drill_filters(state: ViewState) -> dict:
-    return {d: (int(v) if d == "template_id" else v) for d, v in zip(drill_path(state), state.drill)}
+    return {d: (int(v) if d == "template_id" else v) for d, v in zip(path_of(state), state.drill)}
 
 
 def event_filters(state: ViewState) -> dict:
@@ -74,7 +71,6 @@ def level_view(state: ViewState, prefix: str, current_key: str | None) -> tuple:
         return ([{"label": "All", "active": True}], "", figures.empty_figure("Pick an end after the start."),
                 shown, hidden, "#", no_update, "", alert("The custom range is not valid.", "warning"))
     level, error = ask_report(drill_level, drill_filters(state), *window, None, state.drill_metric)
-    metric, _ = ask_metric(state.drill_metric)
     if error:
         return ([{"label": "All", "active": True}], "", figures.empty_figure(error), shown, hidden, "#",
                 no_update, "", alert(error))
@@ -84,14 +80,13 @@ def level_view(state: ViewState, prefix: str, current_key: str | None) -> tuple:
         crumbs.append({"label": f"User {state.user} ✕", "href": prefix + to_search(replace(state, user=None)),
                        "active": False})
     if level.can_drill_down and not state.user:
-        label, unit = (metric.label, metric.unit) if metric else ("Events", "count")
-        title = f"{label} by {DIMENSION_TITLES[level.dimension]}"
+        title = f"{level.label} by {DIMENSION_TITLES[level.dimension]}"
         data = [d for d in level.data if level.dimension != "channel" or not state.channels
                 or d.key in state.channels]  # the global channel filter narrows the top level
         keyed = (lambda k: NO_VALUE if k is None else k) if level.dimension in REASONS else (lambda k: k)
         records = [{level.dimension: keyed(d.key), "value": d.value} for d in data]
         labels = {keyed(d.key): d.label for d in level.data}
-        figure = figures.bars(records, level.dimension, label, unit, revision=to_search(state), labels=labels,
+        figure = figures.bars(records, level.dimension, level.label, level.unit, revision=to_search(state), labels=labels,
                               height=360)
         return crumbs, title, figure, shown, hidden, "#", None, "", None
     key = selection_key(state)
@@ -122,7 +117,7 @@ def search_after_metric_pick(search: str, metric, channels: tuple[str, ...]) -> 
     chosen = parse_search(to_search(replace(state, drill_metric=metric)), channels) if isinstance(metric, str) else state
     if chosen.drill_metric == state.drill_metric:
         return no_update
-    if drill_path(chosen) != drill_path(state):
+    if path_of(chosen) != path_of(state):
         chosen = replace(chosen, drill=())
     return to_search(chosen)
 

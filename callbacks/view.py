@@ -12,7 +12,7 @@ from layouts import shell
 from services.analysis.compare import COMPARE_TO
 from services.analysis.drilldown import (  # NO_VALUE: a drill value for "without an error code"
     NO_VALUE,
-    RATIO_KINDS,
+    drill_path,
 )
 from services.analysis.trends import BASELINES
 from services.query.catalogue import CATALOGUE
@@ -22,7 +22,6 @@ from services.store.ingest import CODE_PATTERN, ID_PATTERN
 from services.store.schema import FAILURE_STATUSES, STATUSES
 
 DEFAULT_METRIC = "delivery_rate"
-DRILL_DEPTH = 4  # channel → status → template (→ error code, for failed and bounced events)
 
 
 @dataclass(frozen=True)
@@ -78,14 +77,13 @@ def metric_kind(name: str) -> str:
 
 
 def valid_drill(values: list[str], channels: tuple[str, ...], kind: str = "count") -> tuple[str, ...]:
-    """The longest valid prefix of a drill path (channel → template for a ratio)."""
-    reason = lambda v: v == NO_VALUE or bool(CODE_PATTERN.match(v))  # noqa: E731
-    template = lambda v: v.isdigit() and len(v) <= 9  # noqa: E731
-    checks = (lambda v: v in channels, template) if kind in RATIO_KINDS else \
-        (lambda v: v in channels, lambda v: v in STATUSES, template, reason)
+    """The longest valid prefix of a drill path (services.analysis.drilldown.drill_path)."""
+    checks = {"channel": lambda v: v in channels, "status": lambda v: v in STATUSES,
+              "template_id": lambda v: v.isdigit() and len(v) <= 9,
+              "error_code": lambda v: v == NO_VALUE or bool(CODE_PATTERN.match(v))}
     out: list[str] = []
-    for value, ok in zip(values[:DRILL_DEPTH], checks):
-        if not ok(value) or (len(out) == 3 and out[1] not in FAILURE_STATUSES):
+    for value, dimension in zip(values, drill_path(kind)):
+        if not checks[dimension](value) or (dimension == "error_code" and out[1] not in FAILURE_STATUSES):
             break
         out.append(value)
     return tuple(out)

@@ -118,14 +118,18 @@ def value_label(dimension: str, value, names: Mapping[int, str]) -> str:
     return names.get(value, f"Template {value}")
 
 
+def drill_path(kind: str = "count") -> tuple[str, ...]:
+    """Every step a drill path can take, in order, for a metric of `kind`: channel → status →
+    template → error code (for failed and bounced events). A rate or formula (a ratio of
+    statuses: delivered ÷ sent) has no value within one status, so its path is channel →
+    template. Provider is a level to ask for (`dimension=provider`), not a step of the path."""
+    return RATIO_HIERARCHY if kind in RATIO_KINDS else HIERARCHY + ("error_code",)
+
+
 def hierarchy(filters: Mapping, kind: str = "count") -> tuple[str, ...]:
-    """channel → status → template, then — for failed and bounced events — why (error
-    code). Provider is a level to ask for (`dimension=provider`), not a step of the path.
-    A metric of `kind` rate or formula (a ratio of statuses: delivered ÷ sent) has no value
-    within one status, so its path is channel → template."""
-    if kind in RATIO_KINDS:
-        return RATIO_HIERARCHY
-    return HIERARCHY + ("error_code",) if filters.get("status") in FAILURE_STATUSES else HIERARCHY
+    """The steps of the drill path under `filters`: the error code only below a failed or
+    bounced status."""
+    return tuple(d for d in drill_path(kind) if d != "error_code" or filters.get("status") in FAILURE_STATUSES)
 
 
 def dimensions_allowed(filters: Mapping, kind: str = "count") -> tuple[str, ...]:
@@ -157,6 +161,8 @@ class DrillLevel:
     can_drill_down: bool
     breadcrumbs: tuple[Crumb, ...]
     metric: str
+    label: str                     # the metric's, for the chart: "Delivery rate", a saved metric's display name
+    unit: str
 
 
 def breadcrumbs(filters: Mapping[str, object], names: Mapping[int, str]) -> tuple[Crumb, ...]:
@@ -247,7 +253,7 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
     following = tuple(d for d in remaining if d != dimension)
     return DrillLevel(level=len(filters), dimension=dimension, parent_filters=dict(filters), data=tuple(data),
                       next_dimensions=following, can_drill_down=dimension is not None,
-                      breadcrumbs=breadcrumbs(filters, names), metric=metric)
+                      breadcrumbs=breadcrumbs(filters, names), metric=metric, label=m.label, unit=m.unit)
 
 
 # ---------------------------------------------------------------- events
