@@ -320,7 +320,7 @@ def compare(conn: Connection, metric: str, dimensions: str | None = None, start=
         totals = build_query(m, (dim,), window.start, window.end, filters, window.granularity, now, channels)
         accs, _, _ = collect_measures(conn, totals, True, context)
         groups.update({key: measures for (_, key), measures in accs.items()})
-        series = query_metrics(conn, m.name, ("time", dim), window.start, window.end, filters, window.granularity,
+        series = query_metrics(conn, m, ("time", dim), window.start, window.end, filters, window.granularity,
                                context=context)
         for p in series.points:
             series_points.setdefault(p.dims, []).append(p)
@@ -365,9 +365,9 @@ def compare_periods(conn: Connection, metric: Metric, window, compare_to: str, f
                                                            now, channels), True, context)
     previous_acc, _, _ = collect_measures(conn, build_query(metric, (), start, start + span, filters, gran,
                                                             now, channels), True, context)
-    current = query_metrics(conn, metric.name, ("time",), current_q.window.start, current_q.window.end, filters,
+    current = query_metrics(conn, metric, ("time",), current_q.window.start, current_q.window.end, filters,
                             gran, context=context).points
-    previous = query_metrics(conn, metric.name, ("time",), previous_q.window.start, previous_q.window.end, filters,
+    previous = query_metrics(conn, metric, ("time",), previous_q.window.start, previous_q.window.end, filters,
                              gran, context=context).points
     points = []
     for offset, (c, p) in enumerate(zip(current, previous)):

@@ -159,8 +159,8 @@ def correlation_report(conn: Connection, metrics, start=None, end=None, granular
     gran = window.granularity
     series: dict[str, np.ndarray] = {}
     times: list[datetime] = []
-    for spelled, name, channel in specs:
-        points = query_long(conn, name, ("time",), window.start, window.end,
+    for spelled, _, channel in specs:
+        points = query_long(conn, resolved[spelled][0], ("time",), window.start, window.end,
                             {"channel": [channel]} if channel else {}, gran, context=context)
         times = [p.time for p in points]
         # a bucket still filling would look like a shared drop in every count

@@ -1,6 +1,7 @@
 """From totals to individual events: one level of the channel → status → template
-hierarchy at a time (channel → template for a ratio, which has no value per status), with its breadcrumb trail, and the events under any selection with
-keyset pagination (stable and fast on millions of rows) and a streamed CSV export."""
+hierarchy at a time (channel → template for a ratio, which has no value per status), with its
+breadcrumb trail, and the events under any selection with keyset pagination (stable and fast
+on millions of rows) and a streamed CSV export."""
 from __future__ import annotations
 
 import base64
@@ -244,7 +245,7 @@ def drill_level(conn: Connection, filters: Mapping, start=None, end=None, dimens
             data.append(DrillValue(key, value_label(dimension, key, names), value))
         data.sort(key=lambda item: (-item.value, str(item.key)))
     elif dimension is not None:
-        series = query_metrics(conn, metric, (dimension,), start, end, {d: [v] for d, v in filters.items()},
+        series = query_metrics(conn, m, (dimension,), start, end, {d: [v] for d, v in filters.items()},
                                context=context)
         for point in series.points:
             key = dict(point.dims)[dimension]

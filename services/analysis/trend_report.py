@@ -414,7 +414,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     fetch_start = min(window.start, max(window.start - HISTORY[gran], data_start))
 
     def read(group_by) -> list[Point]:
-        return query_long(conn, metric, group_by, fetch_start, window.end, filters, gran, context=context)
+        return query_long(conn, m, group_by, fetch_start, window.end, filters, gran, context=context)
 
     points = read(("time",))
     times = [p.time for p in points]
@@ -460,7 +460,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
                   for k, key in enumerate(segments.keys)}
         search = trends.search_segments(times, series, kind, gran, inside & complete, baseline=detector)
 
-    comparison = _comparisons(conn, metric, window, gran, first, filters, context)
+    comparison = _comparisons(conn, m, window, gran, first, filters, context)
     range_values = values[inside]
     range_times = [t for t, keep in zip(times, inside) if keep]
     trend = trends.linear_trend(range_values)
@@ -553,7 +553,7 @@ def _num(v) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def _comparisons(conn, metric, window, gran, first, filters, context: QueryContext) -> dict:
+def _comparisons(conn, metric: Metric, window, gran, first, filters, context: QueryContext) -> dict:
     """This range's complete buckets against the same stretch one period and one week
     earlier — only where data covers the earlier stretch from its first bucket on."""
     end = min(window.end, floor_to(context.now, gran))

@@ -326,7 +326,7 @@ def series_records(series: Series, names: Mapping[int, str] | None = None) -> li
 
 # ---------------------------------------------------------------- composed answers
 
-def query_long(conn: Connection, metric: str, group_by, start: datetime, end: datetime, filters, granularity: str,
+def query_long(conn: Connection, metric: str | Metric, group_by, start: datetime, end: datetime, filters, granularity: str,
                *, context: QueryContext) -> list[Point]:
     """Points at `granularity` over a range longer than one chart may hold (analyses need
     hourly history over weeks): queried in pieces under the 2,000-point cap."""
