@@ -354,35 +354,31 @@ class TrendReport:
     seasonality: Seasonality | None
 
 
-def _time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _typed(body: dict) -> TrendReport:
-    """The report as built (plain values, ISO times) as its frozen answer."""
+    """The report as built (plain values) as its frozen answer."""
     def anomaly(a: dict) -> Anomaly:
-        return Anomaly(_time(a["time"]), a["value"], a["expected"], a["difference"], a["lower"], a["upper"],
+        return Anomaly(a["time"], a["value"], a["expected"], a["difference"], a["lower"], a["upper"],
                        a["score"], a["severity"], a["explanation"], a["decomposition"],
                        tuple(Contributor(**c) for c in a["contributors"]),
                        None if a["rest"] is None else Rest(**a["rest"]),
                        tuple(ReasonShare(**r) for r in a["reasons"]), a["drilldown"])
 
     def change(c: dict) -> PeriodChange:
-        return PeriodChange(_time(c["start"]), _time(c["end"]), c["covered"], c["previous_value"], c["percent_change"],
+        return PeriodChange(c["start"], c["end"], c["covered"], c["previous_value"], c["percent_change"],
                       c["direction"])
 
     season = body["seasonality"]
     return TrendReport(
         body["metric"], body["label"], body["unit"], body["granularity"], body["detector"], body["baseline"],
-        TimeRange(_time(body["time_range"]["start"]), _time(body["time_range"]["end"])), _time(body["first_event"]),
+        TimeRange(body["time_range"]["start"], body["time_range"]["end"]), body["first_event"],
         Coverage(**body["judged"]),
-        Span(_time(body["compared"]["start"]), _time(body["compared"]["end"]), body["compared"]["span_hours"]),
+        Span(body["compared"]["start"], body["compared"]["end"], body["compared"]["span_hours"]),
         body["current_value"], body["previous_value"], body["percent_change"], body["direction"],
         change(body["previous_period"]), change(body["week_over_week"]), body["trend"], body["slope"],
-        body["p_value"], tuple(BandPoint(_time(p.pop("time")), **p) for p in body["series"]),
-        tuple(TimedValue(_time(p["time"]), p["value"]) for p in body["moving_average"]),
+        body["p_value"], tuple(BandPoint(p.pop("time"), **p) for p in body["series"]),
+        tuple(TimedValue(p["time"], p["value"]) for p in body["moving_average"]),
         tuple(anomaly(a) for a in body["anomalies"]), body["anomaly_count"],
-        tuple(SegmentAnomaly(**{**f, "start": _time(f["start"]), "end": _time(f["end"]), "time": _time(f["time"])})
+        tuple(SegmentAnomaly(**{**f, "start": f["start"], "end": f["end"], "time": f["time"]})
               for f in body["segment_anomalies"]),
         None if body["segment_search"] is None else SegmentSearchInfo(**body["segment_search"]),
         tuple(body["headline"]),
@@ -470,7 +466,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     anomalies = []
     for a in sorted(found, key=lambda a: times[a.index]):
         explanation = explanations.get(a.index)
-        anomalies.append({"time": iso_z(times[a.index]), "value": a.value, "expected": a.expected,
+        anomalies.append({"time": times[a.index], "value": a.value, "expected": a.expected,
                           "difference": a.value - a.expected, "lower": a.lower,
                           "upper": a.upper, "score": round(a.score, 2), "severity": a.severity,
                           "explanation": explanation["sentence"] if explanation else None,
@@ -489,15 +485,15 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
         "metric": m.name, "label": m.label, "unit": m.unit, "granularity": gran,
         "detector": {"daily": "seasonal", "weekly": "seasonal", "rolling": "robust"}.get(band.baseline, "none"),
         "baseline": band.baseline,
-        "time_range": {"start": iso_z(window.start), "end": iso_z(window.end)},
-        "first_event": iso_z(first) if first else None,
+        "time_range": {"start": window.start, "end": window.end},
+        "first_event": first,
         "judged": coverage,
         **comparison,
         "trend": trend.direction, "slope": _num(trend.slope), "p_value": _num(trend.p_value),
-        "series": [{"time": iso_z(t), "value": _num(v), "expected": _num(band.expected[i]), "lower": _num(band.lower[i]),
+        "series": [{"time": t, "value": _num(v), "expected": _num(band.expected[i]), "lower": _num(band.lower[i]),
                     "upper": _num(band.upper[i])}
                    for i, (t, v, keep) in enumerate(zip(times, values, inside)) if keep],
-        "moving_average": [{"time": iso_z(t), "value": _num(v)} for t, v in zip(range_times, moving)],
+        "moving_average": [{"time": t, "value": _num(v)} for t, v in zip(range_times, moving)],
         "anomalies": anomalies, "anomaly_count": len(anomalies),
         "segment_anomalies": segment_findings,
         "segment_search": None if search is None else {
@@ -569,11 +565,11 @@ def _comparisons(conn, metric: Metric, window, gran, first, filters, context: Qu
         covered = first is not None and floor_to(first, gran) <= a and end > window.start
         previous = total(a, b) if covered else None
         change = trends.percent_change(current, previous) if covered else trends.Change(None, "flat")
-        return {"start": iso_z(a), "end": iso_z(b), "covered": covered, "previous_value": _num(previous),
+        return {"start": a, "end": b, "covered": covered, "previous_value": _num(previous),
                 "percent_change": _num(change.percent), "direction": change.direction}
 
     previous, week = against(span), against(timedelta(days=7))
-    return {"compared": {"start": iso_z(window.start), "end": iso_z(max(end, window.start)), "span_hours": span / timedelta(hours=1)},
+    return {"compared": {"start": window.start, "end": max(end, window.start), "span_hours": span / timedelta(hours=1)},
             "current_value": _num(current),
             "previous_value": previous["previous_value"], "percent_change": previous["percent_change"],
             "direction": previous["direction"], "previous_period": previous, "week_over_week": week}
@@ -608,8 +604,8 @@ def _segment_findings(search: trends.SegmentSearch, segments: Segments, times, s
             findings.append({
                 "channel": key[0], "template_id": key[1],
                 "template_name": names.get(key[1]) if key[1] not in (None, NO_TEMPLATE) else None,
-                "start": iso_z(times[run[0].index]), "end": iso_z(times[run[-1].index] + step), "buckets": len(run),
-                "time": iso_z(times[peak.index]), "value": peak.value, "expected": peak.expected, "lower": peak.lower,
+                "start": times[run[0].index], "end": times[run[-1].index] + step, "buckets": len(run),
+                "time": times[peak.index], "value": peak.value, "expected": peak.expected, "lower": peak.lower,
                 "upper": peak.upper, "score": round(peak.score, 2), "severity": peak.severity,
                 "numerator": float(segments.numerators[k, peak.index]) if metric.kind == "rate" else None,
                 "volume": volume, "sentence": sentence + ".",
@@ -644,7 +640,7 @@ def _headline(subject, metric: Metric, comparison: dict, trend, anomalies, cover
     if anomalies:
         worst = max(anomalies, key=lambda a: abs(a["score"]))
         sentences.append(f"{len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}; the worst at "
-                         f"{worst['time'][:16].replace('T', ' ')} UTC: {in_words(worst['value'], metric.unit)} against an "
+                         f"{worst['time']:%Y-%m-%d %H:%M} UTC: {in_words(worst['value'], metric.unit)} against an "
                          f"expected {in_words(worst['expected'], metric.unit)}.")
     elif coverage["buckets"]:
         sentences.append("No anomaly.")
