@@ -13,6 +13,7 @@ get slower, never wrong and never errors.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from services.store import dialect
 
 log = logging.getLogger(__name__)
 BREAKER_SECONDS = 5.0
+COUNT_FLUSH_SECONDS = 1.0
 QUIET_SECONDS = 5.0  # no batch for this long: data at rest, whole answers worth keeping
 _STATS = ("hits", "misses", "sealed_hits", "sealed_misses")
 
@@ -54,11 +56,35 @@ def _call(operation: Callable[[], Any], default=None):
         return default
 
 
+def _counts() -> dict:
+    return current_app.extensions.setdefault("analytics_cache_counts", {
+        "lock": threading.Lock(), "pending": dict.fromkeys(_STATS, 0), "flushed": time.monotonic()})
+
+
 def _count(name: str) -> None:
-    _call(lambda: cache.cache.inc(f"stats:{name}"))
+    """Count a hit or miss: kept in the process and added to Redis at most once a second,
+    so an answer costs no round trip for its statistics (a process's last second is added
+    by its next answer, or by its next status read)."""
+    counts = _counts()
+    with counts["lock"]:
+        counts["pending"][name] += 1
+        due = time.monotonic() - counts["flushed"] >= COUNT_FLUSH_SECONDS
+    if due:
+        _flush_counts()
+
+
+def _flush_counts() -> None:
+    counts = _counts()
+    with counts["lock"]:
+        pending, counts["pending"] = counts["pending"], dict.fromkeys(_STATS, 0)
+        counts["flushed"] = time.monotonic()
+    for name, n in pending.items():
+        if n:
+            _call(lambda name=name, n=n: cache.cache.inc(f"stats:{name}", n))
 
 
 def cache_stats() -> dict:
+    _flush_counts()
     counts = {name: int(_call(lambda n=name: cache.get(f"stats:{n}"), 0) or 0) for name in _STATS}
     total = counts["hits"] + counts["misses"]
     sealed = counts["sealed_hits"] + counts["sealed_misses"]

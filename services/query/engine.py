@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, Connection, case, cast, func, select, union_all
+from sqlalchemy import BigInteger, Connection, bindparam, case, cast, func, select, union_all
 
 from services.formulas import parser as formulas
 from services.query.catalogue import (
@@ -98,50 +99,86 @@ def filter_clauses(columns, filters) -> list:
     return [columns[dim].in_(values) for dim, values in filters]
 
 
+class _RollupReads(NamedTuple):
+    totals: object            # one row per group: counts by status side by side, processing sum and count
+    histograms: object        # the groups' latency histograms in rollup rows
+    pending_histograms: object  # … and in the pending deltas, per latency bucket
+
+
+_ROLLUP_READS: dict[tuple, _RollupReads] = {}
+
+
+def _rollup_reads(conn, query: Query, source: str) -> _RollupReads:
+    """The statements reading one rollup segment, built once per shape of question (with
+    bound parameters for the range and the filters' values: a chart request neither builds
+    nor compiles SQL)."""
+    gran = query.window.granularity
+    shape = (conn.dialect.name, source, query.needs_template, gran, query.group_by, tuple(d for d, _ in query.filters))
+    reads = _ROLLUP_READS.get(shape)
+    if reads is not None:
+        return reads
+    table = ROLLUP_TABLES[(source, query.needs_template)]
+    d = rollup_deltas.c
+    dims = [x for x in query.group_by if x != "time"]
+    start, end = bindparam("start", type_=table.c.bucket.type), bindparam("end", type_=table.c.bucket.type)
+
+    def where(columns) -> list:
+        return [columns.bucket >= start, columns.bucket < end,
+                *[columns[dim].in_(bindparam(f"f_{dim}", expanding=True)) for dim, _ in query.filters]]
+
+    delta_bucket = d.bucket if gran == "minute" else dialect.time_bucket(conn, gran, d.bucket)
+    rows = select(table.c.bucket.label("bucket"), *[table.c[x] for x in dims], table.c.status, table.c.event_count,
+                  table.c.processing_sum, table.c.processing_count).where(*where(table.c))
+    pending = select(delta_bucket.label("bucket"), *[d[x] for x in dims], d.status, d.event_count, d.processing_sum,
+                     case((d.latency_bucket.is_(None), 0), else_=d.event_count).label("processing_count")).where(
+        *where(d))
+    u = union_all(rows, pending).subquery()
+    keys = ([u.c.bucket] if "time" in query.group_by else []) + [u.c[x] for x in dims]
+    total = lambda column: cast(func.sum(column), BigInteger)  # noqa: E731  (Postgres sums bigint as numeric)
+    totals = select(*keys, *[cast(func.sum(u.c.event_count).filter(u.c.status == s), BigInteger) for s in STATUSES],
+                    total(u.c.processing_sum), total(u.c.processing_count)).group_by(*keys)
+    histograms = select(table.c.bucket.label("bucket"), *[table.c[x] for x in dims], table.c.latency_histogram).where(
+        *where(table.c), table.c.latency_histogram.is_not(None))
+    pending_keys = [delta_bucket.label("bucket")] + [d[x] for x in dims] + [d.latency_bucket]
+    pending_histograms = select(*pending_keys, func.sum(d.event_count)).where(
+        *where(d), d.latency_bucket.is_not(None)).group_by(*pending_keys)
+    reads = _ROLLUP_READS[shape] = _RollupReads(totals, histograms, pending_histograms)
+    return reads
+
+
 def _fetch_rollup(conn, query: Query, with_histograms: bool, seg: Segment, accs: dict) -> None:
     """Rollup rows and pending deltas of the segment, summed per group in one statement,
     with the counts of each status side by side (one row per group)."""
-    table = ROLLUP_TABLES[(seg.source, query.needs_template)]
-    d = rollup_deltas.c
-    gran = query.window.granularity
-    dims = [x for x in query.group_by if x != "time"]
+    reads = _rollup_reads(conn, query, seg.source)
+    params = {"start": seg.start, "end": seg.end, **{f"f_{dim}": list(values) for dim, values in query.filters}}
     timed = "time" in query.group_by
-    delta_bucket = d.bucket if gran == "minute" else dialect.time_bucket(conn, gran, d.bucket)
-    rows = select(table.c.bucket.label("bucket"), *[table.c[x] for x in dims], table.c.status, table.c.event_count,
-                  table.c.processing_sum, table.c.processing_count).where(
-        table.c.bucket >= seg.start, table.c.bucket < seg.end, *filter_clauses(table.c, query.filters))
-    pending = select(delta_bucket.label("bucket"), *[d[x] for x in dims], d.status, d.event_count, d.processing_sum,
-                     case((d.latency_bucket.is_(None), 0), else_=d.event_count).label("processing_count")).where(
-        d.bucket >= seg.start, d.bucket < seg.end, *filter_clauses(d, query.filters))
-    u = union_all(rows, pending).subquery()
-    keys = ([u.c.bucket] if timed else []) + [u.c[x] for x in dims]
-    total = lambda column: cast(func.sum(column), BigInteger)  # noqa: E731  (Postgres sums bigint as numeric)
-    stmt = select(*keys, *[total(case((u.c.status == s, u.c.event_count), else_=0)) for s in STATUSES],
-                  total(u.c.processing_sum), total(u.c.processing_count)).group_by(*keys)
-    width, nd = len(keys), len(dims)
-    group = _grouper(accs, query, aligned=seg.source == gran)
-    for row in conn.execute(stmt):
-        acc = group(row[0], row[1:1 + nd]) if timed else group(None, row[:nd])
-        counts = acc.counts
-        for status, n in zip(STATUSES, row[width:width + len(STATUSES)]):
-            if n:
-                counts[status] = counts.get(status, 0) + int(n)
-        acc.psum += int(row[-2] or 0)
-        acc.pcount += int(row[-1] or 0)
+    nd = len(query.group_by) - timed
+    first = nd + timed
+    aligned = seg.source == query.window.granularity
+    key_of, last = _keyer(query, aligned), first + len(STATUSES)
+    for row in conn.execute(reads.totals, params).all():  # one fetch: one row per group, already summed
+        key = key_of(row[0] if timed else None, row[1:first] if timed else row[:nd])
+        acc = accs.get(key)
+        if acc is None:  # the usual case: a group is one row
+            accs[key] = Totals({s: n for s, n in zip(STATUSES, row[first:last]) if n}, row[-2] or 0, row[-1] or 0)
+            continue
+        add_counts(acc, row[first:last])
+        acc.psum += row[-2] or 0
+        acc.pcount += row[-1] or 0
     if with_histograms:
-        hist_rows = select(table.c.bucket.label("bucket"), *[table.c[x] for x in dims],
-                           table.c.latency_histogram).where(
-            table.c.bucket >= seg.start, table.c.bucket < seg.end, table.c.latency_histogram.is_not(None),
-            *filter_clauses(table.c, query.filters))
-        for row in conn.execute(hist_rows):
-            acc = group(row[0] if timed else None, row[1:1 + nd])
-            for index, n in latency.decode(row[-1]).items():
-                acc.histogram[index] = acc.histogram.get(index, 0) + n
-        pending_keys = [delta_bucket.label("bucket")] + [d[x] for x in dims] + [d.latency_bucket]
-        hist_pending = select(*pending_keys, func.sum(d.event_count)).where(
-            d.bucket >= seg.start, d.bucket < seg.end, d.latency_bucket.is_not(None),
-            *filter_clauses(d, query.filters)).group_by(*pending_keys)
-        for row in conn.execute(hist_pending):
+        rows = conn.execute(reads.histograms, params).all()
+        owners: dict[tuple, int] = {}  # group key → its number, for merging every row's histogram at once
+        numbered = [owners.setdefault(key_of(row[0] if timed else None, row[1:1 + nd]), len(owners)) for row in rows]
+        merged = latency.merge_encoded([row[-1] for row in rows], numbered)
+        for key, number in owners.items():
+            histogram = merged.get(number)
+            if histogram:
+                acc = accs.get(key)
+                if acc is None:
+                    acc = accs[key] = Totals()
+                acc.histogram = latency.merge((acc.histogram, histogram)) if acc.histogram else histogram
+        group = _grouper(accs, query, aligned)
+        for row in conn.execute(reads.pending_histograms, params):
             acc = group(row[0] if timed else None, row[1:1 + nd])
             acc.histogram[row[-2]] = acc.histogram.get(row[-2], 0) + int(row[-1])
 
@@ -173,27 +210,50 @@ def _fetch_raw(conn, query: Query, with_histograms: bool, seg: Segment, accs: di
             acc.histogram[lb] = acc.histogram.get(lb, 0) + int(pcount)
 
 
-def _grouper(accs: dict, query: Query, aligned: bool) -> Callable[[datetime | None, Sequence], Totals]:
-    """A function giving the accumulator of (bucket, dimension values) — template −1
-    stands for none; buckets not `aligned` to the window's granularity are truncated to it."""
+def _keyer(query: Query, aligned: bool) -> Callable[[datetime | None, Sequence], tuple]:
+    """A function giving the key (bucket, ((dimension, value), …)) of a row's group — template
+    −1 stands for none; buckets not `aligned` to the window's granularity are truncated to it."""
     dims = tuple(x for x in query.group_by if x != "time")
     granularity = None if aligned else query.window.granularity
+    made: dict = {}  # dimension values → their part of the key, made once per group of dimensions
 
-    def group(bucket: datetime | None, values: Sequence) -> Totals:
-        key = tuple((x, None if (x == "template_id" and v == NO_TEMPLATE) else v) for x, v in zip(dims, values))
+    def key_of(bucket: datetime | None, values: Sequence) -> tuple:
+        values = tuple(values)
+        part = made.get(values)
+        if part is None:
+            part = made[values] = tuple((x, None if (x == "template_id" and v == NO_TEMPLATE) else v)
+                                        for x, v in zip(dims, values))
         if bucket is not None and granularity:
             bucket = truncate(bucket, granularity)
-        acc = accs.get((bucket, key))
+        return bucket, part
+    return key_of
+
+
+def _grouper(accs: dict, query: Query, aligned: bool) -> Callable[[datetime | None, Sequence], Totals]:
+    """A function giving the accumulator of a row's group (see _keyer), made when first seen."""
+    key_of = _keyer(query, aligned)
+
+    def group(bucket: datetime | None, values: Sequence) -> Totals:
+        key = key_of(bucket, values)
+        acc = accs.get(key)
         if acc is None:
-            acc = accs[(bucket, key)] = Totals()
+            acc = accs[key] = Totals()
         return acc
     return group
+
+
+def add_counts(acc: Totals, by_status: Sequence) -> None:
+    """Add counts given in STATUSES order (zeros and nulls skipped) to `acc`."""
+    counts = acc.counts
+    for status, n in zip(STATUSES, by_status):
+        if n:
+            counts[status] = counts.get(status, 0) + n
 
 
 def measures_to_plain(accs: dict) -> list[tuple]:
     """Measures as plain tuples (fast to pickle for the cache): (bucket, dims, counts in
     STATUSES order, processing sum, processing count, histogram or None)."""
-    return [(bucket, dims, tuple(m.counts.get(s, 0) for s in STATUSES), m.psum, m.pcount, m.histogram or None)
+    return [(bucket, dims, tuple([m.counts.get(s, 0) for s in STATUSES]), m.psum, m.pcount, m.histogram or None)
             for (bucket, dims), m in accs.items()]
 
 
@@ -222,22 +282,48 @@ def merge_measures(into: dict, other: dict) -> dict:
 
 # ---------------------------------------------------------------- evaluating
 
-def evaluate(metric: Metric, acc: Totals) -> tuple[float | None, float | None, float | None]:
+Evaluation = tuple[float | None, float | None, float | None]
+
+
+def evaluate(metric: Metric, acc: Totals) -> Evaluation:
     """(value, numerator, denominator) of `metric` over one group's measures. A formula is
     evaluated over the catalogue metrics of the same group: a ratio of sums at any grouping."""
+    return evaluator(metric)(acc)
+
+
+@lru_cache(maxsize=512)
+def evaluator(metric: Metric) -> Callable[[Totals], Evaluation]:
+    """evaluate(metric, ·), with what the metric is decided once (a chart evaluates it for
+    every point)."""
     if metric.kind == "formula":
         tree = parsed_formula(metric.formula)
-        value = formulas.evaluate(tree, lambda name: evaluate(CATALOGUE[name], acc)[0])
-        return value, None, float(sum(acc.counts.values()))
+
+        def formula(acc: Totals) -> Evaluation:
+            value = formulas.evaluate(tree, lambda name: evaluator(CATALOGUE[name])(acc)[0])
+            return value, None, float(sum(acc.counts.values()))
+        return formula
+    if metric.kind == "count" and metric.numerator == "events":
+        def events(acc: Totals) -> Evaluation:
+            n = float(sum(acc.counts.values()))
+            return n, n, None
+        return events
     if metric.kind == "count":
-        n = sum(acc.counts.values()) if metric.numerator == "events" else acc.counts.get(metric.numerator, 0)
-        return float(n), float(n), None
+        status = metric.numerator
+
+        def count(acc: Totals) -> Evaluation:
+            n = float(acc.counts.get(status, 0))
+            return n, n, None
+        return count
     if metric.kind == "rate":
-        num, den = acc.counts.get(metric.numerator, 0), acc.counts.get(metric.denominator, 0)
-        return (num / den * 100 if den else None), float(num), float(den)
+        numerator, denominator = metric.numerator, metric.denominator
+
+        def rate(acc: Totals) -> Evaluation:
+            num, den = acc.counts.get(numerator, 0), acc.counts.get(denominator, 0)
+            return (num / den * 100 if den else None), float(num), float(den)
+        return rate
     if metric.kind == "average":
-        return (acc.psum / acc.pcount if acc.pcount else None), float(acc.psum), float(acc.pcount)
-    return latency.quantile(acc.histogram, metric.q), None, float(sum(acc.histogram.values()))
+        return lambda acc: ((acc.psum / acc.pcount if acc.pcount else None), float(acc.psum), float(acc.pcount))
+    return lambda acc: (latency.quantile(acc.histogram, metric.q), None, float(sum(acc.histogram.values())))
 
 
 def query_metrics(conn: Connection, metric: str | Metric, group_by=("time",), start=None, end=None, filters=(),
@@ -289,14 +375,15 @@ def collect_measures(conn: Connection, query: Query, with_histograms: bool, cont
 
 def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
     dim_keys = sorted({k for _, k in accs}, key=lambda k: tuple((d, -1 if v is None else v) for d, v in k))
+    value_of = evaluator(metric)
     if not query.group_by:  # one total, even over nothing
-        return (Point(None, (), *evaluate(metric, accs.get((None, ()), Totals()))),)
+        return (Point(None, (), *value_of(accs.get((None, ()), Totals()))),)
     if "time" not in query.group_by:
-        return tuple(Point(None, k, *evaluate(metric, accs[(None, k)])) for k in dim_keys)
+        return tuple(Point(None, k, *value_of(accs[(None, k)])) for k in dim_keys)
     if not dim_keys and len(query.group_by) == 1:
         dim_keys = [()]
     empty = Totals()
-    return tuple(Point(b, k, *evaluate(metric, accs.get((b, k), empty)))
+    return tuple(Point(b, k, *value_of(accs.get((b, k), empty)))
                  for k in dim_keys for b in query.window.buckets)
 
 

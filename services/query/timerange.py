@@ -32,7 +32,9 @@ class NotFound(QueryError):
 
 def iso_z(t: datetime | None) -> str | None:
     """How every answer writes a time: ISO 8601 in UTC with a Z (None stays None)."""
-    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if t is None:
+        return None
+    return (t if t.tzinfo is timezone.utc else t.astimezone(timezone.utc)).isoformat().replace("+00:00", "Z")
 
 
 def parse_time(text: str, now: datetime, field: str) -> datetime:

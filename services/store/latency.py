@@ -9,7 +9,7 @@ build them in SQL), so rollup rows stay small and merging is a sum.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -59,6 +59,32 @@ def decode(blob: bytes | None) -> dict[int, int]:
     idx = np.frombuffer(blob, dtype=">i2", count=n, offset=4)
     cnt = np.frombuffer(blob, dtype=">i8", count=n, offset=4 + 2 * n)
     return dict(zip(idx.tolist(), cnt.tolist()))
+
+
+def merge_encoded(blobs: Sequence[bytes | None], owners: Sequence[int]) -> dict[int, dict[int, int]]:
+    """Merge encoded histograms by owner in one pass of array arithmetic (a chart merges
+    thousands of them): {owner: {index: count}} where blobs[i] belongs to owners[i]."""
+    indexes, counts, lengths, kept = [], [], [], []
+    for blob, owner in zip(blobs, owners):
+        n = int.from_bytes(blob[:4], "big") if blob else 0
+        if n:
+            indexes.append(np.frombuffer(blob, dtype=">i2", count=n, offset=4))
+            counts.append(np.frombuffer(blob, dtype=">i8", count=n, offset=4 + 2 * n))
+            lengths.append(n)
+            kept.append(owner)
+    if not kept:
+        return {}
+    # one sortable key per (owner, bucket index); equal keys are summed (exactly, in int64)
+    key = np.repeat(np.asarray(kept, dtype=np.int64) << 16, lengths) + np.concatenate(indexes).astype(np.int64)
+    count = np.concatenate(counts).astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    key, count = key[order], count[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    key, total = key[starts], np.add.reduceat(count, starts)
+    owner = key >> 16
+    bounds = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1], True]).tolist()
+    index_list, total_list, owner_list = (key & 0xFFFF).tolist(), total.tolist(), owner.tolist()
+    return {owner_list[a]: dict(zip(index_list[a:b], total_list[a:b])) for a, b in zip(bounds, bounds[1:])}
 
 
 def merge(histograms: Iterable[Mapping[int, int]]) -> dict[int, int]:

@@ -57,6 +57,8 @@ class UTCDateTime(TypeDecorator):
     def process_result_value(self, value, dialect):
         if value is None:
             return None
+        if value.__class__ is datetime and value.tzinfo is timezone.utc:  # Postgres, in the session's UTC
+            return value
         if isinstance(value, str):  # computed SQLite expressions come back as text
             value = datetime.fromisoformat(value)
         if value.tzinfo is None:

@@ -26,6 +26,20 @@ def test_encode_decode_merge():
     assert latency.merge([a, b]) == {3: 6, 900: 2, 10: 4}
 
 
+histograms = st.dictionaries(st.integers(0, latency.bucket_index(latency.MAX_MS)), st.integers(1, 2 ** 40), max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.one_of(st.none(), histograms)), max_size=40))
+def test_merging_encoded_histograms_by_owner_equals_decoding_and_merging_them(rows):
+    expected: dict = {}
+    for owner, histogram in rows:
+        if histogram:
+            expected[owner] = latency.merge([expected.get(owner, {}), histogram])
+    blobs = [None if h is None else latency.encode(h) for _, h in rows]
+    assert latency.merge_encoded(blobs, [owner for owner, _ in rows]) == expected
+
+
 def test_quantile_of_empty_is_none():
     assert latency.quantile({}, 0.5) is None
 
