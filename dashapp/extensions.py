@@ -6,6 +6,7 @@ Nothing here holds an engine at import time: each app keeps its own in
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import weakref
 from collections.abc import Callable, Iterator
@@ -16,7 +17,9 @@ from typing import TypeVar
 from flask import Flask, current_app, g, has_request_context
 from flask_caching import Cache
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError
 
+log = logging.getLogger(__name__)
 cache = Cache()
 T = TypeVar("T")
 
@@ -28,11 +31,15 @@ NETWORK_LIMITS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, 
                   "keepalives_count": 3, "tcp_user_timeout": 30_000}
 
 
-def make_engine(url: str, statement_timeout_ms: int | None = None, snapshot_reads: bool = False) -> Engine:
+def make_engine(url: str, statement_timeout_ms: int | None = None, snapshot_reads: bool = False,
+                pre_ping: bool = True) -> Engine:
     """An engine for `url` with the settings this product relies on on each dialect. A
     statement timeout (Postgres) keeps one heavy dashboard query from holding the pool;
     `snapshot_reads` makes every statement of a read see one snapshot (rollup rows and the
-    deltas a fold moves between statements must not be counted twice or missed)."""
+    deltas a fold moves between statements must not be counted twice or missed). `pre_ping`
+    tests each connection with a round trip before lending it; without it, a connection lost
+    to a restart fails its first statement, which invalidates the pool's older connections
+    (Database.read then runs the read once more)."""
     if url.startswith("sqlite"):
         database = url.split("///", 1)[-1] if "///" in url else ""
         if database and database != ":memory:":
@@ -46,7 +53,7 @@ def make_engine(url: str, statement_timeout_ms: int | None = None, snapshot_read
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
             "BEGIN IMMEDIATE" if conn.get_execution_options().get("write_intent") else "BEGIN"))
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=NETWORK_LIMITS,
+        engine = create_engine(url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=10, connect_args=NETWORK_LIMITS,
                                **({"isolation_level": READ_ISOLATION} if snapshot_reads else {}))
         event.listen(engine, "connect", _postgres_on_connect)
         if statement_timeout_ms:
@@ -102,11 +109,15 @@ class Database:
         engine = make_engine(url)
         # reads get their own pool and a statement timeout: a heavy chart cannot starve ingest
         timeout_ms = int(app.config["QUERY_TIMEOUT_SECONDS"] * 1000)
-        read_engine = engine if url.startswith("sqlite") else make_engine(url, timeout_ms, snapshot_reads=True)
+        # a chart hit is one statement: a ping before it would double its round trips to
+        # Postgres (under load a third of a worker's time went to pings); reads are run
+        # again instead when their connection turns out to be lost
+        read_engine = engine if url.startswith("sqlite") else make_engine(url, timeout_ms, snapshot_reads=True,
+                                                                           pre_ping=False)
         replica_url = app.config.get("DATABASE_READ_URL")
         router = None
         if replica_url and replica_url != url:  # settings refuse one beside SQLite
-            router = ReplicaRouter(read_engine, make_engine(replica_url, timeout_ms, snapshot_reads=True),
+            router = ReplicaRouter(read_engine, make_engine(replica_url, timeout_ms, snapshot_reads=True, pre_ping=False),
                                    app.config["REPLICA_WAIT_SECONDS"], app.config["REPLICA_RETRY_SECONDS"],
                                    READ_ISOLATION)
         app.extensions[self.key] = {"engine": engine, "read_engine": read_engine, "replica": router}
@@ -128,10 +139,21 @@ class Database:
         primary (see dashapp.replica), else the primary's read pool. Where it ran is told to
         the response (header X-Analytics-Read)."""
         router = current_app.extensions[self.key]["replica"]
-        if router is None:
-            with self.read_engine.connect() as conn:
-                return work(conn)
-        return router.read(work, _tell)
+
+        def attempt() -> T:
+            if router is None:
+                with self.read_engine.connect() as conn:
+                    return work(conn)
+            return router.read(work, _tell)
+        try:
+            return attempt()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # the server restarted or the connection was cut since it was last used: the
+            # pool has dropped its older connections, and a read can simply run again
+            log.info("a read lost its connection (%s); running it again on a new one", type(exc.orig).__name__)
+            return attempt()
 
     def replica_status(self) -> dict | None:
         """The replica's lag and where reads go; None without a replica."""

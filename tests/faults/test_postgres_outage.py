@@ -83,3 +83,27 @@ def test_an_outage_during_ingest_and_rollup_loses_and_doubles_nothing(pg_engine)
         stored = conn.execute(select(func.count()).select_from(notification_events)).scalar()
     assert stored == sum(len(b) for b in batches)  # nothing lost, nothing twice
     assert_rollups_match_raw(pg_engine, datetime.now(timezone.utc))
+
+
+def test_a_read_after_a_restart_runs_again_on_a_new_connection(pg_engine):
+    """The read pool lends connections without a ping (a chart hit is one statement); a
+    connection cut while idle in the pool (a restart between two requests) fails its first
+    statement, and the read runs again on a new connection: the user sees the answer."""
+    proxy, proxied = proxy_for(pg_engine.url.render_as_string(hide_password=False))
+    app = create_app({"DATABASE_URL": proxied, "INGEST_TOKEN": "test-token"})
+    client = app.test_client()
+    try:
+        assert client.post("/api/events", data=orjson.dumps(make_events(50)), headers=AUTH).status_code == 200
+        path = "/api/analytics/chart?metric=events&group_by=channel&start=now-7d"
+        before = client.get(path)
+        assert before.status_code == 200
+        proxy.cut()     # every pooled connection is closed under the app…
+        proxy.restore()  # …and the server takes new ones at once, as after a quick restart
+        after = client.get(path)
+        assert after.status_code == 200, after.data
+        assert sum(p["value"] for p in after.json["data"]) == 50
+        with app.app_context():
+            from dashapp.extensions import db
+            assert db.read_engine.pool._pre_ping is False  # the read was served without a ping
+    finally:
+        proxy.stop()
