@@ -130,17 +130,21 @@ def _measure_key(query: plan.Query, with_histograms: bool, start: datetime, end:
 
 
 def measures(conn, query: plan.Query, with_histograms: bool, context: QueryContext,
-             version: DataVersion | None = None) -> Measured:
+             version: DataVersion | None = None, snapshot: Callable[[], None] = lambda: None) -> Measured:
     """The measures answering `query`: the sealed buckets through the cache, the live edge
-    fresh, in the connection's one snapshot."""
+    fresh. `snapshot()` is called before reading when the reads take more than one
+    statement, which must then see one snapshot (a single statement always does: a live
+    refresh, sealed part from the cache, reads the edge in one statement and no transaction)."""
     window = query.window
     edge = plan.seal_edge(window, context.now)
     version = version or data_version(conn, window.start, edge, window.end)
+    timed = "time" in query.group_by
     accs: dict = {}
-    sources, from_cache, live_done = set(), False, False
+    sources, from_cache, sealed_key = set(), False, None
+    reads: list[plan.Query] = []
     if edge > window.start:
-        key = _measure_key(query, with_histograms, window.start, edge, version)
-        sealed = _call(lambda: cache.get(key))
+        sealed_key = _measure_key(query, with_histograms, window.start, edge, version)
+        sealed = _call(lambda: cache.get(sealed_key))
         if sealed is not None:
             _count("sealed_hits")
             from_cache = True
@@ -148,24 +152,23 @@ def measures(conn, query: plan.Query, with_histograms: bool, context: QueryConte
             accs = query_service.measures_from_plain(sealed[0])
         else:
             _count("sealed_misses")
-            timed = "time" in query.group_by
             # by time, one read covers both parts and splits at the edge
-            whole = query if timed else plan.restricted(query, window.start, edge)
-            accs, source, _ = query_service.collect_measures(conn, whole, with_histograms, context,
-                                                             raw_days=version.raw_days)
-            live_done = timed
-            part = {k: m for k, m in accs.items() if k[0] < edge} if timed else accs
-            plain = query_service.measures_to_plain(part)
-            _call(lambda: cache.set(key, (plain, source), timeout=current_app.config["CACHE_DEFAULT_TIMEOUT"]))
-            sources.add(source)
-    if edge < window.end and not live_done:
-        part, source, _ = query_service.collect_measures(
-            conn, plan.restricted(query, edge, window.end), with_histograms, context,
-            raw_days=version.raw_days)
+            reads.append(query if timed else plan.restricted(query, window.start, edge))
+    if edge < window.end and not (reads and timed):
+        reads.append(plan.restricted(query, edge, window.end))
+    if sum(query_service.statements_of(q, with_histograms, context, version.raw_days) for q in reads) > 1:
+        snapshot()
+    for n, part_query in enumerate(reads):
+        part, source, _ = query_service.collect_measures(conn, part_query, with_histograms, context,
+                                                         raw_days=version.raw_days)
         sources.add(source)
-        query_service.merge_measures(accs, part)
+        if n == 0 and sealed_key and not from_cache:  # the sealed part was read: keep it
+            sealed_part = {k: m for k, m in part.items() if k[0] < edge} if timed else part
+            plain = query_service.measures_to_plain(sealed_part)
+            _call(lambda: cache.set(sealed_key, (plain, source), timeout=current_app.config["CACHE_DEFAULT_TIMEOUT"]))
+        accs = query_service.merge_measures(accs, part) if accs else part
     step = query_service.STEP[window.granularity]
-    sealed_buckets = int((edge - window.start) / step) if "time" in query.group_by else int(edge > window.start)
+    sealed_buckets = int((edge - window.start) / step) if timed else int(edge > window.start)
     return Measured(accs, sources.pop() if len(sources) == 1 else "mixed", edge < window.end, sealed_buckets,
                     from_cache)
 
@@ -194,7 +197,8 @@ def chart_answer(query: plan.Query, context: QueryContext) -> ChartAnswer:
 
     def read(conn):
         # the version alone needs no snapshot: read it outside a transaction (two round trips
-        # fewer on a hit); read before the answer, it can only be older than what it keys
+        # fewer on a hit, and on a live refresh that reads one statement); read before the
+        # answer, it can only be older than what it keys
         snapshot = dialect.outside_transaction(conn)
         version = data_version(conn, query.window.start, edge, query.window.end)
         # while batches keep arriving, an answer holding the newest buckets is stale within
@@ -204,8 +208,7 @@ def chart_answer(query: plan.Query, context: QueryContext) -> ChartAnswer:
         hit = _call(lambda: cache.get(key)) if whole else None
         if hit is not None:
             return hit, None, None, whole, key
-        snapshot()
-        m = measures(conn, query, catalogue.needs_histograms(metric), context, version)
+        m = measures(conn, query, catalogue.needs_histograms(metric), context, version, snapshot)
         names = query_service.template_names(conn) if "template_id" in query.group_by else None
         return None, m, names, whole, key
 

@@ -363,7 +363,7 @@ def collect_measures(conn: Connection, query: Query, with_histograms: bool, cont
     sources = set()
     if raw_days is None:
         raw_days = queued_days(conn, window.start, window.end)
-    for seg in plan_segments(window, minute_floor_at(context.now, context.minute_retention_hours), raw_days):
+    for seg in _segments(query, context, raw_days):
         if seg.source == "raw":
             _fetch_raw(conn, query, with_histograms, seg, accs)
         else:
@@ -371,6 +371,16 @@ def collect_measures(conn: Connection, query: Query, with_histograms: bool, cont
         sources.add("raw" if seg.source == "raw" else "rollup")
     live = seal_edge(window, context.now) < window.end
     return accs, sources.pop() if len(sources) == 1 else "mixed", live
+
+
+def _segments(query: Query, context: QueryContext, raw_days: Sequence[datetime]) -> list[Segment]:
+    return plan_segments(query.window, minute_floor_at(context.now, context.minute_retention_hours), raw_days)
+
+
+def statements_of(query: Query, with_histograms: bool, context: QueryContext, raw_days: Sequence[datetime]) -> int:
+    """How many statements collect_measures runs for `query` (one per segment, three per
+    rollup segment with histograms): a read of one statement needs no snapshot."""
+    return sum(3 if with_histograms and seg.source != "raw" else 1 for seg in _segments(query, context, raw_days))
 
 
 def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
