@@ -59,7 +59,8 @@ from services.store.schema import EVENT_COLUMNS, notification_events
 FIGURE_KEYS = ("bulk_ingest_events_per_s", "bulk_fold_events_per_s", "full_rollup_events_per_s",
                "incremental_fold_1m_s", "http_ingest_events_per_s", "chart_miss_p50_ms", "chart_miss_over_floor",
                "chart_hit_p50_ms", "chart_hit_over_floor", "raw_over_rollup_90d", "load_rps", "load_p99_ms",
-               "load_errors", "load_wrk_rps", "load_wrk_p99_ms", "load_wrk_errors", "freshness_s", *BROWSER_FIGURE_KEYS, "live_p50_ms", "live_p99_ms",
+               "load_errors", "load_wrk_rps", "load_wrk_p99_ms", "load_wrk_errors", "freshness_s",
+               *BROWSER_FIGURE_KEYS, "live_p50_ms", "live_p99_ms",
                "live_p50_over_floor", "live_sealed_from_cache", "live_ingest_events_per_s", "live_batches_dropped",
                "live_rollup_lag_max_s", "live_freshness_max_s", "live_cpu_busy", "live_highest_rate_holding",
                "lookup_user_p50_ms", "lookup_notification_p50_ms", "user_activity_p50_ms", "users_ranking_7d_ms",
@@ -231,15 +232,19 @@ def load_test_wrk(server: Server, clients: int, seconds: float) -> dict:
                              text=True, timeout=seconds + 60, check=True).stdout
     finally:
         os.unlink(script.name)
+    return {"generator": "wrk", "clients": clients, "seconds": seconds, **wrk_figures(out)}
 
+
+def wrk_figures(out: str) -> dict:
+    """Requests, rate, p50 and p99 (ms) and errors (socket errors and non-2xx answers) from
+    wrk's report (`--latency`)."""
     def ms(text: str) -> float:
         number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
         return float(number) * _WRK_UNITS[unit]
     percentiles = {int(p): ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M)}
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     bad_status = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
-    return {"generator": "wrk", "clients": clients, "seconds": seconds, "requests": requests_done,
+    return {"requests": int(re.search(r"(\d+) requests in", out).group(1)),
             "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50_ms": percentiles[50], "p99_ms": percentiles[99],
             "errors": (sum(map(int, sockets.groups())) if sockets else 0) + (int(bad_status.group(1)) if bad_status else 0)}

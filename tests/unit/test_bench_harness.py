@@ -59,3 +59,31 @@ def test_the_incremental_phase_writes_rows_in_the_stored_column_order():
     rows = one_hour_of(4, seed=1)
     assert len(rows) == 4 and all(len(r) == len(EVENT_COLUMNS) for r in rows)
     assert {r[EVENT_COLUMNS.index("status")] for r in rows} == {"sent", "delivered"}
+
+
+WRK_REPORT = """Running 30s test @ http://127.0.0.1:18082
+  2 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    98.16ms   52.71ms 612.40ms   71.58%
+    Req/Sec   254.11     61.25   420.00     70.17%
+  Latency Distribution
+     50%   91.20ms
+     75%  124.51ms
+     90%  163.02ms
+     99%    1.02s
+  15180 requests in 30.04s, 180.22MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:    505.33
+Transfer/sec:      6.00MB
+"""
+
+
+def test_wrk_report_is_read_into_figures():
+    from bench.__main__ import wrk_figures
+
+    assert wrk_figures(WRK_REPORT) == {"requests": 15180, "rps": 505.33, "p50_ms": 91.2, "p99_ms": 1020.0,
+                                       "errors": 7}
+    clean = WRK_REPORT.replace("  Socket errors: connect 0, read 2, write 0, timeout 1\n", "").replace(
+        "  Non-2xx or 3xx responses: 4\n", "").replace("99%    1.02s", "99%  850.00us")
+    assert wrk_figures(clean)["errors"] == 0 and wrk_figures(clean)["p99_ms"] == 0.85
