@@ -168,9 +168,11 @@ def store_aggregate(conn: Connection, source, target: tuple[str, bool], since: d
         touched = select(dialect.time_bucket(conn, granularity, source.c.bucket).label("bucket")).distinct()
         if since is not None:
             touched = touched.where(source.c.bucket >= since)
-        touched = touched.subquery()
+        # the few buckets touched, as values: the lookup of which already hold rows is then an
+        # index probe per bucket (as a subquery, its plan scanned the table, whose size grows)
+        buckets = conn.execute(touched).scalars().all()
         existing = sorted(conn.execute(select(table.c.bucket).distinct().where(
-            table.c.bucket.in_(select(touched.c.bucket)))).scalars())
+            table.c.bucket.in_(buckets))).scalars()) if buckets else []
     written = 0
     if dialect.is_postgres(conn):
         stmt = _aggregate_statement(conn, source, granularity, with_template, since, histogram_in_sql=True).subquery()
