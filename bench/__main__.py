@@ -241,7 +241,7 @@ def wrk_figures(out: str) -> dict:
     def ms(text: str) -> float:
         number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
         return float(number) * _WRK_UNITS[unit]
-    percentiles = {int(p): ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M)}
+    percentiles = {int(p): ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)[ \t]*$", out, re.M)}
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     bad_status = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"requests": int(re.search(r"(\d+) requests in", out).group(1)),

@@ -70,7 +70,7 @@ WRK_REPORT = """Running 30s test @ http://127.0.0.1:18082
      50%   91.20ms
      75%  124.51ms
      90%  163.02ms
-     99%    1.02s
+     99%    1.02s 
   15180 requests in 30.04s, 180.22MB read
   Socket errors: connect 0, read 2, write 0, timeout 1
   Non-2xx or 3xx responses: 4
