@@ -52,13 +52,18 @@ def encode_lists(indexes: list[int], counts: list[int]) -> bytes:
             + np.array(counts, dtype=">i8").tobytes())
 
 
+def _arrays(blob: bytes | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The bucket indexes and counts of an encoded histogram (views, no copy); None when empty."""
+    n = int.from_bytes(blob[:4], "big") if blob else 0
+    if not n:
+        return None
+    indexes = np.frombuffer(blob, dtype=">i2", count=n, offset=4)
+    return indexes, np.frombuffer(blob, dtype=">i8", count=n, offset=4 + 2 * n)
+
+
 def decode(blob: bytes | None) -> dict[int, int]:
-    if not blob:
-        return {}
-    n = int.from_bytes(blob[:4], "big")
-    idx = np.frombuffer(blob, dtype=">i2", count=n, offset=4)
-    cnt = np.frombuffer(blob, dtype=">i8", count=n, offset=4 + 2 * n)
-    return dict(zip(idx.tolist(), cnt.tolist()))
+    arrays = _arrays(blob)
+    return {} if arrays is None else dict(zip(arrays[0].tolist(), arrays[1].tolist()))
 
 
 def merge_encoded(blobs: Sequence[bytes | None], owners: Sequence[int]) -> dict[int, dict[int, int]]:
@@ -66,11 +71,11 @@ def merge_encoded(blobs: Sequence[bytes | None], owners: Sequence[int]) -> dict[
     thousands of them): {owner: {index: count}} where blobs[i] belongs to owners[i]."""
     indexes, counts, lengths, kept = [], [], [], []
     for blob, owner in zip(blobs, owners):
-        n = int.from_bytes(blob[:4], "big") if blob else 0
-        if n:
-            indexes.append(np.frombuffer(blob, dtype=">i2", count=n, offset=4))
-            counts.append(np.frombuffer(blob, dtype=">i8", count=n, offset=4 + 2 * n))
-            lengths.append(n)
+        arrays = _arrays(blob)
+        if arrays is not None:
+            indexes.append(arrays[0])
+            counts.append(arrays[1])
+            lengths.append(len(arrays[0]))
             kept.append(owner)
     if not kept:
         return {}
