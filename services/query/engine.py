@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, Connection, bindparam, case, cast, func, select, union_all
+from sqlalchemy import BigInteger, Connection, Select, bindparam, case, cast, func, select, union_all
 
 from services.formulas import parser as formulas
 from services.query.catalogue import (
@@ -100,9 +100,9 @@ def filter_clauses(columns, filters) -> list:
 
 
 class _RollupReads(NamedTuple):
-    totals: object            # one row per group: counts by status side by side, processing sum and count
-    histograms: object        # the groups' latency histograms in rollup rows
-    pending_histograms: object  # … and in the pending deltas, per latency bucket
+    totals: Select            # one row per group: counts by status side by side, processing sum and count
+    histograms: Select        # the groups' latency histograms in rollup rows (only for quantiles)
+    pending_histograms: Select  # … and in the pending deltas, per latency bucket
 
 
 _ROLLUP_READS: dict[tuple, _RollupReads] = {}
@@ -173,13 +173,10 @@ def _fetch_rollup(conn, query: Query, with_histograms: bool, seg: Segment, accs:
         for key, number in owners.items():
             histogram = merged.get(number)
             if histogram:
-                acc = accs.get(key)
-                if acc is None:
-                    acc = accs[key] = Totals()
+                acc = _accumulator(accs, key)
                 acc.histogram = latency.merge((acc.histogram, histogram)) if acc.histogram else histogram
-        group = _grouper(accs, query, aligned)
         for row in conn.execute(reads.pending_histograms, params):
-            acc = group(row[0] if timed else None, row[1:1 + nd])
+            acc = _accumulator(accs, key_of(row[0] if timed else None, row[1:1 + nd]))
             acc.histogram[row[-2]] = acc.histogram.get(row[-2], 0) + int(row[-1])
 
 
@@ -197,9 +194,9 @@ def _fetch_raw(conn, query: Query, with_histograms: bool, seg: Segment, accs: di
                    *filter_clauses(filter_cols, query.filters))
             .group_by(*keys, *extra))
     width, nd = len(dims) + (1 if timed else 0), len(dims)
-    group = _grouper(accs, query, aligned=True)
+    key_of = _keyer(query, aligned=True)
     for row in conn.execute(stmt):
-        acc = group(row[0], row[1:1 + nd]) if timed else group(None, row[:nd])
+        acc = _accumulator(accs, key_of(row[0], row[1:1 + nd]) if timed else key_of(None, row[:nd]))
         status = row[width]
         lb = row[width + 1] if extra else None
         count, psum, pcount = row[-3:]
@@ -229,17 +226,12 @@ def _keyer(query: Query, aligned: bool) -> Callable[[datetime | None, Sequence],
     return key_of
 
 
-def _grouper(accs: dict, query: Query, aligned: bool) -> Callable[[datetime | None, Sequence], Totals]:
-    """A function giving the accumulator of a row's group (see _keyer), made when first seen."""
-    key_of = _keyer(query, aligned)
-
-    def group(bucket: datetime | None, values: Sequence) -> Totals:
-        key = key_of(bucket, values)
-        acc = accs.get(key)
-        if acc is None:
-            acc = accs[key] = Totals()
-        return acc
-    return group
+def _accumulator(accs: dict, key: tuple) -> Totals:
+    """The accumulator of the group `key` (see _keyer), made when first seen."""
+    acc = accs.get(key)
+    if acc is None:
+        acc = accs[key] = Totals()
+    return acc
 
 
 def add_counts(acc: Totals, by_status: Sequence) -> None:
@@ -378,9 +370,11 @@ def _segments(query: Query, context: QueryContext, raw_days: Sequence[datetime])
 
 
 def statements_of(query: Query, with_histograms: bool, context: QueryContext, raw_days: Sequence[datetime]) -> int:
-    """How many statements collect_measures runs for `query` (one per segment, three per
-    rollup segment with histograms): a read of one statement needs no snapshot."""
-    return sum(3 if with_histograms and seg.source != "raw" else 1 for seg in _segments(query, context, raw_days))
+    """How many statements collect_measures runs for `query` (one per raw segment; a rollup
+    segment runs its totals, and with histograms every one of its _RollupReads): a read of
+    one statement needs no snapshot."""
+    per_rollup = len(_RollupReads._fields) if with_histograms else 1
+    return sum(1 if seg.source == "raw" else per_rollup for seg in _segments(query, context, raw_days))
 
 
 def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
@@ -423,8 +417,8 @@ def series_records(series: Series, names: Mapping[int, str] | None = None) -> li
 
 # ---------------------------------------------------------------- composed answers
 
-def query_long(conn: Connection, metric: str | Metric, group_by, start: datetime, end: datetime, filters, granularity: str,
-               *, context: QueryContext) -> list[Point]:
+def query_long(conn: Connection, metric: str | Metric, group_by, start: datetime, end: datetime, filters,
+               granularity: str, *, context: QueryContext) -> list[Point]:
     """Points at `granularity` over a range longer than one chart may hold (analyses need
     hourly history over weeks): queried in pieces under the 2,000-point cap."""
     step = STEP[granularity] * (MAX_POINTS_PER_PIECE)
