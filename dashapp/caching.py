@@ -57,8 +57,11 @@ def _call(operation: Callable[[], Any], default=None):
 
 
 def _counts() -> dict:
-    return current_app.extensions.setdefault("analytics_cache_counts", {
-        "lock": threading.Lock(), "pending": dict.fromkeys(_STATS, 0), "flushed": time.monotonic()})
+    counts = current_app.extensions.get("analytics_cache_counts")
+    if counts is None:  # built once per app, not per answer
+        counts = current_app.extensions.setdefault("analytics_cache_counts", {
+            "lock": threading.Lock(), "pending": dict.fromkeys(_STATS, 0), "flushed": time.monotonic()})
+    return counts
 
 
 def _count(name: str) -> None:
