@@ -120,3 +120,41 @@ def test_missing_buckets_are_zero_counts_and_null_rates(engine):
     assert sorted({p.value for p in counts.points}) == [0.0, 1.0]
     assert [p.value for p in rates.points].count(0.0) == 1
     assert all(p.value is None for p in rates.points if p.numerator == 0 and p.denominator == 0)
+
+
+def test_the_statement_count_that_decides_the_snapshot_is_what_a_read_runs(engine):
+    """A chart read of one statement runs without a transaction (dashapp.caching.measures);
+    statements_of must count what collect_measures really runs, or a read of several
+    statements would see several snapshots."""
+    from sqlalchemy import event
+
+    from services.query.engine import collect_measures, statements_of
+    from services.query.plan import build_query
+    from services.rollup.fold import queued_days
+
+    now = datetime.now(timezone.utc)
+    ingest(engine, [make_event(created_at=iso(now - timedelta(minutes=m)), processing_time_ms=40 + m)
+                    for m in range(0, 3000, 37)], now=now)
+    rollup_pending(engine, now=now)
+    ingest(engine, [make_event(created_at=iso(now - timedelta(days=3)))], now=now, backfill=True)  # queues a day
+    context = context_at(now)
+    run: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_rest) -> None:
+        run.append(statement)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for metric, group_by, start, end, granularity in (
+                ("events", ("time", "channel"), "now-7d", None, None),        # hours, one day queued: raw + rollup
+                ("p95_processing_time", ("channel",), "now-24h", None, None),  # histograms
+                ("delivery_rate", ("time",), now - timedelta(hours=50), now - timedelta(hours=46), "minute"),  # raw + minute
+                ("events", ("time",), "now-2h", None, "minute")):
+            query = build_query(CATALOGUE[metric], group_by, start, end, {}, granularity, now, context.channels)
+            with engine.connect() as conn:
+                raw_days = queued_days(conn, query.window.start, query.window.end)
+                run.clear()
+                collect_measures(conn, query, metric.startswith("p95"), context, raw_days=raw_days)
+                ran = [s for s in run if not s.lstrip().upper().startswith(("BEGIN", "SET", "ROLLBACK"))]
+                assert len(ran) == statements_of(query, metric.startswith("p95"), context, raw_days), (metric, ran)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
