@@ -34,7 +34,7 @@ run: .stamp-install
 	DEMO_FEED_PER_HOUR=$(DEMO_PER_HOUR) $(FLASK) run --host $(HOST) --port $(PORT)
 
 test: .stamp-install-dev
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 test-unit: .stamp-install-dev
 	$(PY) -m pytest tests/unit

@@ -1,8 +1,10 @@
 """Shared fixtures: real Postgres and Redis, each test isolated, and a frozen clock.
 
 Postgres: one schema per test session (so parallel runs never meet), emptied before
-each test. Redis: the database of TEST_REDIS_URL (db 15 unless told; never 0), flushed
-before each test that uses it.
+each test. Redis: the database of TEST_REDIS_URL (db 15 unless told; never 0). The suite
+runs in parallel processes (pytest-xdist, `make test`): every app a process makes keeps its
+keys under that process's own CACHE_PREFIX, and a test that uses Redis starts with that
+prefix's keys deleted, never another process's.
 
 Clock: the whole session runs at TEST_NOW (default below; the clock ticks on from there),
 so no answer depends on the hour the suite happens to run at. `TEST_NOW=2026-11-25T23:55:00Z
@@ -24,6 +26,8 @@ from sqlalchemy.engine import make_url
 
 # Every test client and test server speaks from one address; the rate limit has its own test.
 os.environ.setdefault("RATE_LIMIT", "off")
+# this process's cache keys (apps and the servers it starts read it from the environment)
+CACHE_PREFIX = os.environ["CACHE_PREFIX"] = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -119,9 +123,17 @@ def pg_url(pg_schema) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def clear_cache_keys(url: str = TEST_REDIS_URL) -> None:
+    """Delete this process's keys (answers, counters, rate-limit windows) from Redis."""
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"*na:{CACHE_PREFIX}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture
 def redis_url() -> str:
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    clear_cache_keys()
     return TEST_REDIS_URL
 
 

@@ -12,6 +12,7 @@ from callbacks import compare, drilldown, overview, trends
 from callbacks.view import parse_search
 from dashapp import create_app
 from services.store.schema import notification_events
+from tests.conftest import CACHE_PREFIX
 from tests.factories import make_event, make_events
 
 CHANNELS = ("email", "sms", "push")
@@ -112,10 +113,10 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_budget(engine, redis_url
     url = engine.url.render_as_string(hide_password=False)
     # a day's window: the session's clock never crosses its end, so the counts cannot reset mid-test
     behind = create_app({"DATABASE_URL": url, "REDIS_URL": redis_url, "RATE_LIMIT": "2 per day",
-                         "TRUSTED_PROXIES": 1, "CACHE_PREFIX": "proxied"})
+                         "TRUSTED_PROXIES": 1, "CACHE_PREFIX": f"{CACHE_PREFIX}:proxied"})
     assert codes(behind, "203.0.113.7", 3) == [200, 200, 429]
     assert codes(behind, "198.51.100.9", 2) == [200, 200]  # another client, its own budget
     direct = create_app({"DATABASE_URL": url, "REDIS_URL": redis_url, "RATE_LIMIT": "2 per day",
-                         "CACHE_PREFIX": "direct"})
+                         "CACHE_PREFIX": f"{CACHE_PREFIX}:direct"})
     assert codes(direct, "203.0.113.7", 2) == [200, 200]
     assert codes(direct, "198.51.100.9", 1) == [429]  # the header is not believed: one budget

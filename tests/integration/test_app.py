@@ -2,6 +2,7 @@
 import redis as redis_lib
 
 from dashapp import create_app
+from tests.conftest import CACHE_PREFIX
 
 
 def test_factory_applies_overrides_and_mounts_everything(sqlite_url):
@@ -38,7 +39,7 @@ def test_health_on_postgres_and_redis(pg_url, redis_url):
     response = app.test_client().get("/health")
     assert response.status_code == 200
     assert response.json["cache"] == "redis" and response.json["status"] == "healthy"
-    probes = redis_lib.Redis.from_url(redis_url).keys("na:*:health:probe")
+    probes = redis_lib.Redis.from_url(redis_url).keys(f"na:{CACHE_PREFIX}:*:health:probe")
     assert len(probes) == 1  # under this deployment's namespace
 
 

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
-import redis
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +16,7 @@ from dashapp import create_app
 from services.query.engine import query_metrics
 from services.rollup.fold import rollup_pending
 from services.store.demo import seed_demo
+from tests.conftest import clear_cache_keys
 from tests.factories import iso, make_event
 from tests.integration.test_rollup import reset
 from tests.oracle import expected_chart, raw_events
@@ -147,7 +147,7 @@ def test_answers_through_the_cache_equal_raw_whatever_happens_in_between(pg_engi
     """Batches at the live edge, late events, folds and cached reads in any order: every
     answer equals the same numbers straight from raw events."""
     reset(pg_engine)
-    redis.Redis.from_url(redis_url).flushdb()
+    clear_cache_keys(redis_url)
     client = make_app(pg_engine, REDIS_URL=redis_url).test_client()
     queries = ["metric=sent&group_by=time,channel&start=now-24h", "metric=delivery_rate&group_by=channel&start=now-2d",
                "metric=events&group_by=time&start=now-3h"]
