@@ -67,6 +67,10 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     if protect is not None:
         _protect_views(server, url_base_pathname, protect)
     add_security_headers(server, dash_app, url_base_pathname)
+    # Dash prepares what it serves (which scripts it may send, the callback map) on its first
+    # request; under threads it answered the requests racing that one with 404 (plotly/dash#3971),
+    # so a page whose scripts came from a fresh worker stayed blank. Prepared before any request.
+    dash_app._setup_server()
     return dash_app
 
 

@@ -146,3 +146,23 @@ def test_the_app_leaves_a_host_applications_logging_alone(sqlite_url):
         capture_output=True, text=True, timeout=60, check=True)
     assert alone.stdout.split() == ["0", str(logging.WARNING)]
     assert "folded" in alone.stderr and "not shown" not in alone.stderr
+
+
+def test_a_fresh_process_serves_the_pages_scripts_to_its_first_concurrent_requests(sqlite_url):
+    """A browser loads a page's scripts in parallel, often from a worker that has not yet
+    served a page (another one served the HTML): each must come back, or the page stays
+    blank. Dash prepares what it serves on its first request and, under threads, answered
+    the requests racing that one with 404 (plotly/dash#3971)."""
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from tests.e2e.conftest import LiveServer
+
+    page = create_app({"DATABASE_URL": sqlite_url}).test_client().get("/analytics/").get_data(as_text=True)
+    scripts = re.findall(r'src="(/analytics/_dash-component-suites/[^"]+)"', page)
+    assert len(scripts) >= 8
+    with LiveServer(create_app({"DATABASE_URL": sqlite_url})) as server, ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda path: requests.get(server.url + path, timeout=30).status_code, scripts * 4))
+    assert codes == [200] * len(codes)
