@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import BigInteger, Connection, Engine, bindparam, cast, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Connection, Engine, bindparam, cast, delete, func, insert, select
 from sqlalchemy.exc import OperationalError
 
 from services.query.timerange import MAX_RANGE, iso_z
@@ -44,6 +45,7 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 FOLD_CHUNK = 100_000  # delta rows folded per transaction
 VACUUM_AFTER = 50_000  # folded delta rows after which their dead versions are cleared at once
+REBUILD_WORKERS = 2  # days rebuilt at once on Postgres, each on its own connection (SQLite: one writer)
 
 
 @dataclass(frozen=True)
@@ -264,11 +266,12 @@ def queued_days(conn: Connection, start: datetime, end: datetime) -> tuple[datet
 
 
 def bump(conn: Connection, name: str, now: datetime) -> int:
-    """Count one more committed fold ("fold") or rebuild ("rebuild")."""
-    if not conn.execute(update(rollup_state).where(rollup_state.c.name == name)
-                        .values(generation=rollup_state.c.generation + 1, updated_at=now)).rowcount:
-        conn.execute(insert(rollup_state).values(name=name, generation=1, updated_at=now))
-    return generation(conn, name)
+    """Count one more committed fold ("fold") or rebuild ("rebuild"): one upsert, so two
+    transactions counting the first one at once both count."""
+    upsert = dialect.upsert(conn, rollup_state).values(name=name, generation=1, updated_at=now)
+    return int(conn.execute(upsert.on_conflict_do_update(
+        index_elements=[rollup_state.c.name], set_={"generation": rollup_state.c.generation + 1, "updated_at": now},
+    ).returning(rollup_state.c.generation)).scalar_one())
 
 
 def generation(conn: Connection, name: str) -> int:
@@ -382,28 +385,29 @@ def rollup_pending(engine: Engine, *, now: datetime | None = None, minute_retent
 
 def _rebuild_queued(engine: Engine, now: datetime, minute_retention_hours: int, raw_retention_days: int,
                     progress, totals: dict) -> None:
+    """Rebuild the days queued up to now, each in its own transaction; on Postgres,
+    REBUILD_WORKERS days at a time (a day's rows, deltas and queue entries are its own, so
+    days never wait on each other)."""
     log_table = rollup_invalidations
     with engine.connect() as conn:
         max_id = conn.execute(select(func.max(log_table.c.id))).scalar()
         if max_id is None:
             return
-        total_hours = conn.execute(select(func.count(func.distinct(log_table.c.bucket_hour)))
-                                   .where(log_table.c.id <= max_id)).scalar()
+        queued = set(conn.execute(select(log_table.c.bucket_hour).distinct().where(log_table.c.id <= max_id)).scalars())
+    days = sorted({truncate(h, "day") for h in queued})
     # Retention drops whole days before the cutoff day, so hours from that day on still have
     # all their raw events; older ones may not, and recomputing them would erase their rows.
     cutoff_day = raw_retention_cutoff(now, raw_retention_days)
     raw_floor = datetime(cutoff_day.year, cutoff_day.month, cutoff_day.day, tzinfo=timezone.utc)
     minute_floor = truncate(now - timedelta(hours=minute_retention_hours), "hour")
-    done = 0
     # the raw events read and the deltas dropped must be the same snapshot: a batch that
     # commits in between is then either in both or in neither
     writer = engine.execution_options(write_intent=True, **dialect.snapshot_isolation(engine))
-    while True:
+
+    def rebuild(day: datetime) -> tuple[int, int, int, int]:
+        """(hours queued, hours rebuilt, events, rows) of one day."""
+        events = rows = 0
         with writer.begin() as conn:
-            first = conn.execute(select(func.min(log_table.c.bucket_hour)).where(log_table.c.id <= max_id)).scalar()
-            if first is None:
-                break
-            day = truncate(first, "day")
             entries = conn.execute(select(log_table.c.id, log_table.c.bucket_hour).where(
                 log_table.c.id <= max_id, log_table.c.bucket_hour >= day, log_table.c.bucket_hour < day + DAY)).all()
             hours = sorted({truncate(h, "hour") for _, h in entries})
@@ -413,18 +417,32 @@ def _rebuild_queued(engine: Engine, now: datetime, minute_retention_hours: int, 
                             len(hours) - len(live), day.date(), raw_retention_days)
             if live:
                 events, rows = rebuild_day(conn, day, minute_floor)
-                totals["events"] += events
-                totals["rows"] += rows
             ids = [i for i, _ in entries]
             for i in range(0, len(ids), 5000):  # exactly the entries read: later ones stay queued
                 conn.execute(delete(log_table).where(log_table.c.id.in_(ids[i:i + 5000])))
+        # counted once the day has committed, in a transaction of its own: days rebuilt at once
+        # would otherwise update one counter row from two snapshots, which repeatable read refuses.
+        # A reader between the two keys the new rows under the old count, and the count moves on.
+        with engine.begin() as conn:
             bump(conn, "rebuild", now)
-        totals["hours"] += len(live)
-        totals["expired_hours"] += len(hours) - len(live)
-        totals["batches"] += 1
-        done += len(hours)
-        if progress:
-            progress(done, total_hours)
+        return len(hours), len(live), events, rows
+
+    workers = min(REBUILD_WORKERS, len(days)) if engine.dialect.name == "postgresql" else 1
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="rebuild") if workers > 1 else None
+    done = 0
+    try:
+        for hours, live, events, rows in (pool.map(rebuild, days) if pool else map(rebuild, days)):
+            totals["events"] += events
+            totals["rows"] += rows
+            totals["hours"] += live
+            totals["expired_hours"] += hours - live
+            totals["batches"] += 1
+            done += hours
+            if progress:
+                progress(done, len(queued))
+    finally:
+        if pool:  # a day that failed stops the days not started yet; each committed day stays done
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def invalidate_all(engine: Engine, now: datetime | None = None) -> int:

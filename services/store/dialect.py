@@ -22,6 +22,15 @@ def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def upsert(conn: Connection, table):
+    """The dialect's INSERT, which takes ON CONFLICT (on_conflict_do_update / _do_nothing)."""
+    if is_postgres(conn):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 def outside_transaction(conn: Connection):
     """Postgres: run the next statements without a transaction (no BEGIN, no ROLLBACK);
     returns a function that puts the connection back to one-snapshot (repeatable read)

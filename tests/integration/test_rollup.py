@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
-from services.rollup.fold import invalidate_all, rollup_pending, rollup_status
+from services.rollup.fold import generation, invalidate_all, rollup_pending, rollup_status
 from services.store import latency
 from services.store.ingest import ingest_events, store_rows, validate_event
 from services.store.schema import ROLLUP_TABLES, metadata, rollup_deltas, rollup_invalidations
@@ -157,6 +157,31 @@ def test_hours_past_raw_retention_are_skipped_not_erased(engine):
     report = rollup_pending(engine, now=now + timedelta(days=15), raw_retention_days=30)
     assert report.expired_hours == 1 and report.hours == 0
     assert table_snapshot(engine)["metrics_hourly"] == before["metrics_hourly"]
+
+
+def test_a_backfill_over_days_is_rebuilt_days_at_once_equal_to_raw(engine):
+    """A backfill's days are rebuilt REBUILD_WORKERS at a time on Postgres (one by one on
+    SQLite): the tables equal raw, nothing stays queued, the rebuild count moved once per
+    day and the progress reached every queued hour."""
+    now = datetime.now(timezone.utc)
+    rng = np.random.default_rng(11)
+    statuses = ["sent", "delivered", "failed", "bounced", "opened", "clicked"]
+    events = [make_event(created_at=iso(now - timedelta(minutes=float(m))), channel=str(rng.choice(["email", "sms"])),
+                         status=str(rng.choice(statuses)), template_id=int(rng.integers(1, 4)),
+                         processing_time_ms=int(rng.integers(0, 5000))) for m in rng.uniform(60, 6 * 24 * 60, 800)]
+    ingest(engine, events, now=now, backfill=True)
+    with engine.connect() as conn:
+        counted = generation(conn, "rebuild")
+        hours = conn.execute(select(func.count(func.distinct(rollup_invalidations.c.bucket_hour)))).scalar()
+    days = len({e["created_at"][:10] for e in events})
+    seen = []
+    report = rollup_pending(engine, now=now, progress=lambda done, total: seen.append((done, total)))
+    assert report.batches == days >= 6 and report.hours == hours
+    assert_rollups_match_raw(engine, now)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(rollup_invalidations)).scalar() == 0
+        assert generation(conn, "rebuild") - counted == days
+    assert seen[-1] == (hours, hours) and [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
 # ---------------------------------------------------------------- other processes
