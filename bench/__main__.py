@@ -294,7 +294,7 @@ def main(argv=None) -> int:
     parser.add_argument("--live-seconds", type=float, default=300)
     parser.add_argument("--live-runs", type=int, default=2)
     parser.add_argument("--live-rate", type=float, default=2000)
-    parser.add_argument("--ramp", default="4000,8000,16000", help="rates for 60-second steps; empty: no ramp")
+    parser.add_argument("--ramp", default="3000,4000,8000,16000", help="rates for 60-second steps; empty: no ramp")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     figures: dict = {}

@@ -260,6 +260,7 @@ def live_phase(url: str, schema: str, rate: float, viewers: int, seconds: float,
         for k in range(runs):
             log(f"  live run {k + 1}/{runs}: {rate:,.0f} events/s, {viewers} viewers, {seconds:.0f} s")
             result = Run(server.base, floor_base, rate, viewers, seconds).run()
+            result["holds"] = holds(result)
             out["runs"].append(result)
             log(f"    p50 {result['all']['p50_ms']:.1f} ms, p99 {result['all']['p99_ms']:.1f} ms "
                 f"({result['all']['p50_over_floor'] or 0:.2f}× floor), answers from cache "
@@ -279,8 +280,10 @@ def live_phase(url: str, schema: str, rate: float, viewers: int, seconds: float,
                     f"holds: {result['holds']}")
                 if not result["holds"]:
                     break
-            held = [r["rate_target"] for r in out["ramp"] if r["holds"]]
-            out["highest_rate_holding"] = max(held, default=None)
+        # the base rate counts when every run at it held; a ramp step when its run held
+        held = [rate] if out["runs"] and all(r["holds"] for r in out["runs"]) else []
+        held += [r["rate_target"] for r in out.get("ramp", []) if r["holds"]]
+        out["highest_rate_holding"] = max(held, default=None)
         return out
     finally:
         floor.stop()
