@@ -22,7 +22,7 @@ from dashapp.caching import request_context
 from layouts import figures, ids, overview
 from services.alerts.rules import firing_spans
 from services.analysis.kpis import kpis
-from services.analysis.trend_report import trend_report
+from services.analysis.trend_report import total_anomalies
 from services.query.engine import series_records, volume_heatmap
 from services.query.format import plain
 from services.query.timerange import EARLIEST, LATEST, STEP, ceil_to, floor_to, iso_z, resolve_window
@@ -84,9 +84,10 @@ def _drawn(data) -> tuple[str, datetime, datetime, timedelta] | None:
 
 
 def timeseries_marks(drawn: dict, channels: tuple[str, ...]) -> dict | None:
-    """The anomalies the trend report finds in the drawn view (the same report the Trends tab
-    shows, so the two share one computation) and the incidents of alert rules on its metric;
-    None for what no time chart drew."""
+    """The anomalies the trend report finds in the drawn view's total (the same detector over
+    the same buckets, without the report's explanations and segment search: a refresh under
+    ingest would otherwise run the whole report each time) and the incidents of alert rules on
+    its metric; None for what no time chart drew."""
     shown = _drawn(drawn)
     if shown is None:
         return None
@@ -96,7 +97,8 @@ def timeseries_marks(drawn: dict, channels: tuple[str, ...]) -> dict | None:
     window = window_of(state)
     if error or window is None:
         return {"search": search, "marks": None}
-    report, error = ask_report(trend_report, state.metric, *window, None, channel_filter(state), None, state.detector)
+    report, error = ask_report(total_anomalies, state.metric, *window, None, channel_filter(state), None,
+                               state.detector)
     report = None if error else plain(report)  # the marks are drawn from the answer's JSON form
     same_buckets = not error and STEP[report["granularity"]] == step
     anomalies = [a for a in report["anomalies"] if a["value"] is not None] if same_buckets else []

@@ -388,12 +388,30 @@ def _typed(body: dict) -> TrendReport:
 
 # ---------------------------------------------------------------- the report
 
-def trend_report(conn: Connection, metric: str, start=None, end=None, days: int | None = None, filters=None,
-                 granularity: str | None = None, detector: str | None = None, *,
-                 context: QueryContext | None = None) -> TrendReport:
-    context = context or context_at()
+@dataclass(frozen=True)
+class _Total:
+    """A view's total series over the span its detector reads (the range and the history
+    before it), and the detector's judgement of every bucket."""
+    metric: Metric
+    query: object                # services.query.plan.Query
+    fetch_start: datetime
+    first: datetime | None       # the first event of the view's scope
+    data_start: datetime
+    times: list[datetime]
+    values: np.ndarray           # NaN before the first event
+    numerators: np.ndarray
+    denominators: np.ndarray
+    inside: np.ndarray           # in the range (not history)
+    complete: np.ndarray         # not still filling
+    kind: str                    # the detector's kind of series
+    band: trends.Band
+    judged: np.ndarray
+    found: list[trends.Anomaly]
+
+
+def _judge_total(conn: Connection, metric: str, start, end, days: int | None, filters, granularity: str | None,
+                 detector: str | None, context: QueryContext) -> _Total:
     now, channels = context.now, context.channels
-    filters = dict(filters or {})
     m = resolve(conn, metric)
     if days is not None:
         if start:
@@ -408,13 +426,8 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     first = first_event_time(conn, query.filters)
     data_start = floor_to(first, gran) if first else window.end
     fetch_start = min(window.start, max(window.start - HISTORY[gran], data_start))
-
-    def read(group_by) -> list[Point]:
-        return query_long(conn, m, group_by, fetch_start, window.end, filters, gran, context=context)
-
-    points = read(("time",))
+    points = query_long(conn, m, ("time",), fetch_start, window.end, filters, gran, context=context)
     times = [p.time for p in points]
-    index_of = {t: i for i, t in enumerate(times)}
     before_data = np.array([t < data_start for t in times], dtype=bool)
     values = np.array([np.nan if p.value is None else p.value for p in points], dtype=float)
     values[before_data] = np.nan  # before the first event there is no history, not a zero
@@ -429,7 +442,57 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     except ValueError as exc:
         raise QueryError(str(exc), "detector") from None
     judged = inside & complete & band.judged & np.isfinite(values)
-    found = trends.anomalies_from(values, band, judged)
+    return _Total(m, query, fetch_start, first, data_start, times, values, numerators, denominators, inside, complete,
+                  kind, band, judged, trends.anomalies_from(values, band, judged))
+
+
+@dataclass(frozen=True)
+class TotalAnomaly:
+    time: datetime
+    value: float
+    expected: float
+    lower: float
+    upper: float
+    score: float
+    severity: str
+
+
+@dataclass(frozen=True)
+class TotalAnomalies:
+    metric: str
+    granularity: str
+    anomalies: tuple[TotalAnomaly, ...]
+
+
+def total_anomalies(conn: Connection, metric: str, start=None, end=None, days: int | None = None, filters=None,
+                    granularity: str | None = None, detector: str | None = None, *,
+                    context: QueryContext | None = None) -> TotalAnomalies:
+    """The anomalies trend_report finds in a view's total series — the same detector over
+    the same buckets, so the same buckets and numbers — without explaining them or searching
+    the segments: what the Overview's time chart marks, for a fraction of the report's work."""
+    total = _judge_total(conn, metric, start, end, days, dict(filters or {}), granularity, detector,
+                         context or context_at())
+    return TotalAnomalies(total.metric.name, total.query.window.granularity, tuple(
+        TotalAnomaly(total.times[a.index], a.value, a.expected, a.lower, a.upper, round(a.score, 2), a.severity)
+        for a in sorted(total.found, key=lambda a: a.index)))
+
+
+def trend_report(conn: Connection, metric: str, start=None, end=None, days: int | None = None, filters=None,
+                 granularity: str | None = None, detector: str | None = None, *,
+                 context: QueryContext | None = None) -> TrendReport:
+    context = context or context_at()
+    filters = dict(filters or {})
+    total = _judge_total(conn, metric, start, end, days, filters, granularity, detector, context)
+    m, query, first = total.metric, total.query, total.first
+    window, gran = query.window, query.window.granularity
+    step = STEP[gran]
+    times, values, band, found = total.times, total.values, total.band, total.found
+    inside, complete, judged, kind = total.inside, total.complete, total.judged, total.kind
+    index_of = {t: i for i, t in enumerate(times)}
+    before_data = np.array([t < total.data_start for t in times], dtype=bool)
+
+    def read(group_by) -> list[Point]:
+        return query_long(conn, m, group_by, total.fetch_start, window.end, filters, gran, context=context)
 
     channel_scope = [c for d, vals in query.filters if d == "channel" for c in vals]
     several_channels = len(channel_scope) != 1

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from dashapp import create_app
-from services.analysis.trend_report import TrendReport, trend_report
+from services.analysis.trend_report import TrendReport, total_anomalies, trend_report
 from services.query.context import context_at
 from services.query.format import in_words, plain, signed
 from services.rollup.fold import rollup_pending
@@ -94,6 +94,23 @@ def test_the_sms_delivery_drop_is_found_and_explained_in_the_detectors_numbers(d
         assert_adds_up(anomaly)
         assert_numbers_come_from(anomaly["explanation"], anomaly)
     assert_numbers_come_from(" ".join(result["headline"]), result)
+
+
+@pytest.mark.parametrize("metric, filters, detector", [("delivery_rate", {"channel": ["sms"]}, None),
+                                                       ("events", {}, None), ("bounce_rate", {}, "robust"),
+                                                       ("avg_processing_time", {"channel": ["push"]}, None)])
+def test_the_overviews_marks_are_the_reports_anomalies_without_the_report(demo, metric, filters, detector):
+    """total_anomalies (what the Overview's time chart marks) finds the report's anomalies,
+    bucket for bucket and number for number, without explaining them."""
+    engine, _ = demo
+    full = report(engine, metric, filters=filters, detector=detector)
+    with engine.connect() as conn:
+        alone = plain(total_anomalies(conn, metric, "now-7d", filters=filters, detector=detector))
+    fields = ("time", "value", "expected", "lower", "upper", "score", "severity")
+    assert alone["granularity"] == full["granularity"] and alone["metric"] == full["metric"]
+    assert alone["anomalies"] == [{k: a[k] for k in fields} for a in full["anomalies"]]
+    if metric == "delivery_rate":
+        assert alone["anomalies"]  # the SMS drop
 
 
 def test_the_failure_reason_behind_the_drop_is_named_in_the_detectors_buckets(demo):
