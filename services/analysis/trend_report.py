@@ -230,15 +230,21 @@ class ReasonShare:
 
 
 @dataclass(frozen=True)
-class Anomaly:
+class TotalAnomaly:
+    """A bucket of the total series the detector flags, in its own numbers."""
     time: datetime
     value: float
     expected: float
-    difference: float
     lower: float
     upper: float
     score: float
     severity: str
+
+
+@dataclass(frozen=True)
+class Anomaly(TotalAnomaly):
+    """A flagged bucket of the total, explained by the segments that moved it."""
+    difference: float
     explanation: str | None
     decomposition: str | None               # "additive" or "by_value"
     contributors: tuple[Contributor, ...]
@@ -357,8 +363,8 @@ class TrendReport:
 def _typed(body: dict) -> TrendReport:
     """The report as built (plain values) as its frozen answer."""
     def anomaly(a: dict) -> Anomaly:
-        return Anomaly(a["time"], a["value"], a["expected"], a["difference"], a["lower"], a["upper"],
-                       a["score"], a["severity"], a["explanation"], a["decomposition"],
+        return Anomaly(a["time"], a["value"], a["expected"], a["lower"], a["upper"], a["score"], a["severity"],
+                       a["difference"], a["explanation"], a["decomposition"],
                        tuple(Contributor(**c) for c in a["contributors"]),
                        None if a["rest"] is None else Rest(**a["rest"]),
                        tuple(ReasonShare(**r) for r in a["reasons"]), a["drilldown"])
@@ -444,17 +450,6 @@ def _judge_total(conn: Connection, metric: str, start, end, days: int | None, fi
     judged = inside & complete & band.judged & np.isfinite(values)
     return _Total(m, query, fetch_start, first, data_start, times, values, numerators, denominators, inside, complete,
                   kind, band, judged, trends.anomalies_from(values, band, judged))
-
-
-@dataclass(frozen=True)
-class TotalAnomaly:
-    time: datetime
-    value: float
-    expected: float
-    lower: float
-    upper: float
-    score: float
-    severity: str
 
 
 @dataclass(frozen=True)
