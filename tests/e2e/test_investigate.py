@@ -35,9 +35,10 @@ def test_a_users_bounced_emails_then_one_notifications_lifecycle(dash_br, server
     wait_url(dash_br, f"drill=email,bounced&user={user}")
     dash_br.wait_for_text_to_equal("#drill-title", f"Events of user {user}, newest first", timeout=20)
     assert crumbs(dash_br) == ["All", "Email", "Bounced", f"User {user} ✕"]
-    rows = wait_for(dash_br, lambda d: (lambda r: r if len(r) == bounced else False)(
-        d.find_elements(By.CSS_SELECTOR, ".ag-center-cols-container .ag-row")))
-    shown = sorted(r.find_element(By.CSS_SELECTOR, "[col-id='event_id']").text for r in rows)
+    # the grid draws a row before the text of its cells: wait for every id to be written
+    ids = ".ag-center-cols-container .ag-row [col-id='event_id']"
+    shown = wait_for(dash_br, lambda d: (lambda found: found if len(found) == bounced and all(found) else False)(
+        sorted(c.text for c in d.find_elements(By.CSS_SELECTOR, ids))))
     assert shown == sorted(e["event_id"] for e in expected["events"])
     assert dash_br.find_element("#events-count").text == f"{bounced} events"
 
