@@ -7,7 +7,7 @@ functions of services.analysis.trends. Every number a sentence names is a field 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -402,17 +402,21 @@ class _Total:
     query: object                # services.query.plan.Query
     fetch_start: datetime
     first: datetime | None       # the first event of the view's scope
-    data_start: datetime
     times: list[datetime]
     values: np.ndarray           # NaN before the first event
-    numerators: np.ndarray
-    denominators: np.ndarray
+    before_data: np.ndarray      # buckets before the first event
     inside: np.ndarray           # in the range (not history)
     complete: np.ndarray         # not still filling
     kind: str                    # the detector's kind of series
     band: trends.Band
     judged: np.ndarray
     found: list[trends.Anomaly]
+
+    def flagged(self) -> list[tuple[int, "TotalAnomaly"]]:
+        """(bucket index, anomaly in the detector's numbers) of every flagged bucket, in time
+        order: what the report explains and the Overview marks, built once for both."""
+        return [(a.index, TotalAnomaly(self.times[a.index], a.value, a.expected, a.lower, a.upper, round(a.score, 2),
+                                       a.severity)) for a in sorted(self.found, key=lambda a: a.index)]
 
 
 def _judge_total(conn: Connection, metric: str, start, end, days: int | None, filters, granularity: str | None,
@@ -448,8 +452,8 @@ def _judge_total(conn: Connection, metric: str, start, end, days: int | None, fi
     except ValueError as exc:
         raise QueryError(str(exc), "detector") from None
     judged = inside & complete & band.judged & np.isfinite(values)
-    return _Total(m, query, fetch_start, first, data_start, times, values, numerators, denominators, inside, complete,
-                  kind, band, judged, trends.anomalies_from(values, band, judged))
+    return _Total(m, query, fetch_start, first, times, values, before_data, inside, complete, kind, band, judged,
+                  trends.anomalies_from(values, band, judged))
 
 
 @dataclass(frozen=True)
@@ -467,9 +471,8 @@ def total_anomalies(conn: Connection, metric: str, start=None, end=None, days: i
     the segments: what the Overview's time chart marks, for a fraction of the report's work."""
     total = _judge_total(conn, metric, start, end, days, dict(filters or {}), granularity, detector,
                          context or context_at())
-    return TotalAnomalies(total.metric.name, total.query.window.granularity, tuple(
-        TotalAnomaly(total.times[a.index], a.value, a.expected, a.lower, a.upper, round(a.score, 2), a.severity)
-        for a in sorted(total.found, key=lambda a: a.index)))
+    return TotalAnomalies(total.metric.name, total.query.window.granularity,
+                          tuple(anomaly for _, anomaly in total.flagged()))
 
 
 def trend_report(conn: Connection, metric: str, start=None, end=None, days: int | None = None, filters=None,
@@ -484,7 +487,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     times, values, band, found = total.times, total.values, total.band, total.found
     inside, complete, judged, kind = total.inside, total.complete, total.judged, total.kind
     index_of = {t: i for i, t in enumerate(times)}
-    before_data = np.array([t < total.data_start for t in times], dtype=bool)
+    before_data = total.before_data
 
     def read(group_by) -> list[Point]:
         return query_long(conn, m, group_by, total.fetch_start, window.end, filters, gran, context=context)
@@ -522,17 +525,15 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     moving = trends.simple_moving_average(range_values, MOVING_WINDOW[gran])
 
     anomalies = []
-    for a in sorted(found, key=lambda a: times[a.index]):
-        explanation = explanations.get(a.index)
-        anomalies.append({"time": times[a.index], "value": a.value, "expected": a.expected,
-                          "difference": a.value - a.expected, "lower": a.lower,
-                          "upper": a.upper, "score": round(a.score, 2), "severity": a.severity,
+    for index, flagged in total.flagged():
+        explanation = explanations.get(index)
+        anomalies.append({**asdict(flagged), "difference": flagged.value - flagged.expected,
                           "explanation": explanation["sentence"] if explanation else None,
                           "decomposition": explanation["decomposition"] if explanation else None,
                           "contributors": explanation["contributors"] if explanation else [],
                           "rest": explanation.get("rest") if explanation else None,
                           "reasons": explanation.get("reasons", []) if explanation else [],
-                          "drilldown": explanation["drilldown"] if explanation else link_of(times[a.index])})
+                          "drilldown": explanation["drilldown"] if explanation else link_of(times[index])})
     segment_findings = _segment_findings(search, segments, times, step, m, names, several_channels, link_of) \
         if search else []
     coverage = {"buckets": int(judged.sum()), "complete_buckets": int((inside & complete).sum()),
