@@ -110,7 +110,7 @@ def fresh_schema():
 def loaded_schema(events: int, seed: int):
     """A fresh schema holding the dataset, rolled up as the scheduler would and analyzed:
     (url, schema, engine, end of the data, rows written, seconds spent writing)."""
-    from services.rollup.fold import rollup_pending
+    from services.rollup.fold import index_rebuilt_days, rollup_pending
 
     with fresh_schema() as (url, schema, engine):
         end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
@@ -119,7 +119,8 @@ def loaded_schema(events: int, seed: int):
         log(f"  {rows:,} rows in {seconds:.1f} s ({rows / seconds:,.0f} events/s)")
         started = time.perf_counter()
         rollup_pending(engine, raw_retention_days=120)
-        log(f"  rolled up in {time.perf_counter() - started:.1f} s")
+        index_rebuilt_days(engine)
+        log(f"  rolled up and indexed in {time.perf_counter() - started:.1f} s")
         analyze(engine)
         yield url, schema, engine, end, rows, seconds
 

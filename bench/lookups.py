@@ -4,7 +4,7 @@ them cost bulk ingest. Run alone (`python -m bench.lookups --events 10000000`) o
 of `python -m bench`.
 
 The ingest cost is measured in the same run, onto the same table: new events written with the
-three investigation indexes in place, then as many with them dropped — as live ingest writes them
+three lookup indexes (dialect.LOOKUP_INDEXES) in place, then as many with them dropped — as live ingest writes them
 (recent, in time order) and as a backfill scattered over 90 days (the worst case).
 """
 from __future__ import annotations
@@ -33,15 +33,9 @@ from bench.harness import (
     percentile,
     write_result,
 )
-from services.store import demo
+from services.store import demo, dialect
 from services.store.ingest import store_rows
 
-INDEXES = {  # migration 0006
-    "ix_events_user_time": "CREATE INDEX ix_events_user_time ON notification_events (user_id, created_at)",
-    "ix_events_notification": "CREATE INDEX ix_events_notification ON notification_events (notification_id)",
-    "ix_events_failures": "CREATE INDEX ix_events_failures ON notification_events (created_at) INCLUDE "
-                          "(channel, template_id, status, error_code, provider) WHERE status IN ('failed', 'bounced')",
-}
 FIGURE_KEYS = ("lookup_user_p50_ms", "lookup_user_p95_ms", "lookup_notification_p50_ms",
                "lookup_notification_p95_ms", "user_activity_p50_ms", "users_ranking_7d_ms", "failure_reasons_7d_ms",
                "ingest_with_lookup_indexes_events_per_s", "ingest_without_lookup_indexes_events_per_s",
@@ -117,9 +111,10 @@ def recent_rows(events: int, seed: int, end: datetime) -> list[list[tuple]]:
 
 
 def ingest_cost(engine, events: int, seed: int, end: datetime) -> dict:
-    """Events/s of the same kind of write with the investigation indexes, then without them:
-    live ingest (recent events in 5,000-event batches, with their rollup deltas) and a
-    backfill scattered over 90 days (the worst case: every day's indexes touched)."""
+    """Events/s of the same kind of write with the lookup indexes (dialect.LOOKUP_INDEXES) on
+    every partition, then without them: live ingest (recent events in 5,000-event batches, with
+    their rollup deltas) and a backfill scattered over 90 days into existing partitions (the
+    worst case: every day's indexes touched)."""
     def write(batches, backfill: bool) -> float:
         spent, written = 0.0, 0
         for rows in batches:
@@ -133,13 +128,15 @@ def ingest_cost(engine, events: int, seed: int, end: datetime) -> dict:
     out = {"ingest_with_lookup_indexes_events_per_s": write(recent_rows(events, seed + 101, end), False),
            "backfill_with_lookup_indexes_events_per_s": write(dataset_rows(events, seed + 102, end), True)}
     with engine.begin() as conn:
-        for name in INDEXES:
-            conn.execute(text(f"DROP INDEX {name}"))
+        days = sorted(dialect.existing_partition_days(conn))
+        for day in days:
+            for suffix, _ in dialect.LOOKUP_INDEXES:
+                conn.execute(text(f"DROP INDEX {dialect.partition_name(day)}_{suffix}"))
     out["ingest_without_lookup_indexes_events_per_s"] = write(recent_rows(events, seed + 201, end), False)
     out["backfill_without_lookup_indexes_events_per_s"] = write(dataset_rows(events, seed + 202, end), True)
     with engine.begin() as conn:
-        for statement in INDEXES.values():
-            conn.execute(text(statement))
+        for day in days:
+            dialect.index_partition(conn, day)
     return out
 
 

@@ -94,6 +94,15 @@ def run_partition_maintenance(app: Flask) -> None:
     log.info("job partitions: created %d daily partitions ahead", len(created))
 
 
+def run_lookup_indexes(app: Flask) -> None:
+    """The lookup indexes of the days a backfill wrote, once they are rolled up."""
+    with app.app_context():
+        built = rollup.index_rebuilt_days(db.engine)
+    if built:
+        log.info("job lookup-indexes: built the lookup indexes of %d backfilled days (%s to %s)", len(built),
+                 built[0], built[-1])
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str
@@ -109,6 +118,7 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec("alert-delivery", run_alert_delivery, {"seconds": 5}, misfire_grace_time=30),
     JobSpec("retention", run_retention, {"hours": 1}, misfire_grace_time=600),
     JobSpec("partition-maintenance", run_partition_maintenance, {"hours": 24}, misfire_grace_time=3600),
+    JobSpec("lookup-indexes", run_lookup_indexes, {"seconds": 30}, misfire_grace_time=60),
     JobSpec("demo-feed", run_demo_feed, {"seconds": 5}, misfire_grace_time=30, enabled_setting="DEMO_FEED_PER_HOUR"),
 )
 DEMO_FEED_SEED = 42

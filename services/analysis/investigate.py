@@ -1,8 +1,9 @@
 """One user, one notification, one failure reason: the questions rollups cannot answer.
 
 Users and notifications are high-cardinality, so they are never rolled up: everything
-here reads raw events, through the indexes migration 0006 adds (by user and time, by
-notification, and over failures only), within the raw retention window.
+here reads raw events, through the lookup indexes (by user and time, by notification:
+dialect.LOOKUP_INDEXES) and the index over failures only (migration 0006), within the raw
+retention window.
 """
 from __future__ import annotations
 

@@ -227,8 +227,8 @@ def store_rows(conn: Connection, rows: Sequence[tuple], now: datetime | None = N
     if backfill:
         inserted = dialect.insert_events_only(conn, rows)
         if inserted.rows:
-            hours = sorted({r[0].astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0) for r in rows})
-            conn.execute(insert(rollup_invalidations), [{"bucket_hour": h, "logged_at": now} for h in hours])
+            conn.execute(insert(rollup_invalidations),
+                         [{"bucket_hour": h, "logged_at": now} for h in dialect.touched_hours(rows)])
     else:
         inserted = dialect.insert_events(conn, rows, now)
     if inserted.rows:

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
-from services.rollup.fold import generation, invalidate_all, rollup_pending, rollup_status
-from services.store import latency
+from services.analysis.investigate import lifecycle
+from services.rollup.fold import generation, index_rebuilt_days, invalidate_all, rollup_pending, rollup_status
+from services.store import dialect, latency
 from services.store.ingest import ingest_events, store_rows, validate_event
 from services.store.schema import ROLLUP_TABLES, metadata, rollup_deltas, rollup_invalidations
 from tests.factories import iso, make_event, make_events
@@ -247,3 +248,81 @@ def test_a_backfill_is_copied_straight_in_and_a_resent_one_is_deduplicated(engin
     report = rollup_pending(engine, now=now)
     assert report.hours >= 5 and report.folded_rows == 0
     assert_rollups_match_raw(engine, now)
+
+
+def test_a_backfills_new_days_get_their_lookup_indexes_once_rolled_up(pg_engine):
+    """Partitions a backfill makes are written without the lookup indexes and get them, one
+    sorted build each, once no hour of their day waits for a rebuild; a live batch's new
+    partition has them at once; answers read through them are the same before and after; a
+    day a writer holds is left for the next run instead of waiting."""
+    engine = pg_engine
+    now = datetime.now(timezone.utc)
+    today = now.date()
+    backfilled = [today - timedelta(days=d) for d in (5, 4, 3)]
+    live_day, held_day = today - timedelta(days=8), today - timedelta(days=10)
+    with engine.begin() as conn:  # partitions other tests made for these days
+        for day in (*backfilled, live_day, held_day):
+            conn.execute(text(f"DROP TABLE IF EXISTS {dialect.partition_name(day)}"))
+    noon = lambda day: datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)  # noqa: E731
+    events = [make_event(created_at=iso(noon(day) + timedelta(minutes=7 * i)), user_id=f"u-{i % 7}",
+                         metadata={"campaign": "été", "n": i}) for day in backfilled for i in range(60)]
+    ingest(engine, events, now=now, backfill=True)
+    ingest(engine, make_events(20, created_at=iso(noon(live_day))), now=now)  # a small batch: live
+    note = events[70]["notification_id"]
+    with engine.connect() as conn:
+        assert set(backfilled) <= set(dialect.unindexed_partition_days(conn))
+        assert live_day not in dialect.unindexed_partition_days(conn)
+        before = lifecycle(conn, note)
+        kinds = conn.execute(text("SELECT DISTINCT jsonb_typeof(metadata), metadata->>'campaign' "
+                                  "FROM notification_events")).all()
+    assert [e["event_id"] for e in before.events] == [events[70]["event_id"]]
+    assert sorted(kinds) == [("object", "test"), ("object", "été")]  # written in binary, still JSON objects
+    assert not set(backfilled) & set(index_rebuilt_days(engine))  # their hours wait for a rebuild
+
+    rollup_pending(engine, now=now)
+    ingest(engine, [make_event(created_at=iso(noon(held_day)))], now=now, backfill=True)
+    rollup_pending(engine, now=now)
+    with engine.connect() as holder:  # a write into the held day, not yet committed
+        holder.execute(text(f"INSERT INTO {dialect.partition_name(held_day)} (created_at, event_id, ingested_at, "
+                            "channel, status) VALUES (:t, 'held', :t, 'email', 'sent')"), {"t": noon(held_day)})
+        built = index_rebuilt_days(engine)
+        holder.rollback()
+    assert set(backfilled) <= set(built) and held_day not in built
+    assert index_rebuilt_days(engine) == [held_day]
+    with engine.connect() as conn:
+        assert dialect.unindexed_partition_days(conn) == []
+        conn.execute(text("SET LOCAL enable_seqscan = off"))  # a few rows a day: the index, if usable
+        plan = "\n".join(conn.execute(text("EXPLAIN (COSTS OFF) SELECT * FROM notification_events "
+                                           "WHERE notification_id = :n"), {"n": note}).scalars())
+        after = lifecycle(conn, note)
+    assert f"{dialect.partition_name(backfilled[1])}_notification" in plan
+    assert after == before
+    assert_rollups_match_raw(engine, now)
+
+
+def test_migration_0007_moves_the_lookup_indexes_onto_every_partition_and_back(pg_engine):
+    from alembic import command
+    from alembic.config import Config
+
+    from services.store.schema import MIGRATIONS
+
+    ingest(pg_engine, make_events(30, created_at=iso(datetime.now(timezone.utc) - timedelta(days=6))), backfill=True)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+
+    def indexes() -> tuple[set, list]:
+        with pg_engine.connect() as conn:
+            parent = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                                           "AND tablename = 'notification_events'")).scalars())
+            return parent, dialect.unindexed_partition_days(conn)
+
+    lookup = {"ix_events_user_time", "ix_events_notification", "ix_events_dims_time"}
+    for revision, on_parent in (("0006", True), ("head", False)):
+        with pg_engine.begin() as conn:
+            config.attributes["connection"] = conn
+            (command.downgrade if on_parent else command.upgrade)(config, revision)
+        parent, unindexed = indexes()
+        with pg_engine.connect() as conn:
+            days = dialect.existing_partition_days(conn)
+        assert parent & lookup == (lookup if on_parent else set())
+        assert set(unindexed) == (days if on_parent else set())

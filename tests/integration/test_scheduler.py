@@ -29,7 +29,7 @@ def test_jobs_are_registered_once_with_stable_ids(sqlite_url):
     add_jobs(scheduler, app, start_now=False)  # a restart re-registers: still one of each
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert sorted(jobs) == sorted(spec.id for spec in JOBS if not spec.enabled_setting) == [
-        "alert-delivery", "partition-maintenance", "retention", "rollup"]
+        "alert-delivery", "lookup-indexes", "partition-maintenance", "retention", "rollup"]
     # the demo feed runs only where it is asked for (make run)
     fed = BackgroundScheduler(timezone="UTC")
     add_jobs(fed, create_app({"DATABASE_URL": sqlite_url, "DEMO_FEED_PER_HOUR": 400}), start_now=False)
