@@ -57,11 +57,10 @@ from services.store.ingest import store_rows
 from services.store.schema import EVENT_COLUMNS, notification_events
 
 FIGURE_KEYS = ("bulk_ingest_events_per_s", "bulk_ingest_with_index_build_events_per_s", "bulk_fold_events_per_s",
-               "full_rollup_events_per_s",
-               "incremental_fold_1m_s", "http_ingest_events_per_s", "chart_miss_p50_ms", "chart_miss_over_floor",
-               "chart_hit_p50_ms", "chart_hit_over_floor", "raw_over_rollup_90d", "load_rps", "load_p99_ms",
-               "load_errors", "load_wrk_rps", "load_wrk_p99_ms", "load_wrk_errors", "freshness_s",
-               *BROWSER_FIGURE_KEYS, "live_p50_ms", "live_p99_ms",
+               "full_rollup_events_per_s", "incremental_fold_1m_s", "http_ingest_events_per_s", "chart_miss_p50_ms",
+               "chart_miss_over_floor", "chart_hit_p50_ms", "chart_hit_over_floor", "chart_hit_over_floor_hit",
+               "raw_over_rollup_90d", "load_rps", "load_p99_ms", "load_errors", "load_wrk_rps", "load_wrk_p99_ms",
+               "load_wrk_errors", "freshness_s", *BROWSER_FIGURE_KEYS, "live_p50_ms", "live_p99_ms",
                "live_p50_over_floor", "live_sealed_from_cache", "live_ingest_events_per_s", "live_batches_dropped",
                "live_rollup_lag_max_s", "live_freshness_max_s", "live_cpu_busy", "live_highest_rate_holding",
                "lookup_user_p50_ms", "lookup_notification_p50_ms", "user_activity_p50_ms", "users_ranking_7d_ms",
@@ -123,19 +122,23 @@ def time_queries(server: Server, floor: str, repeats: int) -> dict:
     session = requests.Session()
     out = {}
     for name, path in QUERIES.items():
-        miss, hit, bottom = [], [], []
+        miss, hit, bottom, bottom_hit = [], [], [], []
         for _ in range(repeats):
             cache.flushdb()
             miss.append(timed_get(session, server.base + path))
             hit.append(timed_get(session, server.base + path))
             if name in FLOOR_OF:
                 bottom.append(timed_get(session, f"{floor}/?q={FLOOR_OF[name]}"))
+                timed_get(session, f"{floor}/?q={FLOOR_OF[name]}&cached=1")  # stores the answer in Redis
+                bottom_hit.append(timed_get(session, f"{floor}/?q={FLOOR_OF[name]}&cached=1"))
         out[name] = {"miss_p50_ms": statistics.median(miss), "miss_p95_ms": percentile(miss, 95),
                      "hit_p50_ms": statistics.median(hit), "hit_p95_ms": percentile(hit, 95)}
         if bottom:
             out[name]["floor_p50_ms"] = statistics.median(bottom)
+            out[name]["floor_hit_p50_ms"] = statistics.median(bottom_hit)
         log(f"  {name}: miss p50 {out[name]['miss_p50_ms']:.1f} ms, hit p50 {out[name]['hit_p50_ms']:.1f} ms"
-            + (f", floor p50 {out[name]['floor_p50_ms']:.1f} ms" if bottom else ""))
+            + (f", floor p50 {out[name]['floor_p50_ms']:.1f} ms, from Redis {out[name]['floor_hit_p50_ms']:.1f} ms"
+               if bottom else ""))
     return out
 
 
@@ -368,6 +371,7 @@ def main(argv=None) -> int:
             figures["chart_hit_p50_ms"] = chart["hit_p50_ms"]
             figures["chart_miss_over_floor"] = chart["miss_p50_ms"] / chart["floor_p50_ms"]
             figures["chart_hit_over_floor"] = chart["hit_p50_ms"] / chart["floor_p50_ms"]
+            figures["chart_hit_over_floor_hit"] = chart["hit_p50_ms"] / chart["floor_hit_p50_ms"]
             raw_ms = raw_baseline_90d(engine, max(3, args.repeats // 3))
             details["raw_90d_p50_ms"] = raw_ms
             figures["raw_over_rollup_90d"] = raw_ms / details["queries"]["90d_daily_by_channel_status"]["miss_p50_ms"]

@@ -1,9 +1,11 @@
 """The floor: each chart question of the live workload answered by one hand-written SQL
 query over a rollup table, behind a bare WSGI endpoint (no framework, no cache, no
 freshness: it never reads what the rollup has not folded yet). The product's chart
-figures are reported as ratios to it, measured in the same run.
+figures are reported as ratios to it, measured in the same run. With `cached=1` it answers
+from Redis instead (one GET of the answer's bytes, stored by the first such request): the
+floor of a cache hit.
 
-    gunicorn -w 2 -b 127.0.0.1:18090 'bench.floor:app'   (FLOOR_DATABASE_URL, FLOOR_SCHEMA)
+    gunicorn -w 2 -b 127.0.0.1:18090 'bench.floor:app'   (FLOOR_DATABASE_URL, FLOOR_SCHEMA, FLOOR_REDIS_URL)
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from urllib.parse import parse_qs
 
 import orjson
 import psycopg
+import redis
 
 DELIVERY_RATE = ("100.0 * sum(event_count) FILTER (WHERE status = 'delivered') / "
                  "nullif(sum(event_count) FILTER (WHERE status = 'sent'), 0)")
@@ -26,6 +29,7 @@ QUESTIONS = {
     "events_by_channel_24h": ("metrics_hourly_channel", None, timedelta(hours=24), "sum(event_count)"),
 }
 _connection: psycopg.Connection | None = None
+_redis: redis.Redis | None = None
 
 
 def _conn() -> psycopg.Connection:
@@ -51,10 +55,19 @@ def answer(name: str, now: datetime) -> list[dict]:
 
 
 def app(environ, start_response):
-    name = parse_qs(environ.get("QUERY_STRING", "")).get("q", [""])[0]
+    global _redis
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    name = query.get("q", [""])[0]
     if name not in QUESTIONS:
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"unknown question"]
-    body = orjson.dumps({"data": answer(name, datetime.now(timezone.utc))})
+    body = None
+    if query.get("cached") == ["1"]:
+        _redis = _redis or redis.Redis.from_url(os.environ["FLOOR_REDIS_URL"])
+        body = _redis.get(f"floor|{name}")
+    if body is None:
+        body = orjson.dumps({"data": answer(name, datetime.now(timezone.utc))})
+        if query.get("cached") == ["1"]:
+            _redis.set(f"floor|{name}", body, ex=600)
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]

@@ -181,7 +181,8 @@ class Process:
 def start_floor(schema: str) -> tuple[Process, str]:
     """bench.floor under gunicorn (2 workers) on the benchmark schema; (process, base URL)."""
     floor = Process([sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", "2", "-b", f"127.0.0.1:{FLOOR_PORT}", "--log-level",
-                     "warning", "bench.floor:app"], {"FLOOR_DATABASE_URL": DATABASE, "FLOOR_SCHEMA": schema})
+                     "warning", "bench.floor:app"], {"FLOOR_DATABASE_URL": DATABASE, "FLOOR_SCHEMA": schema,
+                                         "FLOOR_REDIS_URL": REDIS})
     base = f"http://127.0.0.1:{FLOOR_PORT}"
     for _ in range(100):
         try:

@@ -489,18 +489,16 @@ def index_rebuilt_days(engine: Engine) -> list:
     """Build the lookup indexes (dialect.LOOKUP_INDEXES) of the partitions a backfill made,
     once no hour of their day waits for a rebuild: the day is written and rolled up, and one
     sorted build per index costs far less than the per-row inserts it saved. A day per
-    transaction; one whose partition a write holds past dialect.DDL_LOCK_TIMEOUT waits for
-    the next run. Returns the days indexed."""
+    transaction, REBUILD_WORKERS at a time; one whose partition a write holds past
+    dialect.DDL_LOCK_TIMEOUT waits for the next run. Returns the days indexed, oldest first."""
     with engine.connect() as conn:
         days = dialect.unindexed_partition_days(conn)
         if not days:
             return []
         queued = {hour.date() for hour in conn.execute(select(rollup_invalidations.c.bucket_hour).distinct())
                   .scalars()}
-    built = []
-    for day in days:
-        if day in queued:
-            continue
+
+    def build(day) -> bool:
         try:
             with engine.begin() as conn:
                 dialect.without_waiting_long(conn)
@@ -508,9 +506,12 @@ def index_rebuilt_days(engine: Engine) -> list:
         except OperationalError as exc:
             if not dialect.is_lock_timeout(exc):
                 raise
-            continue
-        built.append(day)
-    return built
+            return False
+        return True
+
+    settled = [day for day in days if day not in queued]
+    with ThreadPoolExecutor(REBUILD_WORKERS, thread_name_prefix="index") as pool:
+        return [day for day, built in zip(settled, pool.map(build, settled)) if built]
 
 
 # ---------------------------------------------------------------- status
