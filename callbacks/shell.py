@@ -127,6 +127,12 @@ def tab_content(tab: str, state, channels: tuple[str, ...] = ("email", "sms", "p
     return overview.layout(state.metric, custom)  # an unknown tab shows the default one
 
 
+def first_content(search: str, channels: tuple[str, ...]) -> tuple:
+    """(the tab's content, its content_key) for a page whose address has `search`."""
+    state = parse_search(search, channels)
+    return tab_content(state.tab, state, channels), content_key(state)
+
+
 def content_key(state: ViewState) -> str:
     """What a tab's content is built from: the tab and the URL's parts its controls start
     from. The content is rebuilt only when this changes; a new range, channel filter or drill

@@ -93,19 +93,21 @@ def tab_nav() -> dbc.Nav:
                     for tab_id, label in TABS], id=ids.TAB_NAV, class_name="nav-tabs mb-3")
 
 
-def page(channels: tuple[str, ...]) -> html.Div:
+def page(channels: tuple[str, ...], content=None, rendered: str | None = None) -> html.Div:
+    """The whole page; `content` is the tab already rendered for the page's address, and
+    `rendered` what it was built from (callbacks.shell.content_key), when they are known."""
     return html.Div(id=ids.PAGE, className="analytics-page", **{"data-bs-theme": "light"}, children=[
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Interval(id=ids.STATUS_POLL, interval=30_000),
         dcc.Interval(id=ids.REFRESH, interval=DEFAULT_REFRESH * 1000),
         dcc.Store(id=ids.ALERTS_VERSION, data=0),
-        dcc.Store(id=ids.RENDERED_TAB, data=None),
+        dcc.Store(id=ids.RENDERED_TAB, data=rendered),
         navbar(),
         dbc.Container([
             html.Div(id=ids.STATUS_ALERT),
             filters(channels),
             tab_nav(),
-            html.Div(id=ids.TAB_CONTENT),
+            html.Div(content, id=ids.TAB_CONTENT),
         ], fluid=True),
     ])
 

@@ -1,4 +1,6 @@
 """The dashboard shell in a real browser: tabs switch and the URL follows."""
+import json
+
 from selenium.webdriver.support.ui import WebDriverWait
 
 from dashapp import create_app
@@ -49,4 +51,31 @@ def test_the_tab_being_left_asks_nothing(dash_br, live_server, pg_engine):
                                                                                    "heatmap.figure")]
     assert left and all(status == 204 for _, status in left), left
     assert any("trend-headline" in out and status == 200 for out, status in answers)
+    assert dash_br.get_logs() == []
+
+
+def test_a_page_opened_on_a_tab_comes_with_it_and_asks_each_chart_once(dash_br, live_server, pg_engine):
+    """The tab a page's address names is in the page's layout: the callback that fills tabs
+    has nothing to update and each chart is asked for once, in the first wave. The page runs
+    without Dash's Babel polyfill (regeneratorRuntime, which Dash's bundles use, is there) and
+    logs nothing."""
+    from tests.e2e.conftest import serve_demo
+
+    server, _ = serve_demo(live_server, pg_engine, days=2, per_hour=30, seed=5)
+    dash_br.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": (  # before Dash starts
+        "window.__answers = []; const f = window.fetch; window.fetch = function(u, o) {"
+        "  const p = f.apply(this, arguments); let out = null; try { out = JSON.parse(o.body).output; } catch (e) {}"
+        "  if (out) p.then(r => r.clone().text().then(t => window.__answers.push([out, r.status, t]))); return p; };")})
+    dash_br.driver.get(server.url + "/analytics/?tab=overview&range=24h")
+    for selector in ("#timeseries .trace", "#channel-bar .trace", "#status-bar .trace", "#kpi-row .kpi-tile"):
+        dash_br.wait_for_element(selector, timeout=20)
+    answers = dash_br.driver.execute_script("return window.__answers")
+    filling = [json.loads(body)["response"] for out, status, body in answers if "tab-content.children" in out]
+    assert filling == [{}], filling  # updated nothing
+    for chart in ("channel-bar.figure", "status-bar.figure", "heatmap.figure"):
+        asked = [json.loads(body)["response"] for out, status, body in answers if out == chart and status == 200]
+        assert len(asked) == 1 and asked[0], (chart, answers)
+    scripts = dash_br.driver.execute_script("return [...document.scripts].map(s => s.src)")
+    assert not [s for s in scripts if "polyfill" in s]
+    assert dash_br.driver.execute_script("return typeof regeneratorRuntime") == "object"
     assert dash_br.get_logs() == []

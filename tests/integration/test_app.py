@@ -166,3 +166,35 @@ def test_a_fresh_process_serves_the_pages_scripts_to_its_first_concurrent_reques
     with LiveServer(create_app({"DATABASE_URL": sqlite_url})) as server, ThreadPoolExecutor(16) as pool:
         codes = list(pool.map(lambda path: requests.get(server.url + path, timeout=30).status_code, scripts * 4))
     assert codes == [200] * len(codes)
+
+
+def test_the_layout_holds_the_tab_its_pages_address_names_and_only_ours(sqlite_url):
+    """The page's layout comes with the tab its address asks for (the layout request's
+    Referer); a Referer from another site or none leaves the tab to its callback."""
+    from tests.conftest import fresh_engine
+
+    fresh_engine(sqlite_url).dispose()
+    app = create_app({"DATABASE_URL": sqlite_url})
+    client = app.test_client()
+
+    def rendered(referer):
+        layout = client.get("/analytics/_dash-layout", headers={"Referer": referer} if referer else {}).get_json()
+        stores = []
+
+        def walk(node):
+            if isinstance(node, dict):
+                if node.get("props", {}).get("id") == "rendered-tab":
+                    stores.append(node["props"]["data"])
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+        walk(layout)
+        return stores[0], "trend-headline" in str(layout)
+
+    assert rendered("http://localhost/analytics/?tab=trends&range=7d") == ("trends|delivery_rate|None", True)
+    assert rendered("http://localhost/analytics/") == ("overview|delivery_rate", False)
+    assert rendered("http://elsewhere.example/analytics/?tab=trends") == (None, False)
+    assert rendered("http://localhost/portal/?tab=trends") == (None, False)
+    assert rendered(None) == (None, False)
