@@ -125,7 +125,8 @@ def _rollup_with_progress(label: str) -> rollup.RollupReport:
 @click.option("--full", is_flag=True, help="recompute every hour that still has raw events")
 @with_appcontext
 def rollup_command(full: bool):
-    """Recompute the dirty minute/hour/day buckets (or all of them with --full)."""
+    """Fold what ingest wrote and rebuild the queued hours (every hour with --full); then build
+    the lookup indexes of the days a backfill wrote."""
     if full:
         hours = rollup.invalidate_all(db.engine)
         click.echo(f"marked {hours:,} hours for a full rebuild")
@@ -133,6 +134,9 @@ def rollup_command(full: bool):
     click.echo(report.summary())
     if report.locked_out:
         sys.exit(1)
+    built = rollup.index_rebuilt_days(db.engine)  # what the scheduler's lookup-indexes job does
+    if built:
+        click.echo(f"built the lookup indexes of {len(built)} backfilled days ({built[0]} to {built[-1]})")
 
 
 @click.command("retention")

@@ -134,7 +134,7 @@ def insert_events_only(conn: Connection, rows: Sequence[tuple]) -> Inserted:
         if len({(r[0], r[1]) for r in rows}) == len(rows):
             try:
                 with raw.transaction(), raw.cursor() as cursor:  # a savepoint
-                    copy_events(cursor, "notification_events", rows)
+                    _copy_in(cursor, "notification_events", rows)
                 return Inserted(len(rows), first, last)
             except UniqueViolation:
                 pass  # some of them were stored before: de-duplicate instead
@@ -170,7 +170,7 @@ def _jsonb_text_dumper():
     return JsonbText
 
 
-def copy_events(cursor, table: str, rows: Sequence[tuple]) -> None:
+def _copy_in(cursor, table: str, rows: Sequence[tuple]) -> None:
     """COPY rows (EVENT_COLUMNS order) into `table` in binary: no value is formatted as text
     or parsed from it, on either side — a fifth of the client's time a row of text COPY."""
     cursor.adapters.register_dumper(None, _jsonb_text_dumper())
@@ -185,7 +185,7 @@ def _stage(cursor, rows: Sequence[tuple]) -> None:
     cursor.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_staging "
                    "(LIKE notification_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     cursor.execute("TRUNCATE ingest_staging")
-    copy_events(cursor, "ingest_staging", rows)
+    _copy_in(cursor, "ingest_staging", rows)
 
 
 def _copy_events(conn: Connection, rows: Sequence[tuple], now: datetime) -> Inserted:
@@ -419,7 +419,7 @@ def existing_partition_days(conn: Connection) -> set[date]:
 
 def ensure_partitions(conn: Connection, days: Iterable[date], *, lookup_indexes: bool = True) -> list[date]:
     """Create the daily partitions `days` need (late or historic data); returns those created.
-    Without `lookup_indexes` (a backfill) they get them later, from `index_settled_partitions`."""
+    Without `lookup_indexes` (a backfill) they get them later (services.rollup.fold.index_rebuilt_days)."""
     if not is_postgres(conn):
         return []
     wanted = set(days) - existing_partition_days(conn)

@@ -3,7 +3,7 @@ import csv
 import json
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from dashapp.extensions import db
 from services.store.schema import notification_events
@@ -72,3 +72,37 @@ def test_seed_demo_loads_and_writes_incidents(app):
         "sms_delivery_drop", "push_latency_spike", "sms_dips_lead_email_bounces"}
     again = runner.invoke(args=["seed-demo", "--days", "3", "--per-hour", "50", "--if-empty"])
     assert "already loaded" in again.output and stored(app) == loaded
+
+
+def test_a_backfilled_file_is_rolled_up_and_indexed_by_the_rollup_command(app, tmp_path):
+    """`ingest` of old events writes their days without lookup indexes (Postgres); `rollup`
+    rebuilds those days and then builds the indexes, as the scheduler's jobs would."""
+    from datetime import datetime, timedelta, timezone
+
+    from services.store import dialect
+    from tests.factories import iso
+
+    old = datetime.now(timezone.utc) - timedelta(days=12)
+    with app.app_context(), db.engine.begin() as conn:
+        if dialect.is_postgres(conn):  # partitions other tests made for these days
+            for day in (old.date(), (old + timedelta(hours=3)).date()):
+                conn.execute(text(f"DROP TABLE IF EXISTS {dialect.partition_name(day)}"))
+    events = make_events(6_000)
+    for i, event in enumerate(events):
+        event["created_at"] = iso(old + timedelta(seconds=2 * i))
+    path = tmp_path / "old.ndjson"
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    runner = app.test_cli_runner()
+    assert "accepted 6,000" in runner.invoke(args=["ingest", str(path)]).output
+    with app.app_context(), db.engine.connect() as conn:
+        postgres = dialect.is_postgres(conn)
+        before = dialect.unindexed_partition_days(conn)
+    result = runner.invoke(args=["rollup"])
+    assert result.exit_code == 0, result.output
+    with app.app_context(), db.engine.connect() as conn:
+        after = dialect.unindexed_partition_days(conn)
+    if postgres:
+        assert old.date() in before and "built the lookup indexes of" in result.output
+    else:
+        assert before == [] and "lookup indexes" not in result.output
+    assert after == []
