@@ -136,7 +136,7 @@ def rollup_command(full: bool):
         sys.exit(1)
     built = rollup.index_rebuilt_days(db.engine)  # what the scheduler's lookup-indexes job does
     if built:
-        click.echo(f"built the lookup indexes of {len(built)} backfilled days ({built[0]} to {built[-1]})")
+        click.echo(f"built the lookup indexes of {rollup.backfilled_days(built)}")
 
 
 @click.command("retention")

@@ -99,8 +99,7 @@ def run_lookup_indexes(app: Flask) -> None:
     with app.app_context():
         built = rollup.index_rebuilt_days(db.engine)
     if built:
-        log.info("job lookup-indexes: built the lookup indexes of %d backfilled days (%s to %s)", len(built),
-                 built[0], built[-1])
+        log.info("job lookup-indexes: built the lookup indexes of %s", rollup.backfilled_days(built))
 
 
 @dataclass(frozen=True)

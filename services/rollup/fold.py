@@ -514,6 +514,12 @@ def index_rebuilt_days(engine: Engine) -> list:
         return [day for day, built in zip(settled, pool.map(build, settled)) if built]
 
 
+def backfilled_days(days: list) -> str:
+    """"1 backfilled day (2026-11-26)", "3 backfilled days (2026-11-24 to 2026-11-26)"."""
+    span = f"{days[0]}" if len(days) == 1 else f"{days[0]} to {days[-1]}"
+    return f"{len(days)} backfilled day{'' if len(days) == 1 else 's'} ({span})"
+
+
 # ---------------------------------------------------------------- status
 
 def rollup_watermark(conn: Connection, now: datetime | None = None) -> dict:
