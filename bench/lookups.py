@@ -130,8 +130,7 @@ def ingest_cost(engine, events: int, seed: int, end: datetime) -> dict:
     with engine.begin() as conn:
         days = sorted(dialect.existing_partition_days(conn))
         for day in days:
-            for suffix, _ in dialect.LOOKUP_INDEXES:
-                conn.execute(text(f"DROP INDEX {dialect.partition_name(day)}_{suffix}"))
+            dialect.drop_lookup_indexes(conn, day)
     out["ingest_without_lookup_indexes_events_per_s"] = write(recent_rows(events, seed + 201, end), False)
     out["backfill_without_lookup_indexes_events_per_s"] = write(dataset_rows(events, seed + 202, end), True)
     with engine.begin() as conn:

@@ -7,7 +7,6 @@ them here. SQLite keeps them on its one table.
 Revision ID: 0007
 """
 from alembic import op
-from sqlalchemy import text
 
 from services.store import dialect
 
@@ -35,8 +34,6 @@ def downgrade():
     if bind.dialect.name != "postgresql":
         return
     for day in sorted(dialect.existing_partition_days(bind)):
-        table = dialect.partition_name(day)
-        for suffix, _ in dialect.LOOKUP_INDEXES:
-            op.execute(text(f"DROP INDEX IF EXISTS {table}_{suffix}"))
+        dialect.drop_lookup_indexes(bind, day)
     for name, columns in PARENT.items():
         op.execute(f"CREATE INDEX {name} ON notification_events ({columns})")

@@ -510,6 +510,8 @@ def index_rebuilt_days(engine: Engine) -> list:
         return True
 
     settled = [day for day in days if day not in queued]
+    if not settled:
+        return []
     with ThreadPoolExecutor(REBUILD_WORKERS, thread_name_prefix="index") as pool:
         return [day for day, built in zip(settled, pool.map(build, settled)) if built]
 

@@ -106,11 +106,12 @@ def touched_hours(rows: Sequence[tuple]) -> list[datetime]:
     return [datetime(*hour, tzinfo=timezone.utc) for hour in sorted(hours)]
 
 
-def insert_events_only(conn: Connection, rows: Sequence[tuple]) -> Inserted:
+def insert_events_only(conn: Connection, rows: Sequence[tuple], hours: Sequence[datetime]) -> Inserted:
     """Insert rows as `insert_events` does, without deltas (a backfill, rebuilt from raw).
     On Postgres the rows are first copied straight into the table — the fastest write
     there is — and only if one of them exists already does the batch take the
-    de-duplicating path. The touched span is the batch's, duplicates included."""
+    de-duplicating path. The touched span is the batch's, duplicates included; `hours` are
+    touched_hours(rows), which the caller needs too."""
     if not rows:
         return Inserted(0, None, None)
     first = min(r[0] for r in rows).astimezone(timezone.utc).replace(second=0, microsecond=0)
@@ -129,7 +130,7 @@ def insert_events_only(conn: Connection, rows: Sequence[tuple]) -> Inserted:
             return Inserted(raw.total_changes - before, first, last)
         from psycopg.errors import UniqueViolation
 
-        ensure_partitions(conn, {hour.date() for hour in touched_hours(rows)}, lookup_indexes=False)
+        ensure_partitions(conn, {hour.date() for hour in hours}, lookup_indexes=False)
         raw = conn.connection.dbapi_connection
         if len({(r[0], r[1]) for r in rows}) == len(rows):
             try:
@@ -453,11 +454,22 @@ LOOKUP_INDEXES = (("user_time", "user_id, created_at"),
                   ("dims_time", "channel, status, template_id, created_at"))
 
 
+def lookup_index_names(day: date) -> dict[str, str]:
+    """The day's partition's lookup indexes: {index name: its columns}."""
+    table = partition_name(day)
+    return {f"{table}_{suffix}": columns for suffix, columns in LOOKUP_INDEXES}
+
+
 def index_partition(conn: Connection, day: date) -> None:
     """Build the partition's missing lookup indexes (Postgres)."""
-    table = partition_name(day)
-    for suffix, columns in LOOKUP_INDEXES:
-        conn.execute(text(f"CREATE INDEX IF NOT EXISTS {table}_{suffix} ON {table} ({columns})"))
+    for name, columns in lookup_index_names(day).items():
+        conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON {partition_name(day)} ({columns})"))
+
+
+def drop_lookup_indexes(conn: Connection, day: date) -> None:
+    """Drop the partition's lookup indexes (Postgres; the benchmark's and migration 0007's downgrade)."""
+    for name in lookup_index_names(day):
+        conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
 
 
 def unindexed_partition_days(conn: Connection) -> list[date]:
@@ -467,8 +479,7 @@ def unindexed_partition_days(conn: Connection) -> list[date]:
     indexes = set(conn.execute(text(
         "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
         "AND tablename LIKE 'notification_events_p%'")).scalars())
-    return sorted(day for day in existing_partition_days(conn)
-                  if any(f"{partition_name(day)}_{suffix}" not in indexes for suffix, _ in LOOKUP_INDEXES))
+    return sorted(day for day in existing_partition_days(conn) if not indexes.issuperset(lookup_index_names(day)))
 
 
 def ensure_partitions_ahead(conn: Connection, today: date | None = None) -> list[date]:

@@ -225,10 +225,10 @@ def store_rows(conn: Connection, rows: Sequence[tuple], now: datetime | None = N
     if backfill is None:
         backfill = len(rows) >= BACKFILL_ROWS and max(r[0] for r in rows) < now - BACKFILL_AGE
     if backfill:
-        inserted = dialect.insert_events_only(conn, rows)
+        hours = dialect.touched_hours(rows)
+        inserted = dialect.insert_events_only(conn, rows, hours)
         if inserted.rows:
-            conn.execute(insert(rollup_invalidations),
-                         [{"bucket_hour": h, "logged_at": now} for h in dialect.touched_hours(rows)])
+            conn.execute(insert(rollup_invalidations), [{"bucket_hour": h, "logged_at": now} for h in hours])
     else:
         inserted = dialect.insert_events(conn, rows, now)
     if inserted.rows:
