@@ -261,7 +261,7 @@ def interval(metric: Metric, m: Totals, value: float | None) -> tuple[float | No
     if metric.kind == "formula":
         return None, None  # no sampling model for an arbitrary formula
     if metric.kind == "rate":
-        low, high = wilson_interval(m.counts.get(metric.numerator, 0), m.counts.get(metric.denominator, 0))
+        low, high = wilson_interval(m.count(metric.numerator), m.count(metric.denominator))
         return (None, None) if low is None else (low * 100, high * 100)
     if metric.kind == "count":
         return poisson_interval(value or 0)
@@ -272,16 +272,16 @@ def interval(metric: Metric, m: Totals, value: float | None) -> tuple[float | No
 
 def volume(metric: Metric, m: Totals) -> float:
     if metric.kind == "rate":
-        return m.counts.get(metric.denominator, 0)
+        return m.count(metric.denominator)
     if metric.kind in ("average", "quantile"):
         return m.pcount
-    return sum(m.counts.values())
+    return m.events
 
 
 def significance(metric: Metric, a: Totals, b: Totals) -> float | None:
     if metric.kind == "rate":
-        return two_proportion_p(a.counts.get(metric.numerator, 0), a.counts.get(metric.denominator, 0),
-                                b.counts.get(metric.numerator, 0), b.counts.get(metric.denominator, 0))
+        return two_proportion_p(a.count(metric.numerator), a.count(metric.denominator),
+                                b.count(metric.numerator), b.count(metric.denominator))
     if metric.kind == "count":
         return poisson_counts_p(evaluate(metric, a)[0], evaluate(metric, b)[0])
     if metric.kind == "formula":

@@ -2,6 +2,7 @@
 aligned to the chart's buckets. Pure functions."""
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -35,6 +36,13 @@ def iso_z(t: datetime | None) -> str | None:
     if t is None:
         return None
     return (t if t.tzinfo is timezone.utc else t.astimezone(timezone.utc)).isoformat().replace("+00:00", "Z")
+
+
+@functools.lru_cache(maxsize=8192)
+def bucket_stamp(t: datetime) -> str:
+    """iso_z of a bucket's start, remembered: charts write the same few thousand buckets again
+    and again (formatting one costs a microsecond, 170 µs for a week of hours)."""
+    return iso_z(t)
 
 
 def parse_time(text: str, now: datetime, field: str) -> datetime:

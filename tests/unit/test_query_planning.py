@@ -50,8 +50,9 @@ def test_the_seal_edge_leaves_the_last_minutes_live():
 
 
 def test_evaluate_each_kind_and_zero_denominators():
-    acc = Totals(counts={"sent": 200, "delivered": 150, "opened": 30, "clicked": 3}, psum=4500, pcount=150,
-               histogram={100: 10})
+    # counts in STATUSES order: sent, delivered, failed, bounced, opened, clicked
+    acc = Totals(counts=[200, 150, 0, 0, 30, 3], psum=4500, pcount=150, histogram={100: 10})
+    assert (acc.count("opened"), acc.count("failed"), acc.events) == (30, 0, 383)
     assert evaluate(CATALOGUE["delivery_rate"], acc) == (75.0, 150.0, 200.0)
     assert evaluate(CATALOGUE["events"], acc)[0] == 383.0
     assert evaluate(CATALOGUE["avg_processing_time"], acc)[0] == 30.0
