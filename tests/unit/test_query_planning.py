@@ -1,9 +1,18 @@
+import pickle
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from services.query.catalogue import CATALOGUE
-from services.query.engine import Totals, evaluate
+from services.query.engine import (
+    Totals,
+    _keyer,
+    evaluate,
+    measures_from_plain,
+    measures_to_plain,
+    series_of,
+    series_records,
+)
 from services.query.plan import Segment, build_query, parse_filters, plan_segments, restricted, seal_edge
 from services.query.timerange import QueryError, TimeWindow
 
@@ -62,6 +71,32 @@ def test_evaluate_each_kind_and_zero_denominators():
     assert evaluate(CATALOGUE["avg_processing_time"], empty)[0] is None
     assert evaluate(CATALOGUE["p95_processing_time"], empty)[0] is None
     assert evaluate(CATALOGUE["sent"], empty)[0] == 0.0
+
+
+def test_measures_keep_their_values_through_the_cache_and_share_equal_keys():
+    """Rows come with a new datetime each; the groups' keys share one object per bucket (the
+    cached measures then pickle each bucket once), and what comes back from the cache format
+    answers exactly as what went in, holes and all."""
+    query = build_query("delivery_rate", ("time", "channel"), DAY, DAY + 3 * H, granularity="hour", now=DAY + 30 * H)
+    key_of = _keyer(query, aligned=True)
+    accs = {}
+    for hour in range(3):
+        for channel, sent in (("email", 10 + hour), ("sms", 0 if hour == 1 else 4)):
+            bucket = datetime.fromtimestamp((DAY + hour * H).timestamp(), timezone.utc)  # a new object per row
+            if sent:
+                accs[key_of(bucket, (channel,))] = Totals([sent, sent - 1, 1, 0, 0, 0], 100 * sent, sent)
+    buckets = {id(bucket) for bucket, _ in accs}
+    assert len(accs) == 5 and len(buckets) == 3
+    back = measures_from_plain(pickle.loads(pickle.dumps(measures_to_plain(accs))))
+    assert back == accs
+    metric = CATALOGUE["delivery_rate"]
+    records = series_records(series_of(query, metric, back, "rollup", False))
+    assert records == series_records(series_of(query, metric, accs, "rollup", False))
+    assert [(r["time"], r["channel"], r["value"]) for r in records] == [
+        ("2026-11-20T00:00:00Z", "email", 90.0), ("2026-11-20T01:00:00Z", "email", 10 / 11 * 100),
+        ("2026-11-20T02:00:00Z", "email", 11 / 12 * 100),
+        ("2026-11-20T00:00:00Z", "sms", 75.0), ("2026-11-20T01:00:00Z", "sms", None),
+        ("2026-11-20T02:00:00Z", "sms", 75.0)]
 
 
 def test_filters_are_normalized_so_order_does_not_matter():
