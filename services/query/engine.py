@@ -230,7 +230,7 @@ def _keyer(query: Query, aligned: bool) -> Callable[[datetime | None, Sequence],
     """A function giving the key (bucket, ((dimension, value), …)) of a row's group — template
     −1 stands for none; buckets not `aligned` to the window's granularity are truncated to it.
     Equal parts of keys are one object (a bucket shared by every group of its time, a group
-    of dimension values by its buckets): the measures pickle to a third less, in half the time."""
+    of dimension values by its buckets): the measures pickle a fifth smaller, in under half the time."""
     dims = tuple(x for x in query.group_by if x != "time")
     granularity = None if aligned else query.window.granularity
     made: dict = {}  # dimension values → their part of the key, made once per group of dimensions
@@ -309,11 +309,11 @@ def evaluator(metric: Metric) -> Callable[[Totals], Evaluation]:
 
         def formula(acc: Totals) -> Evaluation:
             value = formulas.evaluate(tree, lambda name: evaluator(CATALOGUE[name])(acc)[0])
-            return value, None, float(sum(acc.counts))
+            return value, None, float(acc.events)
         return formula
     if metric.kind == "count" and metric.numerator == "events":
         def events(acc: Totals) -> Evaluation:
-            n = float(sum(acc.counts))
+            n = float(acc.events)
             return n, n, None
         return events
     if metric.kind == "count":
@@ -408,9 +408,13 @@ def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
         dim_keys = [()]
     nothing = value_of(Totals())  # a bucket without events
     buckets = query.window.buckets
-    make = tuple.__new__  # Point(…) without a Python call per point
-    return tuple(make(Point, (b, k, *(value_of(m) if (m := measured.get(b)) is not None else nothing)))
-                 for k in dim_keys for measured in (by_dims.get(k, {}),) for b in buckets)
+    points = []
+    for k in dim_keys:
+        measured = by_dims.get(k, {})
+        for b in buckets:
+            m = measured.get(b)
+            points.append(Point(b, k, *(nothing if m is None else value_of(m))))
+    return tuple(points)
 
 
 def template_names(conn: Connection) -> dict[int, str]:
