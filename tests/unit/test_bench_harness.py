@@ -1,6 +1,9 @@
 """The benchmark harness itself on a tiny dataset (the benchmark never runs in make test)."""
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+
+import pytest
 
 from bench.__main__ import FIGURE_KEYS
 from bench.harness import dataset_rows, percentile
@@ -87,3 +90,57 @@ def test_wrk_report_is_read_into_figures():
     clean = WRK_REPORT.replace("  Socket errors: connect 0, read 2, write 0, timeout 1\n", "").replace(
         "  Non-2xx or 3xx responses: 4\n", "").replace("99%    1.02s", "99%  850.00us")
     assert wrk_figures(clean)["errors"] == 0 and wrk_figures(clean)["p99_ms"] == 0.85
+
+
+class _Answers:
+    """A loopback HTTP/1.1 server answering every GET after `delay` seconds: `.base` as
+    bench.harness.Server has it."""
+
+    def __init__(self, delay: float):
+        import threading
+        import time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # or each answer waits for the client's delayed ACK
+
+            def do_GET(self):
+                time.sleep(delay)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_the_open_loop_offers_its_rate_and_counts_the_sends_it_could_not_make_on_time():
+    from bench.__main__ import load_test_open
+
+    quick = _Answers(0.0)
+    try:
+        result = load_test_open(quick, rate=200, connections=8, seconds=3)
+    finally:
+        quick.stop()
+    assert result["late_sends"] == 0 and result["errors"] == 0
+    assert 180 <= result["rps"] <= 210          # the schedule, not as fast as it can
+    assert 540 <= result["requests"] <= 630
+
+    slow = _Answers(0.05)  # two connections at 50 ms each carry at most 40 req/s of the 200 due
+    try:
+        result = load_test_open(slow, rate=200, connections=2, seconds=2)
+    finally:
+        slow.stop()
+    assert result["rps"] < 45
+    assert result["late_sends"] > 50
