@@ -32,7 +32,7 @@ max_requests_jitter = 50000
 def post_worker_init(worker):
     """Freeze what loading the app made (modules, Dash's layout and bundles list, the
     catalogue): the collector then never walks those objects again. Each full collection of a
-    worker took 95–183 ms without this, all of the worker's threads waiting, every 15–30 s under
+    worker took 83–183 ms without this, all of the worker's threads waiting, every 15–30 s under
     load; with it, under 12 ms. Garbage of the start-up is collected first, or it would stay."""
     import gc
 

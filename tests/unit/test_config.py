@@ -55,7 +55,7 @@ def test_scheduler_mode(configured, command, expected):
 
 def test_gunicorn_workers_freeze_what_the_app_made_at_start():
     """The shipped gunicorn.conf.py's worker hook: what exists once the app is loaded is moved
-    out of the collector's reach (full collections walked it, 95-183 ms each, under load)."""
+    out of the collector's reach (full collections walked it, 83-183 ms each, under load)."""
     import subprocess
     import sys
     from pathlib import Path
