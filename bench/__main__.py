@@ -60,7 +60,8 @@ FIGURE_KEYS = ("bulk_ingest_events_per_s", "bulk_ingest_with_index_build_events_
                "full_rollup_events_per_s", "incremental_fold_1m_s", "http_ingest_events_per_s", "chart_miss_p50_ms",
                "chart_miss_over_floor", "chart_hit_p50_ms", "chart_hit_over_floor", "chart_hit_over_floor_hit",
                "raw_over_rollup_90d", "load_rps", "load_p99_ms", "load_errors", "load_wrk_rps", "load_wrk_p99_ms",
-               "load_wrk_errors", "load_open_rps", "load_open_p99_ms", "load_open_late_sends", "freshness_s", *BROWSER_FIGURE_KEYS, "live_p50_ms", "live_p99_ms",
+               "load_wrk_errors", "load_open_rps", "load_open_p99_ms", "load_open_late_sends", "freshness_s",
+               *BROWSER_FIGURE_KEYS, "live_p50_ms", "live_p99_ms",
                "live_p50_over_floor", "live_sealed_from_cache", "live_ingest_events_per_s", "live_batches_dropped",
                "live_rollup_lag_max_s", "live_freshness_max_s", "live_cpu_busy", "live_highest_rate_holding",
                "lookup_user_p50_ms", "lookup_notification_p50_ms", "user_activity_p50_ms", "users_ranking_7d_ms",
@@ -211,37 +212,21 @@ def load_test(server: Server, clients: int, seconds: float) -> dict:
 
 
 WRK = shutil.which("wrk")
+WRK_THREADS = 2
+# the session mix, each wrk thread starting at its own place in it
 _WRK_SCRIPT = """
 local paths = {%s}
+local threads = {}
 local i = 0
-function setup(thread) thread:set("offset", math.random(#paths)) end
+function setup(thread) thread:set("offset", math.random(#paths)); table.insert(threads, thread) end
 function request()
   i = i + 1
   return wrk.format("GET", paths[(i + offset) %% #paths + 1])
 end
 """
-_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def load_test_wrk(server: Server, clients: int, seconds: float) -> dict:
-    """The same session mix driven by wrk (Debian package `wrk`, written in C): the load
-    generator takes a few percent of a core instead of the Python client's share, so the
-    figure is the server's. Closed loop, like the Python client: each connection sends its
-    next request when the answer arrives; answers gzip-compressed as the dashboard's are."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT % ", ".join(f'"{path}"' for path in SESSION_MIX))
-    try:
-        out = subprocess.run([WRK, "-t", "2", "-c", str(clients), "-d", f"{int(seconds)}s", "--latency", "--timeout", "30s",
-                              "-H", "Accept-Encoding: gzip", "-s", script.name, server.base], capture_output=True,
-                             text=True, timeout=seconds + 60, check=True).stdout
-    finally:
-        os.unlink(script.name)
-    return {"generator": "wrk", "clients": clients, "seconds": seconds, **wrk_figures(out)}
-
-
-_WRK_PACED_SCRIPT = """
--- open loop: each wrk thread's n-th request is due at its start + n * period (ms), sent by
--- whichever of its connections is free; a send more than 1 ms past its time is counted late
+# open loop: each thread's n-th request is due at its start + n * period (ms, the script's
+# argument), sent by whichever of its connections is free; one sent over 1 ms late is counted
+_WRK_PACING = """
 local ffi = require("ffi")
 ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
            int clock_gettime(int, bench_timespec *); ]]
@@ -250,10 +235,6 @@ local function now_ms()
   ffi.C.clock_gettime(1, clock)
   return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
 end
-local paths = {%s}
-local threads = {}
-local i = 0
-function setup(thread) thread:set("offset", math.random(#paths)); table.insert(threads, thread) end
 function init(args) period = tonumber(args[1]); late = 0; due = nil end
 function delay()
   local t = now_ms()
@@ -263,16 +244,35 @@ function delay()
   if wait < -1 then late = late + 1 end
   return wait > 0 and wait or 0
 end
-function request()
-  i = i + 1
-  return wrk.format("GET", paths[(i + offset) %% #paths + 1])
-end
 function done(summary, latency, requests)
   local n = 0
   for _, thread in ipairs(threads) do n = n + thread:get("late") end
-  io.write(string.format("late sends: %%d\\n", n))
+  io.write(string.format("late sends: %d\\n", n))
 end
 """
+_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(server: Server, connections: int, seconds: float, pacing: str = "", *script_args: str) -> str:
+    """wrk's report of the session mix sent over `connections` for `seconds` (answers
+    gzip-compressed as the dashboard's are), with `pacing` added to the script."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT % ", ".join(f'"{path}"' for path in SESSION_MIX) + pacing)
+    try:
+        return subprocess.run([WRK, "-t", str(WRK_THREADS), "-c", str(connections), "-d", f"{int(seconds)}s",
+                               "--latency", "--timeout", "30s", "-H", "Accept-Encoding: gzip", "-s", script.name,
+                               server.base, *(("--", *script_args) if script_args else ())],
+                              capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    finally:
+        os.unlink(script.name)
+
+
+def load_test_wrk(server: Server, clients: int, seconds: float) -> dict:
+    """The same session mix driven by wrk (Debian package `wrk`, written in C): the load
+    generator takes a few percent of a core instead of the Python client's share, so the
+    figure is the server's. Closed loop, like the Python client: each connection sends its
+    next request when the answer arrives."""
+    return {"generator": "wrk", "clients": clients, "seconds": seconds, **wrk_figures(run_wrk(server, clients, seconds))}
 
 
 OPEN_LOOP_CONNECTIONS = 100  # at 600 req/s each is due every 167 ms: free again long before, unless the p99 is missed
@@ -286,16 +286,7 @@ def load_test_open(server: Server, rate: float, connections: int, seconds: float
     connections). A send that finds no free connection goes late and is counted: late
     sends hide waiting from the p99 (coordinated omission), so a run with any is not a
     clean reading. Needs wrk's LuaJIT (Debian's wrk has it)."""
-    threads = 2
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_PACED_SCRIPT % ", ".join(f'"{path}"' for path in SESSION_MIX))
-    try:
-        out = subprocess.run([WRK, "-t", str(threads), "-c", str(connections), "-d", f"{int(seconds)}s", "--latency",
-                              "--timeout", "30s", "-H", "Accept-Encoding: gzip", "-s", script.name, server.base, "--",
-                              f"{threads * 1000 / rate:.6f}"], capture_output=True, text=True, timeout=seconds + 60,
-                             check=True).stdout
-    finally:
-        os.unlink(script.name)
+    out = run_wrk(server, connections, seconds, _WRK_PACING, f"{WRK_THREADS * 1000 / rate:.6f}")
     late = re.search(r"late sends: (\d+)", out)
     return {"generator": "wrk, paced", "offered_rps": rate, "connections": connections, "seconds": seconds,
             **wrk_figures(out), "late_sends": int(late.group(1)) if late else None}
