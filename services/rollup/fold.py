@@ -44,7 +44,9 @@ LOCK_NAME = "rollup"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 FOLD_CHUNK = 100_000  # delta rows folded per transaction
-VACUUM_AFTER = 50_000  # folded delta rows after which their dead versions are cleared at once
+# dead delta versions after which the job clears them: the table's autovacuum threshold
+# (migration 0004), kept by the job itself for servers where autovacuum is off or behind
+VACUUM_AFTER = 10_000
 REBUILD_WORKERS = 2  # days rebuilt at once on Postgres, each on its own connection (SQLite: one writer)
 
 
@@ -362,8 +364,11 @@ def rollup_pending(engine: Engine, *, now: datetime | None = None, minute_retent
             totals["batches"] += 1
             if progress:
                 progress(totals["folded_rows"], max(pending or 0, totals["folded_rows"]))
-        if totals["folded_rows"] >= VACUUM_AFTER:
-            dialect.vacuum(engine, rollup_deltas.name)  # reads of the pending deltas stay one index hop
+        # folded deltas are dead versions the edge read walks past: cleared once this run's, or
+        # the statistics' count (earlier runs' too, seconds late), reaches VACUUM_AFTER
+        if totals["folded_rows"] and max(totals["folded_rows"],
+                                         dialect.dead_rows(engine, rollup_deltas.name)) >= VACUUM_AFTER:
+            dialect.vacuum(engine, rollup_deltas.name)
     except Exception as exc:
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:1000]
         raise

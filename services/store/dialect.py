@@ -53,6 +53,16 @@ def vacuum(engine, table: str) -> None:
             conn.execute(text(f"VACUUM {table}"))
 
 
+def dead_rows(engine, table: str) -> int:
+    """Postgres: the dead row versions of a table of the current schema, as its statistics
+    count them (they trail commits by up to seconds); 0 elsewhere."""
+    if engine.dialect.name != "postgresql":
+        return 0
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = to_regclass(:t)"),
+                            {"t": table}).scalar() or 0
+
+
 def snapshot_isolation(engine) -> dict:
     """Execution options under which every statement of a transaction sees one snapshot
     (SQLite's transactions already do)."""

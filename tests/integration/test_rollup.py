@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, text
 
 from services.analysis.investigate import lifecycle
+from services.rollup import fold
 from services.rollup.fold import generation, index_rebuilt_days, invalidate_all, rollup_pending, rollup_status
 from services.store import dialect, latency
 from services.store.ingest import ingest_events, store_rows, validate_event
@@ -326,3 +328,33 @@ def test_migration_0007_moves_the_lookup_indexes_onto_every_partition_and_back(p
             days = dialect.existing_partition_days(conn)
         assert parent & lookup == (lookup if on_parent else set())
         assert set(unindexed) == (days if on_parent else set())
+
+
+def test_deltas_folded_by_many_small_runs_are_vacuumed_by_the_job(pg_engine, monkeypatch):
+    """Under live ingest every run folds a few hundred deltas, never VACUUM_AFTER at once; the
+    dead versions they leave are still cleared by the job once they add up (on a server whose
+    autovacuum is off or behind, nothing else clears them and each edge read walks past them)."""
+    monkeypatch.setattr(fold, "VACUUM_AFTER", 250)
+
+    def vacuums() -> int:
+        with pg_engine.connect() as conn:
+            return conn.execute(text("SELECT vacuum_count FROM pg_stat_user_tables "
+                                     "WHERE relid = to_regclass('rollup_deltas')")).scalar()
+
+    def fold_a_small_batch(n: int) -> int:
+        now = datetime.now(timezone.utc)
+        ingest(pg_engine, [make_event(created_at=iso(now - timedelta(minutes=m, seconds=n % 50)))
+                           for m in range(100)], now=now)
+        return rollup_pending(pg_engine, now=now).folded_rows
+
+    before = vacuums()
+    assert fold_a_small_batch(0) == 100 and vacuums() == before  # 100 dead: under the threshold
+    deadline = time.monotonic() + 60  # the statistics count dead rows seconds after the commit
+    runs = 1
+    while vacuums() == before and time.monotonic() < deadline:
+        assert fold_a_small_batch(runs) < fold.VACUUM_AFTER
+        runs += 1
+        time.sleep(0.2)
+    assert vacuums() > before, f"{runs} runs folded {runs * 100} deltas and none vacuumed them"
+    assert dialect.dead_rows(pg_engine, "rollup_deltas") < fold.VACUUM_AFTER
+    assert_rollups_match_raw(pg_engine, datetime.now(timezone.utc))
