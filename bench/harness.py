@@ -199,7 +199,7 @@ def machine(engine) -> dict:
     with engine.connect() as conn:
         settings = {name: conn.execute(text(f"SHOW {name}")).scalar()
                     for name in ("shared_buffers", "work_mem", "effective_cache_size", "max_connections",
-                                 "synchronous_commit")}
+                                 "synchronous_commit", "autovacuum")}
         version = conn.execute(text("SHOW server_version")).scalar()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
     return {"cores": os.cpu_count(), "memory_gib": round(memory, 1), "python": platform.python_version(),

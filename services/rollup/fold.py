@@ -44,9 +44,13 @@ LOCK_NAME = "rollup"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 FOLD_CHUNK = 100_000  # delta rows folded per transaction
-# dead delta versions after which the job clears them: the table's autovacuum threshold
-# (migration 0004), kept by the job itself for servers where autovacuum is off or behind
+# dead row versions after which the job vacuums a table it writes (the deltas' autovacuum
+# threshold, migration 0004); the rollup tables also wait for a fifth of their live rows, as
+# autovacuum's default rule does. The job keeps this itself for servers where autovacuum is
+# off or behind: the edge read walks past dead deltas, and a full rebuild leaves every rollup
+# table half dead rows.
 VACUUM_AFTER = 10_000
+VACUUM_SCALE = 0.2
 REBUILD_WORKERS = 2  # days rebuilt at once on Postgres, each on its own connection (SQLite: one writer)
 
 
@@ -329,6 +333,31 @@ def data_version(conn: Connection, start: datetime, sealed_end: datetime, end: d
 
 # ---------------------------------------------------------------- the job
 
+def churned(versions: dict[str, tuple[int, int]], folded_rows: int = 0) -> list[str]:
+    """The tables to vacuum, from {table: (live, dead)}: the deltas once their dead versions
+    (or the deltas this run folded, which the statistics may not count yet) reach
+    VACUUM_AFTER; a rollup table, or the rebuild queue, once its dead rows reach VACUUM_AFTER
+    and VACUUM_SCALE of its live rows."""
+    out = []
+    for name, (live, dead) in versions.items():
+        if name == rollup_deltas.name:
+            dead = max(dead, folded_rows)
+            if dead >= VACUUM_AFTER:
+                out.append(name)
+        elif dead >= max(VACUUM_AFTER, VACUUM_SCALE * live):
+            out.append(name)
+    return sorted(out)
+
+
+def vacuum_churned(engine: Engine, folded_rows: int = 0) -> list[str]:
+    """Vacuum the tables this job writes whose dead rows add up (see `churned`); the names."""
+    tables = [rollup_deltas.name, rollup_invalidations.name, *sorted({t.name for t in ROLLUP_TABLES.values()})]
+    names = churned(dialect.row_versions(engine, tables), folded_rows)
+    for name in names:
+        dialect.vacuum(engine, name)
+    return names
+
+
 def rollup_pending(engine: Engine, *, now: datetime | None = None, minute_retention_hours: int = 48,
                    raw_retention_days: int = 30, progress: Callable[[int, int], None] | None = None,
                    fold_chunk: int = FOLD_CHUNK) -> RollupReport:
@@ -364,11 +393,8 @@ def rollup_pending(engine: Engine, *, now: datetime | None = None, minute_retent
             totals["batches"] += 1
             if progress:
                 progress(totals["folded_rows"], max(pending or 0, totals["folded_rows"]))
-        # folded deltas are dead versions the edge read walks past: cleared once this run's, or
-        # the statistics' count (earlier runs' too, seconds late), reaches VACUUM_AFTER
-        if totals["folded_rows"] and max(totals["folded_rows"],
-                                         dialect.dead_rows(engine, rollup_deltas.name)) >= VACUUM_AFTER:
-            dialect.vacuum(engine, rollup_deltas.name)
+        if totals["folded_rows"] or totals["hours"]:
+            vacuum_churned(engine, totals["folded_rows"])
     except Exception as exc:
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:1000]
         raise

@@ -53,14 +53,16 @@ def vacuum(engine, table: str) -> None:
             conn.execute(text(f"VACUUM {table}"))
 
 
-def dead_rows(engine, table: str) -> int:
-    """Postgres: the dead row versions of a table of the current schema, as its statistics
-    count them (they trail commits by up to seconds); 0 elsewhere."""
+def row_versions(engine, tables: list[str]) -> dict[str, tuple[int, int]]:
+    """Postgres: {table: (live rows, dead row versions)} of tables of the current schema, as
+    their statistics count them (they trail commits by up to seconds); {} elsewhere."""
     if engine.dialect.name != "postgresql":
-        return 0
+        return {}
     with engine.connect() as conn:
-        return conn.execute(text("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = to_regclass(:t)"),
-                            {"t": table}).scalar() or 0
+        rows = conn.execute(text("SELECT relname, n_live_tup, n_dead_tup FROM pg_stat_user_tables "
+                                 "WHERE relid = ANY(SELECT to_regclass(t) FROM unnest(CAST(:t AS text[])) AS t)"),
+                            {"t": tables}).all()
+    return {name: (live, dead) for name, live, dead in rows}
 
 
 def snapshot_isolation(engine) -> dict:

@@ -356,5 +356,48 @@ def test_deltas_folded_by_many_small_runs_are_vacuumed_by_the_job(pg_engine, mon
         runs += 1
         time.sleep(0.2)
     assert vacuums() > before, f"{runs} runs folded {runs * 100} deltas and none vacuumed them"
-    assert dialect.dead_rows(pg_engine, "rollup_deltas") < fold.VACUUM_AFTER
+    assert dialect.row_versions(pg_engine, ["rollup_deltas"])["rollup_deltas"][1] < fold.VACUUM_AFTER
     assert_rollups_match_raw(pg_engine, datetime.now(timezone.utc))
+
+
+def test_what_a_full_rebuild_leaves_dead_is_vacuumed(pg_engine, monkeypatch):
+    """A rebuild replaces every row of the hours it rebuilds: the old ones are dead rows, half
+    of each rollup table after a full rebuild, that every chart read walks past until a
+    vacuum (on a server with autovacuum off, nothing else clears them)."""
+    monkeypatch.setattr(fold, "VACUUM_AFTER", 100)
+    now = datetime.now(timezone.utc)
+    ingest(pg_engine, [make_event(created_at=iso(now - timedelta(hours=h, minutes=m)), channel=c)
+                       for h in range(1, 60) for m in (5, 35) for c in ("email", "sms")], now=now)
+    rollup_pending(pg_engine, now=now)
+
+    def counts() -> dict:
+        with pg_engine.connect() as conn:
+            return dict(conn.execute(text("SELECT relname, vacuum_count FROM pg_stat_user_tables "
+                                          "WHERE relname IN ('metrics_hourly', 'metrics_minute_channel')")).all())
+
+    before = counts()
+    invalidate_all(pg_engine, now)
+    report = rollup_pending(pg_engine, now=now)
+    assert report.hours >= 59
+    deadline = time.monotonic() + 60  # the statistics count the rebuild's dead rows seconds later
+    while counts() == before and time.monotonic() < deadline:
+        fold.vacuum_churned(pg_engine)  # what the next run that does work calls
+        time.sleep(0.2)
+    after = counts()
+    assert all(after[name] > before[name] for name in before), (before, after)
+    versions = dialect.row_versions(pg_engine, ["metrics_hourly", "metrics_minute_channel"])
+    assert all(dead < fold.VACUUM_AFTER for _, dead in versions.values()), versions
+    assert_rollups_match_raw(pg_engine, now)
+
+
+@pytest.mark.parametrize("versions, folded, expected", [
+    ({"rollup_deltas": (50, 9_999)}, 0, []),
+    ({"rollup_deltas": (50, 9_999)}, 10_000, ["rollup_deltas"]),    # this run's folds, not yet counted
+    ({"rollup_deltas": (5_000_000, 10_000)}, 0, ["rollup_deltas"]),  # the deltas wait for no fraction
+    ({"metrics_hourly": (400_000, 79_999)}, 0, []),                   # under a fifth of the live rows
+    ({"metrics_hourly": (400_000, 80_000), "metrics_daily": (1_000, 9_999)}, 0, ["metrics_hourly"]),
+    ({"metrics_daily": (1_000, 10_000), "rollup_invalidations": (0, 10_000)}, 50_000,
+     ["metrics_daily", "rollup_invalidations"]),
+])
+def test_which_tables_the_job_vacuums(versions, folded, expected):
+    assert fold.churned(versions, folded) == expected
