@@ -349,10 +349,12 @@ def churned(versions: dict[str, tuple[int, int]], folded_rows: int = 0) -> list[
     return sorted(out)
 
 
+_WRITTEN = [rollup_deltas.name, rollup_invalidations.name, *sorted({t.name for t in ROLLUP_TABLES.values()})]
+
+
 def vacuum_churned(engine: Engine, folded_rows: int = 0) -> list[str]:
     """Vacuum the tables this job writes whose dead rows add up (see `churned`); the names."""
-    tables = [rollup_deltas.name, rollup_invalidations.name, *sorted({t.name for t in ROLLUP_TABLES.values()})]
-    names = churned(dialect.row_versions(engine, tables), folded_rows)
+    names = churned(dialect.row_versions(engine, _WRITTEN), folded_rows)
     for name in names:
         dialect.vacuum(engine, name)
     return names
