@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from dash import ALL, Dash, Input, Output, State, ctx, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 
 from callbacks.alerts import DEFAULT_FORM, draft_from_view
 from callbacks.common import ask, guarded
@@ -79,9 +79,14 @@ def sync_view(search, rng, typed_from, typed_to, channels, known_channels, trigg
             state = replace(state, start=iso_z(window[0]), end=iso_z(window[1])) if window else current
     window = absolute_window(state, now)
     shown = (shown_time(window[0]), shown_time(window[1])) if window else ("", "")
-    search_out = to_search(state)
-    return (search_out if search_out != search else no_update, state.range, *shown, False, False,
+    return (to_search(state) if state != current else no_update, state.range, *shown, False, False,
             list(state.channels))
+
+
+def url_controls(search: str | None, channels: tuple[str, ...], now: datetime | None = None) -> dict:
+    """What the filters show for an address: {range, from, to, channels}."""
+    _, rng, shown_from, shown_to, _, _, picked = sync_view(search, None, None, None, None, channels, None, now)
+    return {"range": rng, "from": shown_from, "to": shown_to, "channels": picked}
 
 
 def tab_links(state: ViewState) -> tuple[list[str], list[bool]]:
@@ -127,10 +132,12 @@ def tab_content(tab: str, state, channels: tuple[str, ...] = ("email", "sms", "p
     return overview.layout(state.metric, custom)  # an unknown tab shows the default one
 
 
-def first_content(search: str, channels: tuple[str, ...]) -> tuple:
-    """(the tab's content, its content_key) for a page whose address has `search`."""
+def first_page(search: str, channels: tuple[str, ...]) -> dict:
+    """The parts of a page that follow its address (`search`), as shell.page takes them: the
+    tab's content and what it was built from, the filters' values, the canonical address."""
     state = parse_search(search, channels)
-    return tab_content(state.tab, state, channels), content_key(state)
+    return {"search": search, "content": tab_content(state.tab, state, channels), "rendered": content_key(state),
+            "controls": url_controls(search, channels), "address": to_search(state)}
 
 
 def content_key(state: ViewState) -> str:
@@ -175,12 +182,22 @@ def register(dash_app: Dash, known_channels: tuple[str, ...], database_status) -
     @dash_app.callback(
         Output(ids.URL, "search"), Output(ids.RANGE, "value"), Output(ids.RANGE_FROM, "value"),
         Output(ids.RANGE_TO, "value"), Output(ids.RANGE_FROM, "invalid"), Output(ids.RANGE_TO, "invalid"),
-        Output(ids.CHANNELS, "value"),
+        Output(ids.CHANNELS, "value"), Output(ids.ADDRESS, "data"),
         Input(ids.URL, "search"), Input(ids.RANGE, "value"), Input(ids.RANGE_FROM, "value"),
         Input(ids.RANGE_TO, "value"), Input(ids.CHANNELS, "value"),
+        # a layout that read its address already holds the controls and the location's search,
+        # so when the page loads no chart waits on a round trip of this one (which writes the
+        # search the charts read); without, the location fills its search in and this runs
+        prevent_initial_call=True,
     )
     def _sync(search, rng, typed_from, typed_to, channels):
-        return sync_view(search, rng, typed_from, typed_to, channels, known_channels, ctx.triggered_id)
+        out = sync_view(search, rng, typed_from, typed_to, channels, known_channels, ctx.triggered_id)
+        address = to_search(parse_search(search, known_channels)) if ctx.triggered_id == ids.URL else no_update
+        return (*out, address)
+
+    # the address bar shows the view's canonical address, in place of the one typed (no new
+    # history entry, so Back leaves the dashboard rather than coming back to the same view)
+    dash_app.clientside_callback(ClientsideFunction("analytics", "showAddress"), Input(ids.ADDRESS, "data"))
 
     @dash_app.callback(Output(ids.tab_link(ALL), "href"), Output(ids.tab_link(ALL), "active"),
                        Input(ids.URL, "search"))

@@ -72,14 +72,15 @@ def init_dashboard(server: Flask, url_base_pathname: str = "/analytics/",
     channels = tuple(server.config["CHANNELS"])
 
     def page():
-        """The page with the tab its address asks for already in it, so that tab's charts are
-        asked for in the first wave of callbacks, not after the one filling the tab (one round
-        trip and a script chunk later). The address is the layout request's Referer (same
-        origin: Referrer-Policy same-origin); without one, the tab's callback fills it."""
+        """The page with the tab its address asks for already in it, and the filters set for
+        it, so that tab's charts are asked for in the first wave of callbacks, not after the
+        ones filling the tab and the filters (a round trip and a script chunk later). The
+        address is the layout request's Referer (same origin: Referrer-Policy same-origin);
+        without one, callbacks fill the tab and set the filters."""
         search = _page_search(url_base_pathname)
         if search is None:
             return shell.page(channels)
-        return shell.page(channels, *callbacks.shell.first_content(search, channels))
+        return shell.page(channels, **callbacks.shell.first_page(search, channels))
 
     dash_app.layout = page
     callbacks.shell.register(dash_app, channels, database_status=_dashboard_database_problem)

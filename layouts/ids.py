@@ -15,6 +15,7 @@ REFRESH_CHOICE = "refresh-choice"
 DATA_AS_OF = "data-as-of"
 FIRING_BADGE = "firing-badge"
 RENDERED_TAB = "rendered-tab"  # what the tab's content was built from (callbacks.shell.content_key)
+ADDRESS = "address"  # the view's address in canonical form, which the address bar is set to
 PAGE = "page"
 THEME_DARK = "theme-dark"
 DENSITY_COMPACT = "density-compact"

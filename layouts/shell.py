@@ -50,22 +50,25 @@ def navbar(title: str = "Notification Analytics") -> dbc.Navbar:
     )
 
 
-def filters(channels: tuple[str, ...]) -> dbc.Row:
+def filters(channels: tuple[str, ...], controls: dict | None = None) -> dbc.Row:
+    """The time range, From and To, the channel filter and the auto-refresh; `controls`
+    holds the first four's values ({range, from, to, channels}) when the address is known."""
+    controls = controls or {"range": DEFAULT_RANGE, "from": None, "to": None, "channels": []}
     return dbc.Row(
         [
             dbc.Col([
                 dbc.Label("Time range", html_for=ids.RANGE, className="small text-muted mb-1"),
                 dcc.Dropdown(id=ids.RANGE, options=[{"label": lbl, "value": v} for v, lbl in RANGE_PRESETS],
-                             value=DEFAULT_RANGE, clearable=False),
+                             value=controls["range"], clearable=False),
             ], md=2),
             dbc.Col([
                 dbc.Label("From – to (UTC)", html_for=ids.RANGE_FROM, className="small text-muted mb-1"),
                 html.Div(dbc.InputGroup([
                     dbc.Input(id=ids.RANGE_FROM, type="text", debounce=True, maxlength=25, autocomplete="off",
-                              placeholder="2026-11-25 06:00"),
+                              placeholder="2026-11-25 06:00", value=controls["from"]),
                     dbc.InputGroupText("→"),
                     dbc.Input(id=ids.RANGE_TO, type="text", debounce=True, maxlength=25, autocomplete="off",
-                              placeholder="2026-11-25 09:00"),
+                              placeholder="2026-11-25 09:00", value=controls["to"]),
                 ]), title="The window on show, in UTC. Type a date and time (2026-11-25 06:00) and press Enter "
                           "to look at exactly that window."),
             ], md=4),
@@ -73,7 +76,7 @@ def filters(channels: tuple[str, ...]) -> dbc.Row:
                 dbc.Label("Channels", html_for=ids.CHANNELS, className="small text-muted mb-1"),
                 dcc.Dropdown(id=ids.CHANNELS, options=[{"label": channel_label(c), "value": c}
                                                 for c in channels],
-                             value=[], multi=True, placeholder="All channels"),
+                             value=controls["channels"], multi=True, placeholder="All channels"),
             ], md=3),
             dbc.Col([
                 dbc.Label("Auto-refresh", html_for=ids.REFRESH_CHOICE, className="small text-muted mb-1"),
@@ -93,19 +96,24 @@ def tab_nav() -> dbc.Nav:
                     for tab_id, label in TABS], id=ids.TAB_NAV, class_name="nav-tabs mb-3")
 
 
-def page(channels: tuple[str, ...], content=None, rendered: str | None = None) -> html.Div:
-    """The whole page; `content` is the tab already rendered for the page's address, and
-    `rendered` what it was built from (callbacks.shell.content_key), when they are known."""
+def page(channels: tuple[str, ...], search: str | None = None, content=None, rendered: str | None = None,
+         controls: dict | None = None, address: str | None = None) -> html.Div:
+    """The whole page. When its address is known: `search` is its query string, `content`
+    the tab it names, already rendered, `rendered` what that was built from
+    (callbacks.shell.content_key), `controls` the values the filters show for it, and
+    `address` its canonical form. Otherwise the URL callback sets them once the page is in
+    the browser (the location fills its search in, which the charts then wait for)."""
     return html.Div(id=ids.PAGE, className="analytics-page", **{"data-bs-theme": "light"}, children=[
-        dcc.Location(id=ids.URL, refresh=False),
+        dcc.Location(id=ids.URL, refresh=False, **({} if search is None else {"search": search})),
         dcc.Interval(id=ids.STATUS_POLL, interval=30_000),
         dcc.Interval(id=ids.REFRESH, interval=DEFAULT_REFRESH * 1000),
         dcc.Store(id=ids.ALERTS_VERSION, data=0),
         dcc.Store(id=ids.RENDERED_TAB, data=rendered),
+        dcc.Store(id=ids.ADDRESS, data=address),
         navbar(),
         dbc.Container([
             html.Div(id=ids.STATUS_ALERT),
-            filters(channels),
+            filters(channels, controls),
             tab_nav(),
             html.Div(content, id=ids.TAB_CONTENT),
         ], fluid=True),

@@ -170,7 +170,8 @@ def test_a_fresh_process_serves_the_pages_scripts_to_its_first_concurrent_reques
 
 def test_the_layout_holds_the_tab_its_pages_address_names_and_only_ours(sqlite_url):
     """The page's layout comes with the tab its address asks for (the layout request's
-    Referer); a Referer from another site or none leaves the tab to its callback."""
+    Referer), the filters set for it and the location's search filled in (so no chart waits
+    for the URL callback); a Referer from another site or none leaves them to callbacks."""
     from tests.conftest import fresh_engine
 
     fresh_engine(sqlite_url).dispose()
@@ -181,20 +182,32 @@ def test_the_layout_holds_the_tab_its_pages_address_names_and_only_ours(sqlite_u
         layout = client.get("/analytics/_dash-layout", headers={"Referer": referer} if referer else {}).get_json()
         stores = []
 
+        props = {}
+
         def walk(node):
             if isinstance(node, dict):
                 if node.get("props", {}).get("id") == "rendered-tab":
                     stores.append(node["props"]["data"])
+                if node.get("props", {}).get("id") in ("url", "range", "channels", "address"):
+                    props[node["props"]["id"]] = node["props"]
                 for value in node.values():
                     walk(value)
             elif isinstance(node, list):
                 for value in node:
                     walk(value)
         walk(layout)
+        filters.append((props["url"].get("search"), props["range"]["value"], props["channels"]["value"],
+                        props["address"].get("data")))
         return stores[0], "trend-headline" in str(layout)
+
+    filters = []
 
     assert rendered("http://localhost/analytics/?tab=trends&range=7d") == ("trends|delivery_rate|None", True)
     assert rendered("http://localhost/analytics/") == ("overview|delivery_rate", False)
     assert rendered("http://elsewhere.example/analytics/?tab=trends") == (None, False)
     assert rendered("http://localhost/portal/?tab=trends") == (None, False)
     assert rendered(None) == (None, False)
+    assert rendered("http://localhost/analytics/?range=30d&channel=sms,email") == ("overview|delivery_rate", False)
+    assert filters == [("?tab=trends&range=7d", "7d", [], "?tab=trends&range=7d"),
+                       ("", "24h", [], "?tab=overview&range=24h")] + [(None, "24h", [], None)] * 3 + [
+                       ("?range=30d&channel=sms,email", "30d", ["email", "sms"], "?tab=overview&range=30d&channel=email,sms")]

@@ -34,6 +34,9 @@ def test_url_drives_controls_on_load():
     # From and To show the window on show, in UTC
     assert out[1:] == ("7d", "2026-11-18 13:05:30", "2026-11-25 13:05:30", False, False, ["sms"])
     assert out[0] is no_update  # the URL already says it
+    # said another way, it is the same view: no new address (the address bar shows the
+    # canonical one in place, from the ADDRESS store)
+    assert sync_view("?channel=sms&range=7d", None, None, None, None, CHANNELS, ids.URL, NOW)[0] is no_update
 
 
 def test_controls_drive_the_url():
