@@ -73,6 +73,13 @@ def _base(fig: go.Figure, revision: str, height: int = 320) -> go.Figure:
     return fig
 
 
+def blank_figure(height: int = 320) -> dict:
+    """What a chart shows until its first answer: nothing (no axes, whose ticks cost a draw of
+    their own on a page load), not even the template, so it is the cheapest draw there is."""
+    return {"data": [], "layout": {"height": height, "xaxis": {"visible": False}, "yaxis": {"visible": False},
+                                   "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)"}}
+
+
 def empty_figure(message: str, height: int = 320) -> go.Figure:
     fig = _figure()
     fig.add_annotation(text=message, showarrow=False, font=dict(size=14, color="#6c757d"), x=0.5, y=0.5,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from layouts import ids
+from layouts import figures, ids
 from services.query.catalogue import CATALOGUE
 from services.query.format import number
 
@@ -30,7 +30,8 @@ def card(title: str, body, footer: str | None = None) -> dbc.Card:
 def graph(graph_id: str, height: int = 320, hover_sync: bool = False) -> dcc.Loading:
     """A chart; `hover_sync` charts of a tab share the moment under the pointer
     (assets/hover_sync.js)."""
-    return dcc.Loading(dcc.Graph(id=graph_id, config=GRAPH_CONFIG, style={"height": f"{height}px"},
+    return dcc.Loading(dcc.Graph(id=graph_id, figure=figures.blank_figure(height), config=GRAPH_CONFIG,
+                                 style={"height": f"{height}px"},
                                  className="hover-sync" if hover_sync else None),
                        type="default", delay_show=150)
 
