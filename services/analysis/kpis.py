@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 
 from services.analysis.trends import percent_change
-from services.query.catalogue import Metric, resolve
+from services.query.catalogue import Metric, needs_histograms, resolve
 from services.query.context import QueryContext, context_at
-from services.query.engine import filter_clauses, query_metrics
-from services.query.plan import parse_filters
+from services.query.engine import collect_measures, filter_clauses, metric_of, series_of
+from services.query.plan import build_query
 from services.store.schema import ROLLUP_TABLES
 
 
@@ -40,28 +40,33 @@ def change_between(metric: Metric, value: float | None, previous: float | None) 
 
 def kpis(conn: Connection, metrics: Sequence[str], start=None, end=None, filters=(), *,
          context: QueryContext | None = None) -> list[Kpi]:
-    """Each metric's total over the range, against the previous range of the same length."""
+    """Each metric's total over the range, against the previous range of the same length.
+    Every tile is a formula over the same base measures (counts by status, processing time,
+    latency histogram), so each period is read once for all of them."""
     context = context or context_at()
+    resolved = [resolve(conn, name) for name in metrics]  # a saved metric is read once
+    if not resolved:
+        return []
+    current = [build_query(m, (), start, end, filters, None, context.now, context.channels) for m in resolved]
+    window = current[0].window
+    previous = [build_query(m, (), window.start - (window.end - window.start), window.start, filters,
+                            window.granularity, context.now, context.channels) for m in resolved]
+    with_histograms = any(needs_histograms(m) for m in resolved)
+    now_measures = collect_measures(conn, current[0], with_histograms, context)
+    before_measures = collect_measures(conn, previous[0], with_histograms, context)
     out = []
-    for name in metrics:
-        metric = resolve(conn, name)  # once: a saved metric is read, then both periods evaluate it
-        current = query_metrics(conn, metric, (), start, end, filters, context=context)
-        span = current.end - current.start
-        previous = query_metrics(conn, metric, (), current.start - span, current.start, filters,
-                                 current.granularity, context=context)
-        value, before = current.points[0].value, previous.points[0].value
-        if metric.kind == "rate" and not current.points[0].numerator and not previous.points[0].numerator \
-                and not status_ever_seen(conn, metric.numerator, current.start, _parsed(filters, context.channels)):
+    for name, metric, query, earlier in zip(metrics, resolved, current, previous):
+        now_point = series_of(query, metric_of(query), *now_measures).points[0]
+        before_point = series_of(earlier, metric_of(earlier), *before_measures).points[0]
+        value, before = now_point.value, before_point.value
+        if metric.kind == "rate" and not now_point.numerator and not before_point.numerator \
+                and not status_ever_seen(conn, metric.numerator, window.start, query.filters):
             # e.g. SMS open rate: SMS reports no opens, so 0 % would be a guess, not a measurement
             out.append(Kpi(name, metric.label, metric.unit, None, None, None, "flat", None, metric.numerator))
             continue
         change, direction, good = change_between(metric, value, before)
         out.append(Kpi(name, metric.label, metric.unit, value, before, change, direction, good))
     return out
-
-
-def _parsed(filters, channels: Sequence[str]) -> tuple[tuple[str, tuple], ...]:
-    return filters if isinstance(filters, tuple) else parse_filters(filters, channels)
 
 
 def status_ever_seen(conn: Connection, status: str, before: datetime, filters: tuple[tuple[str, tuple], ...]) -> bool:
