@@ -328,11 +328,10 @@ def freshness(server: Server, engine) -> float:
 
 # ---------------------------------------------------------------- main
 
-def one_hour_of(events: int, seed: int) -> list[tuple]:
-    """`events` rows spread over the last complete hour (for the incremental fold)."""
-    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+def one_hour_of(events: int, seed: int, now: datetime) -> list[tuple]:
+    """`events` rows spread over the last hour complete at `now` (for the incremental fold)."""
+    hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     offsets = np.random.default_rng(seed).uniform(0, 3600, events)
-    now = datetime.now(timezone.utc)
     rows = [(hour + timedelta(seconds=float(o)), f"inc-{i}", None, now, ("email", "sms", "push")[i % 3],
              int(i % 50), None, ("sent", "delivered")[i % 2], 300 if i % 2 else None, 287 if i % 2 else None,
              None, None, None) for i, o in enumerate(offsets)]
@@ -396,15 +395,18 @@ def main(argv=None) -> int:
 
         hour_events = min(1_000_000, max(10_000, args.events // 10))
         log(f"incremental fold of one hour holding {hour_events:,} new events")
-        batch = one_hour_of(hour_events, args.seed + 7)
+        # one clock for the phase: an hour turning within it would expire an hour of minute
+        # rows, which the rerun would count as work
+        phase_now = datetime.now(timezone.utc)
+        batch = one_hour_of(hour_events, args.seed + 7, phase_now)
         for i in range(0, len(batch), 100_000):
             with engine.begin() as conn:
-                store_rows(conn, batch[i:i + 100_000])
+                store_rows(conn, batch[i:i + 100_000], now=phase_now)
         started = time.perf_counter()
-        report = rollup_pending(engine, raw_retention_days=120)
+        report = rollup_pending(engine, now=phase_now, raw_retention_days=120)
         figures["incremental_fold_1m_s"] = time.perf_counter() - started
         started = time.perf_counter()
-        rerun = rollup_pending(engine, raw_retention_days=120)
+        rerun = rollup_pending(engine, now=phase_now, raw_retention_days=120)
         details["rollup_rerun_ms"] = (time.perf_counter() - started) * 1000
         details["incremental_fold_events"] = hour_events
         assert report.folded_events == hour_events and not rerun.did_work
