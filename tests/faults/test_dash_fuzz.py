@@ -35,7 +35,8 @@ def dashboard(pg_url):
     engine = fresh_engine(pg_url)
     app = create_app({"DATABASE_URL": pg_url, "RATE_LIMIT": "off"})
     dash_app = next(o for o in gc.get_objects() if isinstance(o, Dash) and o.server is app)
-    yield app, dash_app.callback_map
+    yield app, {key: spec for key, spec in dash_app.callback_map.items() if "callback" in spec}, \
+        [key for key, spec in dash_app.callback_map.items() if "callback" not in spec]  # the server's, the browser's
     engine.dispose()
 
 
@@ -82,7 +83,7 @@ def test_every_callback_is_fuzzed(dashboard):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_callback_fed_junk_never_answers_500(dashboard, index, data):
-    app, callback_map = dashboard
+    app, callback_map, _ = dashboard
     key = sorted(callback_map)[index]
     spec = callback_map[key]
     outputs = outputs_of(key)
@@ -93,3 +94,17 @@ def test_a_callback_fed_junk_never_answers_500(dashboard, index, data):
     response = app.test_client().post("/analytics/_dash-update-component", data=orjson.dumps(body),
                                       content_type="application/json")
     assert response.status_code in (200, 204, 400), (key, body, response.status_code, response.data[:500])
+
+
+def test_a_callback_that_runs_in_the_browser_is_refused_by_the_server(dashboard):
+    """A clientside callback is in Dash's callback map but has no function on the server: a
+    request naming it is the client's mistake (400), not an error of ours (it was a 500)."""
+    app, _, clientside = dashboard
+    assert clientside  # the address bar's (callbacks.shell)
+    for key in clientside:
+        body = {"output": key, "outputs": [], "inputs": [{"id": "address", "property": "data", "value": "?x"}],
+                "state": [], "changedPropIds": ["address.data"]}
+        response = app.test_client().post("/analytics/_dash-update-component", data=orjson.dumps(body),
+                                          content_type="application/json")
+        assert response.status_code == 400, (key, response.status_code, response.data[:300])
+        assert b"names no callback of this dashboard" in response.data

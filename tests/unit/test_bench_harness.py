@@ -59,7 +59,7 @@ def test_the_incremental_phase_writes_rows_in_the_stored_column_order():
     from bench.__main__ import one_hour_of
     from services.store.schema import EVENT_COLUMNS
 
-    rows = one_hour_of(4, seed=1)
+    rows = one_hour_of(4, seed=1, now=datetime(2026, 11, 25, 13, 5, tzinfo=timezone.utc))
     assert len(rows) == 4 and all(len(r) == len(EVENT_COLUMNS) for r in rows)
     assert {r[EVENT_COLUMNS.index("status")] for r in rows} == {"sent", "delivered"}
 
