@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
-from layouts.overview import GRAPH_CONFIG, metric_options
+from layouts.overview import graph, metric_options
 
 EVENT_COLUMNS = [
     {"field": "created_at", "headerName": "Time (UTC)", "sortable": True, "minWidth": 200},
@@ -39,9 +39,8 @@ def layout(metric: str = "events", custom: list | None = None) -> html.Div:
         ], className="mb-2 g-2"),
         html.Div(id=ids.DRILL_ALERT),
         html.H5(id=ids.DRILL_TITLE, className="mb-2"),
-        html.Div(dbc.Card(dbc.CardBody(dcc.Loading(dcc.Graph(id=ids.DRILL_CHART, config=GRAPH_CONFIG,
-                                                             style={"height": "380px"}), delay_show=150)),
-                          className="shadow-sm"), id=ids.DRILL_CHART_WRAPPER),
+        html.Div(dbc.Card(dbc.CardBody(graph(ids.DRILL_CHART, 380)), className="shadow-sm"),
+                 id=ids.DRILL_CHART_WRAPPER),
         html.Div([
             html.Div([
                 html.A("Download CSV", id=ids.EVENTS_CSV, href="#", className="btn btn-outline-secondary btn-sm"),

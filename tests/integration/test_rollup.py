@@ -381,6 +381,7 @@ def test_what_a_full_rebuild_leaves_dead_is_vacuumed(pg_engine, monkeypatch):
     report = rollup_pending(pg_engine, now=now)
     assert report.hours >= 59
     deadline = time.monotonic() + 60  # the statistics count the rebuild's dead rows seconds later
+
     def all_vacuumed() -> bool:
         after = counts()
         return all(after[name] > before[name] for name in before)
@@ -392,4 +393,3 @@ def test_what_a_full_rebuild_leaves_dead_is_vacuumed(pg_engine, monkeypatch):
     versions = dialect.row_versions(pg_engine, ["metrics_hourly", "metrics_minute_channel"])
     assert all(dead < fold.VACUUM_AFTER for _, dead in versions.values()), versions
     assert_rollups_match_raw(pg_engine, now)
-
