@@ -2,6 +2,7 @@
 service function and returns its plain result as JSON."""
 from __future__ import annotations
 
+import gzip
 import hmac
 from typing import TypeVar
 
@@ -159,8 +160,12 @@ def chart():
     query = plan.build_query(metric_definition(p.metric), p.group_by or "time", p.start, p.end, p.filters(),
                              p.granularity, context.now, context.channels)
     answer = chart_answer(query, context)
-    metadata = orjson.dumps({**answer.metadata, "cached": answer.from_cache}, option=orjson.OPT_UTC_Z)
-    return Response(b'{"data":' + answer.data + b',"metadata":' + metadata + b"}", mimetype="application/json")
+    if not answer.gzipped:
+        return Response(answer.body, mimetype="application/json")  # compressed on its way out, when asked
+    if request.accept_encodings["gzip"]:
+        return Response(answer.body, mimetype="application/json",
+                        headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    return Response(gzip.decompress(answer.body), mimetype="application/json")
 
 
 @api.get("/api/analytics/openapi.json")

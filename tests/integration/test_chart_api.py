@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from datetime import datetime, timedelta, timezone
 
+import flask_compress.flask_compress
 import orjson
 import pytest
 import schemathesis
@@ -106,6 +107,29 @@ def test_repeat_is_served_from_cache_until_a_rollup_touches_the_range(demo_engin
     assert get(client, untouched)["metadata"]["cached"] is True
     status = client.get("/api/aggregation/status").json["cache"]
     assert status["hits"] >= 2 and status["misses"] >= 2 and status["backend"] == "redis"
+
+
+def test_a_whole_answer_from_the_cache_is_sent_as_stored_and_reads_the_same_in_any_encoding(demo_engine, redis_url,
+                                                                                           monkeypatch):
+    client = make_app(demo_engine, REDIS_URL=redis_url).test_client()
+    path = "/api/analytics/chart?metric=delivery_rate&group_by=time,channel&start=now-2d&end=now-1d"
+    compressed = []
+    real = flask_compress.flask_compress._compress_data
+    monkeypatch.setattr(flask_compress.flask_compress, "_compress_data",
+                        lambda *args: compressed.append(args[-1]) or real(*args))
+    miss = client.get(path, headers={"Accept-Encoding": "gzip"})
+    hit = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert miss.headers["Content-Encoding"] == "gzip" and compressed == []  # compressed with what is stored
+    assert hit.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in hit.headers["Vary"]
+    assert hit.headers["Content-Length"] == str(len(hit.data))
+    plain = client.get(path, headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert "Content-Encoding" not in plain.headers
+    miss_body, hit_body = (orjson.loads(gzip.decompress(r.data)) for r in (miss, hit))
+    assert orjson.loads(plain.data) == hit_body
+    assert (miss_body["metadata"]["cached"], hit_body["metadata"]["cached"]) == (False, True)
+    assert hit_body["data"] == miss_body["data"] and len(hit_body["data"]) == hit_body["metadata"]["total_points"] > 70
+    unchanged = {k: v for k, v in miss_body["metadata"].items() if k not in ("cached", "sealed_from_cache")}
+    assert {k: hit_body["metadata"][k] for k in unchanged} == unchanged
 
 
 def total(body) -> float:
