@@ -61,8 +61,16 @@ TEMPLATE = _lean_template()
 
 
 def _figure(data=None) -> go.Figure:
-    """A figure in the product's template (given at creation: Plotly's default is not applied first)."""
-    return go.Figure(data, layout={"template": TEMPLATE})
+    """A figure in the product's template, set the way Plotly sets its own default template:
+    not validated again (it was when it was made), which took 5 of the 12 ms a bar chart
+    took to build; the figure holds a copy of it, as it would."""
+    fig = go.Figure(data)
+    fig.layout._validate = False
+    try:
+        fig.layout.template = TEMPLATE
+    finally:
+        fig.layout._validate = fig._validate
+    return fig
 
 
 def _base(fig: go.Figure, revision: str, height: int = 320) -> go.Figure:
