@@ -64,7 +64,7 @@ def timeseries_figure(state: ViewState, kept: dict | None = None, now: datetime 
     fig = figures.time_series(records, metric.label, metric.unit, revision=revision,
                               volume_of=metric.denominator if metric.kind == "rate" else None, filling=filling,
                               marks=marks)
-    if not fig.data:
+    if not fig["data"]:
         return fig, None
     return fig, {"search": revision, "first": iso_z(min(times)), "last": iso_z(max(times)),
                  "step_s": step.total_seconds()}

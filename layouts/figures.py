@@ -2,14 +2,19 @@
 
 Every chart speaks the same visual language: one colour per channel and per status on
 every tab, units on the value axis, exact values on hover, rates with one decimal.
+
+A figure is the plain dict Plotly.js draws ({"data": [traces], "layout": {...}}), built
+directly: Plotly's figure objects validate every property and copy every list as they are
+built, 8-25 ms a chart, most of a chart callback. The tests read each figure through
+`go.Figure`, which validates it.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.colors import diverging, make_colorscale, sequential
 
 from services.analysis.compare import PeriodComparison
 from services.analysis.correlation_report import CorrelationReport
@@ -49,36 +54,33 @@ def in_channel_order(keys) -> list:
     return sorted(keys, key=lambda k: (CHANNELS.index(k) if k in CHANNELS else len(CHANNELS), keys.index(k)))
 
 
-def _lean_template(name: str = "plotly_white") -> go.layout.Template:
+def _lean_template(name: str = "plotly_white") -> dict:
     """Plotly's `name` template with the defaults of the trace types these charts draw, and
-    no others: the same look, but a figure no longer copies and validates defaults for some
-    forty trace types (about 20 ms of each chart callback) nor sends them (about 6 KB)."""
+    no others: the same look, without the defaults of some forty trace types in every
+    figure (about 6 KB)."""
     full = pio.templates[name]
-    return go.layout.Template(layout=full.layout, data={kind: full.data[kind] for kind in ("scatter", "bar", "heatmap")})
+    return {"layout": full.layout.to_plotly_json(),
+            "data": {kind: [t.to_plotly_json() for t in full.data[kind]] for kind in ("scatter", "bar", "heatmap")}}
 
 
-TEMPLATE = _lean_template()
+TEMPLATE = _lean_template()  # shared by every figure, never changed
+# Plotly.js has colour scales of its own under these names, drawn differently: given in full
+BLUES, RED_BLUE = make_colorscale(sequential.Blues), make_colorscale(diverging.RdBu)
+SPIKES = dict(showspikes=True, spikemode="across", spikesnap="data", spikethickness=1, spikedash="dot",
+              spikecolor="#6c757d")
 
 
-def _figure(data=None) -> go.Figure:
-    """A figure in the product's template, set the way Plotly sets its own default template:
-    not validated again (it was when it was made), which took 5 of the 12 ms a bar chart
-    took to build; the figure holds a copy of it, as it would."""
-    fig = go.Figure(data)
-    fig.layout._validate = False
-    try:
-        fig.layout.template = TEMPLATE
-    finally:
-        fig.layout._validate = fig._validate
-    return fig
+def _figure(traces: Sequence[dict], revision: str, height: int = 320, **layout) -> dict:
+    """A figure in the product's template and look; `layout` adds to the common layout."""
+    return {"data": list(traces), "layout": {
+        "template": TEMPLATE, "height": height, "margin": dict(l=60, r=20, t=10, b=40),
+        "font": dict(family=FONT, size=12), "uirevision": revision,
+        "legend": dict(orientation="h", y=1.02, yanchor="bottom", x=0), "hoverlabel": dict(font=dict(family=FONT)),
+        **layout}}
 
 
-def _base(fig: go.Figure, revision: str, height: int = 320) -> go.Figure:
-    fig.update_layout(height=height, margin=dict(l=60, r=20, t=10, b=40),
-                      font=dict(family=FONT, size=12), uirevision=revision,
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0, title=None),
-                      hoverlabel=dict(font=dict(family=FONT)))
-    return fig
+def _title(text: str) -> dict:
+    return {"text": text}  # Plotly.js takes a title as an object (a bare string was dropped in v3)
 
 
 def blank_figure(height: int = 320) -> dict:
@@ -88,17 +90,14 @@ def blank_figure(height: int = 320) -> dict:
                                    "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)"}}
 
 
-def empty_figure(message: str, height: int = 320) -> go.Figure:
-    fig = _figure()
-    fig.add_annotation(text=message, showarrow=False, font=dict(size=14, color="#6c757d"), x=0.5, y=0.5,
-                       xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _base(fig, "empty", height)
+def empty_figure(message: str, height: int = 320) -> dict:
+    note = dict(text=message, showarrow=False, font=dict(size=14, color="#6c757d"), x=0.5, y=0.5, xref="paper",
+                yref="paper")
+    return _figure([], "empty", height, annotations=[note], xaxis=dict(visible=False), yaxis=dict(visible=False))
 
 
 def time_series(records: Sequence[dict], label: str, unit: str, revision: str, split: str = "channel",
-                volume_of: str | None = None, filling: str | None = None, marks: dict | None = None) -> go.Figure:
+                volume_of: str | None = None, filling: str | None = None, marks: dict | None = None) -> dict:
     """One line per value of `split` (or a single line when records have none). A rate's axis
     is scaled to its values (a dip from 98 % to 91 % is visible), and its hover names the
     events behind each point (`volume_of`: "sent", from each record's "volume") and says so
@@ -109,29 +108,27 @@ def time_series(records: Sequence[dict], label: str, unit: str, revision: str, s
     groups: dict[str, list[dict]] = {}
     for r in records:
         groups.setdefault(r.get(split, "all"), []).append(r)
-    fig = _figure()
     fmt = value_format(unit)
     behind = f"<br>of %{{customdata[1]:,.0f}} {volume_of}" if volume_of else ""
+    traces = []
     for key in in_channel_order(groups):
         rows = groups[key]
         name = channel_label(str(key))
-        fig.add_trace(go.Scatter(
-            x=[r["time"] for r in rows], y=[r["value"] for r in rows], mode="lines", name=name,
+        traces.append(dict(
+            type="scatter", x=[r["time"] for r in rows], y=[r["value"] for r in rows], mode="lines", name=name,
             line=dict(color=CHANNEL_COLOURS.get(key, FALLBACK), width=2),
             customdata=[[key, r.get("volume"), FILLING_NOTE if r["time"] == filling else ""] for r in rows],
             connectgaps=False,
             hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}{behind}"
                           "%{customdata[2]}<extra></extra>"))
-    fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt, rangemode="normal" if unit == "%" else "tozero")
     # a crosshair through the point under the pointer (the hover stays on the closest line, so
     # a click still drills into that line's channel)
-    fig.update_xaxes(title=None, showspikes=True, spikemode="across", spikesnap="data", spikethickness=1,
-                     spikedash="dot", spikecolor="#6c757d")
-    fig.update_yaxes(showspikes=True, spikemode="across", spikesnap="data", spikethickness=1, spikedash="dot",
-                     spikecolor="#6c757d")
+    layout = dict(xaxis=dict(**SPIKES),
+                  yaxis=dict(title=_title(axis_title(label, unit)), tickformat=fmt,
+                             rangemode="normal" if unit == "%" else "tozero", **SPIKES))
     if marks:
-        fig.update_layout(shapes=marks["shapes"], annotations=marks["annotations"])
-    return _base(fig, revision)
+        layout.update(shapes=marks["shapes"], annotations=marks["annotations"])
+    return _figure(traces, revision, **layout)
 
 
 def time_marks(anomalies: Sequence[dict], incidents: Sequence, first: str, last: str, step: timedelta,
@@ -197,7 +194,7 @@ def _worst(run: Sequence[dict]) -> str:
 
 
 def bars(records: Sequence[dict], dimension: str, label: str, unit: str, revision: str,
-         labels: dict | None = None, height: int = 320) -> go.Figure:
+         labels: dict | None = None, height: int = 320) -> dict:
     """One bar per value of `dimension`, coloured like that value everywhere else."""
     rows = [r for r in records if r["value"] is not None]
     if dimension == "channel":
@@ -209,29 +206,26 @@ def bars(records: Sequence[dict], dimension: str, label: str, unit: str, revisio
     names = [(labels or {}).get(r[dimension]) or channel_label(str(r[dimension]))
              for r in rows]
     fmt = value_format(unit)
-    fig = _figure(go.Bar(
-        x=names, y=[r["value"] for r in rows], customdata=[r[dimension] for r in rows],
-        marker_color=[colours.get(r[dimension], "#4C78A8") for r in rows],
-        text=[number(r["value"], unit) for r in rows], textposition="outside", cliponaxis=False,
-        hovertemplate=f"%{{x}}<br>%{{y:{fmt}}}{unit_suffix(unit)}<extra></extra>"))
-    fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt, rangemode="tozero")
-    fig.update_layout(showlegend=False)
-    return _base(fig, revision, height)
+    bar = dict(type="bar", x=names, y=[r["value"] for r in rows], customdata=[r[dimension] for r in rows],
+               marker=dict(color=[colours.get(r[dimension], "#4C78A8") for r in rows]),
+               text=[number(r["value"], unit) for r in rows], textposition="outside", cliponaxis=False,
+               hovertemplate=f"%{{x}}<br>%{{y:{fmt}}}{unit_suffix(unit)}<extra></extra>")
+    return _figure([bar], revision, height, showlegend=False,
+                   yaxis=dict(title=_title(axis_title(label, unit)), tickformat=fmt, rangemode="tozero"))
 
 
-def heatmap(matrix: Sequence[Sequence[float]], revision: str) -> go.Figure:
+def heatmap(matrix: Sequence[Sequence[float]], revision: str) -> dict:
     """Events by weekday (rows, Monday first) × hour of day (columns, UTC)."""
     if not any(any(row) for row in matrix):
         return empty_figure("No events in this range")
-    fig = _figure(go.Heatmap(
-        z=matrix, x=[f"{h:02d}:00" for h in range(24)], y=list(WEEKDAYS), colorscale="Blues",
-        colorbar=dict(title="events"), hovertemplate="%{y} %{x} UTC<br>%{z:,.0f} events<extra></extra>"))
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title="hour of day (UTC)", dtick=2)
-    return _base(fig, revision)
+    cells = dict(type="heatmap", z=[list(row) for row in matrix], x=[f"{h:02d}:00" for h in range(24)],
+                 y=list(WEEKDAYS), colorscale=BLUES, colorbar=dict(title=_title("events")),
+                 hovertemplate="%{y} %{x} UTC<br>%{z:,.0f} events<extra></extra>")
+    return _figure([cells], revision, yaxis=dict(autorange="reversed"),
+                   xaxis=dict(title=_title("hour of day (UTC)"), dtick=2))
 
 
-def trend_chart(report: dict, label: str, revision: str) -> go.Figure:
+def trend_chart(report: dict, label: str, revision: str) -> dict:
     """The series inside its expected band, the moving average, anomalies in red with
     their explanation on hover."""
     series = report["series"]
@@ -239,22 +233,23 @@ def trend_chart(report: dict, label: str, revision: str) -> go.Figure:
         return empty_figure("No events in this range")
     unit, fmt = report["unit"], value_format(report["unit"])
     times = [p["time"] for p in series]
-    fig = _figure()
-    fig.add_trace(go.Scatter(x=times, y=[p["upper"] for p in series], mode="lines", line=dict(width=0),
-                             hoverinfo="skip", showlegend=False))
-    fig.add_trace(go.Scatter(x=times, y=[p["lower"] for p in series], mode="lines", line=dict(width=0),
-                             fill="tonexty", fillcolor="rgba(76,120,168,0.15)", name="expected band",
-                             hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=times, y=[p["value"] for p in series], mode="lines", name=label,
-                             line=dict(color="#4C78A8", width=2),
-                             hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=[p["time"] for p in report["moving_average"]],
-                             y=[p["value"] for p in report["moving_average"]], mode="lines", name="moving average",
-                             line=dict(color="#9D9DA1", width=1.5, dash="dash"), hoverinfo="skip"))
+    traces = [
+        dict(type="scatter", x=times, y=[p["upper"] for p in series], mode="lines", line=dict(width=0),
+             hoverinfo="skip", showlegend=False),
+        dict(type="scatter", x=times, y=[p["lower"] for p in series], mode="lines", line=dict(width=0),
+             fill="tonexty", fillcolor="rgba(76,120,168,0.15)", name="expected band", hoverinfo="skip"),
+        dict(type="scatter", x=times, y=[p["value"] for p in series], mode="lines", name=label,
+             line=dict(color="#4C78A8", width=2),
+             hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}<extra></extra>"),
+        dict(type="scatter", x=[p["time"] for p in report["moving_average"]],
+             y=[p["value"] for p in report["moving_average"]], mode="lines", name="moving average",
+             line=dict(color="#9D9DA1", width=1.5, dash="dash"), hoverinfo="skip"),
+    ]
     anomalies = report["anomalies"]
     if anomalies:
-        fig.add_trace(go.Scatter(
-            x=[a["time"] for a in anomalies], y=[a["value"] for a in anomalies], mode="markers", name="anomaly",
+        traces.append(dict(
+            type="scatter", x=[a["time"] for a in anomalies], y=[a["value"] for a in anomalies], mode="markers",
+            name="anomaly",
             marker=dict(color="#E45756", size=[14 if a["severity"] == "high" else 10 for a in anomalies],
                         line=dict(color="white", width=1)),
             customdata=[[a["severity"], a["expected"], a["explanation"] or "", a.get("drilldown") or ""]
@@ -262,47 +257,43 @@ def trend_chart(report: dict, label: str, revision: str) -> go.Figure:
             hovertemplate=(f"%{{x|%Y-%m-%d %H:%M}} UTC · %{{customdata[0]}}<br>%{{y:{fmt}}}{unit_suffix(unit)} "
                            f"against an expected %{{customdata[1]:{fmt}}}{unit_suffix(unit)}<br>"
                            "%{customdata[2]}<extra></extra>")))
-    fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt)
-    return _base(fig, revision, 380)
+    return _figure(traces, revision, 380, yaxis=dict(title=_title(axis_title(label, unit)), tickformat=fmt))
 
 
 def profile_bars(values: Sequence[float | None], labels: Sequence[str], label: str, unit: str,
-                 peaks: Sequence[int], revision: str) -> go.Figure:
+                 peaks: Sequence[int], revision: str) -> dict:
     """A seasonal profile (mean by hour or weekday) with its peaks highlighted."""
     if not any(v for v in values if v is not None):
         return empty_figure("Not enough data for a profile", 260)
     fmt = value_format(unit)
-    fig = _figure(go.Bar(x=list(labels), y=list(values),
-                           marker_color=["#F58518" if i in peaks else "#4C78A8" for i in range(len(values))],
-                           hovertemplate=f"%{{x}}<br>mean %{{y:{fmt}}}{unit_suffix(unit)}<extra></extra>"))
-    fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt)
-    fig.update_layout(showlegend=False)
-    return _base(fig, revision, 260)
+    bar = dict(type="bar", x=list(labels), y=list(values),
+               marker=dict(color=["#F58518" if i in peaks else "#4C78A8" for i in range(len(values))]),
+               hovertemplate=f"%{{x}}<br>mean %{{y:{fmt}}}{unit_suffix(unit)}<extra></extra>")
+    return _figure([bar], revision, 260, showlegend=False,
+                   yaxis=dict(title=_title(axis_title(label, unit)), tickformat=fmt))
 
 
-def period_chart(period: PeriodComparison | None, label: str, unit: str, revision: str) -> go.Figure:
+def period_chart(period: PeriodComparison | None, label: str, unit: str, revision: str) -> dict:
     """This period and the shifted one on the same axis, aligned bucket by bucket."""
     points = period.points if period else ()
     if not any(p.value or p.previous_value for p in points):
         return empty_figure("No events in either period")
     fmt = value_format(unit)
     times = [p.time for p in points]
-    fig = _figure()
-    fig.add_trace(go.Scatter(x=times, y=[p.previous_value for p in points], mode="lines", name="compared period",
-                             line=dict(color="#9D9DA1", width=1.5, dash="dot"),
-                             customdata=[p.previous_time for p in points],
-                             hovertemplate=f"%{{customdata|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}"
-                                           "<extra>compared period</extra>"))
-    fig.add_trace(go.Scatter(x=times, y=[p.value for p in points], mode="lines", name="this period",
-                             line=dict(color="#4C78A8", width=2),
-                             customdata=[[p.difference, p.percent_difference] for p in points],
-                             hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}<br>"
-                                           f"difference %{{customdata[0]:+{fmt}}}<extra>this period</extra>"))
-    fig.update_yaxes(title=axis_title(label, unit), tickformat=fmt)
-    return _base(fig, revision)
+    traces = [
+        dict(type="scatter", x=times, y=[p.previous_value for p in points], mode="lines", name="compared period",
+             line=dict(color="#9D9DA1", width=1.5, dash="dot"), customdata=[p.previous_time for p in points],
+             hovertemplate=f"%{{customdata|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}"
+                           "<extra>compared period</extra>"),
+        dict(type="scatter", x=times, y=[p.value for p in points], mode="lines", name="this period",
+             line=dict(color="#4C78A8", width=2), customdata=[[p.difference, p.percent_difference] for p in points],
+             hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:{fmt}}}{unit_suffix(unit)}<br>"
+                           f"difference %{{customdata[0]:+{fmt}}}<extra>this period</extra>"),
+    ]
+    return _figure(traces, revision, yaxis=dict(title=_title(axis_title(label, unit)), tickformat=fmt))
 
 
-def correlation_matrix(report: CorrelationReport, revision: str) -> go.Figure:
+def correlation_matrix(report: CorrelationReport, revision: str) -> dict:
     """r for every pair on a diverging scale; pairs that are not significant, or related by
     definition (marked "def."), are grey."""
     labels = report.matrix.labels
@@ -318,35 +309,35 @@ def correlation_matrix(report: CorrelationReport, revision: str) -> go.Figure:
     keys = report.matrix.metrics
     # a click event keeps only plain values of a point, so each cell carries its pair as "a|b"
     pair_keys = [[f"{keys[i]}|{keys[j]}" for j in range(n)] for i in range(n)]
-    fig = _figure()
+    labels = list(labels)
+    traces = []
     # every cell carries its pair, grey ones included, so any click opens that pair; a layer
     # that would be nothing but gaps is left out (Plotly draws it as garbage)
     if any(v is not None for row in grey for v in row):
-        fig.add_trace(go.Heatmap(z=grey, x=labels, y=labels, colorscale=[[0, "#e9ecef"], [1, "#e9ecef"]],
-                                 showscale=False, customdata=pair_keys,
-                                 hovertemplate="%{y} × %{x}<extra>click for details</extra>"))
+        traces.append(dict(type="heatmap", z=grey, x=labels, y=labels, colorscale=[[0, "#e9ecef"], [1, "#e9ecef"]],
+                           showscale=False, customdata=pair_keys,
+                           hovertemplate="%{y} × %{x}<extra>click for details</extra>"))
     if any(v is not None for row in shown for v in row):
-        fig.add_trace(go.Heatmap(
-            z=shown, x=labels, y=labels, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True, customdata=pair_keys,
-            colorbar=dict(title="r"), hovertemplate="%{y} × %{x}<br>r = %{z:.2f}<extra>click for details</extra>"))
+        traces.append(dict(
+            type="heatmap", z=shown, x=labels, y=labels, zmin=-1, zmax=1, colorscale=RED_BLUE, reversescale=True,
+            customdata=pair_keys, colorbar=dict(title=_title("r")),
+            hovertemplate="%{y} × %{x}<br>r = %{z:.2f}<extra>click for details</extra>"))
     # the values on top of both, on a transparent layer of zeros
-    fig.add_trace(go.Heatmap(z=[[0] * n for _ in range(n)], x=labels, y=labels, text=text, texttemplate="%{text}",
-                             zmin=0, zmax=1, showscale=False, hoverinfo="skip",
-                             colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]]))
-    fig.update_yaxes(autorange="reversed", showgrid=False)
-    fig.update_xaxes(showgrid=False)
-    return _base(fig, revision, 120 + 60 * n)
+    traces.append(dict(type="heatmap", z=[[0] * n for _ in range(n)], x=labels, y=labels, text=text,
+                       texttemplate="%{text}", zmin=0, zmax=1, showscale=False, hoverinfo="skip",
+                       colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]]))
+    return _figure(traces, revision, 120 + 60 * n, yaxis=dict(autorange="reversed", showgrid=False),
+                   xaxis=dict(showgrid=False))
 
 
-def pair_overlay(times: list, a: list, b: list, name_a: str, name_b: str, revision: str) -> go.Figure:
-    fig = _figure()
-    fig.add_trace(go.Scatter(x=times, y=a, name=name_a, mode="lines", line=dict(color="#4C78A8")))
-    fig.add_trace(go.Scatter(x=times, y=b, name=name_b, mode="lines", line=dict(color="#F58518"), yaxis="y2"))
-    fig.update_layout(yaxis=dict(title=name_a), yaxis2=dict(title=name_b, overlaying="y", side="right"))
-    return _base(fig, revision, 300)
+def pair_overlay(times: list, a: list, b: list, name_a: str, name_b: str, revision: str) -> dict:
+    traces = [dict(type="scatter", x=times, y=a, name=name_a, mode="lines", line=dict(color="#4C78A8")),
+              dict(type="scatter", x=times, y=b, name=name_b, mode="lines", line=dict(color="#F58518"), yaxis="y2")]
+    return _figure(traces, revision, 300, yaxis=dict(title=_title(name_a)),
+                   yaxis2=dict(title=_title(name_b), overlaying="y", side="right"))
 
 
-def pair_scatter(a: list, b: list, name_a: str, name_b: str, revision: str) -> go.Figure:
+def pair_scatter(a: list, b: list, name_a: str, name_b: str, revision: str) -> dict:
     """Residuals of b against a with the least-squares line."""
     import numpy as np
 
@@ -356,27 +347,24 @@ def pair_scatter(a: list, b: list, name_a: str, name_b: str, revision: str) -> g
     xs, ys = np.array(points).T
     slope, intercept = np.polyfit(xs, ys, 1)
     line_x = np.array([xs.min(), xs.max()])
-    fig = _figure([go.Scatter(x=xs, y=ys, mode="markers", marker=dict(size=5, color="#4C78A8", opacity=0.6),
-                                name="buckets"),
-                     go.Scatter(x=line_x, y=slope * line_x + intercept, mode="lines", name="fit",
-                                line=dict(color="#E45756"))])
-    fig.update_xaxes(title=name_a)
-    fig.update_yaxes(title=name_b)
-    return _base(fig, revision, 300)
+    traces = [dict(type="scatter", x=xs.tolist(), y=ys.tolist(), mode="markers",
+                   marker=dict(size=5, color="#4C78A8", opacity=0.6), name="buckets"),
+              dict(type="scatter", x=line_x.tolist(), y=(slope * line_x + intercept).tolist(), mode="lines",
+                   name="fit", line=dict(color="#E45756"))]
+    return _figure(traces, revision, 300, xaxis=dict(title=_title(name_a)), yaxis=dict(title=_title(name_b)))
 
 
-def lag_chart(lags: list[tuple[int, float, int]], best: int, unit: str, revision: str) -> go.Figure:
+def lag_chart(lags: list[tuple[int, float, int]], best: int, unit: str, revision: str) -> dict:
     if not lags:
         return empty_figure("No lag could be measured", 300)
-    fig = _figure(go.Bar(x=[lag for lag, _, _ in lags], y=[r for _, r, _ in lags],
-                           marker_color=["#E45756" if lag == best else "#9D9DA1" for lag, _, _ in lags],
-                           hovertemplate=f"lag %{{x}} {unit}s<br>r = %{{y:.2f}}<extra></extra>"))
-    fig.update_xaxes(title=f"lag ({unit}s; positive: the first metric leads)")
-    fig.update_yaxes(title="r", range=[-1, 1])
-    return _base(fig, revision, 300)
+    bar = dict(type="bar", x=[lag for lag, _, _ in lags], y=[r for _, r, _ in lags],
+               marker=dict(color=["#E45756" if lag == best else "#9D9DA1" for lag, _, _ in lags]),
+               hovertemplate=f"lag %{{x}} {unit}s<br>r = %{{y:.2f}}<extra></extra>")
+    return _figure([bar], revision, 300, xaxis=dict(title=_title(f"lag ({unit}s; positive: the first metric leads)")),
+                   yaxis=dict(title=_title("r"), range=[-1, 1]))
 
 
-def lifecycle_timeline(notes: Sequence[dict], revision: str, height: int | None = None) -> go.Figure:
+def lifecycle_timeline(notes: Sequence[dict], revision: str, height: int | None = None) -> dict:
     """Notifications on a time axis, one row each (newest on top): a grey line through
     their steps and a marker per event, coloured by status. Each point carries its
     notification id, so a click can open it."""
@@ -384,7 +372,6 @@ def lifecycle_timeline(notes: Sequence[dict], revision: str, height: int | None 
         return empty_figure("No notifications in this range")
     rows = [f"{n.get('template_name') or channel_label(n['channel'])} · {n['notification_id'] or 'no id'}"
             for n in notes]
-    fig = _figure()
     line_x, line_y = [], []
     for note, row in zip(notes, rows):
         for step in note["steps"]:
@@ -392,19 +379,18 @@ def lifecycle_timeline(notes: Sequence[dict], revision: str, height: int | None 
             line_y.append(row)
         line_x.append(None)
         line_y.append(None)
-    fig.add_trace(go.Scatter(x=line_x, y=line_y, mode="lines", line=dict(color="#ced4da", width=2),
-                             hoverinfo="skip", showlegend=False))
+    traces = [dict(type="scatter", x=line_x, y=line_y, mode="lines", line=dict(color="#ced4da", width=2),
+                   hoverinfo="skip", showlegend=False)]
     for status, colour in STATUS_COLOURS.items():
         points = [(step, note, row) for note, row in zip(notes, rows) for step in note["steps"]
                   if step["status"] == status]
         if not points:
             continue
-        fig.add_trace(go.Scatter(
-            x=[p[0]["time"] for p in points], y=[p[2] for p in points], mode="markers", name=status.capitalize(),
-            marker=dict(color=colour, size=10, line=dict(color="white", width=1)),
+        traces.append(dict(
+            type="scatter", x=[p[0]["time"] for p in points], y=[p[2] for p in points], mode="markers",
+            name=status.capitalize(), marker=dict(color=colour, size=10, line=dict(color="white", width=1)),
             customdata=[[p[1]["notification_id"], p[0]["after_seconds"]] for p in points],
             hovertemplate=f"{status.capitalize()}<br>%{{x|%Y-%m-%d %H:%M:%S}} UTC<br>"
                           "%{customdata[1]:,.1f} s after the first event<extra>%{y}</extra>"))
-    fig.update_yaxes(autorange="reversed", title=None, type="category")
-    fig.update_xaxes(title="Time (UTC)")
-    return _base(fig, revision, height or max(220, 40 + 26 * len(notes)))
+    return _figure(traces, revision, height or max(220, 40 + 26 * len(notes)),
+                   yaxis=dict(autorange="reversed", type="category"), xaxis=dict(title=_title("Time (UTC)")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import orjson
+import plotly.graph_objects as go
 import pytest
 from sqlalchemy import func, select, text
 
@@ -42,7 +43,7 @@ def test_forged_views_get_defaults_or_a_sentence_quickly(app, engine, search):
     assert len(state.drill) <= 3 and state.metric.replace("_", "").isalnum()
     assert set(state.channels) <= set(CHANNELS)
     tiles, problem = overview.kpi_row(state)
-    figure, _ = overview.timeseries_figure(state)
+    figure = go.Figure(overview.timeseries_figure(state)[0])
     trend = trends.trend_view(state, "/analytics/")
     comparison = compare.compare_view(state)
     level = drilldown.level_view(state, "/analytics/", None)

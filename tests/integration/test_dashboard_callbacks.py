@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+import plotly.graph_objects as go
 import pytest
 
 from callbacks import drilldown, overview, shell
@@ -55,25 +56,25 @@ def test_a_rate_a_channel_never_reports_reads_n_a_not_zero(app, engine):
 
 
 def test_figures_have_units_and_one_trace_per_channel(app):
-    figure, _ = overview.timeseries_figure(view("?range=7d&metric=delivery_rate"))
+    figure = go.Figure(overview.timeseries_figure(view("?range=7d&metric=delivery_rate"))[0])
     assert {t.name for t in figure.data} == {"Email", "SMS", "Push"}
     assert figure.layout.yaxis.title.text == "Delivery rate (%)"
-    bars = overview.channel_figure(view("?range=7d&metric=sent"))
+    bars = go.Figure(overview.channel_figure(view("?range=7d&metric=sent")))
     assert list(bars.data[0].customdata) and bars.layout.yaxis.title.text == "Sent (events)"
-    by_status = overview.status_figure(view("?range=7d"))
+    by_status = go.Figure(overview.status_figure(view("?range=7d")))
     assert by_status.layout.yaxis.title.text == "Events"  # the unit once, not "Events (events)"
-    heat = overview.heatmap_figure(view("?range=7d"))
+    heat = go.Figure(overview.heatmap_figure(view("?range=7d")))
     assert len(heat.data[0].z) == 7 and len(heat.data[0].z[0]) == 24
 
 
 def test_empty_selection_says_so_instead_of_a_blank_axis(app):
-    figure, _ = overview.timeseries_figure(view("?range=custom&start=2020-01-01&end=2020-01-02"))
+    figure = go.Figure(overview.timeseries_figure(view("?range=custom&start=2020-01-01&end=2020-01-02"))[0])
     assert figure.layout.annotations[0].text == "No events in this range"
 
 
 def test_a_bad_metric_in_the_url_falls_back_and_a_query_error_becomes_a_sentence(app):
     assert view("?metric=DROP TABLE").metric == "delivery_rate"
-    figure, _ = overview.timeseries_figure(view("?range=custom&start=2020-01-01&end=2021-12-31"))
+    figure = go.Figure(overview.timeseries_figure(view("?range=custom&start=2020-01-01&end=2021-12-31"))[0])
     assert "at most 400 days" in figure.layout.annotations[0].text
 
 
@@ -96,7 +97,7 @@ def test_levels_breadcrumbs_and_the_events_grid(app):
     assert problem is None and title == "Events by status" and events_style == {"display": "none"}
     assert [c["label"] for c in crumbs] == ["All", "Email"] and crumbs[0]["href"].startswith("/analytics/?")
     assert "drill=" not in crumbs[0]["href"]
-    assert set(figure.data[0].customdata) <= {"sent", "delivered", "failed", "bounced", "opened", "clicked"}
+    assert set(go.Figure(figure).data[0].customdata) <= {"sent", "delivered", "failed", "bounced", "opened", "clicked"}
     *_, events_style, href, grid, count, problem = drilldown.level_view(
         view("?tab=drilldown&range=7d&drill=email,delivered,2"), "/analytics/", None)
     assert events_style == {} and "format=csv" in href and "template_id=2" in href
@@ -141,6 +142,7 @@ def test_trends_tab_shows_headline_band_anomalies_and_profiles(app):
     head, chart, table, hours, weekdays, problem = trends.trend_view(view("?tab=trends&range=7d&metric=events"),
                                                                      "/analytics/")
     assert problem is None and "Events" in str(head)
+    chart, hours, weekdays = (go.Figure(f) for f in (chart, hours, weekdays))
     names = {t.name for t in chart.data}
     assert {"Events", "moving average", "expected band"} <= names
     assert len(hours.data[0].y) == 24 and len(weekdays.data[0].y) == 7
@@ -155,7 +157,7 @@ def test_trends_tab_draws_a_saved_custom_metric(app, engine):
     head, chart, table, hours, weekdays, problem = trends.trend_view(
         view("?tab=trends&range=7d&metric=undelivered_pct"), "/analytics/")
     assert problem is None and "Undelivered_pct: not enough history" in str(head)
-    assert chart.layout.yaxis.title.text == "undelivered_pct (%)"
+    assert go.Figure(chart).layout.yaxis.title.text == "undelivered_pct (%)"
 
 
 def test_the_anomaly_tables_link_each_row_into_the_drill_down():
@@ -189,8 +191,8 @@ def test_compare_tab_highlights_best_and_worst_and_ranks_templates(app):
     assert " is best (" in text and " worst (" in text and "Against the previous period" in text
     borders = [c.children.className for c in cards]
     assert sum("border-success" in b for b in borders) == 1 and sum("border-danger" in b for b in borders) == 1
-    assert {t.name for t in overlay.data} == {"Email", "SMS", "Push"}
-    assert {t.name for t in period.data} == {"this period", "compared period"}
+    assert {t.name for t in go.Figure(overlay).data} == {"Email", "SMS", "Push"}
+    assert {t.name for t in go.Figure(period).data} == {"this period", "compared period"}
     assert "Template" in str(table)
 
 
@@ -200,7 +202,8 @@ def test_correlations_tab_matrix_and_pair(app):
     figure, report, problem = correlations.matrix_view(view("?tab=correlations&range=7d"))
     assert problem is None and len(report["matrix"]["metrics"]) == 6
     sentence, overlay, scatter, lags = correlations.pair_view(report, ["email:bounce_rate", "email:delivery_rate"], "")
-    assert "Email bounce rate" in sentence and len(overlay.data) == 2 and len(lags.data[0].x) >= 7
+    assert "Email bounce rate" in sentence and len(go.Figure(overlay).data) == 2
+    assert len(go.Figure(lags).data[0].x) >= 7 and go.Figure(scatter).data
     assert correlations.pair_view(None, None, "")[0] == ""
 
 

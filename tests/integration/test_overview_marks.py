@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import plotly.graph_objects as go
 import pytest
 from sqlalchemy import insert
 
@@ -57,6 +58,7 @@ def test_an_outage_is_marked_on_its_buckets_with_the_numbers_of_the_raw_events(e
     with app.test_request_context():
         search = window(start) + "&metric=delivery_rate"
         figure, drawn = overview.timeseries_figure(parse_search(search, CHANNELS))
+        figure = go.Figure(figure)
         assert {t.name for t in figure.data} == {"Email", "SMS"} and not figure.layout.shapes
         assert drawn["first"] == iso(start) and drawn["last"] == iso(start + timedelta(hours=HOURS - 1))
         marks = overview.timeseries_marks(drawn, CHANNELS)["marks"]
@@ -117,5 +119,5 @@ def test_a_refresh_of_the_same_view_draws_its_marks_at_once(engine, start):
         kept = overview.timeseries_marks(drawn, CHANNELS)
         again, _ = overview.timeseries_figure(state, kept)
         elsewhere, _ = overview.timeseries_figure(parse_search(window(start) + "&channel=sms", CHANNELS), kept)
-    assert [s.x0 for s in again.layout.shapes] == [s["x0"] for s in kept["marks"]["shapes"]] != []
-    assert not elsewhere.layout.shapes  # another view's marks are not drawn on this one
+    assert [s.x0 for s in go.Figure(again).layout.shapes] == [s["x0"] for s in kept["marks"]["shapes"]] != []
+    assert not go.Figure(elsewhere).layout.shapes  # another view's marks are not drawn on this one

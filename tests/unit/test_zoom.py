@@ -1,4 +1,5 @@
 """A drag-zoom on the Overview's time chart sets the dashboard's range (Grafana's way)."""
+import plotly.graph_objects as go
 from dash import no_update
 
 from callbacks.overview import search_after_zoom
@@ -39,14 +40,14 @@ def test_a_rate_chart_is_scaled_to_its_values_and_names_the_events_behind_each_p
 
     records = [{"time": "2026-11-25T06:00:00Z", "channel": "sms", "value": 97.5, "volume": 400.0},
                {"time": "2026-11-25T07:00:00Z", "channel": "sms", "value": 91.0, "volume": 380.0}]
-    rate = time_series(records, "Delivery rate", "%", "r", volume_of="sent")
+    rate = go.Figure(time_series(records, "Delivery rate", "%", "r", volume_of="sent"))
     assert rate.layout.yaxis.rangemode == "normal"
     assert "of %{customdata[1]:,.0f} sent" in rate.data[0].hovertemplate
     assert [list(c) for c in rate.data[0].customdata] == [["sms", 400.0, ""], ["sms", 380.0, ""]]
-    live = time_series(records, "Delivery rate", "%", "r", volume_of="sent", filling="2026-11-25T07:00:00Z")
+    live = go.Figure(time_series(records, "Delivery rate", "%", "r", volume_of="sent", filling="2026-11-25T07:00:00Z"))
     assert [c[2] for c in live.data[0].customdata] == ["", "<br><i>this bucket is still filling</i>"]
     assert "%{customdata[2]}" in live.data[0].hovertemplate
-    count = time_series([{**r, "value": 10.0} for r in records], "Sent", "count", "r")
+    count = go.Figure(time_series([{**r, "value": 10.0} for r in records], "Sent", "count", "r"))
     assert count.layout.yaxis.rangemode == "tozero" and "of %{" not in count.data[0].hovertemplate
 
 
@@ -55,10 +56,10 @@ def test_every_chart_shows_channels_in_one_order():
 
     records = [{"time": "2026-11-25T06:00:00Z", "channel": c, "value": v} for c, v in
                (("push", 3.0), ("email", 1.0), ("sms", 2.0))]
-    assert [t.name for t in time_series(records, "Sent", "count", "r").data] == ["Email", "SMS", "Push"]
+    assert [t["name"] for t in time_series(records, "Sent", "count", "r")["data"]] == ["Email", "SMS", "Push"]
     by_channel = bars([{"channel": c, "value": v} for c, v in (("push", 3.0), ("sms", 2.0), ("email", 1.0))],
                       "channel", "Sent", "count", "r")
-    assert list(by_channel.data[0].x) == ["Email", "SMS", "Push"]
+    assert by_channel["data"][0]["x"] == ["Email", "SMS", "Push"]
 
 
 def test_a_click_on_a_line_drills_into_its_channel_and_bucket():
@@ -86,7 +87,7 @@ def test_a_matrix_with_no_significant_pair_still_draws_every_value():
     from layouts.figures import correlation_matrix
 
     for r, q, coloured in ((0.12, 0.4, False), (0.8, 0.001, True)):
-        fig = correlation_matrix(_matrix_report(r, q), "r")
+        fig = go.Figure(correlation_matrix(_matrix_report(r, q), "r"))
         assert all(any(v is not None for row in trace.z for v in row) for trace in fig.data), (r, q)
         assert any(trace.showscale is not False for trace in fig.data) == coloured
         labels = fig.data[-1].text
