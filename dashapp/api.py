@@ -11,7 +11,14 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from sqlalchemy.exc import DBAPIError
 
 from dashapp.alerting import preview_alert, rule_options
-from dashapp.caching import cache_stats, cached_report, chart_answer, metric_definition, request_context
+from dashapp.caching import (
+    ApiAnswer,
+    cache_stats,
+    chart_answer,
+    metric_definition,
+    report_answer,
+    request_context,
+)
 from dashapp.errors import ApiError, register_blueprint_handlers
 from dashapp.extensions import cache, db
 from dashapp.health import cache_state, database_problem, scheduler_state, short_error
@@ -137,11 +144,15 @@ def json_response(body, status: int = 200) -> Response:
     return Response(to_json(body), status=status, mimetype="application/json")
 
 
-def report_response(answer, cached: bool) -> Response:
-    """A report's answer with `"cached"` beside its fields, serialised once."""
-    body = to_json(answer)
-    return Response(b'{"cached":' + (b"true" if cached else b"false") + (b"," + body[1:] if body != b"{}" else b"}"),
-                    mimetype="application/json")
+def answer_response(answer: ApiAnswer) -> Response:
+    """An API answer as it was kept: gzip-compressed to a client that takes gzip, plain to
+    any other (an answer not kept whole is compressed on its way out, when asked)."""
+    if not answer.gzipped:
+        return Response(answer.body, mimetype="application/json")
+    if request.accept_encodings["gzip"]:
+        return Response(answer.body, mimetype="application/json",
+                        headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    return Response(gzip.decompress(answer.body), mimetype="application/json")
 
 
 def parameters(model: type[P]) -> P:
@@ -159,13 +170,7 @@ def chart():
     context = request_context()
     query = plan.build_query(metric_definition(p.metric), p.group_by or "time", p.start, p.end, p.filters(),
                              p.granularity, context.now, context.channels)
-    answer = chart_answer(query, context)
-    if not answer.gzipped:
-        return Response(answer.body, mimetype="application/json")  # compressed on its way out, when asked
-    if request.accept_encodings["gzip"]:
-        return Response(answer.body, mimetype="application/json",
-                        headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
-    return Response(gzip.decompress(answer.body), mimetype="application/json")
+    return answer_response(chart_answer(query, context))
 
 
 @api.get("/api/analytics/openapi.json")
@@ -184,9 +189,8 @@ def drilldown():
         raise ApiError('filters must be JSON such as {"channel": "email", "status": "bounced"}', "filters") from None
     context = request_context()
 
-    level, cached = cached_report("drilldown", {**p.model_dump(), "filters": filters}, lambda conn: (
-        drilldown_service.drill_level(conn, filters, p.start, p.end, p.dimension, p.metric, context=context)))
-    return report_response(level, cached)
+    return answer_response(report_answer("drilldown", {**p.model_dump(), "filters": filters}, lambda conn: (
+        drilldown_service.drill_level(conn, filters, p.start, p.end, p.dimension, p.metric, context=context))))
 
 
 @api.get("/api/analytics/events")
@@ -230,27 +234,24 @@ def user_activity(user_id: str):
 def trends():
     p = parameters(TrendParameters)
     context = request_context()
-    report, cached = cached_report("trends", p.model_dump(), lambda conn: trend_report(
-        conn, p.metric, p.start, p.end, p.days, p.filters(), p.granularity, p.detector, context=context))
-    return report_response(report, cached)
+    return answer_response(report_answer("trends", p.model_dump(), lambda conn: trend_report(
+        conn, p.metric, p.start, p.end, p.days, p.filters(), p.granularity, p.detector, context=context)))
 
 
 @api.get("/api/analytics/compare")
 def compare():
     p = parameters(CompareParameters)
     context = request_context()
-    answer, cached = cached_report("compare", p.model_dump(), lambda conn: compare_service.compare(
-        conn, p.metric, p.dimensions, p.start, p.end, p.compare_to, p.filters(), p.min_volume, context=context))
-    return report_response(answer, cached)
+    return answer_response(report_answer("compare", p.model_dump(), lambda conn: compare_service.compare(
+        conn, p.metric, p.dimensions, p.start, p.end, p.compare_to, p.filters(), p.min_volume, context=context)))
 
 
 @api.get("/api/analytics/correlations")
 def correlations():
     p = parameters(CorrelationParameters)
     context = request_context()
-    answer, cached = cached_report("correlations", p.model_dump(), lambda conn: correlation_report(
-        conn, p.metrics, p.start, p.end, p.granularity, p.lag_max, p.detrend, context=context))
-    return report_response(answer, cached)
+    return answer_response(report_answer("correlations", p.model_dump(), lambda conn: correlation_report(
+        conn, p.metrics, p.start, p.end, p.granularity, p.lag_max, p.detrend, context=context)))
 
 
 MAX_FORM_BYTES = 64 * 1024

@@ -30,6 +30,7 @@ from dashapp.extensions import cache, db
 from services.query import catalogue, plan
 from services.query import engine as query_service
 from services.query.context import QueryContext
+from services.query.format import to_json
 from services.rollup.fold import DataVersion, data_version
 from services.store import dialect
 
@@ -185,9 +186,10 @@ def cached_series(query: plan.Query, context: QueryContext) -> query_service.Ser
 
 
 @dataclass(frozen=True)
-class ChartAnswer:
-    body: bytes               # the whole JSON response: {"data": [...], "metadata": {...}}
-    gzipped: bool             # body is gzip-compressed (a whole answer: as stored, or as it was stored)
+class ApiAnswer:
+    """An API answer as sent: a chart's {"data": [...], "metadata": {...}}, a report's fields."""
+    body: bytes
+    gzipped: bool             # body is gzip-compressed (an answer kept whole: as stored, or as it was stored)
     from_cache: bool
 
 
@@ -208,7 +210,7 @@ def _gzipped_pair(head: bytes, tail: bytes, other_tail: bytes, level: int) -> tu
             start + other.compress(other_tail) + other.flush())
 
 
-def chart_answer(query: plan.Query, context: QueryContext) -> ChartAnswer:
+def chart_answer(query: plan.Query, context: QueryContext) -> ApiAnswer:
     """A chart API answer: whole from the cache while no batch, fold or late event changed
     what it covers; otherwise the sealed measures from the cache and the live edge fresh.
     A whole answer is stored as the response a hit sends, gzip-compressed: a hit reads a
@@ -239,7 +241,7 @@ def chart_answer(query: plan.Query, context: QueryContext) -> ChartAnswer:
     hit, m, names, whole, key = db.read(read)
     if hit is not None:
         _count("hits")
-        return ChartAnswer(hit, True, True)
+        return ApiAnswer(hit, True, True)
     _count("misses")
     series = query_service.series_of(query, metric, m.accs, m.source, m.live)
     records = query_service.series_records(series, names)
@@ -251,14 +253,14 @@ def chart_answer(query: plan.Query, context: QueryContext) -> ChartAnswer:
     head = b'{"data":' + data + b',"metadata":'
     this = _metadata_json({**metadata, "sealed_from_cache": m.sealed_from_cache, "cached": False})
     if not whole:
-        return ChartAnswer(head + this, False, False)
+        return ApiAnswer(head + this, False, False)
     config = current_app.config
     # the answer a hit will send, and this one: both compressed, the records once
     stored, sent = _gzipped_pair(head, _metadata_json({**metadata, "sealed_from_cache": True, "cached": True}), this,
                                  config["COMPRESS_LEVEL"])
     timeout = config["LIVE_CACHE_TIMEOUT"] if m.live else config["CACHE_DEFAULT_TIMEOUT"]
     _call(lambda: cache.set(key, stored, timeout=timeout))
-    return ChartAnswer(sent, True, False)
+    return ApiAnswer(sent, True, False)
 
 
 # ---------------------------------------------------------------- reports (trends, compare, correlations, drill-down)
@@ -305,14 +307,16 @@ def report_version(conn: Connection) -> str:
     return f"{version.live}|{edited[0].isoformat() if edited[0] else '-'}.{edited[1]}"
 
 
-REPORT_FORMAT = 2  # raised when a report's answer changes type: a cached answer of the old type is never read
+REPORT_FORMAT = 3  # raised when what a report is stored as changes: one of the old format is never read
 
 
-def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], Any]) -> tuple[Any, bool]:
+def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], Any],
+                  keep: Callable[[Any], tuple[Any, Any]] = lambda answer: (answer, answer)) -> tuple[Any, bool]:
     """(answer, from_cache): a report keyed by its parameters, the data and metric version
     it read and the current minute (relative windows move with the clock), kept for
     LIVE_CACHE_TIMEOUT. Viewers refreshing the same report on data at rest share one
-    computation; any new batch, fold or metric edit changes the key."""
+    computation; any new batch, fold or metric edit changes the key. `keep(answer)` gives
+    (what is stored, what is returned now): the answer itself unless told otherwise."""
     minute = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M")
 
     def read(conn):
@@ -327,6 +331,20 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
 
     answer, from_cache, key = db.read(within_budget(read))
     _count("hits" if from_cache else "misses")
-    if not from_cache:
-        _call(lambda: cache.set(key, answer, timeout=current_app.config["LIVE_CACHE_TIMEOUT"]))
-    return answer, from_cache
+    if from_cache:
+        return answer, True
+    stored, returned = keep(answer)
+    _call(lambda: cache.set(key, stored, timeout=current_app.config["LIVE_CACHE_TIMEOUT"]))
+    return returned, False
+
+
+def report_answer(kind: str, parameters: dict, compute: Callable[[Connection], Any]) -> ApiAnswer:
+    """A report as the API sends it: its fields and "cached". Kept as the gzip-compressed
+    response a hit sends, as a chart answer is."""
+    def bodies(answer) -> tuple[bytes, bytes]:
+        fields = to_json(answer)[:-1]  # the object without its closing brace
+        head = fields + b"," if len(fields) > 1 else fields
+        return _gzipped_pair(head, b'"cached":true}', b'"cached":false}', current_app.config["COMPRESS_LEVEL"])
+
+    body, from_cache = cached_report(kind, parameters, compute, bodies)
+    return ApiAnswer(body, True, from_cache)

@@ -4,9 +4,11 @@ standalone access tokens, 500s that are client errors, and what an error may say
 from __future__ import annotations
 
 import base64
+import gzip
 import threading
 import time
 
+import flask_compress.flask_compress
 import orjson
 import pytest
 from sqlalchemy import func, select, text
@@ -144,13 +146,20 @@ def test_a_file_outside_the_dashboard_is_a_json_404(pg_engine, path):
                                   "/api/analytics/compare?metric=delivery_rate&start=now-2d",
                                   "/api/analytics/correlations?metrics=sent,delivered&start=now-2d",
                                   "/api/analytics/drilldown?start=now-2d"])
-def test_a_repeated_report_comes_from_cache_until_data_or_a_metric_changes(pg_engine, redis_url, path):
+def test_a_repeated_report_comes_from_cache_until_data_or_a_metric_changes(pg_engine, redis_url, path, monkeypatch):
     app = pg_app(pg_engine, REDIS_URL=redis_url)
     client = app.test_client()
+    compressed = []
+    real = flask_compress.flask_compress._compress_data
+    monkeypatch.setattr(flask_compress.flask_compress, "_compress_data",
+                        lambda *args: compressed.append(args[-1]) or real(*args))
     assert client.post("/api/events", data=orjson.dumps(make_events(20)), headers=AUTH).status_code == 200
     first, again = client.get(path).json, client.get(path).json
     assert first["cached"] is False and again["cached"] is True
     assert {k: v for k, v in again.items() if k != "cached"} == {k: v for k, v in first.items() if k != "cached"}
+    zipped = client.get(path, headers={"Accept-Encoding": "gzip"})  # the stored answer, as stored
+    assert zipped.headers["Content-Encoding"] == "gzip" and orjson.loads(gzip.decompress(zipped.data)) == again
+    assert compressed == []  # kept compressed: never compressed again on its way out
     assert client.post("/api/events", data=orjson.dumps(make_events(3)), headers=AUTH).status_code == 200
     assert client.get(path).json["cached"] is False  # a new batch: computed again
     assert client.get(path).json["cached"] is True
