@@ -372,7 +372,7 @@ def collect_measures(conn: Connection, query: Query, with_histograms: bool, cont
     sources = set()
     if raw_days is None:
         raw_days = queued_days(conn, window.start, window.end)
-    for seg in _segments(query, context, raw_days):
+    for seg in _segments(query, with_histograms, context, raw_days):
         if seg.source == "raw":
             _fetch_raw(conn, query, with_histograms, seg, accs)
         else:
@@ -382,8 +382,13 @@ def collect_measures(conn: Connection, query: Query, with_histograms: bool, cont
     return accs, sources.pop() if len(sources) == 1 else "mixed", live
 
 
-def _segments(query: Query, context: QueryContext, raw_days: Sequence[datetime]) -> list[Segment]:
-    return plan_segments(query.window, minute_floor_at(context.now, context.minute_retention_hours), raw_days)
+def _segments(query: Query, with_histograms: bool, context: QueryContext,
+              raw_days: Sequence[datetime]) -> list[Segment]:
+    # a total pays a statement per table to read the coarser tables: worth it where each hour
+    # holds many rows (by template) or histograms to merge; not for a few counts per hour
+    coarsen = "time" not in query.group_by and (with_histograms or query.needs_template)
+    return plan_segments(query.window, minute_floor_at(context.now, context.minute_retention_hours), raw_days,
+                         coarsen)
 
 
 def statements_of(query: Query, with_histograms: bool, context: QueryContext, raw_days: Sequence[datetime]) -> int:
@@ -391,7 +396,7 @@ def statements_of(query: Query, with_histograms: bool, context: QueryContext, ra
     segment runs its totals, and with histograms every one of its _RollupReads): a read of
     one statement needs no snapshot."""
     per_rollup = len(_RollupReads._fields) if with_histograms else 1
-    return sum(1 if seg.source == "raw" else per_rollup for seg in _segments(query, context, raw_days))
+    return sum(1 if seg.source == "raw" else per_rollup for seg in _segments(query, with_histograms, context, raw_days))
 
 
 def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:

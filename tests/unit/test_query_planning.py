@@ -46,6 +46,27 @@ def test_days_queued_for_a_rebuild_are_read_from_raw():
         Segment("raw", DAY + timedelta(days=1), DAY + timedelta(days=1, hours=1))]
 
 
+def test_a_total_reads_whole_days_and_hours_from_the_coarser_tables():
+    week = TimeWindow(DAY + 5 * H, DAY + timedelta(days=7, hours=6), "hour")
+    assert plan_segments(week, minute_floor=DAY, coarsen=True) == [
+        Segment("hour", DAY + 5 * H, DAY + timedelta(days=1)),
+        Segment("day", DAY + timedelta(days=1), DAY + timedelta(days=7)),
+        Segment("hour", DAY + timedelta(days=7), DAY + timedelta(days=7, hours=6))]
+    assert plan_segments(week, minute_floor=DAY) == [Segment("hour", week.start, week.end)]  # by time: its own
+    start = DAY + 22 * H + timedelta(minutes=30)
+    minutes = TimeWindow(start, start + 27 * H, "minute")  # 22:30 to 01:30 two days on
+    assert plan_segments(minutes, minute_floor=DAY, coarsen=True) == [
+        Segment("minute", start, DAY + 23 * H), Segment("hour", DAY + 23 * H, DAY + timedelta(days=1)),
+        Segment("day", DAY + timedelta(days=1), DAY + timedelta(days=2)),
+        Segment("hour", DAY + timedelta(days=2), DAY + timedelta(days=2, hours=1)),
+        Segment("minute", DAY + timedelta(days=2, hours=1), start + 27 * H)]
+    queued = [DAY + timedelta(days=3)]  # a day queued for a rebuild is still read from raw
+    assert Segment("raw", DAY + timedelta(days=3), DAY + timedelta(days=4)) in plan_segments(
+        week, minute_floor=DAY, raw_days=queued, coarsen=True)
+    short = TimeWindow(DAY + 2 * H, DAY + 5 * H, "hour")
+    assert plan_segments(short, minute_floor=DAY, coarsen=True) == [Segment("hour", short.start, short.end)]
+
+
 def test_the_seal_edge_leaves_the_last_minutes_live():
     now = DAY + 10 * H + timedelta(minutes=3, seconds=20)
     hours = TimeWindow(DAY, DAY + 11 * H, "hour")
