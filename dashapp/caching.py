@@ -5,8 +5,9 @@ the measures of the sealed buckets are cached under a key that changes only when
 event arrives into them or the rollups are rebuilt (services.rollup.fold.data_version), and are
 shared by every metric over the same grouping; the live edge is read fresh, so a refresh
 under ingest costs a lookup plus a few minutes of rows. A whole chart answer is also kept,
-serialised once, under a key that changes with every committed batch and fold: repeated
-questions on data at rest cost one lookup and no database work beyond the version read.
+as the gzip-compressed response a hit sends, under a key that changes with every committed
+batch and fold: repeated questions on data at rest cost one lookup and no database work
+beyond the version read.
 A dead or slow Redis costs one socket timeout, then is skipped for a few seconds: answers
 get slower, never wrong and never errors.
 """
@@ -197,6 +198,7 @@ CHART_FORMAT = 2  # raised when what a whole answer is stored as changes: one of
 
 
 def _metadata_json(metadata: dict) -> bytes:
+    """A chart answer's metadata, and the brace that closes the answer."""
     return orjson.dumps(metadata, option=orjson.OPT_UTC_Z) + b"}"
 
 
