@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from urllib.parse import urlsplit, urlunsplit
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int, delay: float = 0.0):
+    def __init__(self, target_host: str, target_port: int):
         self.target = (target_host, target_port)
-        self.delay = delay
+        self.requests = 0  # chunks the application sent to the server
+        self.replies = 0   # chunks of the server's replies passed on to the application
+        self._passing = threading.Event()  # cleared by `hold`: replies wait until `release`
+        self._passing.set()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -40,17 +42,20 @@ class TcpProxy:
                 client.close()
                 continue
             self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, to_client in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(a, b, to_client), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, to_client: bool) -> None:
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
-                if self.delay:
-                    time.sleep(self.delay)
+                if to_client:
+                    self._passing.wait()
+                    self.replies += 1
+                else:
+                    self.requests += 1
                 sink.sendall(data)
         except OSError:
             pass
@@ -60,6 +65,15 @@ class TcpProxy:
                     s.close()
                 except OSError:
                     pass
+
+    def hold(self) -> None:
+        """The server turns slow: its replies are held (as long as the test likes) until
+        `release`. Requests still reach it and are counted."""
+        self._passing.clear()
+
+    def release(self) -> None:
+        """The held replies, and every later one, go through."""
+        self._passing.set()
 
     def cut(self) -> None:
         """The server goes away (a restart, a failover): open connections are cut and new
@@ -82,6 +96,7 @@ class TcpProxy:
     def stop(self) -> None:
         """Refuse new connections and cut the open ones: the server seems gone."""
         self._running = False
+        self._passing.set()
         self._listener.close()
         self._close_open()
 

@@ -133,7 +133,9 @@ def test_the_open_loop_offers_its_rate_and_counts_the_sends_it_could_not_make_on
         result = load_test_open(quick, rate=200, connections=8, seconds=3)
     finally:
         quick.stop()
-    assert result["late_sends"] == 0 and result["errors"] == 0
+    # a server that keeps up leaves (nearly) no send late: only a moment when the machine
+    # holds wrk's own thread past a due time, which a loaded machine does now and then
+    assert result["late_sends"] <= result["requests"] // 100 and result["errors"] == 0
     assert 180 <= result["rps"] <= 210          # the schedule, not as fast as it can
     assert 540 <= result["requests"] <= 630
 
