@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from dash import Dash, Input, Output, Patch, State, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, no_update
 
 from callbacks.common import alert, ask, ask_metric, ask_report, ask_series
 from callbacks.view import (
@@ -217,19 +217,21 @@ def register(dash_app: Dash, channels: tuple[str, ...]) -> None:
     def _timeseries(search, _tick, kept):
         return timeseries_figure(shown(search), kept)
 
-    # the marks come after the chart (which never waits for the trend report), and are
-    # patched onto it only when they change
-    @dash_app.callback(Output(ids.TIMESERIES, "figure", allow_duplicate=True), Output(ids.TIMESERIES_MARKS, "data"),
-                       Input(ids.TIMESERIES_DRAWN, "data"), State(ids.TIMESERIES_MARKS, "data"),
-                       prevent_initial_call=True)
+    # the marks come after the chart, which never waits for the trend report: worked out here
+    # into their store, and drawn onto the chart by the browser (assets/marks.js) when they
+    # change. The chart is not an output of the work, so it is not shown as loading meanwhile.
+    @dash_app.callback(Output(ids.TIMESERIES_MARKS, "data"), Input(ids.TIMESERIES_DRAWN, "data"),
+                       State(ids.TIMESERIES_MARKS, "data"), prevent_initial_call=True)
     def _timeseries_marks(drawn, kept):
         fresh = timeseries_marks(drawn, channels)
         if fresh is None or fresh == kept or fresh["marks"] is None:
-            return no_update, no_update
-        patch = Patch()
-        patch["layout"]["shapes"] = fresh["marks"]["shapes"]
-        patch["layout"]["annotations"] = fresh["marks"]["annotations"]
-        return patch, fresh
+            return no_update
+        return fresh
+
+    dash_app.clientside_callback(ClientsideFunction("analytics", "drawMarks"),
+                                 Output(ids.TIMESERIES, "figure", allow_duplicate=True),
+                                 Input(ids.TIMESERIES_MARKS, "data"), State(ids.TIMESERIES_DRAWN, "data"),
+                                 prevent_initial_call=True)
 
     @dash_app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.METRIC_PICKER, "value"),
                        State(ids.URL, "search"), prevent_initial_call=True)

@@ -1,7 +1,8 @@
 """The Overview's time chart in a real browser, on a generated week with a two-hour SMS
 outage: the anomalies the trend report finds are marked on it, their hover reads the
-report's numbers, and a refresh redraws the chart with its marks rather than blinking them
-away."""
+report's numbers, a refresh redraws the chart with its marks rather than blinking them
+away, and the chart shows while its marks are still being worked out."""
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -34,6 +35,42 @@ def served(live_server, pg_engine):
 def marks(driver) -> list[str]:
     return driver.execute_script(f"const g = document.querySelector('{GRAPH}');"
                                  "return g && g.layout ? (g.layout.annotations || []).map(a => a.hovertext || '') : [];")
+
+
+def shown(driver) -> bool:
+    """The time chart has drawn its lines and nothing hides it (a loading overlay hides what
+    it covers)."""
+    return driver.execute_script(
+        f"const g = document.querySelector('{GRAPH}');"
+        "if (!g || !g.querySelector('.scatterlayer .trace')) return false;"
+        "for (let e = g; e; e = e.parentElement) { const s = getComputedStyle(e);"
+        "  if (s.visibility === 'hidden' || s.display === 'none' || s.opacity === '0') return false; }"
+        "return true;")
+
+
+def test_the_chart_shows_while_its_marks_are_worked_out(dash_br, served, monkeypatch):
+    import callbacks.overview
+
+    asked, answer = threading.Event(), threading.Event()
+    real = callbacks.overview.timeseries_marks
+
+    def held(*args):  # the marks' work takes as long as the test likes
+        asked.set()
+        answer.wait(60)
+        return real(*args)
+    monkeypatch.setattr(callbacks.overview, "timeseries_marks", held)
+    server, _ = served
+    dash_br.driver.get(server.url + f"/analytics/?tab=overview&range=custom&start={iso(START)}&end={iso(END)}"
+                                    "&channel=sms&metric=delivery_rate")
+    try:
+        assert asked.wait(30), "the marks were never asked for"
+        WebDriverWait(dash_br.driver, 20).until(shown)  # while they are still being worked out
+        assert marks(dash_br.driver) == []
+    finally:
+        answer.set()
+    WebDriverWait(dash_br.driver, 30).until(lambda d: marks(d) or False)
+    assert shown(dash_br.driver)
+    assert dash_br.get_logs() == []
 
 
 def test_anomalies_are_marked_with_the_reports_numbers_and_survive_a_refresh(dash_br, served):
