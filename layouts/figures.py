@@ -169,7 +169,7 @@ def time_marks(anomalies: Sequence[dict], incidents: Sequence, first: str, last:
         if drawn is None:
             continue
         lines = [f"{when:%Y-%m-%d %H:%M} UTC: {number(a['value'], unit)} against an expected "
-                 f"{number(a['expected'], unit)} ({a['severity']})" for when, a in zip(starts, run)]
+                 f"{number(a['expected'], unit)} ({a['severity']} severity)" for when, a in zip(starts, run)]
         below = sum(a["value"] < a["expected"] for a in run) * 2 >= len(run)
         title = f"Anomaly: {label}" if len(run) == 1 else f"{len(run)} anomalous buckets in a row: {label}"
         notes.append(dict(x=run[len(run) // 2]["time"], y=1, xref="x", yref="paper", yanchor="top", showarrow=False,
@@ -254,7 +254,7 @@ def trend_chart(report: dict, label: str, revision: str) -> dict:
                         line=dict(color="white", width=1)),
             customdata=[[a["severity"], a["expected"], a["explanation"] or "", a.get("drilldown") or ""]
                         for a in anomalies],
-            hovertemplate=(f"%{{x|%Y-%m-%d %H:%M}} UTC · %{{customdata[0]}}<br>%{{y:{fmt}}}{unit_suffix(unit)} "
+            hovertemplate=(f"%{{x|%Y-%m-%d %H:%M}} UTC · %{{customdata[0]}} severity<br>%{{y:{fmt}}}{unit_suffix(unit)} "
                            f"against an expected %{{customdata[1]:{fmt}}}{unit_suffix(unit)}<br>"
                            "%{customdata[2]}<extra></extra>")))
     return _figure(traces, revision, 380, yaxis=dict(title=_title(axis_title(label, unit)), tickformat=fmt))

@@ -25,8 +25,8 @@ def test_bands_stay_inside_the_chart_and_neighbours_share_one():
     notes = marks["annotations"]
     assert [n["text"] for n in notes] == ["▼", "▼", "▲"]
     assert notes[1]["hovertext"] == ("2 anomalous buckets in a row: Delivery rate<br>"
-                                     "2026-11-20 05:00 UTC: 40.0 % against an expected 90.0 % (medium)<br>"
-                                     "2026-11-20 06:00 UTC: 42.0 % against an expected 90.0 % (high)")
+                                     "2026-11-20 05:00 UTC: 40.0 % against an expected 90.0 % (medium severity)<br>"
+                                     "2026-11-20 06:00 UTC: 42.0 % against an expected 90.0 % (high severity)")
 
 
 def test_incidents_are_clipped_named_and_say_when_they_ended():
