@@ -7,7 +7,7 @@ from dash import dcc, html
 
 from layouts import figures, ids
 from services.query.catalogue import CATALOGUE
-from services.query.format import number
+from services.query.format import number, signed_change
 
 KPI_METRICS = ("sent", "delivery_rate", "open_rate", "click_rate", "p95_processing_time")
 GRAPH_CONFIG = {"displaylogo": False, "displayModeBar": "hover", "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
@@ -57,23 +57,14 @@ def layout(metric: str, custom: list | None = None) -> html.Div:
     ])
 
 
-def _signed(x: float) -> str:
-    """A change with its sign, to one decimal, or two where one would read 0.0 beside an
-    arrow that says it moved (▼ −0.04, not ▼ −0.0); no sign on a change that rounds to none
-    (● 0.00, not ● −0.00)."""
-    if round(x, 2) == 0:
-        return "0.00"
-    return f"{x:+.1f}" if round(x, 1) != 0 else f"{x:+.2f}"
-
-
 def kpi_tile(label: str, unit: str, value, change: float | None, direction: str, good: bool | None,
              untracked: str | None = None, previous: float | None = None) -> dbc.Col:
     arrow = {"up": "▲", "down": "▼", "flat": "●"}[direction]
     colour = "text-muted" if good is None else ("text-success" if good else "text-danger")
-    change_text = "no previous data" if change is None else f"{arrow} {_signed(change)} % vs previous period"
+    change_text = "no previous data" if change is None else f"{arrow} {signed_change(change)} % vs previous period"
     if change is not None and unit == "%" and previous is not None:  # a rate moves by points, not by percent
         points = value - previous
-        change_text = f"{arrow} {_signed(points)} percentage point{'' if abs(round(points, 1)) == 1 else 's'} vs previous period"
+        change_text = f"{arrow} {signed_change(points)} percentage point{'' if abs(round(points, 1)) == 1 else 's'} vs previous period"
     if untracked:
         change_text = f"no {untracked} events recorded for this selection"
     return dbc.Col(dbc.Card(dbc.CardBody([

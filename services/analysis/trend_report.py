@@ -17,7 +17,7 @@ from services.analysis import investigate, trends
 from services.query.catalogue import Metric, resolve
 from services.query.context import QueryContext, context_at
 from services.query.engine import Point, first_event_time, query_long, query_metrics, template_names
-from services.query.format import in_words, signed
+from services.query.format import in_words, signed, signed_change
 from services.query.plan import build_query
 from services.query.timerange import STEP, QueryError, TimedValue, TimeRange, floor_to, iso_z
 from services.store.schema import NO_TEMPLATE, channel_label
@@ -48,7 +48,7 @@ def _capital(text: str) -> str:
 
 def headline(subject: str, change: trends.Change, versus: str) -> str:
     if change.direction == "flat":
-        return f"{_capital(subject)} flat {versus} ({change.percent:+.1f}%)."
+        return f"{_capital(subject)} flat {versus} ({signed_change(change.percent)} %)."
     return f"{_capital(subject)} {change.direction} {abs(change.percent):.0f}% {versus}."
 
 

@@ -35,6 +35,15 @@ def signed(value: float, unit: str) -> str:
     return f"{sign}{size:,.1f}{unit_suffix(unit)}"
 
 
+def signed_change(change: float) -> str:
+    """A change (in percent, or in percentage points) with its sign, to one decimal, or two
+    where one would read 0.0 beside words or an arrow that say it moved ("-0.04", not
+    "-0.0"); no sign on a change that rounds to none ("0.00", not "-0.00")."""
+    if round(change, 2) == 0:
+        return "0.00"
+    return f"{change:+.1f}" if round(change, 1) != 0 else f"{change:+.2f}"
+
+
 def in_words(value: float | None, unit: str) -> str:
     """A number inside a sentence: as `number`, "no data" for no value."""
     return number(value, unit, "no data")

@@ -79,3 +79,14 @@ def test_one_way_to_write_a_number():
         ["12,345", "97.3 %", "412.0 ms", "1.2", "—", "—"]
     assert in_words(None, "%") == "no data" and in_words(3, "count") == "3"
     assert [signed(v, u) for v, u in [(118, "count"), (-6.66, "%"), (462, "ms")]] == ["+118", "−6.7 points", "+462.0 ms"]
+
+
+def test_a_change_never_reads_minus_zero():
+    from services.analysis import trends
+    from services.analysis.trend_report import headline
+    from services.query.format import signed_change
+
+    assert [signed_change(x) for x in (12.34, -0.04, 0.04, -0.004, 0.0, -0.0, -0.05)] == \
+        ["+12.3", "-0.04", "+0.04", "0.00", "0.00", "0.00", "-0.1"]
+    assert headline("delivery rate", trends.Change(-0.04, "flat"), "week-over-week") == \
+        "Delivery rate flat week-over-week (-0.04 %)."
