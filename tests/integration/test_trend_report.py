@@ -16,7 +16,7 @@ from sqlalchemy import text
 from dashapp import create_app
 from services.analysis.trend_report import TrendReport, total_anomalies, trend_report
 from services.query.context import context_at
-from services.query.format import in_words, plain, signed
+from services.query.format import in_words, plain, signed, signed_change
 from services.rollup.fold import rollup_pending
 from services.store.demo import seed_demo
 from services.store.ingest import store_rows
@@ -63,6 +63,7 @@ def numbers_in(answer) -> set[str]:
             for unit in ("count", "%", "ms", "none"):
                 out.add(in_words(value, unit))
                 out.add(signed(value, unit))
+            out.add(f"{signed_change(value)} %")  # a percent change, as headlines write it
     walk(answer)
     return out
 
