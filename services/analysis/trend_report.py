@@ -46,10 +46,17 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def headline(subject: str, change: trends.Change, versus: str) -> str:
+def headline(subject: str, change: trends.Change, versus: str, unit: str = "count",
+             current: float | None = None, previous: float | None = None) -> str:
+    """How the range compares with an earlier stretch. A rate says both levels (a rate moves
+    by percentage points, which "down 5 %" would leave unclear: 5 % of the rate, or 5
+    points?); anything else says its change in percent."""
+    if unit == "%" and current is not None and previous is not None:
+        return (f"{_capital(subject)} {change.direction} {versus}, from {in_words(previous, unit)} "
+                f"to {in_words(current, unit)}.")
     if change.direction == "flat":
         return f"{_capital(subject)} flat {versus} ({signed_change(change.percent)} %)."
-    return f"{_capital(subject)} {change.direction} {abs(change.percent):.0f}% {versus}."
+    return f"{_capital(subject)} {change.direction} {abs(change.percent):,.1f} % {versus}."
 
 
 # ---------------------------------------------------------------- explanations
@@ -686,7 +693,8 @@ def _headline(subject, metric: Metric, comparison: dict, trend, anomalies, cover
         elif c["percent_change"] is None:
             sentences.append(f"{_capital(subject)}: no value {versus.replace('against', 'in')} to compare with.")
         else:
-            sentences.append(headline(subject, trends.Change(c["percent_change"], c["direction"]), versus))
+            sentences.append(headline(subject, trends.Change(c["percent_change"], c["direction"]), versus,
+                                      metric.unit, comparison["current_value"], c["previous_value"]))
     if trend.direction != "stable":
         sentences.append(f"The trend over the range is {trend.direction} (p = {trend.p_value:.3g}).")
     unit_name = BUCKET_NAME[gran]

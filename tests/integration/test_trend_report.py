@@ -112,6 +112,10 @@ def test_the_overviews_marks_are_the_reports_anomalies_without_the_report(demo, 
     assert alone["anomalies"] == [{k: a[k] for k in fields} for a in full["anomalies"]]
     if metric == "delivery_rate":
         assert alone["anomalies"]  # the SMS drop
+    comparisons = [s for s in full["headline"] if "against the previous" in s or "week-over-week" in s]
+    assert len(comparisons) == 2
+    for sentence in comparisons:  # the span it names is the answer's span_hours, as days
+        assert_numbers_come_from(re.sub(r"previous \d+ days", "", sentence), full)
 
 
 def test_the_failure_reason_behind_the_drop_is_named_in_the_detectors_buckets(demo):

@@ -88,5 +88,8 @@ def test_a_change_never_reads_minus_zero():
 
     assert [signed_change(x) for x in (12.34, -0.04, 0.04, -0.004, 0.0, -0.0, -0.05)] == \
         ["+12.3", "-0.04", "+0.04", "0.00", "0.00", "0.00", "-0.1"]
-    assert headline("delivery rate", trends.Change(-0.04, "flat"), "week-over-week") == \
-        "Delivery rate flat week-over-week (-0.04 %)."
+    assert headline("sent", trends.Change(-0.04, "flat"), "week-over-week") == "Sent flat week-over-week (-0.04 %)."
+    assert headline("sent", trends.Change(-12.345, "down"), "week-over-week") == "Sent down 12.3 % week-over-week."
+    # a rate says its two levels: "down 5 %" would not say whether 5 % of the rate or 5 points
+    assert headline("delivery rate", trends.Change(-5.3, "down"), "against the previous 7 days", "%", 88.0, 92.93) \
+        == "Delivery rate down against the previous 7 days, from 92.9 % to 88.0 %."
