@@ -6,6 +6,8 @@ import socket
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
+HOLD_LIMIT = 30.0  # seconds
+
 
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int):
@@ -51,8 +53,9 @@ class TcpProxy:
                 data = source.recv(65536)
                 if not data:
                     break
-                if to_client:
-                    self._passing.wait()
+                if to_client:  # held replies go through after HOLD_LIMIT at the latest, so that an
+                    # application that waited for them fails its test instead of hanging it
+                    self._passing.wait(HOLD_LIMIT)
                     self.replies += 1
                 else:
                     self.requests += 1
@@ -67,8 +70,8 @@ class TcpProxy:
                     pass
 
     def hold(self) -> None:
-        """The server turns slow: its replies are held (as long as the test likes) until
-        `release`. Requests still reach it and are counted."""
+        """The server turns slow: its replies are held until `release` (or HOLD_LIMIT).
+        Requests still reach it and are counted."""
         self._passing.clear()
 
     def release(self) -> None:
