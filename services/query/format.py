@@ -24,9 +24,13 @@ def number(value: float | None, unit: str, missing: str = "—") -> str:
     return f"{value:,.1f}{unit_suffix(unit)}"
 
 
+def _sign(value: float) -> str:
+    return "+" if value >= 0 else "−"
+
+
 def signed(value: float, unit: str) -> str:
     """A signed difference: "+118", "−6.7 points" (of a percentage), "+462.0 ms"."""
-    sign = "+" if value >= 0 else "−"
+    sign = _sign(value)
     size = abs(value)
     if unit == "count":
         return f"{sign}{size:,.0f}"
@@ -36,12 +40,13 @@ def signed(value: float, unit: str) -> str:
 
 
 def signed_change(change: float) -> str:
-    """A change (in percent, or in percentage points) with its sign, to one decimal, or two
-    where one would read 0.0 beside words or an arrow that say it moved ("-0.04", not
-    "-0.0"); no sign on a change that rounds to none ("0.00", not "-0.00")."""
+    """A change (in percent, or in percentage points) with its sign, as `signed` writes it,
+    to one decimal, or two where one would read 0.0 beside words or an arrow that say it
+    moved ("−0.04", not "−0.0"); no sign on a change that rounds to none ("0.00", not "−0.00")."""
     if round(change, 2) == 0:
         return "0.00"
-    return f"{change:+.1f}" if round(change, 1) != 0 else f"{change:+.2f}"
+    size = abs(change)
+    return f"{_sign(change)}{size:.1f}" if round(size, 1) != 0 else f"{_sign(change)}{size:.2f}"
 
 
 def in_words(value: float | None, unit: str) -> str:

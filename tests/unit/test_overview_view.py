@@ -48,7 +48,7 @@ def test_a_kpi_change_never_reads_zero_beside_an_arrow_that_says_it_moved():
     def text(*args, **kwargs):
         return str(kpi_tile(*args, **kwargs))
 
-    assert "▼ -0.04 percentage points" in text("Click rate", "%", 6.30, -0.6, "down", False, previous=6.34)
+    assert "▼ −0.04 percentage points" in text("Click rate", "%", 6.30, -0.6, "down", False, previous=6.34)
     assert "▲ +1.2 percentage points" in text("Delivery rate", "%", 95.2, 1.3, "up", True, previous=94.0)
     assert "● 0.00 % vs previous period" in text("Sent", "count", 1000, 0.001, "flat", None)
     assert "● 0.00 percentage points" in text("Click rate", "%", 6.598, -0.05, "flat", None, previous=6.601)
@@ -87,8 +87,8 @@ def test_a_change_never_reads_minus_zero():
     from services.query.format import signed_change
 
     assert [signed_change(x) for x in (12.34, -0.04, 0.04, -0.004, 0.0, -0.0, -0.05)] == \
-        ["+12.3", "-0.04", "+0.04", "0.00", "0.00", "0.00", "-0.1"]
-    assert headline("sent", trends.Change(-0.04, "flat"), "week-over-week") == "Sent flat week-over-week (-0.04 %)."
+        ["+12.3", "−0.04", "+0.04", "0.00", "0.00", "0.00", "−0.1"]
+    assert headline("sent", trends.Change(-0.04, "flat"), "week-over-week") == "Sent flat week-over-week (−0.04 %)."
     assert headline("sent", trends.Change(-12.345, "down"), "week-over-week") == "Sent down 12.3 % week-over-week."
     # a rate says its two levels: "down 5 %" would not say whether 5 % of the rate or 5 points
     assert headline("delivery rate", trends.Change(-5.3, "down"), "against the previous 7 days", "%", 88.0, 92.93) \
