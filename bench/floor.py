@@ -5,11 +5,21 @@ figures are reported as ratios to it, measured in the same run. With `cached=1` 
 from Redis instead (one GET of the answer's bytes, stored by the first such request): the
 floor of a cache hit.
 
+With `exact=1` it also does the least that the benchmark's other targets ask of a miss,
+each in one round trip and written by hand: read a data version (one counter, so that a
+cached answer is never stale: every hit needs it first), look for the answer under that
+version, look for the measures of the sealed buckets (kept apart, so that a refresh under
+ingest reads only the live edge: ≥ 90 % of sealed buckets from the cache), compress the
+answer (responses over 1 KB), and store both in one pipeline. What the product's miss costs
+beyond this floor is the product's own (framework, planning, zero-filling, metadata).
+
     gunicorn -w 2 -b 127.0.0.1:18090 'bench.floor:app'   (FLOOR_DATABASE_URL, FLOOR_SCHEMA, FLOOR_REDIS_URL)
 """
 from __future__ import annotations
 
+import gzip
 import os
+import pickle
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs
 
@@ -54,20 +64,47 @@ def answer(name: str, now: datetime) -> list[dict]:
              "value": None if v is None else float(v)} for t, c, v in rows]
 
 
-def app(environ, start_response):
+def _cache() -> redis.Redis:
     global _redis
+    _redis = _redis or redis.Redis.from_url(os.environ["FLOOR_REDIS_URL"])
+    return _redis
+
+
+def exact_answer(name: str, now: datetime) -> bytes:
+    """The gzip-compressed answer, keyed by the data version, from Redis or made and kept."""
+    version = _conn().execute("SELECT coalesce(sum(generation), 0) FROM rollup_state").fetchone()[0]
+    key = f"floor-exact|{name}|{version}"
+    cache = _cache()
+    body = cache.get(key)
+    if body is not None:
+        return body
+    cache.get(key + "|sealed")
+    records = answer(name, now)
+    body = gzip.compress(orjson.dumps({"data": records}), compresslevel=1)
+    pipe = cache.pipeline(transaction=False)
+    pipe.set(key + "|sealed", pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL), ex=600)
+    pipe.set(key, body, ex=600)
+    pipe.execute()
+    return body
+
+
+def app(environ, start_response):
     query = parse_qs(environ.get("QUERY_STRING", ""))
     name = query.get("q", [""])[0]
     if name not in QUESTIONS:
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"unknown question"]
+    if query.get("exact") == ["1"]:
+        body = exact_answer(name, datetime.now(timezone.utc))
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Encoding", "gzip"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
     body = None
     if query.get("cached") == ["1"]:
-        _redis = _redis or redis.Redis.from_url(os.environ["FLOOR_REDIS_URL"])
-        body = _redis.get(f"floor|{name}")
+        body = _cache().get(f"floor|{name}")
     if body is None:
         body = orjson.dumps({"data": answer(name, datetime.now(timezone.utc))})
         if query.get("cached") == ["1"]:
-            _redis.set(f"floor|{name}", body, ex=600)
+            _cache().set(f"floor|{name}", body, ex=600)
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]

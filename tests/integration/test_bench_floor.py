@@ -1,0 +1,61 @@
+"""The benchmark's floor (bench.floor) on real Postgres and Redis: its exact mode answers
+what its plain mode answers, from Redis while the data version stands, afresh once it moves."""
+from __future__ import annotations
+
+import gzip
+
+import orjson
+import pytest
+import redis
+from sqlalchemy import text
+
+from bench import floor
+from services.rollup.fold import bump, rollup_pending
+from services.store.demo import seed_demo
+from tests.conftest import TEST_REDIS_URL
+
+
+@pytest.fixture
+def floor_app(pg_engine, pg_schema, monkeypatch):
+    seed_demo(pg_engine.begin, days=8, per_hour=40, seed=5)
+    rollup_pending(pg_engine)
+    url = pg_engine.url.set(query={}).render_as_string(hide_password=False)
+    monkeypatch.setenv("FLOOR_DATABASE_URL", url)
+    monkeypatch.setenv("FLOOR_SCHEMA", pg_schema)
+    monkeypatch.setenv("FLOOR_REDIS_URL", TEST_REDIS_URL)
+    monkeypatch.setattr(floor, "_connection", None)
+    monkeypatch.setattr(floor, "_redis", None)
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    stale = list(client.scan_iter(match="floor-exact|*"))
+    if stale:
+        client.delete(*stale)
+    yield client
+    kept = list(client.scan_iter(match="floor-exact|*"))
+    if kept:
+        client.delete(*kept)
+    if floor._connection is not None:
+        floor._connection.close()
+
+
+def call(query: str) -> tuple[dict, bytes]:
+    started: list = []
+    body = b"".join(floor.app({"QUERY_STRING": query}, lambda status, headers: started.append((status, headers))))
+    status, headers = started[0]
+    assert status == "200 OK"
+    return dict(headers), body
+
+
+def test_the_exact_floor_answers_as_the_floor_and_keeps_what_a_miss_must_keep(floor_app, pg_engine):
+    headers, plain = call("q=delivery_rate_7d")
+    records = orjson.loads(plain)["data"]
+    assert len(records) > 400 and {r["channel"] for r in records} == {"email", "sms", "push"}  # a week by hour
+    headers, body = call("q=delivery_rate_7d&exact=1")
+    assert headers["Content-Encoding"] == "gzip" and headers["Content-Length"] == str(len(body))
+    assert orjson.loads(gzip.decompress(body))["data"] == records
+    kept = sorted(k.decode().rsplit("|", 1)[-1] for k in floor_app.scan_iter(match="floor-exact|*"))
+    assert len(kept) == 2 and "sealed" in kept  # the answer and the sealed measures
+    assert call("q=delivery_rate_7d&exact=1")[1] == body  # from Redis: the same bytes
+    with pg_engine.begin() as conn:  # a batch, fold or rebuild moves the version
+        bump(conn, "fold", conn.execute(text("SELECT now()")).scalar())
+    call("q=delivery_rate_7d&exact=1")
+    assert len(list(floor_app.scan_iter(match="floor-exact|*"))) == 4
