@@ -126,6 +126,7 @@ class Measured:
     live: bool
     sealed_buckets: int       # buckets of the window answered from the sealed part
     sealed_from_cache: bool
+    keep: dict                # {key: (value, timeout)}: the sealed measures read, for _store
 
 
 def _measure_key(query: plan.Query, with_histograms: bool, start: datetime, end: datetime,
@@ -135,10 +136,33 @@ def _measure_key(query: plan.Query, with_histograms: bool, start: datetime, end:
             f"{start.isoformat()}|{end.isoformat()}|{version.sealed}")
 
 
+def _store(keep: dict) -> None:
+    """Cache {key: (value, timeout)} in one round trip: a Redis pipeline (Flask-Caching's
+    set_many takes one timeout for all; a miss stores the sealed measures for 5 minutes and
+    a live answer for 30 s), written as the backend's own set writes (its client, key prefix
+    and serializer), or one set each in the in-process cache."""
+    if not keep:
+        return
+    backend = cache.cache
+    client = getattr(backend, "_write_client", None)  # cachelib's RedisCache only
+    if client is None:
+        for key, (value, timeout) in keep.items():
+            _call(lambda key=key, value=value, timeout=timeout: cache.set(key, value, timeout=timeout))
+        return
+
+    def write() -> None:
+        pipe = client.pipeline(transaction=False)
+        for key, (value, timeout) in keep.items():
+            pipe.set(backend._get_prefix() + key, backend.serializer.dumps(value), ex=timeout if timeout > 0 else None)
+        pipe.execute()
+    _call(write)
+
+
 def measures(conn, query: plan.Query, with_histograms: bool, context: QueryContext,
              version: DataVersion | None = None, snapshot: Callable[[], None] = lambda: None) -> Measured:
     """The measures answering `query`: the sealed buckets through the cache, the live edge
-    fresh. `snapshot()` is called before reading when the reads take more than one
+    fresh. Sealed measures read are returned in `keep`, for the caller to store (_store) once
+    the connection is given back, with any other write of the answer. `snapshot()` is called before reading when the reads take more than one
     statement, which must then see one snapshot (a single statement always does: a live
     refresh, sealed part from the cache, reads the edge in one statement and no transaction)."""
     window = query.window
@@ -146,7 +170,7 @@ def measures(conn, query: plan.Query, with_histograms: bool, context: QueryConte
     version = version or data_version(conn, window.start, edge, window.end)
     timed = "time" in query.group_by
     accs: dict = {}
-    sources, from_cache, sealed_key = set(), False, None
+    sources, from_cache, sealed_key, keep = set(), False, None, {}
     reads: list[plan.Query] = []
     if edge > window.start:
         sealed_key = _measure_key(query, with_histograms, window.start, edge, version)
@@ -170,19 +194,20 @@ def measures(conn, query: plan.Query, with_histograms: bool, context: QueryConte
         sources.add(source)
         if n == 0 and sealed_key and not from_cache:  # the sealed part was read: keep it
             sealed_part = {k: m for k, m in part.items() if k[0] < edge} if timed else part
-            plain = query_service.measures_to_plain(sealed_part)
-            _call(lambda: cache.set(sealed_key, (plain, source), timeout=current_app.config["CACHE_DEFAULT_TIMEOUT"]))
+            keep[sealed_key] = ((query_service.measures_to_plain(sealed_part), source),
+                                current_app.config["CACHE_DEFAULT_TIMEOUT"])
         accs = query_service.merge_measures(accs, part) if accs else part
     step = query_service.STEP[window.granularity]
     sealed_buckets = int((edge - window.start) / step) if timed else int(edge > window.start)
     return Measured(accs, sources.pop() if len(sources) == 1 else "mixed", edge < window.end, sealed_buckets,
-                    from_cache)
+                    from_cache, keep)
 
 
 def cached_series(query: plan.Query, context: QueryContext) -> query_service.Series:
     """The Series answering `query` (for the dashboard's figures), sealed part cached."""
     metric = query_service.metric_of(query)
     m = db.read(lambda conn: measures(conn, query, catalogue.needs_histograms(metric), context))
+    _store(m.keep)
     return query_service.series_of(query, metric, m.accs, m.source, m.live)
 
 
@@ -255,13 +280,14 @@ def chart_answer(query: plan.Query, context: QueryContext) -> ApiAnswer:
     head = b'{"data":' + data + b',"metadata":'
     this = _metadata_json({**metadata, "sealed_from_cache": m.sealed_from_cache, "cached": False})
     if not whole:
+        _store(m.keep)
         return ApiAnswer(head + this, False, False)
     config = current_app.config
     # the answer a hit will send, and this one: both compressed, the records once
     stored, sent = _gzipped_pair(head, _metadata_json({**metadata, "sealed_from_cache": True, "cached": True}), this,
                                  config["COMPRESS_LEVEL"])
     timeout = config["LIVE_CACHE_TIMEOUT"] if m.live else config["CACHE_DEFAULT_TIMEOUT"]
-    _call(lambda: cache.set(key, stored, timeout=timeout))
+    _store({**m.keep, key: (stored, timeout)})
     return ApiAnswer(sent, True, False)
 
 

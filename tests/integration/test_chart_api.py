@@ -3,17 +3,19 @@ caching, a Redis that dies mid-test, and the OpenAPI document."""
 from __future__ import annotations
 
 import gzip
+import re
 from datetime import datetime, timedelta, timezone
 
 import flask_compress.flask_compress
 import orjson
 import pytest
+import redis
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import positive_data_acceptance
 
-from dashapp import create_app
+from dashapp import caching, create_app
 from services.query.engine import query_metrics
 from services.rollup.fold import rollup_pending
 from services.store.demo import seed_demo
@@ -162,6 +164,35 @@ def test_a_batch_at_the_live_edge_keeps_the_sealed_part_cached(demo_engine, redi
     assert late["metadata"]["sealed_from_cache"] is False and total(late) == total(after) + 1
     rollup_pending(demo_engine)  # folding changes no answer
     assert total(get(client, query)) == total(late)
+
+
+def commands(packed: bytes) -> list[bytes]:
+    """The names of the Redis commands in what one round trip sent (RESP arrays)."""
+    return re.findall(rb"(?:^|\r\n)\*\d+\r\n\$\d+\r\n([A-Z]+)\r\n", packed)
+
+
+def test_a_miss_stores_the_answer_and_the_sealed_measures_in_one_round_trip(demo_engine, redis_url, clock,
+                                                                             monkeypatch):
+    monkeypatch.setattr(caching, "COUNT_FLUSH_SECONDS", 1e9)  # no statistics written meanwhile
+    client = make_app(demo_engine, REDIS_URL=redis_url).test_client()
+    sent: list[bytes] = []
+    real = redis.connection.Connection.send_packed_command
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", lambda self, command, *a, **k: (
+        sent.append(b"".join(command) if isinstance(command, list) else command) or real(self, command, *a, **k)))
+    clock.shift(10)  # data at rest: whole answers are kept
+    get(client, "metric=sent&group_by=channel&start=now-3d")  # the connection is made and greeted
+    sent.clear()
+    query = "metric=events&group_by=time,channel&start=now-24h"
+    miss = get(client, query)
+    assert (miss["metadata"]["cached"], miss["metadata"]["sealed_from_cache"]) == (False, False)
+    # the whole answer looked for, the sealed measures looked for, both stored at once
+    assert [commands(c) for c in sent] == [[b"GET"], [b"GET"], [b"SET", b"SET"]], sent
+    sent.clear()
+    assert get(client, query)["metadata"]["cached"] is True and len(sent) == 1
+    post(client, make_event(channel="push", status="sent", created_at=iso(datetime.now(timezone.utc))))
+    sent.clear()
+    live = get(client, query)  # batches arriving: the sealed measures from the cache, nothing stored
+    assert (live["metadata"]["cached"], live["metadata"]["sealed_from_cache"]) == (False, True) and len(sent) == 1
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
