@@ -14,6 +14,8 @@ Figures: chart p50/p99 per chart and over all, the share of answers and of seale
 served from cache, the ingest rate achieved and batches dropped (a batch more than 5 s
 late is dropped, as a producer would), rollup lag, freshness (a posted event seen in the
 chart API), CPU busy, errors; with --ramp, the highest rate at which the targets hold.
+Then a report step: at the base rate for 60 s, 10 viewers refresh the Trends report (all
+channels, 7 days) every 30 s, staggered: its p50, share from cache and CPU under ingest.
 """
 from __future__ import annotations
 
@@ -52,17 +54,29 @@ CHARTS = {
     "delivery_rate_24h": "/api/analytics/chart?metric=delivery_rate&group_by=time,channel&start=now-24h",
     "events_by_channel_24h": "/api/analytics/chart?metric=events&group_by=channel&start=now-24h",
 }
+REPORTS = {"trends_7d": "/api/analytics/trends?metric=delivery_rate&days=7"}
+REPORT_VIEWERS = 10
+REPORT_SECONDS = 60.0
 REFRESH_S = 30.0
 BATCH = 500
 LATE_DROP_S = 5.0
 TARGETS = {"p50_ms": 10.0, "p99_ms": 100.0, "sealed_from_cache": 0.9, "freshness_s": 5.0, "rollup_lag_s": 60.0}
 
 
+def how_answered(body: dict) -> dict:
+    """What an answer says of how it was made: a chart in its metadata (cached, sealed
+    buckets and whether they came from the cache), a report beside its fields (cached)."""
+    return body.get("metadata") or {"cached": body.get("cached")}
+
+
 class Run:
     """One live run; `result()` after `join()`."""
 
-    def __init__(self, base: str, floor: str, rate: float, viewers: int, seconds: float):
+    def __init__(self, base: str, floor: str, rate: float, viewers: int, seconds: float, paths: dict = CHARTS):
+        """`paths`: what each viewer asks at each refresh (CHARTS, answered by the floor too;
+        or REPORTS, which the floor does not answer)."""
         self.base, self.floor, self.rate, self.viewers, self.seconds = base, floor, rate, viewers, seconds
+        self.paths = paths
         self.lock = threading.Lock()
         self.charts: list[tuple[float, str, float, bool, dict]] = []   # (t, name, ms, ok, metadata)
         self.floor_ms: list[tuple[str, float]] = []
@@ -126,12 +140,12 @@ class Run:
             wait = tick - time.monotonic()
             if wait > 0 and self.stop.wait(wait):
                 return
-            for name, path in CHARTS.items():
+            for name, path in self.paths.items():
                 began = time.perf_counter()
                 try:
                     response = session.get(self.base + path, timeout=60)
                     ok = response.status_code == 200
-                    metadata = response.json().get("metadata", {}) if ok else {}
+                    metadata = how_answered(response.json()) if ok else {}
                 except requests.RequestException:
                     ok, metadata = False, {}
                 elapsed = (time.perf_counter() - began) * 1000
@@ -142,7 +156,7 @@ class Run:
     def _floor(self) -> None:
         session = requests.Session()
         while not self.stop.wait(REFRESH_S / 10):
-            for name in CHARTS:
+            for name in self.paths.keys() & CHARTS.keys():
                 began = time.perf_counter()
                 try:
                     session.get(f"{self.floor}/?q={name}", timeout=60).raise_for_status()
@@ -201,12 +215,12 @@ class Run:
     def result(self, cpu_busy: float) -> dict:
         ok = [c for c in self.charts if c[3]]
         by_chart = {}
-        for name in CHARTS:
+        for name in self.paths:
             mine = [c[2] for c in ok if c[1] == name]
             floor = [ms for n, ms in self.floor_ms if n == name]
             by_chart[name] = {"n": len(mine), "p50_ms": percentile(mine, 50), "p99_ms": percentile(mine, 99),
                               "floor_p50_ms": percentile(floor, 50), "floor_p99_ms": percentile(floor, 99),
-                              "p50_over_floor": percentile(mine, 50) / percentile(floor, 50) if floor else None}
+                              "p50_over_floor": percentile(mine, 50) / percentile(floor, 50) if floor and mine else None}
         all_ms = [c[2] for c in ok]
         floor_all = [ms for _, ms in self.floor_ms]
         slices = {}
@@ -222,7 +236,7 @@ class Run:
             "charts": by_chart,
             "all": {"n": len(all_ms), "p50_ms": percentile(all_ms, 50), "p99_ms": percentile(all_ms, 99),
                     "floor_p50_ms": percentile(floor_all, 50),
-                    "p50_over_floor": percentile(all_ms, 50) / percentile(floor_all, 50) if floor_all else None},
+                    "p50_over_floor": percentile(all_ms, 50) / percentile(floor_all, 50) if floor_all and all_ms else None},
             "p50_ms_by_30s": {k: statistics.median(v) for k, v in sorted(slices.items())},
             "answers_from_cache": sum(cached) / len(cached) if cached else None,
             "sealed_from_cache": sealed_hit / sealed_total if sealed_total else None,
@@ -268,6 +282,12 @@ def live_phase(url: str, schema: str, rate: float, viewers: int, seconds: float,
                 f"ingest {result['ingest']['accepted_per_s']:,.0f}/s ({result['ingest']['batches_dropped']} dropped), "
                 f"lag max {result['rollup_lag_s']['max']} s, freshness max {result['freshness_s']['max']} s, "
                 f"CPU {result['cpu_busy']:.0%}")
+        log(f"  reports: {REPORT_VIEWERS} viewers refreshing the Trends report at {rate:,.0f} events/s, "
+            f"{REPORT_SECONDS:.0f} s")
+        reports = Run(server.base, floor_base, rate, REPORT_VIEWERS, REPORT_SECONDS, REPORTS).run()
+        out["reports"] = reports
+        log(f"    p50 {reports['all']['p50_ms']:.0f} ms, p99 {reports['all']['p99_ms']:.0f} ms, from cache "
+            f"{reports['answers_from_cache'] or 0:.0%}, CPU {reports['cpu_busy']:.0%}")
         if ramp:
             out["ramp"] = []
             for step in ramp:

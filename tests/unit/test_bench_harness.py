@@ -7,7 +7,7 @@ import pytest
 
 from bench.__main__ import FIGURE_KEYS
 from bench.harness import dataset_rows, percentile
-from bench.live import TARGETS, holds
+from bench.live import REPORTS, TARGETS, Run, holds, how_answered
 from bench.lookups import FIGURE_KEYS as LOOKUP_FIGURE_KEYS
 
 
@@ -146,3 +146,16 @@ def test_the_open_loop_offers_its_rate_and_counts_the_sends_it_could_not_make_on
         slow.stop()
     assert result["rps"] < 45
     assert result["late_sends"] > 50
+
+
+def test_a_report_step_reads_how_reports_were_answered_and_has_no_floor():
+    assert how_answered({"data": [], "metadata": {"cached": True, "sealed_buckets": 3}}) == {
+        "cached": True, "sealed_buckets": 3}
+    assert how_answered({"headline": ["…"], "cached": False}) == {"cached": False}
+    run = Run("http://app", "http://floor", 2000, 10, 60, REPORTS)
+    run.charts = [(1.0, "trends_7d", 600.0, True, {"cached": False}), (4.0, "trends_7d", 700.0, True, {"cached": True}),
+                  (7.0, "trends_7d", 0.0, False, {})]
+    result = run.result(0.3)
+    assert result["all"]["n"] == 2 and result["all"]["p50_ms"] == 650.0 and result["errors"] == 1
+    assert result["answers_from_cache"] == 0.5 and result["all"]["p50_over_floor"] is None
+    assert result["sealed_from_cache"] is None and set(result["charts"]) == {"trends_7d"}
