@@ -220,7 +220,8 @@ class Run:
             floor = [ms for n, ms in self.floor_ms if n == name]
             by_chart[name] = {"n": len(mine), "p50_ms": percentile(mine, 50), "p99_ms": percentile(mine, 99),
                               "floor_p50_ms": percentile(floor, 50), "floor_p99_ms": percentile(floor, 99),
-                              "p50_over_floor": percentile(mine, 50) / percentile(floor, 50) if floor and mine else None}
+                              "p50_over_floor": (percentile(mine, 50) / percentile(floor, 50)
+                                                 if floor and mine else None)}
         all_ms = [c[2] for c in ok]
         floor_all = [ms for _, ms in self.floor_ms]
         slices = {}
@@ -236,7 +237,8 @@ class Run:
             "charts": by_chart,
             "all": {"n": len(all_ms), "p50_ms": percentile(all_ms, 50), "p99_ms": percentile(all_ms, 99),
                     "floor_p50_ms": percentile(floor_all, 50),
-                    "p50_over_floor": percentile(all_ms, 50) / percentile(floor_all, 50) if floor_all and all_ms else None},
+                    "p50_over_floor": (percentile(all_ms, 50) / percentile(floor_all, 50)
+                                       if floor_all and all_ms else None)},
             "p50_ms_by_30s": {k: statistics.median(v) for k, v in sorted(slices.items())},
             "answers_from_cache": sum(cached) / len(cached) if cached else None,
             "sealed_from_cache": sealed_hit / sealed_total if sealed_total else None,

@@ -151,9 +151,9 @@ def _store(keep: dict) -> None:
         return
 
     def write() -> None:
-        pipe = client.pipeline(transaction=False)
+        pipe, prefix = client.pipeline(transaction=False), backend._get_prefix()
         for key, (value, timeout) in keep.items():
-            pipe.set(backend._get_prefix() + key, backend.serializer.dumps(value), ex=timeout if timeout > 0 else None)
+            pipe.set(prefix + key, backend.serializer.dumps(value), ex=timeout if timeout > 0 else None)
         pipe.execute()
     _call(write)
 
@@ -162,9 +162,10 @@ def measures(conn, query: plan.Query, with_histograms: bool, context: QueryConte
              version: DataVersion | None = None, snapshot: Callable[[], None] = lambda: None) -> Measured:
     """The measures answering `query`: the sealed buckets through the cache, the live edge
     fresh. Sealed measures read are returned in `keep`, for the caller to store (_store) once
-    the connection is given back, with any other write of the answer. `snapshot()` is called before reading when the reads take more than one
-    statement, which must then see one snapshot (a single statement always does: a live
-    refresh, sealed part from the cache, reads the edge in one statement and no transaction)."""
+    the connection is given back, with any other write of the answer. `snapshot()` is called
+    before reading when the reads take more than one statement, which must then see one
+    snapshot (a single statement always does: a live refresh, sealed part from the cache,
+    reads the edge in one statement and no transaction)."""
     window = query.window
     edge = plan.seal_edge(window, context.now)
     version = version or data_version(conn, window.start, edge, window.end)
