@@ -47,8 +47,8 @@ def ask(service: Callable[..., Any], *args, **kwargs) -> tuple[Any, str | None]:
 def ask_report(report: Callable[..., Any], *args, **kwargs) -> tuple[Any, str | None]:
     """A report (trend, comparison, correlation, drill level, KPIs) given the request's
     QueryContext, through the shared report cache and within the report budget, guarded:
-    viewers refreshing the same view share one computation while no batch, fold or metric
-    edit changes what it read."""
+    viewers refreshing the same view share one computation while its data and metrics stay
+    as they were, and under ingest for REPORT_FRESH_SECONDS (dashapp.caching.cached_report)."""
     context = request_context()
     parameters = {"args": args, "kwargs": kwargs}
 

@@ -325,54 +325,65 @@ def within_budget(work: Callable[[Connection], Any]) -> Callable[[Connection], A
     return run
 
 
-def report_version(conn: Connection) -> str:
-    """What any report's answer depends on beyond its parameters: every batch, fold,
-    rebuild and late event (data_version over all time) and every custom-metric edit."""
+def report_version(conn: Connection) -> tuple[str, str]:
+    """What any report's answer depends on beyond its parameters: (every batch, fold,
+    rebuild and late event — data_version over all time —, every custom-metric edit)."""
     from services.store.schema import custom_metrics
 
     now = datetime.now(timezone.utc)
     version = data_version(conn, datetime(1970, 1, 1, tzinfo=timezone.utc), now, now)
     edited = conn.execute(select(func.max(custom_metrics.c.updated_at), func.count())).one()
-    return f"{version.live}|{edited[0].isoformat() if edited[0] else '-'}.{edited[1]}"
+    return version.live, f"{edited[0].isoformat() if edited[0] else '-'}.{edited[1]}"
 
 
-REPORT_FORMAT = 3  # raised when what a report is stored as changes: one of the old format is never read
+REPORT_FORMAT = 4  # raised when what a report is stored as changes: one of the old format is never read
 
 
 def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], Any],
-                  keep: Callable[[Any], tuple[Any, Any]] = lambda answer: (answer, answer)) -> tuple[Any, bool]:
-    """(answer, from_cache): a report keyed by its parameters, the data and metric version
-    it read and the current minute (relative windows move with the clock), kept for
-    LIVE_CACHE_TIMEOUT. Viewers refreshing the same report on data at rest share one
-    computation; any new batch, fold or metric edit changes the key. `keep(answer)` gives
-    (what is stored, what is returned now): the answer itself unless told otherwise."""
+                  keep: Callable[[Any, datetime], tuple[Any, Any]] = lambda answer, _as_of: (answer, answer),
+                  ) -> tuple[Any, bool]:
+    """(answer, from_cache): a report keyed by its parameters, the custom metrics and the
+    current minute (relative windows move with the clock), kept for LIVE_CACHE_TIMEOUT with
+    the data version it read and when. It is shared while the data has not changed since;
+    while batches keep arriving, for REPORT_FRESH_SECONDS after it read them: viewers of a
+    report under ingest share one computation every few seconds instead of making one each,
+    and no answer is older than that. A metric edit changes the key: computed again at once.
+    `keep(answer, as_of)` gives (what is stored, what is returned now): the answer itself
+    unless told otherwise."""
     minute = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M")
+    fresh = current_app.config["REPORT_FRESH_SECONDS"]
 
     def read(conn):
         snapshot = dialect.outside_transaction(conn)
-        key = f"report{REPORT_FORMAT}|" + kind + "|" + orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode() + \
-            "|" + report_version(conn) + "|" + minute
-        hit = _call(lambda: cache.get(key))
-        if hit is not None:
-            return hit, True, key
+        as_of = datetime.now(timezone.utc)  # before the version: the answer holds at least this
+        data, edits = report_version(conn)
+        key = f"report{REPORT_FORMAT}|{kind}|" + orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode() + \
+            f"|{edits}|{minute}"
+        kept = _call(lambda: cache.get(key))
+        if kept is not None:
+            stored, read_data, read_at = kept
+            if read_data == data or 0 <= (as_of - read_at).total_seconds() <= fresh:
+                return stored, True, key, None
         snapshot()
-        return compute(conn), False, key
+        return compute(conn), False, key, (data, as_of)
 
-    answer, from_cache, key = db.read(within_budget(read))
+    answer, from_cache, key, read_version = db.read(within_budget(read))
     _count("hits" if from_cache else "misses")
     if from_cache:
         return answer, True
-    stored, returned = keep(answer)
-    _call(lambda: cache.set(key, stored, timeout=current_app.config["LIVE_CACHE_TIMEOUT"]))
+    data, as_of = read_version
+    stored, returned = keep(answer, as_of)
+    _call(lambda: cache.set(key, (stored, data, as_of), timeout=current_app.config["LIVE_CACHE_TIMEOUT"]))
     return returned, False
 
 
 def report_answer(kind: str, parameters: dict, compute: Callable[[Connection], Any]) -> ApiAnswer:
-    """A report as the API sends it: its fields and "cached". Kept as the gzip-compressed
-    response a hit sends, as a chart answer is."""
-    def bodies(answer) -> tuple[bytes, bytes]:
+    """A report as the API sends it: its fields, "as_of" (when its data was read) and
+    "cached". Kept as the gzip-compressed response a hit sends, as a chart answer is."""
+    def bodies(answer, as_of: datetime) -> tuple[bytes, bytes]:
         fields = to_json(answer)[:-1]  # the object without its closing brace
-        head = fields + b"," if len(fields) > 1 else fields
+        head = (fields + b"," if len(fields) > 1 else fields) + b'"as_of":' + \
+            orjson.dumps(as_of, option=orjson.OPT_UTC_Z) + b","
         return _gzipped_pair(head, b'"cached":true}', b'"cached":false}', current_app.config["COMPRESS_LEVEL"])
 
     body, from_cache = cached_report(kind, parameters, compute, bodies)

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "ROLLUP_INTERVAL_SECONDS": 2.0,  # how often the scheduler folds what ingest wrote
     "QUERY_TIMEOUT_SECONDS": 15.0,
     "REPORT_BUDGET_SECONDS": 10.0,  # database work one trend, comparison, correlation or drill level may do
+    "REPORT_FRESH_SECONDS": 5.0,    # while batches arrive, a report this young is shared, not computed again
     "WRITE_TIMEOUT_SECONDS": 10.0,  # a request's write waiting on a lock or running longer gives up: 503
     "RATE_LIMIT": "1200 per minute",  # per client address, on /api/*; "off" disables it
     "TRUSTED_PROXIES": 0,  # proxies in front of the standalone app whose X-Forwarded-* headers are believed
@@ -53,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
 
 _INT_SETTINGS = ("TRUSTED_PROXIES", "RAW_RETENTION_DAYS", "MINUTE_RETENTION_HOURS", "CACHE_DEFAULT_TIMEOUT", "LIVE_CACHE_TIMEOUT",
                  "ALERT_DIGEST_HOUR", "DEMO_FEED_PER_HOUR")
-_FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT", "REPLICA_WAIT_SECONDS", "REPLICA_RETRY_SECONDS", "QUERY_TIMEOUT_SECONDS", "REPORT_BUDGET_SECONDS", "WRITE_TIMEOUT_SECONDS",
+_FLOAT_SETTINGS = ("REDIS_SOCKET_TIMEOUT", "REPLICA_WAIT_SECONDS", "REPLICA_RETRY_SECONDS", "QUERY_TIMEOUT_SECONDS", "REPORT_BUDGET_SECONDS", "REPORT_FRESH_SECONDS", "WRITE_TIMEOUT_SECONDS",
                    "ROLLUP_INTERVAL_SECONDS", "ALERT_SETTLE_SECONDS", "ALERT_WEBHOOK_TIMEOUT_SECONDS")
 _STR_SETTINGS = ("ENV", "DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL", "CACHE_PREFIX", "SCHEDULER", "URL_PREFIX",
                  "INGEST_TOKEN", "READ_TOKEN", "ADMIN_TOKEN", "SECRET_KEY", "RATE_LIMIT", "PUBLIC_URL")
@@ -119,6 +120,9 @@ def validate_settings(settings: dict[str, Any], explicit_database: bool) -> dict
         raise ConfigError(f"ROLLUP_INTERVAL_SECONDS must be from 0.1 to 3600, got {settings['ROLLUP_INTERVAL_SECONDS']}")
     if not settings["REPORT_BUDGET_SECONDS"] > 0:
         raise ConfigError(f"REPORT_BUDGET_SECONDS must be more than 0, got {settings['REPORT_BUDGET_SECONDS']}")
+    if not 0 <= settings["REPORT_FRESH_SECONDS"] <= settings["LIVE_CACHE_TIMEOUT"]:  # a report is kept that long
+        raise ConfigError(f"REPORT_FRESH_SECONDS must be from 0 to LIVE_CACHE_TIMEOUT ({settings['LIVE_CACHE_TIMEOUT']}), "
+                          f"got {settings['REPORT_FRESH_SECONDS']}")
     if not 0.5 <= settings["WRITE_TIMEOUT_SECONDS"] <= 25:  # below gunicorn's 30 s worker timeout
         raise ConfigError(f"WRITE_TIMEOUT_SECONDS must be from 0.5 to 25, got {settings['WRITE_TIMEOUT_SECONDS']}")
     if not 0 <= settings["REPLICA_WAIT_SECONDS"] <= 10:  # a read waits this long before asking the primary

@@ -51,7 +51,25 @@ def _error_responses(*codes: int) -> dict:
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
 
+REPORTS = ("trends", "compare", "correlations", "drilldown")  # answers kept and shared (dashapp.caching.cached_report)
+REPORT_FIELDS = {
+    "as_of": {"type": "string", "format": "date-time",
+              "description": "When the report read its data; while events arrive, a report is shared for up "
+                             "to REPORT_FRESH_SECONDS (5 s) after it, so it may miss the newest seconds"},
+    "cached": {"type": "boolean", "description": "Shared: computed for an earlier request"}}
+
+
 def openapi_document(channels: tuple[str, ...]) -> dict:
+    document = _document(channels)
+    for name in REPORTS:
+        schema = document["paths"][f"/api/analytics/{name}"]["get"]["responses"]["200"]["content"][
+            "application/json"]["schema"]
+        schema["required"] = [*schema["required"], *REPORT_FIELDS]
+        schema["properties"] = {**schema.get("properties", {}), **REPORT_FIELDS}
+    return document
+
+
+def _document(channels: tuple[str, ...]) -> dict:
     chart_record = {"type": "object", "required": ["value"], "properties": {
         "time": {"type": "string", "format": "date-time"}, "channel": {"type": "string"},
         "status": {"type": "string"}, "template_id": {"type": ["integer", "null"]},

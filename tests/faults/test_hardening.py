@@ -7,6 +7,7 @@ import base64
 import gzip
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 
 import flask_compress.flask_compress
 import orjson
@@ -142,17 +143,27 @@ def test_a_file_outside_the_dashboard_is_a_json_404(pg_engine, path):
 
 # ---------------------------------------------------------------- 5. expensive reports
 
-@pytest.mark.parametrize("path", ["/api/analytics/trends?metric=sent&days=2",
-                                  "/api/analytics/compare?metric=delivery_rate&start=now-2d",
-                                  "/api/analytics/correlations?metrics=sent,delivered&start=now-2d",
-                                  "/api/analytics/drilldown?start=now-2d"])
-def test_a_repeated_report_comes_from_cache_until_data_or_a_metric_changes(pg_engine, redis_url, path, monkeypatch):
-    app = pg_app(pg_engine, REDIS_URL=redis_url)
+REPORTS = ["/api/analytics/trends?metric=sent&days=2", "/api/analytics/compare?metric=delivery_rate&start=now-2d",
+           "/api/analytics/correlations?metrics=sent,delivered&start=now-2d", "/api/analytics/drilldown?start=now-2d"]
+
+
+def at_a_minute_start(clock) -> None:
+    """The clock moved to a minute's first second: a report's key, which holds the minute,
+    stays the same for the seconds a test moves it on."""
+    now = datetime.now(timezone.utc)
+    clock.move_to(now.replace(second=1, microsecond=0) + timedelta(minutes=1))
+
+
+@pytest.mark.parametrize("path", REPORTS)
+def test_a_report_is_shared_until_its_data_changes_or_for_a_few_seconds_under_ingest(pg_engine, redis_url, path,
+                                                                                      monkeypatch, clock):
+    app = pg_app(pg_engine, REDIS_URL=redis_url, REPORT_FRESH_SECONDS=5)
     client = app.test_client()
     compressed = []
     real = flask_compress.flask_compress._compress_data
     monkeypatch.setattr(flask_compress.flask_compress, "_compress_data",
                         lambda *args: compressed.append(args[-1]) or real(*args))
+    at_a_minute_start(clock)
     assert client.post("/api/events", data=orjson.dumps(make_events(20)), headers=AUTH).status_code == 200
     first, again = client.get(path).json, client.get(path).json
     assert first["cached"] is False and again["cached"] is True
@@ -160,11 +171,25 @@ def test_a_repeated_report_comes_from_cache_until_data_or_a_metric_changes(pg_en
     zipped = client.get(path, headers={"Accept-Encoding": "gzip"})  # the stored answer, as stored
     assert zipped.headers["Content-Encoding"] == "gzip" and orjson.loads(gzip.decompress(zipped.data)) == again
     assert compressed == []  # kept compressed: never compressed again on its way out
+    clock.shift(4)
     assert client.post("/api/events", data=orjson.dumps(make_events(3)), headers=AUTH).status_code == 200
-    assert client.get(path).json["cached"] is False  # a new batch: computed again
-    assert client.get(path).json["cached"] is True
+    assert client.get(path).json == again  # a new batch 4 s after the answer read its data: still shared…
+    clock.shift(2)  # …until the answer is more than REPORT_FRESH_SECONDS old: computed again
+    computed = client.get(path).json
+    assert computed["cached"] is False and computed["as_of"] > first["as_of"]
+    clock.shift(20)  # no batch since: shared however old, within the cache's 30 s
+    assert client.get(path).json == {**computed, "cached": True}
     assert client.post("/api/analytics/metrics", json={"name": "any", "formula": "sent"}).status_code == 201
-    assert client.get(path).json["cached"] is False  # a metric edit: computed again
+    assert client.get(path).json["cached"] is False  # a metric edit: computed again at once
+
+
+def test_without_report_freshness_a_new_batch_computes_a_report_again(pg_engine, redis_url, clock):
+    client = pg_app(pg_engine, REDIS_URL=redis_url, REPORT_FRESH_SECONDS=0).test_client()
+    at_a_minute_start(clock)
+    client.post("/api/events", data=orjson.dumps(make_events(20)), headers=AUTH)
+    assert [client.get(REPORTS[0]).json["cached"] for _ in range(2)] == [False, True]
+    client.post("/api/events", data=orjson.dumps(make_events(3)), headers=AUTH)
+    assert client.get(REPORTS[0]).json["cached"] is False
 
 
 def test_a_report_past_its_budget_is_stopped_with_a_sentence(pg_engine):
