@@ -346,12 +346,15 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
     current minute (relative windows move with the clock), kept for LIVE_CACHE_TIMEOUT with
     the data version it read and when. It is shared while the data has not changed since;
     while batches keep arriving, for REPORT_FRESH_SECONDS after it read them: viewers of a
-    report under ingest share one computation every few seconds instead of making one each,
-    and no answer is older than that. A metric edit changes the key: computed again at once.
+    report under ingest share one computation every few seconds instead of making one each.
+    Then one viewer computes it again, and the others are sent the kept one meanwhile (as
+    HTTP's stale-while-revalidate): no answer is older than REPORT_FRESH_SECONDS plus one
+    computation. A metric edit changes the key: computed again at once.
     `keep(answer, as_of)` gives (what is stored, what is returned now): the answer itself
     unless told otherwise."""
     minute = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M")
-    fresh = current_app.config["REPORT_FRESH_SECONDS"]
+    config = current_app.config
+    fresh, budget = config["REPORT_FRESH_SECONDS"], config["REPORT_BUDGET_SECONDS"]
 
     def read(conn):
         snapshot = dialect.outside_transaction(conn)
@@ -360,20 +363,33 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
         key = f"report{REPORT_FORMAT}|{kind}|" + orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode() + \
             f"|{edits}|{minute}"
         kept = _call(lambda: cache.get(key))
+        claim = None
         if kept is not None:
             stored, read_data, read_at = kept
-            if read_data == data or 0 <= (as_of - read_at).total_seconds() <= fresh:
+            age = (as_of - read_at).total_seconds()
+            if read_data == data or 0 <= age <= fresh:
                 return stored, True, key, None
-        snapshot()
-        return compute(conn), False, key, (data, as_of)
+            claim = f"computing|{key}"
+            # the claim lasts as long as a computation may (the budget bounds its statements)
+            if age <= fresh + budget and not _call(lambda: cache.add(claim, 1, timeout=int(budget) + 1), True):
+                return stored, True, key, None  # another viewer is computing it: the kept one meanwhile
+        try:
+            snapshot()
+            return compute(conn), False, key, (data, as_of, claim)
+        except BaseException:
+            if claim:
+                _call(lambda: cache.delete(claim))
+            raise
 
     answer, from_cache, key, read_version = db.read(within_budget(read))
     _count("hits" if from_cache else "misses")
     if from_cache:
         return answer, True
-    data, as_of = read_version
+    data, as_of, claim = read_version
     stored, returned = keep(answer, as_of)
-    _call(lambda: cache.set(key, (stored, data, as_of), timeout=current_app.config["LIVE_CACHE_TIMEOUT"]))
+    _call(lambda: cache.set(key, (stored, data, as_of), timeout=config["LIVE_CACHE_TIMEOUT"]))
+    if claim:
+        _call(lambda: cache.delete(claim))
     return returned, False
 
 

@@ -54,8 +54,9 @@ def _error_responses(*codes: int) -> dict:
 REPORTS = ("trends", "compare", "correlations", "drilldown")  # answers kept and shared (dashapp.caching.cached_report)
 REPORT_FIELDS = {
     "as_of": {"type": "string", "format": "date-time",
-              "description": "When the report read its data; while events arrive, a report is shared for up "
-                             "to REPORT_FRESH_SECONDS (5 s) after it, so it may miss the newest seconds"},
+              "description": "When the report read its data; while events arrive, a report is shared for "
+                             "REPORT_FRESH_SECONDS (5 s) after it, and while it is computed again: it may "
+                             "miss the newest seconds"},
     "cached": {"type": "boolean", "description": "Shared: computed for an earlier request"}}
 
 

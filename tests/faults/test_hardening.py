@@ -192,6 +192,43 @@ def test_without_report_freshness_a_new_batch_computes_a_report_again(pg_engine,
     assert client.get(REPORTS[0]).json["cached"] is False
 
 
+def test_while_one_viewer_computes_a_report_again_the_others_are_sent_the_kept_one(pg_engine, redis_url, clock):
+    from dashapp.caching import cached_report
+
+    app = pg_app(pg_engine, REDIS_URL=redis_url, REPORT_FRESH_SECONDS=5)
+    computing, answered = threading.Event(), threading.Event()
+    computations: list[int] = []
+
+    def compute(_conn) -> dict:
+        computations.append(1)
+        if len(computations) == 2:  # the second computation lasts until another viewer was answered
+            computing.set()
+            answered.wait(10)
+        return {"computation": len(computations)}
+
+    def ask() -> tuple:
+        with app.app_context():
+            return cached_report("slow", {}, compute)
+
+    at_a_minute_start(clock)
+    app.test_client().post("/api/events", data=orjson.dumps(make_events(5)), headers=AUTH)
+    assert ask() == ({"computation": 1}, False)
+    app.test_client().post("/api/events", data=orjson.dumps(make_events(5)), headers=AUTH)
+    clock.shift(6)  # the kept answer is past REPORT_FRESH_SECONDS and the data changed: computed again…
+    first: list = []
+    viewer = threading.Thread(target=lambda: first.append(ask()))
+    viewer.start()
+    assert computing.wait(10)
+    try:
+        assert ask() == ({"computation": 1}, True)  # …by one viewer; another meanwhile gets the kept one
+    finally:
+        answered.set()
+        viewer.join(10)
+    assert first == [({"computation": 2}, False)]
+    assert ask() == ({"computation": 2}, True)
+    assert len(computations) == 2
+
+
 def test_a_report_past_its_budget_is_stopped_with_a_sentence(pg_engine):
     app = pg_app(pg_engine, REPORT_BUDGET_SECONDS=0.000001)
     client = app.test_client()
