@@ -14,8 +14,9 @@ Figures: chart p50/p99 per chart and over all, the share of answers and of seale
 served from cache, the ingest rate achieved and batches dropped (a batch more than 5 s
 late is dropped, as a producer would), rollup lag, freshness (a posted event seen in the
 chart API), CPU busy, errors; with --ramp, the highest rate at which the targets hold.
-Then a report step: at the base rate for 60 s, 10 viewers refresh the Trends report (all
-channels, 7 days) every 30 s, staggered: its p50, share from cache and CPU under ingest.
+Then a report step: at the base rate for 60 s, the same number of viewers (50) refresh the
+Trends report (all channels, 7 days) every 30 s, staggered: its p50 and p99, share from cache
+and CPU under ingest.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ CHARTS = {
     "events_by_channel_24h": "/api/analytics/chart?metric=events&group_by=channel&start=now-24h",
 }
 REPORTS = {"trends_7d": "/api/analytics/trends?metric=delivery_rate&days=7"}
-REPORT_VIEWERS = 50  # the chart runs' viewers, each also on the Trends tab
+REPORT_VIEWERS = 50  # as many as the chart runs' viewers, each on the Trends tab
 REPORT_SECONDS = 60.0
 REFRESH_S = 30.0
 BATCH = 500
