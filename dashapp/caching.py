@@ -339,6 +339,9 @@ def report_version(conn: Connection) -> tuple[str, str]:
 REPORT_FORMAT = 4  # raised when what a report is stored as changes: one of the old format is never read
 
 
+WAIT_POLL_SECONDS = 0.05  # how often a viewer waiting for another's computation looks for its answer
+
+
 def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], Any],
                   keep: Callable[[Any, datetime], tuple[Any, Any]] = lambda answer, _as_of: (answer, answer),
                   ) -> tuple[Any, bool]:
@@ -347,50 +350,77 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
     the data version it read and when. It is shared while the data has not changed since;
     while batches keep arriving, for REPORT_FRESH_SECONDS after it read them: viewers of a
     report under ingest share one computation every few seconds instead of making one each.
-    Then one viewer computes it again, and the others are sent the kept one meanwhile (as
-    HTTP's stale-while-revalidate): no answer is older than REPORT_FRESH_SECONDS plus one
-    computation. A metric edit changes the key: computed again at once.
-    `keep(answer, as_of)` gives (what is stored, what is returned now): the answer itself
-    unless told otherwise."""
+    One viewer at a time computes a report (a claim in the cache): meanwhile the others are
+    sent the one before (as HTTP's stale-while-revalidate: no answer is older than
+    REPORT_FRESH_SECONDS plus one computation), or, when there is none (a new minute, a new
+    question), wait for it without holding a connection. A metric edit changes the key:
+    computed again at once. `keep(answer, as_of)` gives (what is stored, what is returned
+    now): the answer itself unless told otherwise."""
     minute = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M")
     config = current_app.config
     fresh, budget = config["REPORT_FRESH_SECONDS"], config["REPORT_BUDGET_SECONDS"]
+    key = f"report{REPORT_FORMAT}|{kind}|" + orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode() + \
+        f"|{minute}"
 
-    def read(conn):
+    def read(conn, may_wait: bool):
         snapshot = dialect.outside_transaction(conn)
         as_of = datetime.now(timezone.utc)  # before the version: the answer holds at least this
         data, edits = report_version(conn)
-        key = f"report{REPORT_FORMAT}|{kind}|" + orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode() + \
-            f"|{edits}|{minute}"
-        kept = _call(lambda: cache.get(key))
-        claim = None
+        versioned = f"{key}|{edits}"
+        kept = _call(lambda: cache.get(versioned))
+        age = None
         if kept is not None:
             stored, read_data, read_at = kept
             age = (as_of - read_at).total_seconds()
             if read_data == data or 0 <= age <= fresh:
-                return stored, True, key, None
-            claim = f"computing|{key}"
-            # the claim lasts as long as a computation may (the budget bounds its statements)
-            if age <= fresh + budget and not _call(lambda: cache.add(claim, 1, timeout=int(budget) + 1), True):
-                return stored, True, key, None  # another viewer is computing it: the kept one meanwhile
+                return "kept", stored, versioned
+        claim = f"computing|{versioned}"
+        # the claim lasts as long as a computation may (the budget bounds its statements)
+        claimed = _call(lambda: cache.add(claim, 1, timeout=int(budget) + 1), True)
+        if not claimed:
+            if age is not None and age <= fresh + budget:
+                return "kept", kept[0], versioned  # the one before, while another viewer computes it
+            if may_wait:
+                return "wait", (claim, kept[2] if kept is not None else None), versioned
         try:
             snapshot()
-            return compute(conn), False, key, (data, as_of, claim)
+            return "computed", (compute(conn), data, as_of, claim if claimed else None), versioned
         except BaseException:
-            if claim:
+            if claimed:
                 _call(lambda: cache.delete(claim))
             raise
 
-    answer, from_cache, key, read_version = db.read(within_budget(read))
-    _count("hits" if from_cache else "misses")
-    if from_cache:
-        return answer, True
-    data, as_of, claim = read_version
+    outcome, value, versioned = db.read(within_budget(lambda conn: read(conn, True)))
+    if outcome == "wait":
+        kept = _wait_for(versioned, *value, budget + 1)
+        if kept is not None:
+            outcome, value = "kept", kept[0]
+        else:  # the other computation failed or outlived its budget: this viewer computes it
+            outcome, value, versioned = db.read(within_budget(lambda conn: read(conn, False)))
+    _count("hits" if outcome == "kept" else "misses")
+    if outcome == "kept":
+        return value, True
+    answer, data, as_of, claim = value
     stored, returned = keep(answer, as_of)
-    _call(lambda: cache.set(key, (stored, data, as_of), timeout=config["LIVE_CACHE_TIMEOUT"]))
+    _call(lambda: cache.set(versioned, (stored, data, as_of), timeout=config["LIVE_CACHE_TIMEOUT"]))
     if claim:
         _call(lambda: cache.delete(claim))
     return returned, False
+
+
+def _wait_for(key: str, claim: str, older: datetime | None, seconds: float):
+    """What another viewer's computation stores under `key` (not the one kept before, read
+    at `older`), looked for every WAIT_POLL_SECONDS for at most `seconds`; None when its
+    claim is gone with nothing new stored."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(WAIT_POLL_SECONDS)
+        kept = _call(lambda: cache.get(key))
+        if kept is not None and kept[2] != older:
+            return kept
+        if not _call(lambda: cache.has(claim)):
+            return None
+    return None
 
 
 def report_answer(kind: str, parameters: dict, compute: Callable[[Connection], Any]) -> ApiAnswer:

@@ -229,6 +229,54 @@ def test_while_one_viewer_computes_a_report_again_the_others_are_sent_the_kept_o
     assert len(computations) == 2
 
 
+@pytest.mark.parametrize("first_fails", [False, True])
+def test_a_new_report_asked_by_two_viewers_at_once_is_computed_once(pg_engine, redis_url, clock, monkeypatch,
+                                                                     first_fails):
+    """The second viewer waits for the first one's computation (no answer is kept yet to send
+    meanwhile); if that computation fails, the second viewer computes the report itself."""
+    from dashapp import caching
+
+    app = pg_app(pg_engine, REDIS_URL=redis_url)
+    computing, waiting, go = threading.Event(), threading.Event(), threading.Event()
+    computations: list[int] = []
+    real_wait = caching._wait_for
+    monkeypatch.setattr(caching, "_wait_for", lambda *args: waiting.set() or real_wait(*args))
+
+    def compute(_conn) -> dict:
+        computations.append(1)
+        if len(computations) == 1:
+            computing.set()
+            go.wait(10)
+            if first_fails:
+                raise RuntimeError("the first viewer's computation failed")
+        return {"computation": len(computations)}
+
+    results: dict = {}
+
+    def ask(name: str) -> None:
+        with app.app_context():
+            try:
+                results[name] = caching.cached_report("new", {}, compute)
+            except RuntimeError as exc:
+                results[name] = str(exc)
+
+    at_a_minute_start(clock)
+    viewers = [threading.Thread(target=ask, args=(name,)) for name in ("first", "second")]
+    viewers[0].start()
+    assert computing.wait(10)
+    viewers[1].start()
+    assert waiting.wait(10)  # the second viewer waits for the first one's answer…
+    go.set()
+    for viewer in viewers:
+        viewer.join(10)
+    if first_fails:  # …and computes it itself when that computation fails
+        assert results == {"first": "the first viewer's computation failed",
+                           "second": ({"computation": 2}, False)}
+    else:
+        assert results == {"first": ({"computation": 1}, False), "second": ({"computation": 1}, True)}
+        assert len(computations) == 1
+
+
 def test_a_report_past_its_budget_is_stopped_with_a_sentence(pg_engine):
     app = pg_app(pg_engine, REPORT_BUDGET_SECONDS=0.000001)
     client = app.test_client()
