@@ -14,7 +14,7 @@ Figures: chart p50/p99 per chart and over all, the share of answers and of seale
 served from cache, the ingest rate achieved and batches dropped (a batch more than 5 s
 late is dropped, as a producer would), rollup lag, freshness (a posted event seen in the
 chart API), CPU busy, errors; with --ramp, the highest rate at which the targets hold.
-Then a report step: at the base rate for 60 s, the same number of viewers (50) refresh the
+Last, a report step: at the base rate for 60 s, the same number of viewers (50) refresh the
 Trends report (all channels, 7 days) every 30 s, staggered: its p50 and p99, share from cache
 and CPU under ingest.
 """
@@ -285,12 +285,6 @@ def live_phase(url: str, schema: str, rate: float, viewers: int, seconds: float,
                 f"ingest {result['ingest']['accepted_per_s']:,.0f}/s ({result['ingest']['batches_dropped']} dropped), "
                 f"lag max {result['rollup_lag_s']['max']} s, freshness max {result['freshness_s']['max']} s, "
                 f"CPU {result['cpu_busy']:.0%}")
-        log(f"  reports: {REPORT_VIEWERS} viewers refreshing the Trends report at {rate:,.0f} events/s, "
-            f"{REPORT_SECONDS:.0f} s")
-        reports = Run(server.base, floor_base, rate, REPORT_VIEWERS, REPORT_SECONDS, REPORTS).run()
-        out["reports"] = reports
-        log(f"    p50 {reports['all']['p50_ms']:.0f} ms, p99 {reports['all']['p99_ms']:.0f} ms, from cache "
-            f"{reports['answers_from_cache'] or 0:.0%}, CPU {reports['cpu_busy']:.0%}")
         if ramp:
             out["ramp"] = []
             for step in ramp:
@@ -303,6 +297,13 @@ def live_phase(url: str, schema: str, rate: float, viewers: int, seconds: float,
                     f"holds: {result['holds']}")
                 if not result["holds"]:
                     break
+        # last, so that reports still being computed when it ends cannot slow a ramp step
+        log(f"  reports: {REPORT_VIEWERS} viewers refreshing the Trends report at {rate:,.0f} events/s, "
+            f"{REPORT_SECONDS:.0f} s")
+        reports = Run(server.base, floor_base, rate, REPORT_VIEWERS, REPORT_SECONDS, REPORTS).run()
+        out["reports"] = reports
+        log(f"    p50 {reports['all']['p50_ms']:.0f} ms, p99 {reports['all']['p99_ms']:.0f} ms, from cache "
+            f"{reports['answers_from_cache'] or 0:.0%}, CPU {reports['cpu_busy']:.0%}")
         # the base rate counts when every run at it held; a ramp step when its run held
         held = [rate] if out["runs"] and all(r["holds"] for r in out["runs"]) else []
         held += [r["rate_target"] for r in out.get("ramp", []) if r["holds"]]
