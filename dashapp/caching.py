@@ -326,8 +326,9 @@ def within_budget(work: Callable[[Connection], Any]) -> Callable[[Connection], A
 
 
 def report_version(conn: Connection) -> tuple[str, str]:
-    """What any report's answer depends on beyond its parameters: (every batch, fold,
-    rebuild and late event — data_version over all time —, every custom-metric edit)."""
+    """What any report's answer depends on beyond its parameters, as (data, metrics): the
+    data version over all time (every batch, fold, rebuild and late event) and every
+    custom-metric edit."""
     from services.store.schema import custom_metrics
 
     now = datetime.now(timezone.utc)
@@ -337,8 +338,6 @@ def report_version(conn: Connection) -> tuple[str, str]:
 
 
 REPORT_FORMAT = 4  # raised when what a report is stored as changes: one of the old format is never read
-
-
 WAIT_POLL_SECONDS = 0.05  # how often a viewer waiting for another's computation looks for its answer
 
 
@@ -379,7 +378,7 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
         claimed = _call(lambda: cache.add(claim, 1, timeout=int(budget) + 1), True)
         if not claimed:
             if age is not None and age <= fresh + budget:
-                return "kept", kept[0], versioned  # the one before, while another viewer computes it
+                return "kept", stored, versioned  # the one before, while another viewer computes it
             if may_wait:
                 return "wait", (claim, kept[2] if kept is not None else None), versioned
         try:
