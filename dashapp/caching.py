@@ -271,12 +271,12 @@ def chart_answer(query: plan.Query, context: QueryContext) -> ApiAnswer:
         _count("hits")
         return ApiAnswer(hit, True, True)
     _count("misses")
-    series = query_service.series_of(query, metric, m.accs, m.source, m.live)
-    records = query_service.series_records(series, names)
+    records = query_service.answer_records(query, metric, m.accs, names)
     data = orjson.dumps(records)
-    metadata = {"metric": series.metric, "unit": series.unit, "granularity": series.granularity,
-                "group_by": list(series.group_by), "start": series.start, "end": series.end, "source": series.source,
-                "live": series.live, "total_points": len(records), "sealed_buckets": m.sealed_buckets,
+    window = query.window
+    metadata = {"metric": metric.name, "unit": metric.unit, "granularity": window.granularity,
+                "group_by": list(query.group_by), "start": window.start, "end": window.end, "source": m.source,
+                "live": m.live, "total_points": len(records), "sealed_buckets": m.sealed_buckets,
                 "generated_at": datetime.now(timezone.utc)}
     head = b'{"data":' + data + b',"metadata":'
     this = _metadata_json({**metadata, "sealed_from_cache": m.sealed_from_cache, "cached": False})

@@ -8,7 +8,7 @@ retention, and days a backfill queued for a rebuild, read raw events.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -399,55 +399,72 @@ def statements_of(query: Query, with_histograms: bool, context: QueryContext, ra
     return sum(1 if seg.source == "raw" else per_rollup for seg in _segments(query, with_histograms, context, raw_days))
 
 
-def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
-    value_of = evaluator(metric)
-    if not query.group_by:  # one total, even over nothing
-        return (Point(None, (), *value_of(accs.get((None, ()), Totals()))),)
+def _cells(query: Query, accs: dict) -> Iterator[tuple[datetime | None, tuple, Totals | None]]:
+    """(bucket, dims, measures) of every point of the answer, in its order: groups sorted by
+    their dimension values, each over every bucket of the window; measures None where a
+    bucket has no events. One total even over nothing."""
+    if not query.group_by:
+        yield None, (), accs.get((None, ()))
+        return
     by_dims: dict[tuple, dict] = {}  # each group of dimension values: its buckets' measures
     for (bucket, dims), m in accs.items():
         by_dims.setdefault(dims, {})[bucket] = m
     dim_keys = sorted(by_dims, key=lambda k: tuple((d, -1 if v is None else v) for d, v in k))
     if "time" not in query.group_by:
-        return tuple(Point(None, k, *value_of(by_dims[k][None])) for k in dim_keys)
+        for k in dim_keys:
+            yield None, k, by_dims[k][None]
+        return
     if not dim_keys and len(query.group_by) == 1:
         dim_keys = [()]
-    nothing = value_of(Totals())  # a bucket without events
     buckets = query.window.buckets
-    points = []
     for k in dim_keys:
-        measured = by_dims.get(k, {})
+        measured = by_dims.get(k, {}).get
         for b in buckets:
-            m = measured.get(b)
-            points.append(Point(b, k, *(nothing if m is None else value_of(m))))
-    return tuple(points)
+            yield b, k, measured(b)
+
+
+def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
+    value_of = evaluator(metric)
+    nothing = value_of(Totals())  # a bucket without events
+    return tuple(Point(b, k, *(nothing if m is None else value_of(m))) for b, k, m in _cells(query, accs))
 
 
 def template_names(conn: Connection) -> dict[int, str]:
     return dict(conn.execute(select(templates.c.template_id, templates.c.name)).all())
 
 
+def _dimension_fields(names: Mapping[int, str] | None) -> Callable[[tuple], dict]:
+    """A group's dimension values as a record's fields (a template's name beside its id,
+    when `names` are given), each group's made once."""
+    made: dict = {}
+
+    def fields(dims: tuple) -> dict:
+        record = made.get(dims)
+        if record is None:
+            record = made[dims] = {}
+            for d, v in dims:
+                record[d] = v
+                if d == "template_id" and names is not None:
+                    record["template_name"] = names.get(v) if v is not None else None
+        return record
+    return fields
+
+
 def series_records(series: Series, names: Mapping[int, str] | None = None) -> list[dict]:
     """Points as flat JSON-ready records: time (ISO, UTC), one key per dimension, value."""
-    fields: dict = {}  # each group's dimension fields, made once
+    fields = _dimension_fields(names)
+    return [{**fields(p.dims), "value": p.value} if p.time is None else
+            {"time": bucket_stamp(p.time), **fields(p.dims), "value": p.value} for p in series.points]
 
-    def dimension_fields(dims: tuple) -> dict:
-        record: dict = {}
-        for d, v in dims:
-            record[d] = v
-            if d == "template_id" and names is not None:
-                record["template_name"] = names.get(v) if v is not None else None
-        return record
 
-    out = []
-    for p in series.points:
-        dims = fields.get(p.dims)
-        if dims is None:
-            dims = fields[p.dims] = dimension_fields(p.dims)
-        if p.time is None:
-            out.append({**dims, "value": p.value})
-            continue
-        out.append({"time": bucket_stamp(p.time), **dims, "value": p.value})
-    return out
+def answer_records(query: Query, metric: Metric, accs: dict, names: Mapping[int, str] | None = None) -> list[dict]:
+    """series_records(series_of(query, metric, accs, …), names), straight from the measures
+    (an API answer needs no points: a value each)."""
+    value_of, fields = evaluator(metric), _dimension_fields(names)
+    nothing = value_of(Totals())[0]
+    return [{**fields(k), "value": nothing if m is None else value_of(m)[0]} if b is None else
+            {"time": bucket_stamp(b), **fields(k), "value": nothing if m is None else value_of(m)[0]}
+            for b, k, m in _cells(query, accs)]
 
 
 # ---------------------------------------------------------------- composed answers
