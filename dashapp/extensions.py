@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import psycopg
 from flask import Flask, current_app, g, has_request_context
 from flask_caching import Cache
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
@@ -71,7 +72,17 @@ def _sqlite_on_connect(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+class BinaryResultsCursor(psycopg.Cursor):
+    """Results in Postgres's binary format: a number or a time is copied, not parsed from
+    text (a 7-day chart's 504 groups × 8 sums and a bucket each: ~5 % of a miss's work)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.format = psycopg.pq.Format.BINARY
+
+
 def _postgres_on_connect(dbapi_connection, _record) -> None:
+    dbapi_connection.cursor_factory = BinaryResultsCursor
     # buckets are UTC whatever the server's default zone is
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET TIME ZONE 'UTC'")
