@@ -58,7 +58,7 @@ from services.store.schema import EVENT_COLUMNS, notification_events
 
 FIGURE_KEYS = ("bulk_ingest_events_per_s", "bulk_ingest_with_index_build_events_per_s", "bulk_fold_events_per_s",
                "full_rollup_events_per_s", "incremental_fold_1m_s", "http_ingest_events_per_s", "chart_miss_p50_ms",
-               "chart_miss_over_floor", "chart_miss_over_floor_exact", "chart_hit_p50_ms", "chart_hit_over_floor",
+               "chart_miss_over_floor", "chart_miss_over_floor_exact", "floor_exact_flask_over_floor", "chart_hit_p50_ms", "chart_hit_over_floor",
                "chart_hit_over_floor_hit", "raw_over_rollup_90d", "load_rps", "load_p99_ms", "load_errors",
                "load_wrk_rps", "load_wrk_p99_ms", "load_wrk_errors", "load_open_rps", "load_open_p99_ms",
                "load_open_late_sends", "freshness_s", *BROWSER_FIGURE_KEYS, "live_p50_ms", "live_p99_ms",
@@ -125,7 +125,7 @@ def time_queries(server: Server, floor: str, repeats: int) -> dict:
     session = requests.Session()
     out = {}
     for name, path in QUERIES.items():
-        miss, hit, bottom, bottom_hit, bottom_exact = [], [], [], [], []
+        miss, hit, bottom, bottom_hit, bottom_exact, bottom_flask = [], [], [], [], [], []
         for _ in range(repeats):
             cache.flushdb()
             miss.append(timed_get(session, server.base + path))
@@ -136,15 +136,19 @@ def time_queries(server: Server, floor: str, repeats: int) -> dict:
                 bottom_hit.append(timed_get(session, f"{floor}/?q={FLOOR_OF[name]}&cached=1"))
                 # a miss: Redis was flushed before this round
                 bottom_exact.append(timed_get(session, f"{floor}/?q={FLOOR_OF[name]}&exact=1"))
+                cache.flushdb()  # a miss again, for the same exact floor as a route of a bare Flask app
+                bottom_flask.append(timed_get(session, f"{floor}/flask/?q={FLOOR_OF[name]}"))
         out[name] = {"miss_p50_ms": statistics.median(miss), "miss_p95_ms": percentile(miss, 95),
                      "hit_p50_ms": statistics.median(hit), "hit_p95_ms": percentile(hit, 95)}
         if bottom:
             out[name]["floor_p50_ms"] = statistics.median(bottom)
             out[name]["floor_hit_p50_ms"] = statistics.median(bottom_hit)
             out[name]["floor_exact_p50_ms"] = statistics.median(bottom_exact)
+            out[name]["floor_exact_flask_p50_ms"] = statistics.median(bottom_flask)
         log(f"  {name}: miss p50 {out[name]['miss_p50_ms']:.1f} ms, hit p50 {out[name]['hit_p50_ms']:.1f} ms"
             + (f", floor p50 {out[name]['floor_p50_ms']:.1f} ms, from Redis"
                f" {out[name]['floor_hit_p50_ms']:.1f} ms, exact {out[name]['floor_exact_p50_ms']:.1f} ms"
+               f" (in Flask {out[name]['floor_exact_flask_p50_ms']:.1f} ms)"
                if bottom else ""))
     return out
 
@@ -433,6 +437,7 @@ def main(argv=None) -> int:
             figures["chart_hit_p50_ms"] = chart["hit_p50_ms"]
             figures["chart_miss_over_floor"] = chart["miss_p50_ms"] / chart["floor_p50_ms"]
             figures["chart_miss_over_floor_exact"] = chart["miss_p50_ms"] / chart["floor_exact_p50_ms"]
+            figures["floor_exact_flask_over_floor"] = chart["floor_exact_flask_p50_ms"] / chart["floor_p50_ms"]
             figures["chart_hit_over_floor"] = chart["hit_p50_ms"] / chart["floor_p50_ms"]
             figures["chart_hit_over_floor_hit"] = chart["hit_p50_ms"] / chart["floor_hit_p50_ms"]
             raw_ms = raw_baseline_90d(engine, max(3, args.repeats // 3))

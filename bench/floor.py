@@ -12,6 +12,8 @@ version, look for the measures of the sealed buckets (kept apart, so that a refr
 ingest reads only the live edge: ≥ 90 % of sealed buckets from the cache), compress the
 answer (responses over 1 KB), and store both in one pipeline. What the product's miss costs
 beyond this floor is the product's own (framework, planning, zero-filling, metadata).
+At `/flask/` the same exact floor is one route of a bare Flask app: what the framework the
+product is built on adds by itself, and so the least a miss of the product can cost.
 
     gunicorn -w 2 -b 127.0.0.1:18090 'bench.floor:app'   (FLOOR_DATABASE_URL, FLOOR_SCHEMA, FLOOR_REDIS_URL)
 """
@@ -88,7 +90,27 @@ def exact_answer(name: str, now: datetime) -> bytes:
     return body
 
 
+def _flask_floor():
+    from flask import Flask, Response, request
+
+    flask_app = Flask("floor")
+
+    @flask_app.get("/flask/")
+    def exact():
+        name = request.args.get("q", "")
+        if name not in QUESTIONS:
+            return Response("unknown question", 404, mimetype="text/plain")
+        return Response(exact_answer(name, datetime.now(timezone.utc)), mimetype="application/json",
+                        headers={"Content-Encoding": "gzip"})
+    return flask_app
+
+
+FLASK = _flask_floor()
+
+
 def app(environ, start_response):
+    if environ.get("PATH_INFO") == "/flask/":
+        return FLASK(environ, start_response)
     query = parse_qs(environ.get("QUERY_STRING", ""))
     name = query.get("q", [""])[0]
     if name not in QUESTIONS:

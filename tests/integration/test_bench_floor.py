@@ -59,3 +59,14 @@ def test_the_exact_floor_answers_as_the_floor_and_keeps_what_a_miss_must_keep(fl
         bump(conn, "fold", conn.execute(text("SELECT now()")).scalar())
     call("q=delivery_rate_7d&exact=1")
     assert len(list(floor_app.scan_iter(match="floor-exact|*"))) == 4
+
+
+def test_the_exact_floor_in_flask_answers_as_the_exact_floor(floor_app):
+    from werkzeug.test import Client
+
+    client = Client(floor.app)
+    answer = client.get("/flask/?q=delivery_rate_7d")
+    assert answer.status_code == 200 and answer.headers["Content-Encoding"] == "gzip"
+    assert answer.data == call("q=delivery_rate_7d&exact=1")[1]  # the answer it stored, under the same key
+    assert orjson.loads(gzip.decompress(answer.data))["data"] == orjson.loads(call("q=delivery_rate_7d")[1])["data"]
+    assert client.get("/flask/?q=nope").status_code == 404
