@@ -55,14 +55,16 @@ def test_scheduler_mode(configured, command, expected):
 
 def test_gunicorn_workers_freeze_what_the_app_made_at_start():
     """The shipped gunicorn.conf.py's worker hook: what exists once the app is loaded is moved
-    out of the collector's reach (full collections walked it, 83-183 ms each, under load)."""
+    out of the collector's reach (full collections walked it, 83-183 ms each, under load), and
+    an answer's objects are freed before a collection walks them."""
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     script = ("import gc, runpy; hooks = runpy.run_path('gunicorn.conf.py'); before = gc.get_freeze_count(); "
-              "hooks['post_worker_init'](None); print(before, gc.get_freeze_count())")
+              "hooks['post_worker_init'](None); print(before, gc.get_freeze_count(), gc.get_threshold()[0])")
     out = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True).stdout
-    before, after = map(int, out.split())
+    before, after, youngest = map(int, out.split())
     assert before == 0 and after > 1000
+    assert youngest == 10_000
