@@ -19,7 +19,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -351,15 +351,15 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
     report under ingest share one computation every few seconds instead of making one each.
     One viewer at a time computes a report (a claim in the cache): meanwhile the others are
     sent the one before (as HTTP's stale-while-revalidate: no answer is older than
-    REPORT_FRESH_SECONDS plus one computation), or, when there is none (a new minute, a new
-    question), wait for it without holding a connection. A metric edit changes the key:
-    computed again at once. `keep(answer, as_of)` gives (what is stored, what is returned
-    now): the answer itself unless told otherwise."""
-    minute = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M")
+    REPORT_FRESH_SECONDS plus one computation) — in a new minute, the previous minute's —
+    or, when there is none (a new question), wait for it without holding a connection. A
+    metric edit changes the key: computed again at once. `keep(answer, as_of)` gives (what
+    is stored, what is returned now): the answer itself unless told otherwise."""
+    now = datetime.now(timezone.utc)
     config = current_app.config
     fresh, budget = config["REPORT_FRESH_SECONDS"], config["REPORT_BUDGET_SECONDS"]
-    key = f"report{REPORT_FORMAT}|{kind}|" + orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode() + \
-        f"|{minute}"
+    question = f"report{REPORT_FORMAT}|{kind}|" + orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode()
+    key, previous_minute = (f"{question}|{t:%Y%m%dT%H%M}" for t in (now, now - timedelta(minutes=1)))
 
     def read(conn, may_wait: bool):
         snapshot = dialect.outside_transaction(conn)
@@ -377,6 +377,10 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
         # the claim lasts as long as a computation may (the budget bounds its statements)
         claimed = _call(lambda: cache.add(claim, 1, timeout=int(budget) + 1), True)
         if not claimed:
+            if kept is None:  # a new minute: the previous minute's answer is the one before
+                before = _call(lambda: cache.get(f"{previous_minute}|{edits}"))
+                if before is not None:
+                    stored, age = before[0], (as_of - before[2]).total_seconds()
             if age is not None and age <= fresh + budget:
                 return "kept", stored, versioned  # the one before, while another viewer computes it
             if may_wait:

@@ -229,6 +229,45 @@ def test_while_one_viewer_computes_a_report_again_the_others_are_sent_the_kept_o
     assert len(computations) == 2
 
 
+def test_in_a_new_minute_the_others_are_sent_the_previous_minutes_report_while_one_viewer_computes(
+        pg_engine, redis_url, clock):
+    """A report's key holds the minute: each minute its question is new. The first viewer of
+    the minute computes it; the others are sent the previous minute's answer meanwhile (a
+    few seconds old), rather than wait for the computation."""
+    from dashapp.caching import cached_report
+
+    app = pg_app(pg_engine, REDIS_URL=redis_url, REPORT_FRESH_SECONDS=5)
+    computing, answered = threading.Event(), threading.Event()
+    computations: list[int] = []
+
+    def compute(_conn) -> dict:
+        computations.append(1)
+        if len(computations) == 2:
+            computing.set()
+            answered.wait(10)
+        return {"computation": len(computations)}
+
+    def ask() -> tuple:
+        with app.app_context():
+            return cached_report("minutely", {}, compute)
+
+    now = datetime.now(timezone.utc)
+    clock.move_to(now.replace(second=57, microsecond=0) + timedelta(minutes=1))
+    assert ask() == ({"computation": 1}, False)
+    clock.shift(5)  # 4 s into the next minute: a new key
+    first: list = []
+    viewer = threading.Thread(target=lambda: first.append(ask()))
+    viewer.start()
+    assert computing.wait(10)
+    try:
+        assert ask() == ({"computation": 1}, True)  # the previous minute's, while the first viewer computes
+    finally:
+        answered.set()
+        viewer.join(10)
+    assert first == [({"computation": 2}, False)]
+    assert ask() == ({"computation": 2}, True)
+
+
 @pytest.mark.parametrize("first_fails", [False, True])
 def test_a_new_report_asked_by_two_viewers_at_once_is_computed_once(pg_engine, redis_url, clock, monkeypatch,
                                                                      first_fails):
