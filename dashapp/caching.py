@@ -349,17 +349,26 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
     the data version it read and when. It is shared while the data has not changed since;
     while batches keep arriving, for REPORT_FRESH_SECONDS after it read them: viewers of a
     report under ingest share one computation every few seconds instead of making one each.
-    One viewer at a time computes a report (a claim in the cache): meanwhile the others are
-    sent the one before (as HTTP's stale-while-revalidate: no answer is older than
-    REPORT_FRESH_SECONDS plus one computation) — in a new minute, the previous minute's —
-    or, when there is none (a new question), wait for it without holding a connection. A
-    metric edit changes the key: computed again at once. `keep(answer, as_of)` gives (what
-    is stored, what is returned now): the answer itself unless told otherwise."""
+    Past that, one viewer at a time computes it again (a claim in the cache), in the
+    background: that viewer and the others are sent the one before meanwhile — in a new
+    minute, the previous minute's — as HTTP's stale-while-revalidate (no answer is older than
+    REPORT_FRESH_SECONDS plus one computation, which the budget bounds). A question with no
+    answer kept yet is computed by its first viewer while the others wait for it, holding no
+    connection; so is every one with REPORT_FRESH_SECONDS at 0. A metric edit changes the
+    key: computed again at once. `keep(answer, as_of)` gives (what is stored, what is
+    returned now): the answer itself unless told otherwise."""
     now = datetime.now(timezone.utc)
     config = current_app.config
     fresh, budget = config["REPORT_FRESH_SECONDS"], config["REPORT_BUDGET_SECONDS"]
     question = f"report{REPORT_FORMAT}|{kind}|" + orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS).decode()
     key, previous_minute = (f"{question}|{t:%Y%m%dT%H%M}" for t in (now, now - timedelta(minutes=1)))
+
+    def store(answer, data: str, as_of: datetime, versioned: str, claim: str | None):
+        stored, returned = keep(answer, as_of)
+        _call(lambda: cache.set(versioned, (stored, data, as_of), timeout=config["LIVE_CACHE_TIMEOUT"]))
+        if claim:
+            _call(lambda: cache.delete(claim))
+        return returned
 
     def read(conn, may_wait: bool):
         snapshot = dialect.outside_transaction(conn)
@@ -373,18 +382,18 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
             age = (as_of - read_at).total_seconds()
             if read_data == data or 0 <= age <= fresh:
                 return "kept", stored, versioned
+        else:  # a new minute: the previous minute's answer is the one before
+            before = _call(lambda: cache.get(f"{previous_minute}|{edits}"))
+            if before is not None:
+                stored, age = before[0], (as_of - before[2]).total_seconds()
         claim = f"computing|{versioned}"
         # the claim lasts as long as a computation may (the budget bounds its statements)
         claimed = _call(lambda: cache.add(claim, 1, timeout=int(budget) + 1), True)
-        if not claimed:
-            if kept is None:  # a new minute: the previous minute's answer is the one before
-                before = _call(lambda: cache.get(f"{previous_minute}|{edits}"))
-                if before is not None:
-                    stored, age = before[0], (as_of - before[2]).total_seconds()
-            if age is not None and age <= fresh + budget:
-                return "kept", stored, versioned  # the one before, while another viewer computes it
-            if may_wait:
-                return "wait", (claim, kept[2] if kept is not None else None), versioned
+        if age is not None and age <= fresh + budget and (fresh > 0 or not claimed):
+            # the one before, while another viewer computes it, or this one in the background
+            return ("refresh", (stored, claim), versioned) if claimed else ("kept", stored, versioned)
+        if not claimed and may_wait:
+            return "wait", (claim, kept[2] if kept is not None else None), versioned
         try:
             snapshot()
             return "computed", (compute(conn), data, as_of, claim if claimed else None), versioned
@@ -393,6 +402,13 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
                 _call(lambda: cache.delete(claim))
             raise
 
+    def recompute(conn):
+        snapshot = dialect.outside_transaction(conn)
+        as_of = datetime.now(timezone.utc)
+        data, edits = report_version(conn)
+        snapshot()
+        return compute(conn), data, as_of, f"{key}|{edits}"
+
     outcome, value, versioned = db.read(within_budget(lambda conn: read(conn, True)))
     if outcome == "wait":
         kept = _wait_for(versioned, *value, budget + 1)
@@ -400,15 +416,31 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
             outcome, value = "kept", kept[0]
         else:  # the other computation failed or outlived its budget: this viewer computes it
             outcome, value, versioned = db.read(within_budget(lambda conn: read(conn, False)))
+    if outcome == "refresh":
+        stored, claim = value
+        _in_background(claim, lambda: store(*db.read(within_budget(recompute)), None))
+        outcome, value = "kept", stored
     _count("hits" if outcome == "kept" else "misses")
     if outcome == "kept":
         return value, True
     answer, data, as_of, claim = value
-    stored, returned = keep(answer, as_of)
-    _call(lambda: cache.set(versioned, (stored, data, as_of), timeout=config["LIVE_CACHE_TIMEOUT"]))
-    if claim:
-        _call(lambda: cache.delete(claim))
-    return returned, False
+    return store(answer, data, as_of, versioned, claim), False
+
+
+def _in_background(claim: str, work: Callable[[], Any]) -> None:
+    """`work()` in a thread of its own, in this app, then `claim` given up: a failure is
+    logged, and the next viewer past the kept answer's freshness computes it again."""
+    app = current_app._get_current_object()
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                work()
+            except Exception as exc:
+                log.warning("a report computed again in the background failed: %s", getattr(exc, "message", exc))
+            finally:
+                _call(lambda: cache.delete(claim))
+    threading.Thread(target=run, name="report-refresh", daemon=True).start()
 
 
 def _wait_for(key: str, claim: str, older: datetime | None, seconds: float):

@@ -55,8 +55,8 @@ REPORTS = ("trends", "compare", "correlations", "drilldown")  # answers kept and
 REPORT_FIELDS = {
     "as_of": {"type": "string", "format": "date-time",
               "description": "When the report read its data; while events arrive, a report is shared for "
-                             "REPORT_FRESH_SECONDS (5 s) after it, and while it is computed again: it may "
-                             "miss the newest seconds"},
+                             "REPORT_FRESH_SECONDS (5 s) after it, and while it is computed again in the "
+                             "background: it may miss the newest seconds"},
     "cached": {"type": "boolean", "description": "Shared: computed for an earlier request"}}
 
 
