@@ -205,38 +205,46 @@ def test_without_report_freshness_a_new_batch_computes_a_report_again(pg_engine,
     assert client.get(REPORTS[0]).json["cached"] is False
 
 
+class SlowSecondReport:
+    """A report (through cached_report) whose second computation lasts until `answered` is
+    set; `computing` is set once it runs."""
+
+    def __init__(self, app, kind: str):
+        self.app, self.kind = app, kind
+        self.computing, self.answered = threading.Event(), threading.Event()
+        self.computations: list[int] = []
+
+    def compute(self, _conn) -> dict:
+        self.computations.append(1)
+        if len(self.computations) == 2:
+            self.computing.set()
+            self.answered.wait(10)
+        return {"computation": len(self.computations)}
+
+    def ask(self) -> tuple:
+        from dashapp.caching import cached_report
+
+        with self.app.app_context():
+            return cached_report(self.kind, {}, self.compute)
+
+
 def test_while_a_report_is_computed_again_in_the_background_every_viewer_is_sent_the_kept_one(
         pg_engine, redis_url, clock):
-    from dashapp.caching import cached_report
-
     app = pg_app(pg_engine, REDIS_URL=redis_url, REPORT_FRESH_SECONDS=5)
-    computing, answered = threading.Event(), threading.Event()
-    computations: list[int] = []
-
-    def compute(_conn) -> dict:
-        computations.append(1)
-        if len(computations) == 2:  # the second computation lasts until the viewers were answered
-            computing.set()
-            answered.wait(10)
-        return {"computation": len(computations)}
-
-    def ask() -> tuple:
-        with app.app_context():
-            return cached_report("slow", {}, compute)
-
+    report = SlowSecondReport(app, "slow")
     at_a_minute_start(clock)
     app.test_client().post("/api/events", data=orjson.dumps(make_events(5)), headers=AUTH)
-    assert ask() == ({"computation": 1}, False)
+    assert report.ask() == ({"computation": 1}, False)
     app.test_client().post("/api/events", data=orjson.dumps(make_events(5)), headers=AUTH)
     clock.shift(6)  # the kept answer is past REPORT_FRESH_SECONDS and the data changed: computed again…
     try:
-        assert ask() == ({"computation": 1}, True)  # …in the background: this viewer is sent the kept one,
-        assert computing.wait(10)
-        assert ask() == ({"computation": 1}, True)  # and so is the next, while it runs
+        assert report.ask() == ({"computation": 1}, True)  # …in the background: this viewer is sent the kept one,
+        assert report.computing.wait(10)
+        assert report.ask() == ({"computation": 1}, True)  # and so is the next, while it runs
     finally:
-        answered.set()
-    assert until(ask, lambda answer: answer[0] == {"computation": 2}) == ({"computation": 2}, True)
-    assert len(computations) == 2
+        report.answered.set()
+    assert until(report.ask, lambda answer: answer[0] == {"computation": 2}) == ({"computation": 2}, True)
+    assert len(report.computations) == 2
 
 
 def test_a_report_computed_again_in_the_background_that_fails_is_tried_again_by_the_next_viewer(
@@ -271,35 +279,19 @@ def test_in_a_new_minute_viewers_are_sent_the_previous_minutes_report_while_it_i
     """A report's key holds the minute: each minute its question is new. It is computed
     again in the background; meanwhile viewers are sent the previous minute's answer (a few
     seconds old), rather than wait for the computation."""
-    from dashapp.caching import cached_report
-
-    app = pg_app(pg_engine, REDIS_URL=redis_url, REPORT_FRESH_SECONDS=5)
-    computing, answered = threading.Event(), threading.Event()
-    computations: list[int] = []
-
-    def compute(_conn) -> dict:
-        computations.append(1)
-        if len(computations) == 2:
-            computing.set()
-            answered.wait(10)
-        return {"computation": len(computations)}
-
-    def ask() -> tuple:
-        with app.app_context():
-            return cached_report("minutely", {}, compute)
-
+    report = SlowSecondReport(pg_app(pg_engine, REDIS_URL=redis_url, REPORT_FRESH_SECONDS=5), "minutely")
     now = datetime.now(timezone.utc)
     clock.move_to(now.replace(second=57, microsecond=0) + timedelta(minutes=1))
-    assert ask() == ({"computation": 1}, False)
+    assert report.ask() == ({"computation": 1}, False)
     clock.shift(5)  # 4 s into the next minute: a new key
     try:
-        assert ask() == ({"computation": 1}, True)  # the previous minute's, while it is computed
-        assert computing.wait(10)
-        assert ask() == ({"computation": 1}, True)
+        assert report.ask() == ({"computation": 1}, True)  # the previous minute's, while it is computed
+        assert report.computing.wait(10)
+        assert report.ask() == ({"computation": 1}, True)
     finally:
-        answered.set()
-    assert until(ask, lambda answer: answer[0] == {"computation": 2}) == ({"computation": 2}, True)
-    assert len(computations) == 2
+        report.answered.set()
+    assert until(report.ask, lambda answer: answer[0] == {"computation": 2}) == ({"computation": 2}, True)
+    assert len(report.computations) == 2
 
 
 @pytest.mark.parametrize("first_fails", [False, True])
