@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.alerts.rules import AlertRule, list_rules, validated
 from services.analysis import trends
-from services.analysis.trend_report import HISTORY, KIND, describe, explain, segments_of
+from services.analysis.trend_report import HISTORY, KIND, describe, explain, read_segments
 from services.query.catalogue import Metric, resolve
 from services.query.context import QueryContext, context_at
 from services.query.engine import first_event_time, query_long, template_names
@@ -253,9 +253,7 @@ def _explain_firing(conn, rule: AlertRule, metric: Metric, data: SeriesData, ind
     if single_template:
         return (f"{subject[:1].upper() + subject[1:]} was {in_words(verdict.value, unit)} against an expected "
                 f"{in_words(verdict.expected, unit)} (band {in_words(verdict.lower, unit)} to {in_words(verdict.upper, unit)}).", link)
-    points = query_long(conn, rule.metric, ("time", "channel", "template_id"), data.times[0], data.times[-1] + step,
-                        rule.filters, rule.granularity, context=context)
-    segments = segments_of(points, index, len(data.times))
+    segments = read_segments(conn, metric, data.times, rule.filters, rule.granularity, context=context)
     segments.values[:, ~np.isfinite(data.values)] = np.nan
     several = len(rule.filters.get("channel") or context.channels) != 1
     plain = drilldown_link(base, rule, verdict.bucket, into_channel=False)

@@ -16,7 +16,15 @@ from sqlalchemy import Connection
 from services.analysis import investigate, trends
 from services.query.catalogue import Metric, resolve
 from services.query.context import QueryContext, context_at
-from services.query.engine import Point, first_event_time, query_long, query_metrics, template_names
+from services.query.engine import (
+    Totals,
+    evaluator,
+    first_event_time,
+    long_measures,
+    query_long,
+    query_metrics,
+    template_names,
+)
 from services.query.format import in_words, signed, signed_change
 from services.query.plan import build_query
 from services.query.timerange import STEP, QueryError, TimedValue, TimeRange, floor_to, iso_z
@@ -70,19 +78,28 @@ class Segments:
     denominators: np.ndarray
 
 
-def segments_of(points: list[Point], index_of: Mapping[datetime, int], buckets: int) -> Segments:
-    keys = sorted({tuple(v for _, v in p.dims) for p in points}, key=lambda k: (k[0], -1 if k[1] is None else k[1]))
-    row = {k: i for i, k in enumerate(keys)}
-    values = np.full((len(keys), buckets), np.nan)
-    num, den = np.zeros((len(keys), buckets)), np.zeros((len(keys), buckets))
-    for p in points:
-        j = index_of.get(p.time)
-        if j is None:
-            continue
-        i = row[tuple(v for _, v in p.dims)]
-        values[i, j] = np.nan if p.value is None else p.value
-        num[i, j] = p.numerator or 0.0
-        den[i, j] = p.denominator or 0.0
+def read_segments(conn: Connection, metric: Metric, times: Sequence[datetime], filters, granularity: str, *,
+                  context: QueryContext) -> Segments:
+    """The metric by channel × template in each of `times` (consecutive buckets), straight
+    from the measures into arrays: a bucket without events holds what the metric makes of
+    nothing (a count 0, a rate NaN)."""
+    accs = long_measures(conn, metric, ("time", "channel", "template_id"), times[0], times[-1] + STEP[granularity],
+                         filters, granularity, context=context) if len(times) else {}
+    key_of = {dims: tuple(v for _, v in dims) for dims in {dims for _, dims in accs}}  # a few dozen groups
+    keys = sorted(key_of.values(), key=lambda k: (k[0], -1 if k[1] is None else k[1]))
+    row_of = {dims: keys.index(key) for dims, key in key_of.items()}
+    value_of = evaluator(metric)
+    nothing, nothing_num, nothing_den = value_of(Totals())
+    shape = (len(keys), len(times))
+    values = np.full(shape, np.nan if nothing is None else nothing)
+    num, den = np.full(shape, nothing_num or 0.0), np.full(shape, nothing_den or 0.0)
+    index_of = {t: j for j, t in enumerate(times)}
+    cells = [(row_of[dims], index_of[bucket], *value_of(m)) for (bucket, dims), m in accs.items() if bucket in index_of]
+    if cells:
+        rows, columns, measured, numerators, denominators = zip(*cells)
+        values[rows, columns] = [np.nan if v is None else v for v in measured]
+        num[rows, columns] = [n or 0.0 for n in numerators]
+        den[rows, columns] = [d or 0.0 for d in denominators]
     return Segments(keys, values, num, den)
 
 
@@ -493,11 +510,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     step = STEP[gran]
     times, values, band, found = total.times, total.values, total.band, total.found
     inside, complete, judged, kind = total.inside, total.complete, total.judged, total.kind
-    index_of = {t: i for i, t in enumerate(times)}
     before_data = total.before_data
-
-    def read(group_by) -> list[Point]:
-        return query_long(conn, m, group_by, total.fetch_start, window.end, filters, gran, context=context)
 
     channel_scope = [c for d, vals in query.filters if d == "channel" for c in vals]
     several_channels = len(channel_scope) != 1
@@ -508,7 +521,7 @@ def trend_report(conn: Connection, metric: str, start=None, end=None, days: int 
     segments = None
     single_template = any(d == "template_id" and len(v) == 1 for d, v in query.filters)
     if (found or m.kind in SEARCHED) and not single_template:
-        segments = segments_of(read(("time", "channel", "template_id")), index_of, len(times))
+        segments = read_segments(conn, m, times, filters, gran, context=context)
         segments.values[:, before_data] = np.nan
     explained = sorted(found, key=lambda a: -abs(a.score))[:MAX_EXPLAINED]
     explanations = {a.index: explain(m, segments, a.index, band.references[a.index], a, names=names,

@@ -469,18 +469,37 @@ def answer_records(query: Query, metric: Metric, accs: dict, names: Mapping[int,
 
 # ---------------------------------------------------------------- composed answers
 
+def _pieces(conn: Connection, metric: str | Metric, group_by, start: datetime, end: datetime, filters,
+            granularity: str, context: QueryContext) -> Iterator[Query]:
+    """The queries covering [start, end) at `granularity` under the 2,000-point cap."""
+    if isinstance(metric, str) and metric not in CATALOGUE:
+        metric = resolve(conn, metric)
+    step = STEP[granularity] * (MAX_POINTS_PER_PIECE)
+    t = truncate(start, granularity)
+    while t < end:
+        yield build_query(metric, group_by, t, min(t + step, end), filters, granularity, context.now, context.channels)
+        t += step
+
+
 def query_long(conn: Connection, metric: str | Metric, group_by, start: datetime, end: datetime, filters,
                granularity: str, *, context: QueryContext) -> list[Point]:
     """Points at `granularity` over a range longer than one chart may hold (analyses need
     hourly history over weeks): queried in pieces under the 2,000-point cap."""
-    step = STEP[granularity] * (MAX_POINTS_PER_PIECE)
     points: list[Point] = []
-    t = truncate(start, granularity)
-    while t < end:
-        part = query_metrics(conn, metric, group_by, t, min(t + step, end), filters, granularity, context=context)
-        points += [p for p in part.points if p.time is None or p.time < end]
-        t += step
+    for query in _pieces(conn, metric, group_by, start, end, filters, granularity, context):
+        points += [p for p in run_query(conn, query, context).points if p.time is None or p.time < end]
     return points
+
+
+def long_measures(conn: Connection, metric: Metric, group_by, start: datetime, end: datetime, filters,
+                  granularity: str, *, context: QueryContext) -> dict:
+    """The measures query_long's points are made of, {(bucket, dims): Totals}, read in the
+    same pieces: for an analysis that wants arrays, not a Point per bucket."""
+    accs: dict = {}
+    for query in _pieces(conn, metric, group_by, start, end, filters, granularity, context):
+        part, _, _ = collect_measures(conn, query, needs_histograms(metric), context)
+        accs.update((key, m) for key, m in part.items() if key[0] is None or key[0] < end)
+    return accs
 
 
 MAX_POINTS_PER_PIECE = 1999

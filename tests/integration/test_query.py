@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -158,3 +159,43 @@ def test_the_statement_count_that_decides_the_snapshot_is_what_a_read_runs(engin
                 assert len(ran) == statements_of(query, metric.startswith("p95"), context, raw_days), (metric, ran)
     finally:
         event.remove(engine, "before_cursor_execute", seen)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rolled=st.lists(event_strategy, min_size=1, max_size=25), live=st.lists(event_strategy, max_size=10),
+       metric=st.sampled_from(sorted(CATALOGUE)), channel_filter=st.sampled_from([None, ("email",), ("sms", "push")]),
+       hours=st.sampled_from([3, 30, 100]))
+def test_segments_read_as_arrays_equal_raw(engine, rolled, live, metric, channel_filter, hours):
+    """The trend report's and alerts' segments (channel × template by hour), read from the
+    measures straight into arrays, hold in every bucket what raw events give, and in a bucket
+    without events what the metric makes of none (a count 0, a rate or average NaN)."""
+    from services.analysis.trend_report import read_segments
+    from tests.oracle import metric_from_raw
+
+    reset(engine)
+    now = datetime.now(timezone.utc)
+
+    def events(specs):
+        return [make_event(created_at=iso(now - timedelta(minutes=s["minutes_ago"])),
+                           **{k: v for k, v in s.items() if k != "minutes_ago"}) for s in specs]
+
+    last = now.replace(minute=0, second=0, microsecond=0)
+    times = [last - timedelta(hours=h) for h in reversed(range(hours))]
+    edges = [make_event(created_at=iso(times[0] + timedelta(minutes=10)), channel="sms", status="sent"),
+             make_event(created_at=iso(times[0] + timedelta(minutes=11)), channel="sms", status="delivered")]
+    ingest(engine, events(rolled) + edges, now=now)  # the first bucket holds events, whatever was drawn
+    rollup_pending(engine, now=now)
+    ingest(engine, events(live), now=now)
+    filters = {"channel": channel_filter} if channel_filter else {}
+    with engine.connect() as conn:
+        segments = read_segments(conn, CATALOGUE[metric], times, filters, "hour", context=context_at(now))
+    expected = expected_chart(raw_events(engine), metric, ("time", "channel", "template_id"), times[0],
+                              times[-1] + timedelta(hours=1), "hour", filters)
+    assert segments.keys == sorted({tuple(v for _, v in dims) for _, dims in expected},
+                                   key=lambda k: (k[0], -1 if k[1] is None else k[1]))
+    nothing = metric_from_raw(metric, [])
+    for i, (channel, template) in enumerate(segments.keys):
+        for j, t in enumerate(times):
+            want = expected.get((t, (("channel", channel), ("template_id", template))), nothing)
+            got = segments.values[i, j]
+            assert (want is None and np.isnan(got)) or close(float(got), want), (metric, channel, template, t, got, want)
