@@ -370,10 +370,16 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
             _call(lambda: cache.delete(claim))
         return returned
 
-    def read(conn, may_wait: bool):
+    def versions(conn):
+        """(snapshot, as_of, data version, key with the metric edits): the version read
+        outside a transaction, `snapshot()` starting the one the computation reads in."""
         snapshot = dialect.outside_transaction(conn)
         as_of = datetime.now(timezone.utc)  # before the version: the answer holds at least this
         data, edits = report_version(conn)
+        return snapshot, as_of, data, edits
+
+    def read(conn, may_wait: bool):
+        snapshot, as_of, data, edits = versions(conn)
         versioned = f"{key}|{edits}"
         kept = _call(lambda: cache.get(versioned))
         age = None
@@ -403,9 +409,7 @@ def cached_report(kind: str, parameters: dict, compute: Callable[[Connection], A
             raise
 
     def recompute(conn):
-        snapshot = dialect.outside_transaction(conn)
-        as_of = datetime.now(timezone.utc)
-        data, edits = report_version(conn)
+        snapshot, as_of, data, edits = versions(conn)
         snapshot()
         return compute(conn), data, as_of, f"{key}|{edits}"
 

@@ -87,7 +87,8 @@ def read_segments(conn: Connection, metric: Metric, times: Sequence[datetime], f
                          filters, granularity, context=context) if len(times) else {}
     key_of = {dims: tuple(v for _, v in dims) for dims in {dims for _, dims in accs}}  # a few dozen groups
     keys = sorted(key_of.values(), key=lambda k: (k[0], -1 if k[1] is None else k[1]))
-    row_of = {dims: keys.index(key) for dims, key in key_of.items()}
+    row = {key: i for i, key in enumerate(keys)}
+    row_of = {dims: row[key] for dims, key in key_of.items()}
     value_of = evaluator(metric)
     nothing, nothing_num, nothing_den = value_of(Totals())
     shape = (len(keys), len(times))
