@@ -29,8 +29,8 @@ import orjson
 import psycopg
 import redis
 
-DELIVERY_RATE = ("100.0 * sum(event_count) FILTER (WHERE status = 'delivered') / "
-                 "nullif(sum(event_count) FILTER (WHERE status = 'sent'), 0)")
+DELIVERY_RATE = ("100.0 * coalesce(sum(event_count) FILTER (WHERE status = 'delivered'), 0) / "
+                 "nullif(sum(event_count) FILTER (WHERE status = 'sent'), 0)")  # an hour with none delivered: 0 %
 # name → (table, granularity, span, value expression over the grouped status counts)
 QUESTIONS = {
     "events_1h": ("metrics_minute_channel", "minute", timedelta(hours=1), "sum(event_count)"),
