@@ -7,7 +7,7 @@ FLASK := $(VENV)/bin/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: run test test-unit install install-dev clean bench bench-quick bench-scaleout cluster audit
+.PHONY: run test test-unit install install-dev clean bench bench-quick bench-instructions bench-scaleout cluster audit
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test-unit: .stamp-install-dev
 
 bench: .stamp-install-dev
 	$(PY) -m bench --events 10000000
+
+# Instructions per chart request under valgrind's callgrind (apt-get install valgrind): a
+# yardstick that does not wander with the machine (bench/instructions.py).
+bench-instructions: .stamp-install-dev
+	$(PY) -m bench.instructions --events 2000000
 
 bench-scaleout: .stamp-install-dev
 	$(PY) -m bench.scaleout

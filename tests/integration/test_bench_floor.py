@@ -26,11 +26,11 @@ def floor_app(pg_engine, pg_schema, monkeypatch):
     monkeypatch.setattr(floor, "_connection", None)
     monkeypatch.setattr(floor, "_redis", None)
     client = redis.Redis.from_url(TEST_REDIS_URL)
-    stale = list(client.scan_iter(match="floor-exact|*"))
+    stale = list(client.scan_iter(match="floor*"))
     if stale:
         client.delete(*stale)
     yield client
-    kept = list(client.scan_iter(match="floor-exact|*"))
+    kept = list(client.scan_iter(match="floor*"))
     if kept:
         client.delete(*kept)
     if floor._connection is not None:
@@ -70,3 +70,33 @@ def test_the_exact_floor_in_flask_answers_as_the_exact_floor(floor_app):
     assert answer.data == call("q=delivery_rate_7d&exact=1")[1]  # the answer it stored, under the same key
     assert orjson.loads(gzip.decompress(answer.data))["data"] == orjson.loads(call("q=delivery_rate_7d")[1])["data"]
     assert client.get("/flask/?q=nope").status_code == 404
+
+
+def test_every_scenario_of_the_instruction_count_answers_the_chart_question(floor_app, pg_url, redis_url, clock):
+    """bench.instructions serves each of its scenarios from one process: each answers 200, the
+    product's miss and hit answer the floor's question, and the exact floor as a route of
+    this app sends the exact floor's bytes."""
+    from werkzeug.test import Client
+
+    from bench import instructions
+    from dashapp.caching import QUIET_SECONDS
+
+    clock.shift(QUIET_SECONDS + 1)  # data at rest: a whole answer is kept, and the next asking is a hit
+
+    client = Client(instructions.serving_app({"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "SCHEDULER": "off",
+                                              "RATE_LIMIT": "off"}))
+    bodies = {name: instructions.get(client, path).data for name, (path, _flush) in instructions.SCENARIOS.items()}
+    assert bodies["harness"] == b"ok"
+    floor_records = orjson.loads(bodies["floor"])["data"]
+    assert orjson.loads(bodies["floor_hit"])["data"] == floor_records
+    assert bodies["floor_exact_in_app"] == bodies["floor_exact"] == bodies["floor_exact_flask"]
+    miss, hit = (orjson.loads(gzip.decompress(bodies[name])) for name in ("miss", "hit"))
+    assert miss["metadata"]["cached"] is False and hit["metadata"]["cached"] is True
+    assert hit["data"] == miss["data"]
+    assert miss["metadata"]["metric"] == "delivery_rate" and miss["metadata"]["group_by"] == ["time", "channel"]
+    # the same question: the floor's hours (sealed, whole) hold the product's values
+    ours = {(r["time"], r["channel"]): r["value"] for r in miss["data"]}
+    times = sorted({r["time"] for r in floor_records})
+    whole = [r for r in floor_records if times[0] < r["time"] < times[-1]]  # the first hour is cut by the floor
+    assert len(whole) > 400
+    assert [ours[(r["time"], r["channel"])] for r in whole] == pytest.approx([r["value"] for r in whole])

@@ -162,3 +162,16 @@ def test_a_report_step_reads_how_reports_were_answered_and_has_no_floor():
     assert result["all"]["n"] == 2 and result["all"]["p50_ms"] == 650.0 and result["errors"] == 1
     assert result["answers_from_cache"] == 0.5 and result["all"]["p50_over_floor"] is None
     assert result["sealed_from_cache"] is None and set(result["charts"]) == {"trends_7d"}
+
+
+def test_instruction_counts_are_read_from_a_dump_and_reported_net_of_the_harness(tmp_path):
+    from bench.instructions import _instructions, figures
+
+    dump = tmp_path / "callgrind.out.1"
+    dump.write_text("version: 1\ncreator: callgrind-3.19.0\nevents: Ir\n\nfl=(1) x.c\nfn=(1) f\n3 90\n\n"
+                    "totals: 123456789\n")
+    assert _instructions(dump) == 123_456_789
+    out = figures({"harness": 1e6, "floor": 11e6, "floor_hit": 2e6, "miss": 16e6, "hit": 3e6})
+    assert out["floor_instructions"] == 10_000_000 and out["miss_instructions"] == 15_000_000
+    assert out["miss_over_floor"] == 1.5 and out["hit_over_floor"] == 0.2 and out["hit_over_floor_hit"] == 2
+    assert out["harness_instructions"] == 1_000_000 and "floor_over_floor" not in out
