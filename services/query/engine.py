@@ -399,36 +399,31 @@ def statements_of(query: Query, with_histograms: bool, context: QueryContext, ra
     return sum(1 if seg.source == "raw" else per_rollup for seg in _segments(query, with_histograms, context, raw_days))
 
 
-def _cells(query: Query, accs: dict) -> Iterator[tuple[datetime | None, tuple, Totals | None]]:
-    """(bucket, dims, measures) of every point of the answer, in its order: groups sorted by
-    their dimension values, each over every bucket of the window; measures None where a
-    bucket has no events. One total even over nothing."""
+def _grid(query: Query, accs: dict) -> tuple[list[tuple[tuple, dict]], Sequence[datetime | None]]:
+    """The answer's layout: its groups in order — sorted by their dimension values, each with
+    its {bucket: measures} — and the buckets each group is answered over (every bucket of the
+    window by time; one None bucket otherwise). A bucket a group lacks has no events. One
+    total even over nothing."""
     if not query.group_by:
-        yield None, (), accs.get((None, ()))
-        return
+        total = accs.get((None, ()))
+        return [((), {} if total is None else {None: total})], (None,)
     by_dims: dict[tuple, dict] = {}  # each group of dimension values: its buckets' measures
     for (bucket, dims), m in accs.items():
         by_dims.setdefault(dims, {})[bucket] = m
     dim_keys = sorted(by_dims, key=lambda k: tuple((d, -1 if v is None else v) for d, v in k))
     if "time" not in query.group_by:
-        for k in dim_keys:
-            yield None, k, by_dims[k][None]
-        return
+        return [(k, by_dims[k]) for k in dim_keys], (None,)
     if not dim_keys and len(query.group_by) == 1:
         dim_keys = [()]
-    buckets = query.window.buckets
-    for k in dim_keys:
-        measured = by_dims.get(k, {}).get
-        for b in buckets:
-            yield b, k, measured(b)
+    return [(k, by_dims.get(k, {})) for k in dim_keys], query.window.buckets
 
 
 def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
     value_of = evaluator(metric)
     nothing = value_of(Totals())  # a bucket without events
-    return tuple(Point(b, k, *(nothing if m is None else value_of(m))) for b, k, m in _cells(query, accs))
-
-
+    groups, buckets = _grid(query, accs)
+    return tuple(Point(b, k, *(nothing if m is None else value_of(m))) for k, measured in groups
+                 for b in buckets for m in (measured.get(b),))
 def template_names(conn: Connection) -> dict[int, str]:
     return dict(conn.execute(select(templates.c.template_id, templates.c.name)).all())
 
@@ -459,12 +454,22 @@ def series_records(series: Series, names: Mapping[int, str] | None = None) -> li
 
 def answer_records(query: Query, metric: Metric, accs: dict, names: Mapping[int, str] | None = None) -> list[dict]:
     """series_records(series_of(query, metric, accs, …), names), straight from the measures
-    (an API answer needs no points: a value each)."""
+    (an API answer needs no points: a value each), each bucket's time written once."""
     value_of, fields = evaluator(metric), _dimension_fields(names)
     nothing = value_of(Totals())[0]
-    return [{**fields(k), "value": nothing if m is None else value_of(m)[0]} if b is None else
-            {"time": bucket_stamp(b), **fields(k), "value": nothing if m is None else value_of(m)[0]}
-            for b, k, m in _cells(query, accs)]
+    groups, buckets = _grid(query, accs)
+    records: list[dict] = []
+    if buckets == (None,):
+        for k, measured in groups:
+            m = measured.get(None)
+            records.append({**fields(k), "value": nothing if m is None else value_of(m)[0]})
+        return records
+    stamps = [bucket_stamp(b) for b in buckets]
+    for k, measured in groups:
+        group, get = fields(k), measured.get
+        records += [{"time": stamp, **group, "value": nothing if m is None else value_of(m)[0]}
+                    for b, stamp in zip(buckets, stamps) for m in (get(b),)]
+    return records
 
 
 # ---------------------------------------------------------------- composed answers
