@@ -15,7 +15,8 @@ the collector set as gunicorn's workers have it (gunicorn.conf.py):
   off every other figure;
 - `floor`, `floor_hit`, `floor_exact`, `floor_exact_flask`: bench.floor's bare query, its
   answer from Redis, its exact floor, and that exact floor as a bare Flask route;
-- `floor_exact_in_app`: the exact floor as a route of this app (its request hooks);
+- `floor_exact_in_app` and `floor_exact_in_app_hit`: the exact floor as a route of this app
+  (its request hooks), Redis flushed before each request or not;
 - `miss` (Redis flushed before each request) and `hit`: the product's API.
 
 Instrumentation is switched on (`callgrind_control -i on`) only around the measured requests,
@@ -167,13 +168,14 @@ def measure(url: str, schema: str, requests: int) -> dict:
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS, "SCHEDULER": "off", "RATE_LIMIT": "off",
            "RAW_RETENTION_DAYS": "120", "FLOOR_DATABASE_URL": url.split("?")[0], "FLOOR_SCHEMA": schema,
            "FLOOR_REDIS_URL": REDIS, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
-                              f"--callgrind-out-file={work}/callgrind.out", sys.executable, "-m", "bench.instructions",
-                              "--serve", "--requests", str(requests), "--signals", str(signals)],
-                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "valgrind.log", "w"))
+    with open(work / "valgrind.log", "w") as valgrind_log:
+        child = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                  f"--callgrind-out-file={work}/callgrind.out", sys.executable, "-m",
+                                  "bench.instructions", "--serve", "--requests", str(requests), "--signals", str(signals)],
+                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=valgrind_log)
     counts = {}
     try:
-        for number, name in enumerate(SCENARIOS, start=1):
+        for name in SCENARIOS:
             _await(signals / f"{name}.warm", child, 900)
             _control("-i", "on", str(child.pid))
             (signals / f"{name}.go").touch()

@@ -424,6 +424,8 @@ def _points(query: Query, metric: Metric, accs: dict) -> tuple[Point, ...]:
     groups, buckets = _grid(query, accs)
     return tuple(Point(b, k, *(nothing if m is None else value_of(m))) for k, measured in groups
                  for b in buckets for m in (measured.get(b),))
+
+
 def template_names(conn: Connection) -> dict[int, str]:
     return dict(conn.execute(select(templates.c.template_id, templates.c.name)).all())
 
