@@ -20,6 +20,7 @@ from services.query.engine import (
     Totals,
     evaluator,
     first_event_time,
+    group_order,
     long_measures,
     query_long,
     query_metrics,
@@ -85,10 +86,9 @@ def read_segments(conn: Connection, metric: Metric, times: Sequence[datetime], f
     nothing (a count 0, a rate NaN)."""
     accs = long_measures(conn, metric, ("time", "channel", "template_id"), times[0], times[-1] + STEP[granularity],
                          filters, granularity, context=context) if len(times) else {}
-    key_of = {dims: tuple(v for _, v in dims) for dims in {dims for _, dims in accs}}  # a few dozen groups
-    keys = sorted(key_of.values(), key=lambda k: (k[0], -1 if k[1] is None else k[1]))
-    row = {key: i for i, key in enumerate(keys)}
-    row_of = {dims: row[key] for dims, key in key_of.items()}
+    groups = sorted({dims for _, dims in accs}, key=group_order)  # a few dozen
+    row_of = {dims: i for i, dims in enumerate(groups)}
+    keys = [tuple(v for _, v in dims) for dims in groups]
     value_of = evaluator(metric)
     nothing, nothing_num, nothing_den = value_of(Totals())
     shape = (len(keys), len(times))

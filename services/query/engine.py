@@ -399,6 +399,11 @@ def statements_of(query: Query, with_histograms: bool, context: QueryContext, ra
     return sum(1 if seg.source == "raw" else per_rollup for seg in _segments(query, with_histograms, context, raw_days))
 
 
+def group_order(dims: tuple) -> tuple:
+    """The order of groups in every answer: by their dimension values, no template first."""
+    return tuple((d, -1 if v is None else v) for d, v in dims)
+
+
 def _grid(query: Query, accs: dict) -> tuple[list[tuple[tuple, dict]], Sequence[datetime | None]]:
     """The answer's layout: its groups in order — sorted by their dimension values, each with
     its {bucket: measures} — and the buckets each group is answered over (every bucket of the
@@ -410,7 +415,7 @@ def _grid(query: Query, accs: dict) -> tuple[list[tuple[tuple, dict]], Sequence[
     by_dims: dict[tuple, dict] = {}  # each group of dimension values: its buckets' measures
     for (bucket, dims), m in accs.items():
         by_dims.setdefault(dims, {})[bucket] = m
-    dim_keys = sorted(by_dims, key=lambda k: tuple((d, -1 if v is None else v) for d, v in k))
+    dim_keys = sorted(by_dims, key=group_order)
     if "time" not in query.group_by:
         return [(k, by_dims[k]) for k in dim_keys], (None,)
     if not dim_keys and len(query.group_by) == 1:
