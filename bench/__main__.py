@@ -58,7 +58,8 @@ from services.store.schema import EVENT_COLUMNS, notification_events
 
 FIGURE_KEYS = ("bulk_ingest_events_per_s", "bulk_ingest_with_index_build_events_per_s", "bulk_fold_events_per_s",
                "full_rollup_events_per_s", "incremental_fold_1m_s", "http_ingest_events_per_s", "chart_miss_p50_ms",
-               "chart_miss_over_floor", "chart_miss_over_floor_exact", "floor_exact_flask_over_floor", "chart_hit_p50_ms", "chart_hit_over_floor",
+               "chart_miss_over_floor", "chart_miss_over_floor_exact", "floor_exact_flask_over_floor",
+               "chart_hit_p50_ms", "chart_hit_over_floor",
                "chart_hit_over_floor_hit", "raw_over_rollup_90d", "load_rps", "load_p99_ms", "load_errors",
                "load_wrk_rps", "load_wrk_p99_ms", "load_wrk_errors", "load_open_rps", "load_open_p99_ms",
                "load_open_late_sends", "freshness_s", *BROWSER_FIGURE_KEYS, "live_p50_ms", "live_p99_ms",

@@ -171,7 +171,8 @@ def measure(url: str, schema: str, requests: int) -> dict:
     with open(work / "valgrind.log", "w") as valgrind_log:
         child = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
                                   f"--callgrind-out-file={work}/callgrind.out", sys.executable, "-m",
-                                  "bench.instructions", "--serve", "--requests", str(requests), "--signals", str(signals)],
+                                  "bench.instructions", "--serve", "--requests", str(requests),
+                                  "--signals", str(signals)],
                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=valgrind_log)
     counts = {}
     try:
@@ -189,6 +190,9 @@ def measure(url: str, schema: str, requests: int) -> dict:
                 dump.unlink()
             (signals / f"{name}.counted").touch()
         child.wait(timeout=300)
+    except RuntimeError as exc:  # what the serving process said last (its traceback, valgrind's errors)
+        tail = (work / "valgrind.log").read_text(errors="replace").splitlines()[-15:]
+        raise RuntimeError(f"{exc}\n" + "\n".join(tail)) from None
     finally:
         if child.poll() is None:
             child.kill()
